@@ -1,0 +1,223 @@
+"""The MotionPlan: what should move, how the camera moves, and how the clip is rendered.
+
+A plan is an immutable, validated value. Every edit returns a new plan (`with_changes`), and the JSON
+form (`to_json` / `from_json`) is the contract every planner produces and every backend reads.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal, get_args
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, computed_field, model_validator
+
+FPS = 16
+MAX_SEED = 2**31 - 1
+
+TemplateId = Literal[
+    "fashion",
+    "portrait_subtle",
+    "portrait_dynamic",
+    "animals",
+    "landscape",
+    "animation",
+    "product",
+    "abstract",
+]
+Subject = Literal[
+    "hair", "head", "face", "eyes", "mouth", "hands", "body", "clothing",
+    "animal", "tail", "ears", "wings",
+    "water", "clouds", "sky", "trees", "grass", "flowers", "fire", "smoke", "snow", "rain",
+    "particles", "light", "product", "background",
+]
+CameraMove = Literal[
+    "static", "zoom_in", "zoom_out", "pan_left", "pan_right", "tilt_up", "tilt_down",
+    "orbit_left", "orbit_right", "dolly_in", "dolly_out",
+]
+SeedPolicy = Literal["new", "same", "explicit"]
+
+TEMPLATE_IDS: tuple[str, ...] = get_args(TemplateId)
+SUBJECTS: tuple[str, ...] = get_args(Subject)
+CAMERA_MOVES: tuple[str, ...] = get_args(CameraMove)
+SEED_POLICIES: tuple[str, ...] = get_args(SeedPolicy)
+
+# One table of numeric bounds: the fields use it, and so do the error messages and the planners' clamps.
+LIMITS: dict[str, tuple[float, float]] = {
+    "duration_s": (0.5, 5.0),
+    "steps": (4, 12),
+    "guidance_scale": (0.0, 20.0),
+    "guidance_scale_2": (0.0, 20.0),
+    "seed": (0, MAX_SEED),
+    "speed": (0.05, 5.0),  # motion and camera speed; > 0, 1.0 = the template's normal pace
+    "intensity": (0.0, 1.0),
+}
+MAX_ACTION_CHARS = 60
+MAX_ATMOSPHERE_ITEMS = 8
+MAX_PROMPT_CHARS = 2000
+
+
+class PlanError(ValueError):
+    """A plan (or part of one) that breaks the contract; the message names each field and its range."""
+
+    def __init__(self, message: str, errors: list[dict[str, Any]] | None = None):
+        super().__init__(message)
+        self.errors = errors or []
+
+
+def frames_for(duration_s: float, fps: int = FPS) -> int:
+    """Frames for a clip: 4k+1 as Wan needs, `4*round(duration_s*fps/4)+1` (0.5 s → 9, 3 s → 49, 5 s → 81)."""
+    return 4 * round(duration_s * fps / 4) + 1
+
+
+def clamp(field: str, value: float) -> float:
+    """Clamp `value` into LIMITS[field]; planners use it and then say so in their reply."""
+    lo, hi = LIMITS[field]
+    return min(max(value, lo), hi)
+
+
+def _range(field: str) -> tuple[float, float]:
+    lo, hi = LIMITS[field]
+    return (lo, hi)
+
+
+def _bounded(field: str, **kw: Any) -> Any:
+    lo, hi = LIMITS[field]
+    return Field(ge=lo, le=hi, **kw)
+
+
+class _Value(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+
+
+class Motion(_Value):
+    """One thing that moves: `hair` + `flow` at 1.0× the template's pace, intensity 0..1."""
+
+    subject: Subject
+    action: str = Field(min_length=1, max_length=MAX_ACTION_CHARS)
+    speed: float = _bounded("speed", default=1.0)
+    intensity: float = _bounded("intensity", default=0.5)
+
+
+class Camera(_Value):
+    """The camera move and its pace (1.0 = normal)."""
+
+    move: CameraMove = "static"
+    speed: float = _bounded("speed", default=1.0)
+
+
+class MotionPlan(_Value):
+    """The whole, validated description of one clip; immutable, edits return new plans."""
+
+    template: TemplateId
+    motions: tuple[Motion, ...] = ()
+    camera: Camera = Camera()
+    atmosphere: tuple[str, ...] = Field(default=(), max_length=MAX_ATMOSPHERE_ITEMS)
+    duration_s: float = _bounded("duration_s", default=3.0)
+    fps: Literal[16] = FPS
+    steps: int = _bounded("steps", default=4)
+    guidance_scale: float = _bounded("guidance_scale", default=1.0)
+    guidance_scale_2: float = _bounded("guidance_scale_2", default=1.0)
+    seed: int = _bounded("seed", default=0)
+    seed_policy: SeedPolicy = "new"
+    prompt: str = Field(default="", max_length=MAX_PROMPT_CHARS)
+    negative_prompt: str = Field(default="", max_length=MAX_PROMPT_CHARS)
+    # A prompt typed by the person. When set, the compiler keeps it as `prompt` instead of writing one.
+    prompt_override: str | None = Field(default=None, max_length=MAX_PROMPT_CHARS)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def num_frames(self) -> int:
+        return frames_for(self.duration_s, self.fps)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _check_num_frames(cls, data: Any) -> Any:
+        # `num_frames` is derived; JSON from elsewhere may carry it, and it must agree with duration_s.
+        if isinstance(data, dict) and "num_frames" in data:
+            data = dict(data)
+            given = data.pop("num_frames")
+            duration = data.get("duration_s", cls.model_fields["duration_s"].default)
+            if isinstance(duration, (int, float)) and isinstance(given, int):
+                expected = frames_for(float(duration))
+                if given != expected:
+                    raise ValueError(
+                        f"num_frames = {given} does not match duration_s = {duration}: "
+                        f"it must be 4*round(duration_s*16/4)+1 = {expected}"
+                    )
+        return data
+
+    @model_validator(mode="after")
+    def _check_unique_subjects(self) -> MotionPlan:
+        seen = [m.subject for m in self.motions]
+        dupes = sorted({s for s in seen if seen.count(s) > 1})
+        if dupes:
+            raise ValueError(f"motions: each subject may appear once, repeated: {', '.join(dupes)}")
+        return self
+
+    # --- construction and change -------------------------------------------------------------
+
+    @classmethod
+    def create(cls, **fields: Any) -> MotionPlan:
+        """Build a plan from plain values; raises PlanError with a readable message."""
+        try:
+            return cls.model_validate(fields)
+        except ValidationError as e:
+            raise plan_error(e) from None
+
+    def with_changes(self, **changes: Any) -> MotionPlan:
+        """A new plan with `changes` applied and everything validated again."""
+        data = self.model_dump(exclude={"num_frames"})
+        data.update(changes)
+        return type(self).create(**data)
+
+    def motion(self, subject: str) -> Motion | None:
+        return next((m for m in self.motions if m.subject == subject), None)
+
+    # --- JSON -----------------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    def to_json(self, indent: int | None = None) -> str:
+        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MotionPlan:
+        if not isinstance(data, dict):
+            raise PlanError(f"a plan must be a JSON object, got {type(data).__name__}")
+        return cls.create(**data)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> MotionPlan:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise PlanError(f"plan is not valid JSON: {e}") from None
+        return cls.from_dict(data)
+
+    @classmethod
+    def json_schema(cls) -> dict[str, Any]:
+        """JSON Schema of the plan as it is written (num_frames included)."""
+        return cls.model_json_schema(mode="serialization")
+
+
+def plan_error(e: ValidationError) -> PlanError:
+    """Turn pydantic's errors into one message that names each field, the value and the allowed range."""
+    parts = []
+    for err in e.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "plan"
+        field = str(err["loc"][-1]) if err["loc"] else ""
+        key = field if field in LIMITS else None
+        msg = err["msg"]
+        if err["type"] == "value_error":
+            msg = msg.removeprefix("Value error, ")
+        line = f"{loc}: {msg}"
+        if "input" in err and err["type"] not in ("missing", "value_error") and not isinstance(err["input"], dict):
+            line += f" (got {err['input']!r})"
+        if key:
+            lo, hi = LIMITS[key]
+            line += f"; allowed range {lo:g}–{hi:g}"
+        elif err["type"] == "literal_error" and "expected" in err.get("ctx", {}):
+            pass  # pydantic already lists the allowed values
+        parts.append(line)
+    return PlanError("invalid plan: " + "; ".join(parts), errors=e.errors())
