@@ -75,9 +75,8 @@ def clamp(field: str, value: float) -> float:
     return min(max(value, lo), hi)
 
 
-def _range(field: str) -> tuple[float, float]:
-    lo, hi = LIMITS[field]
-    return (lo, hi)
+def _fmt(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
 
 
 def _bounded(field: str, **kw: Any) -> Any:
@@ -119,6 +118,8 @@ class MotionPlan(_Value):
     guidance_scale_2: float = _bounded("guidance_scale_2", default=1.0)
     seed: int = _bounded("seed", default=0)
     seed_policy: SeedPolicy = "new"
+    # Terms the person asked to avoid ("no hand movement" → "hands"); the compiler adds them to negative_prompt.
+    negative_terms: tuple[str, ...] = Field(default=(), max_length=32)
     prompt: str = Field(default="", max_length=MAX_PROMPT_CHARS)
     negative_prompt: str = Field(default="", max_length=MAX_PROMPT_CHARS)
     # A prompt typed by the person. When set, the compiler keeps it as `prompt` instead of writing one.
@@ -215,8 +216,7 @@ def plan_error(e: ValidationError) -> PlanError:
         if "input" in err and err["type"] not in ("missing", "value_error") and not isinstance(err["input"], dict):
             line += f" (got {err['input']!r})"
         if key:
-            lo, hi = LIMITS[key]
-            line += f"; allowed range {lo:g}–{hi:g}"
+            line += f"; allowed range {_fmt(LIMITS[key][0])}–{_fmt(LIMITS[key][1])}"
         elif err["type"] == "literal_error" and "expected" in err.get("ctx", {}):
             pass  # pydantic already lists the allowed values
         parts.append(line)
