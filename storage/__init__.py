@@ -1,0 +1,79 @@
+"""VividFlow's ground floor: the SQL records (conversations, messages, images, generations) and
+the content-addressed media folder. Imports nothing else of VividFlow and no ML library.
+
+    from storage import open_store
+    store = open_store()                       # $VIVIDFLOW_HOME or ./vividflow-data
+    conv = store.create_conversation("beach")
+    gen = store.create_generation(conv.id, plan_dict, image.id, "preview", "preview-v1")
+"""
+
+from storage.errors import (
+    InvalidFieldError,
+    InvalidTransitionError,
+    NotFoundError,
+    SchemaMismatchError,
+    SchemaTooNewError,
+    StorageError,
+)
+from storage.media import MediaFile, MediaStore, PendingWrite
+from storage.migrations import LATEST_VERSION, MIGRATIONS, Migration, migrate, schema_version
+from storage.models import ACTIVE_STATUSES, ROLES, STATUSES, TERMINAL_STATUSES
+from storage.records import (
+    ConversationRecord,
+    GalleryPage,
+    GenerationRecord,
+    ImageRecord,
+    Lineage,
+    MessageRecord,
+    Progress,
+    StoreInfo,
+)
+from storage.repository import (
+    DB_URL_ENV,
+    DEFAULT_HOME,
+    DEFAULT_INTERRUPTED_MESSAGE,
+    HOME_ENV,
+    PLAN_COLUMNS,
+    TRANSITIONS,
+    Store,
+    open_store,
+    resolve_location,
+)
+
+__all__ = [
+    "ACTIVE_STATUSES",
+    "DB_URL_ENV",
+    "DEFAULT_HOME",
+    "DEFAULT_INTERRUPTED_MESSAGE",
+    "HOME_ENV",
+    "LATEST_VERSION",
+    "MIGRATIONS",
+    "PLAN_COLUMNS",
+    "ROLES",
+    "STATUSES",
+    "TERMINAL_STATUSES",
+    "TRANSITIONS",
+    "ConversationRecord",
+    "GalleryPage",
+    "GenerationRecord",
+    "ImageRecord",
+    "InvalidFieldError",
+    "InvalidTransitionError",
+    "Lineage",
+    "MediaFile",
+    "MediaStore",
+    "MessageRecord",
+    "Migration",
+    "NotFoundError",
+    "PendingWrite",
+    "Progress",
+    "SchemaMismatchError",
+    "SchemaTooNewError",
+    "StorageError",
+    "Store",
+    "StoreInfo",
+    "migrate",
+    "open_store",
+    "resolve_location",
+    "schema_version",
+]

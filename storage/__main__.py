@@ -1,0 +1,53 @@
+"""``python -m storage info [--json] [--home DIR] [--url URL]``: where the database is, its schema
+version and how many rows it holds."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from storage.errors import StorageError
+from storage.repository import open_store
+
+
+def _print_info(args: argparse.Namespace) -> int:
+    with open_store(url=args.url, home=args.home) as store:
+        info = store.info()
+    if args.json:
+        print(json.dumps(info.to_dict(), indent=2))
+        return 0
+    print(f"database:       {info.url}")
+    if info.database_path is not None:
+        print(f"database file:  {info.database_path}")
+    print(f"media folder:   {info.media_root}")
+    print(f"schema version: {info.schema_version} (latest known: {info.latest_version})")
+    print("rows:")
+    for table, n in info.counts.items():
+        print(f"  {table:<15} {n}")
+    print("generations by status:")
+    for status, n in info.generations_by_status.items():
+        print(f"  {status:<15} {n}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m storage", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_info = sub.add_parser("info", help="database location, schema version and row counts")
+    p_info.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p_info.add_argument("--home", default=None, help="data folder (default $VIVIDFLOW_HOME or ./vividflow-data)")
+    p_info.add_argument("--url", default=None, help="SQLAlchemy URL (default $VIVIDFLOW_DB_URL or the home's vividflow.db)")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "info":
+            return _print_info(args)
+    except StorageError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    parser.error(f"unknown command {args.command}")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,27 @@
+"""Errors raised by the storage layer. Each message names the record, the value and what is allowed."""
+
+from __future__ import annotations
+
+
+class StorageError(Exception):
+    """Base class of every storage error."""
+
+
+class SchemaTooNewError(StorageError):
+    """The database was written by a newer VividFlow than this one; we refuse to touch it."""
+
+
+class SchemaMismatchError(StorageError):
+    """The database records a migration under a version this code knows by another name."""
+
+
+class NotFoundError(StorageError, LookupError):
+    """No record of that kind with that id."""
+
+
+class InvalidTransitionError(StorageError, ValueError):
+    """A generation status change that its lifecycle does not allow."""
+
+
+class InvalidFieldError(StorageError, ValueError):
+    """An argument or plan field has the wrong type or is out of range."""

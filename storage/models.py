@@ -1,0 +1,170 @@
+"""The ORM tables: conversations, messages, source images, generations.
+
+These classes describe the *current* schema for queries. The schema itself is created and upgraded
+by the frozen functions in ``storage.migrations``; a test checks that both agree column by column.
+Nothing outside ``storage/`` sees these classes: the repository returns plain dataclasses.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+"""Every generation status, in lifecycle order."""
+
+TERMINAL_STATUSES = ("succeeded", "failed", "cancelled")
+ACTIVE_STATUSES = ("queued", "running")
+ROLES = ("user", "assistant", "system")
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A datetime stored as naive UTC (SQLite keeps no zone) and read back as aware UTC.
+
+    Naive input is taken to be UTC already; aware input is converted to UTC.
+    """
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC)
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    quoted = ", ".join(f"'{v}'" for v in values)
+    return f"{column} IN ({quoted})"
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {
+        datetime: UTCDateTime,
+        dict[str, Any]: JSON,
+        str: Text,
+    }
+
+
+class Conversation(Base):
+    __tablename__ = "conversations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    title: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Message(Base):
+    __tablename__ = "messages"
+    __table_args__ = (
+        CheckConstraint(_in("role", ROLES), name="ck_messages_role"),
+        Index("ix_messages_conversation_id", "conversation_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    role: Mapped[str] = mapped_column(String(16))
+    text: Mapped[str] = mapped_column(Text)
+    plan: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    meta: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SourceImage(Base):
+    __tablename__ = "source_images"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    media_key: Mapped[str] = mapped_column(Text)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    format: Mapped[str] = mapped_column(String(16))
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    filename: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Generation(Base):
+    __tablename__ = "generations"
+    __table_args__ = (
+        CheckConstraint(_in("status", STATUSES), name="ck_generations_status"),
+        Index("ix_generations_created_at", "created_at"),
+        Index("ix_generations_status", "status"),
+        Index("ix_generations_template", "template"),
+        Index("ix_generations_backend", "backend"),
+        Index("ix_generations_seed", "seed"),
+        Index("ix_generations_conversation_id", "conversation_id"),
+        Index("ix_generations_parent_id", "parent_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    conversation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("conversations.id", ondelete="SET NULL")
+    )
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("generations.id", ondelete="SET NULL"))
+    source_image_id: Mapped[int | None] = mapped_column(
+        ForeignKey("source_images.id", ondelete="RESTRICT")
+    )
+    plan: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # plan fields copied into columns for the gallery filters
+    template: Mapped[str | None] = mapped_column(String(64))
+    seed: Mapped[int | None] = mapped_column(Integer)
+    steps: Mapped[int | None] = mapped_column(Integer)
+    guidance_scale: Mapped[float | None] = mapped_column(Float)
+    guidance_scale_2: Mapped[float | None] = mapped_column(Float)
+    duration_s: Mapped[float | None] = mapped_column(Float)
+    num_frames: Mapped[int | None] = mapped_column(Integer)
+    fps: Mapped[int | None] = mapped_column(Integer)
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    prompt: Mapped[str | None] = mapped_column(Text)
+    negative_prompt: Mapped[str | None] = mapped_column(Text)
+    # who renders it
+    backend: Mapped[str] = mapped_column(String(64))
+    model_id: Mapped[str] = mapped_column(Text)
+    # lifecycle
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    progress_stage: Mapped[str | None] = mapped_column(Text)
+    progress_step: Mapped[int | None] = mapped_column(Integer)
+    progress_total: Mapped[int | None] = mapped_column(Integer)
+    progress_eta_s: Mapped[float | None] = mapped_column(Float)
+    progress_updated_at: Mapped[datetime | None] = mapped_column()
+    timings: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    params: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # outputs
+    video_path: Mapped[str | None] = mapped_column(Text)
+    thumbnail_path: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column()
+    finished_at: Mapped[datetime | None] = mapped_column()
