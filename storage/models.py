@@ -117,9 +117,9 @@ class Generation(Base):
     __table_args__ = (
         CheckConstraint(_in("status", STATUSES), name="ck_generations_status"),
         Index("ix_generations_created_at", "created_at"),
-        Index("ix_generations_status", "status"),
-        Index("ix_generations_template", "template"),
-        Index("ix_generations_backend", "backend"),
+        Index("ix_generations_status", "status", "created_at"),
+        Index("ix_generations_template", "template", "created_at"),
+        Index("ix_generations_backend", "backend", "created_at"),
         Index("ix_generations_seed", "seed"),
         Index("ix_generations_conversation_id", "conversation_id"),
         Index("ix_generations_parent_id", "parent_id"),
