@@ -1,0 +1,322 @@
+"""Frames → H.264 MP4 + thumbnail, written atomically under a content-addressed name.
+
+The MP4's `comment` tag carries the metadata JSON (plan, seed, model ids …) so the file alone is
+enough to reproduce the video. `probe_video` reads it back with the ffmpeg binary that
+imageio-ffmpeg ships (there is no ffprobe), and both backends' tests use it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import subprocess
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+log = logging.getLogger(__name__)
+
+THUMBNAIL_FORMATS = {"jpg": "JPEG", "jpeg": "JPEG", "webp": "WEBP"}
+CRF_RANGE = (0, 51)
+
+
+class ExportError(RuntimeError):
+    """ffmpeg could not write the video; nothing was left behind."""
+
+
+@dataclass(frozen=True)
+class ExportedVideo:
+    """A video written by `export_video`: where it is, its content hash and what it holds."""
+
+    video_path: str
+    thumbnail_path: str | None
+    sha256: str
+    width: int
+    height: int
+    num_frames: int
+    fps: int
+
+
+# --- frames -------------------------------------------------------------------------------------
+
+
+def _as_uint8(frame: Any) -> np.ndarray:
+    if isinstance(frame, Image.Image):
+        frame = np.asarray(frame.convert("RGB"))
+    arr = np.asarray(frame)
+    if arr.ndim != 3 or arr.shape[2] not in (3, 4):
+        raise ValueError(f"each frame must be (H, W, 3) RGB, got shape {arr.shape}")
+    if arr.shape[2] == 4:
+        raise ValueError("frames must be RGB without alpha (H, W, 3), got 4 channels")
+    if arr.dtype == np.uint8:
+        return arr
+    if np.issubdtype(arr.dtype, np.floating):
+        lo, hi = float(arr.min()), float(arr.max())
+        if lo < -1e-3 or hi > 1 + 1e-3:
+            log.warning("float frame values in [%.3f, %.3f] are clipped to [0, 1]", lo, hi)
+        return (np.clip(arr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    raise ValueError(f"frames must be uint8 or float in [0, 1], got dtype {arr.dtype}")
+
+
+def _frames(frames: Any) -> tuple[Iterator[np.ndarray], int, int, int]:
+    """(iterator of uint8 frames, count, height, width); a 4-D array or a sequence of images/arrays."""
+    if isinstance(frames, np.ndarray):
+        if frames.ndim != 4 or frames.shape[-1] != 3:
+            raise ValueError(f"frames must have shape (T, H, W, 3), got {frames.shape}")
+        seq: Sequence[Any] = frames
+    elif isinstance(frames, Sequence) and not isinstance(frames, (str, bytes)):
+        seq = frames
+    elif isinstance(frames, Iterable):
+        seq = list(frames)
+    else:
+        raise ValueError(f"frames must be an array or a list of images, got {type(frames).__name__}")
+    if len(seq) == 0:
+        raise ValueError("frames is empty: a video needs at least one frame")
+    first = _as_uint8(seq[0])
+    h, w = first.shape[:2]
+
+    def it() -> Iterator[np.ndarray]:
+        yield first
+        for i in range(1, len(seq)):
+            f = _as_uint8(seq[i])
+            if f.shape[:2] != (h, w):
+                raise ValueError(f"frame {i} is {f.shape[1]}×{f.shape[0]}, frame 0 is {w}×{h}")
+            yield f
+
+    return it(), len(seq), h, w
+
+
+# --- export -------------------------------------------------------------------------------------
+
+
+def export_video(
+    frames: Any,
+    out_dir: str | os.PathLike[str],
+    *,
+    fps: int = 16,
+    metadata: dict[str, Any] | None = None,
+    crf: int = 18,
+    thumbnail_format: str | None = "jpg",
+    preset: str = "medium",
+) -> ExportedVideo:
+    """Encode `frames` as H.264/yuv420p MP4 into `out_dir` as `<sha256>.mp4` (+ `<sha256>.<ext>` thumbnail).
+
+    Written to a temporary file in `out_dir` and renamed when complete; on any failure nothing is left.
+    Odd sides are cropped by one pixel (yuv420p needs even sides; logged).
+    """
+    # 1. Check inputs
+    if not isinstance(fps, int) or not 1 <= fps <= 240:
+        raise ValueError(f"fps must be an integer in 1–240, got {fps!r}")
+    if not isinstance(crf, int) or not CRF_RANGE[0] <= crf <= CRF_RANGE[1]:
+        raise ValueError(f"crf must be an integer in {CRF_RANGE[0]}–{CRF_RANGE[1]}, got {crf!r}")
+    if thumbnail_format is not None and thumbnail_format.lower() not in THUMBNAIL_FORMATS:
+        raise ValueError(
+            f"thumbnail_format must be one of {sorted(THUMBNAIL_FORMATS)} or None, got {thumbnail_format!r}"
+        )
+    comment = json.dumps(metadata, ensure_ascii=False, sort_keys=True, default=str) if metadata else None
+    it, n, h, w = _frames(frames)
+    ew, eh = w - w % 2, h - h % 2
+    if (ew, eh) != (w, h):
+        log.warning("frames are %d×%d: cropped to %d×%d (H.264 yuv420p needs even sides)", w, h, ew, eh)
+    if ew < 2 or eh < 2:
+        raise ValueError(f"frames are {w}×{h}: too small to encode")
+    out_dir = os.fspath(out_dir)
+    os.makedirs(out_dir, exist_ok=True)
+
+    tmp_video = _temp_path(out_dir, ".mp4")
+    tmp_thumb = _temp_path(out_dir, "." + thumbnail_format.lower()) if thumbnail_format else None
+    try:
+        # 2. Encode the video into the temp file
+        first = _encode(it, tmp_video, ew, eh, fps=fps, crf=crf, preset=preset, comment=comment)
+        digest = _sha256(tmp_video)
+        # 3. Thumbnail = first frame
+        thumb_path = None
+        if tmp_thumb is not None:
+            fmt = THUMBNAIL_FORMATS[thumbnail_format.lower()]
+            with open(tmp_thumb, "wb") as f:
+                Image.fromarray(first).save(f, fmt, quality=90)
+                f.flush()
+                os.fsync(f.fileno())
+            thumb_path = os.path.join(out_dir, f"{digest}.{thumbnail_format.lower()}")
+            os.replace(tmp_thumb, thumb_path)
+        # 4. Publish under the content hash
+        video_path = os.path.join(out_dir, f"{digest}.mp4")
+        os.replace(tmp_video, video_path)
+    finally:
+        for p in (tmp_video, tmp_thumb):
+            if p is not None and os.path.exists(p):
+                os.unlink(p)
+    return ExportedVideo(
+        video_path=video_path, thumbnail_path=thumb_path, sha256=digest,
+        width=ew, height=eh, num_frames=n, fps=fps,
+    )
+
+
+def _temp_path(out_dir: str, suffix: str) -> str:
+    fd, path = tempfile.mkstemp(prefix=".tmp-export-", suffix=suffix, dir=out_dir)
+    os.close(fd)
+    return path
+
+
+def _encode(
+    frames: Iterator[np.ndarray], path: str, w: int, h: int, *, fps: int, crf: int, preset: str,
+    comment: str | None,
+) -> np.ndarray:
+    """Pipe the frames to ffmpeg/libx264; returns the first (cropped) frame for the thumbnail."""
+    import imageio_ffmpeg
+
+    params = ["-crf", str(crf), "-preset", preset, "-movflags", "+faststart"]
+    if comment is not None:
+        params += ["-metadata", f"comment={comment}"]
+    writer = imageio_ffmpeg.write_frames(
+        path, (w, h), fps=fps, codec="libx264", pix_fmt_in="rgb24", pix_fmt_out="yuv420p",
+        quality=None, macro_block_size=16 if w % 16 == 0 and h % 16 == 0 else 2,
+        ffmpeg_log_level="error", output_params=params,
+    )
+    first: np.ndarray | None = None
+    try:
+        writer.send(None)
+        for f in frames:
+            f = np.ascontiguousarray(f[:h, :w])
+            if first is None:
+                first = f
+            writer.send(f)
+    except (OSError, RuntimeError) as e:  # broken pipe, ffmpeg exited early
+        writer.close()
+        raise ExportError(f"ffmpeg failed while encoding {path!r}: {e}") from e
+    except BaseException:
+        writer.close()
+        raise
+    try:
+        writer.close()
+    except (OSError, RuntimeError) as e:
+        raise ExportError(f"ffmpeg failed to finish {path!r}: {e}") from e
+    assert first is not None  # _frames guarantees one frame
+    return first
+
+
+def _sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+        os.fsync(f.fileno())
+    return h.hexdigest()
+
+
+# --- probe --------------------------------------------------------------------------------------
+
+_STREAM = re.compile(r"Stream #\d+:\d+.*?: Video: (?P<rest>.*)")
+_SIZE = re.compile(r"\b(\d{1,5})x(\d{1,5})\b")
+_FPS = re.compile(r"([\d.]+) fps")
+_DURATION = re.compile(r"Duration: (\d+):(\d+):([\d.]+)")
+_FRAME = re.compile(r"frame=\s*(\d+)")
+
+
+def probe_video(path: str | os.PathLike[str], *, count_frames: bool = True) -> dict[str, Any]:
+    """codec, pix_fmt, width, height, fps, duration_s, num_frames (decoded), tags, comment, metadata.
+
+    `metadata` is the comment parsed as JSON (None when absent or not JSON).
+    """
+    import imageio_ffmpeg
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"video not found: {path}")
+    exe = imageio_ffmpeg.get_ffmpeg_exe()
+    info = subprocess.run(
+        [exe, "-hide_banner", "-i", path, "-f", "ffmetadata", "-"],
+        capture_output=True, text=True, timeout=60,
+    )
+    m = _STREAM.search(info.stderr)
+    if m is None:
+        raise ValueError(f"{path} has no video stream (ffmpeg: {info.stderr.strip()[-300:]})")
+    rest = m.group("rest")
+    codec = rest.split()[0].rstrip(",")
+    parts = [p.strip() for p in re.split(r",(?![^(]*\))", rest)]
+    pix_fmt = parts[1].split("(")[0].strip() if len(parts) > 1 else None
+    size = _SIZE.search(rest)
+    fps_m = _FPS.search(rest)
+    dur = _DURATION.search(info.stderr)
+    tags = _parse_ffmetadata(info.stdout)
+    comment = tags.get("comment")
+    meta = None
+    if comment:
+        try:
+            meta = json.loads(comment)
+        except json.JSONDecodeError:
+            meta = None
+    out: dict[str, Any] = {
+        "codec": codec,
+        "pix_fmt": pix_fmt,
+        "width": int(size.group(1)) if size else None,
+        "height": int(size.group(2)) if size else None,
+        "fps": float(fps_m.group(1)) if fps_m else None,
+        "duration_s": (int(dur.group(1)) * 3600 + int(dur.group(2)) * 60 + float(dur.group(3))) if dur else None,
+        "tags": tags,
+        "comment": comment,
+        "metadata": meta,
+        "num_frames": None,
+    }
+    if count_frames:
+        dec = subprocess.run(
+            [exe, "-hide_banner", "-nostats", "-stats_period", "1000", "-progress", "pipe:1",
+             "-i", path, "-map", "0:v:0", "-f", "null", "-"],
+            capture_output=True, text=True, timeout=300,
+        )
+        if dec.returncode != 0:
+            raise ValueError(f"{path} does not decode: {dec.stderr.strip()[-300:]}")
+        counts = _FRAME.findall(dec.stdout)
+        out["num_frames"] = int(counts[-1]) if counts else None
+    return out
+
+
+def _parse_ffmetadata(text: str) -> dict[str, str]:
+    """Parse ffmpeg's ffmetadata format (`key=value`, with `\\` escaping `=;#\\` and newlines)."""
+    tags: dict[str, str] = {}
+    lines = text.split("\n")
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        i += 1
+        if not line or line.startswith(";") or line.startswith("["):
+            continue
+        # join continued lines (an escaped newline ends the line with a lone backslash)
+        while _ends_escaped(line) and i < len(lines):
+            line = line[:-1] + "\n" + lines[i]
+            i += 1
+        key, value = _split_unescaped(line)
+        if key is not None:
+            tags[key.lower()] = value
+    return tags
+
+
+def _ends_escaped(line: str) -> bool:
+    n = len(line) - len(line.rstrip("\\"))
+    return n % 2 == 1
+
+
+def _split_unescaped(line: str) -> tuple[str | None, str]:
+    key_chars: list[str] = []
+    val_chars: list[str] = []
+    target = key_chars
+    seen_eq = False
+    it = iter(line)
+    for ch in it:
+        if ch == "\\":
+            target.append(next(it, ""))
+        elif ch == "=" and not seen_eq:
+            seen_eq = True
+            target = val_chars
+        else:
+            target.append(ch)
+    if not seen_eq:
+        return None, ""
+    return "".join(key_chars), "".join(val_chars)

@@ -1,0 +1,277 @@
+"""Input images: load safely, fix orientation and colour mode, and pick the output resolution.
+
+Both backends (`wan`, `preview`) use the same rule, so a preview and the final video have the same size.
+
+The size rule (`output_size`), exactly:
+1. `a` = long side / short side of the input (after EXIF orientation). Aspects beyond `max_aspect`
+   (default 4:1) are clamped to it; `preprocess` then centre-crops the long side (logged).
+2. The ideal continuous size at the area budget: short side `S* = sqrt(max_area / a)`.
+   When `max_long_side` is given, the budget shrinks so the long side fits: `max_area' =
+   min(max_area, max_long_side**2 / a)`.
+3. Short side `S = max(multiple, floor(S* / multiple) * multiple)`; long side `L` = the multiple of
+   `multiple` nearest to `S * a`, lowered by `multiple` while `S * L > max_area'` (and never below `S`).
+4. Orientation is kept: landscape inputs give `(L, S)`, portrait ones `(S, L)`.
+
+Consequences: both sides are multiples of 16, the area never exceeds `max_area`, the long side is
+within half a multiple of `S * a` (within one multiple when rounding up would break the area), and the short side is ≥ `min_short_side` whenever the aspect
+allows it (`a ≤ max_area / min_short_side**2`, i.e. up to 832/480 ≈ 1.73 for the 480p budget): 16:9
+gives 832×464, 3:2 768×512, 4:3 720×544, 1:1 624×624, 9:16 464×832. Wider inputs trade short side for
+aspect (2:1 → 864×432; 4:1 → 1216×304). Small inputs are upscaled to the budget (Lanczos).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import math
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Union
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+if TYPE_CHECKING:
+    from agent.plan import MotionPlan
+
+log = logging.getLogger(__name__)
+
+MAX_AREA = 832 * 480  # Wan2.2 480p budget: 399,360 pixels
+MULTIPLE = 16  # VAE spatial factor 8 × patch size 2
+MIN_SHORT_SIDE = 480
+MAX_ASPECT = 4.0
+MIN_INPUT_SIDE = 16
+# Pillow's own default bomb limit (~89.5 MP); we refuse anything larger before decoding a pixel.
+MAX_INPUT_PIXELS = 89_478_485
+ACCEPTED_FORMATS = ("PNG", "JPEG", "MPO", "WEBP", "BMP", "GIF", "TIFF")
+
+ImageSource = Union[str, "os.PathLike[str]", bytes, bytearray, Image.Image]
+
+
+class ImageError(ValueError):
+    """An input image we cannot use; the message says what was wrong with it."""
+
+
+@dataclass(frozen=True)
+class ResolutionPreview:
+    """What a generation will produce from this image and plan, known before any model loads."""
+
+    input_width: int
+    input_height: int
+    width: int
+    height: int
+    num_frames: int
+    fps: int
+    duration_s: float
+
+
+# --- loading ------------------------------------------------------------------------------------
+
+
+def load_image(
+    source: ImageSource,
+    *,
+    max_pixels: int = MAX_INPUT_PIXELS,
+    min_side: int = MIN_INPUT_SIDE,
+) -> Image.Image:
+    """Open a path, bytes or PIL image as an upright RGB image, or raise ImageError saying why not.
+
+    The header is checked (format, size, decompression bomb) before any pixel is decoded.
+    """
+    if isinstance(source, Image.Image):
+        im = source
+        what = "image"
+    else:
+        im, what = _open(source)
+    _check_size(im.size, what, max_pixels=max_pixels, min_side=min_side)
+    if getattr(im, "n_frames", 1) > 1:
+        log.info("%s is animated (%d frames): using the first frame", what, im.n_frames)
+        im.seek(0)
+    try:
+        im.load()
+        im = ImageOps.exif_transpose(im)
+    except (OSError, SyntaxError, ValueError) as e:
+        raise ImageError(f"{what} is corrupt or truncated and cannot be decoded: {e}") from None
+    return to_rgb(im)
+
+
+def _open(source: str | os.PathLike[str] | bytes | bytearray) -> tuple[Image.Image, str]:
+    if isinstance(source, (bytes, bytearray)):
+        if not source:
+            raise ImageError("image bytes are empty")
+        fp: io.BytesIO | str = io.BytesIO(bytes(source))
+        what = f"image bytes ({len(source)} B)"
+    elif isinstance(source, (str, os.PathLike)):
+        path = os.fspath(source)
+        if not os.path.exists(path):
+            raise ImageError(f"image file not found: {path}")
+        if not os.path.isfile(path):
+            raise ImageError(f"image path is not a file: {path}")
+        fp = path
+        what = f"image {os.path.basename(path)!r}"
+    else:
+        raise ImageError(
+            f"image must be a path, bytes or a PIL image, got {type(source).__name__}"
+        )
+    try:
+        im = Image.open(fp)
+    except Image.DecompressionBombError as e:
+        raise ImageError(f"{what} is too large to decode safely (decompression bomb): {e}") from None
+    except UnidentifiedImageError:
+        raise ImageError(
+            f"{what} is not a readable image (corrupt, or a format Pillow does not know); "
+            f"accepted formats: {', '.join(ACCEPTED_FORMATS)}"
+        ) from None
+    except OSError as e:
+        raise ImageError(f"{what} cannot be opened: {e}") from None
+    if im.format not in ACCEPTED_FORMATS:
+        fmt = im.format
+        im.close()
+        raise ImageError(
+            f"{what} has unsupported format {fmt}; accepted formats: {', '.join(ACCEPTED_FORMATS)}"
+        )
+    return im, what
+
+
+def _check_size(size: tuple[int, int], what: str, *, max_pixels: int, min_side: int) -> None:
+    w, h = size
+    if min(w, h) < min_side:
+        raise ImageError(f"{what} is {w}×{h}: each side must be at least {min_side} px")
+    if w * h > max_pixels:
+        raise ImageError(
+            f"{what} is {w}×{h} = {w * h:,} pixels: more than the {max_pixels:,} allowed "
+            "(refused before decoding, as a possible decompression bomb); downscale it first"
+        )
+
+
+def to_rgb(im: Image.Image) -> Image.Image:
+    """Any Pillow mode as 8-bit RGB; transparency is composited on white."""
+    if im.mode == "RGB":
+        return im
+    if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        import numpy as np
+
+        arr = np.asarray(im, dtype=np.float32)
+        if im.mode.startswith("I;16") or (im.mode == "I" and arr.max(initial=0) > 255):
+            arr = arr / 257.0
+        elif im.mode == "F" and arr.max(initial=0) <= 1.0:
+            arr = arr * 255.0
+        log.info("converted %s-mode image to 8-bit", im.mode)
+        im = Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8), "L")
+    if im.mode == "P" and "transparency" in im.info:
+        im = im.convert("RGBA")
+    if im.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = im.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return im.convert("RGB")
+
+
+# --- size rule ----------------------------------------------------------------------------------
+
+
+def output_size(
+    width: int,
+    height: int,
+    *,
+    max_area: int = MAX_AREA,
+    multiple: int = MULTIPLE,
+    min_short_side: int = MIN_SHORT_SIDE,
+    max_long_side: int | None = None,
+    max_aspect: float = MAX_ASPECT,
+) -> tuple[int, int]:
+    """The (width, height) a backend renders for a width×height input; the rule is in the module docstring."""
+    for name, value in (("width", width), ("height", height)):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if multiple < 1:
+        raise ValueError(f"multiple must be ≥ 1, got {multiple}")
+    if max_area < multiple * multiple:
+        raise ValueError(f"max_area must be ≥ multiple² = {multiple * multiple}, got {max_area}")
+    if max_aspect < 1:
+        raise ValueError(f"max_aspect must be ≥ 1, got {max_aspect}")
+    short, long_ = min(width, height), max(width, height)
+    aspect = long_ / short
+    if aspect > max_aspect:
+        log.info("aspect %.2f:1 of %d×%d is clamped to %.2f:1", aspect, width, height, max_aspect)
+        aspect = max_aspect
+    budget = float(max_area)
+    if max_long_side is not None:
+        budget = min(budget, max_long_side * max_long_side / aspect)
+    s = max(multiple, int(math.sqrt(budget / aspect) // multiple) * multiple)
+    ell = max(s, int(round(s * aspect / multiple)) * multiple)
+    while ell > s and s * ell > budget:
+        ell -= multiple
+    if s * ell > max_area:  # only when even the smallest square does not fit
+        raise ValueError(f"max_area {max_area} is too small for multiple {multiple}")
+    if s < min_short_side and aspect <= max_area / (min_short_side * min_short_side):
+        # Cannot happen with min_short_side a multiple of `multiple`; guard the documented promise.
+        log.warning("short side %d < %d for aspect %.3f", s, min_short_side, aspect)
+    return (ell, s) if width >= height else (s, ell)
+
+
+def preprocess(
+    image: Image.Image,
+    *,
+    max_area: int = MAX_AREA,
+    multiple: int = MULTIPLE,
+    max_long_side: int | None = None,
+    max_aspect: float = MAX_ASPECT,
+) -> Image.Image:
+    """Resize (Lanczos) to `output_size`, centre-cropping only what the aspect change needs."""
+    image = to_rgb(image)
+    w, h = image.size
+    tw, th = output_size(
+        w, h, max_area=max_area, multiple=multiple, max_long_side=max_long_side, max_aspect=max_aspect
+    )
+    # The largest box of the target aspect centred in the source: one resample, no second crop.
+    target_aspect = tw / th
+    if w / h > target_aspect:
+        bw, bh = h * target_aspect, float(h)
+    else:
+        bw, bh = float(w), w / target_aspect
+    x0, y0 = (w - bw) / 2, (h - bh) / 2
+    cropped = (w - bw) + (h - bh)
+    if cropped > 0.5:
+        log.debug("preprocess crops %.1f px to go from %d×%d to %d×%d", cropped, w, h, tw, th)
+    if (w, h) == (tw, th):
+        return image.copy()
+    return image.resize((tw, th), Image.Resampling.LANCZOS, box=(x0, y0, x0 + bw, y0 + bh))
+
+
+def resolution_preview(
+    image_or_size: Image.Image | tuple[int, int],
+    plan: MotionPlan,
+    *,
+    max_area: int = MAX_AREA,
+    multiple: int = MULTIPLE,
+    max_long_side: int | None = None,
+) -> ResolutionPreview:
+    """Input and output sizes, frames and duration for `plan`; loads no model and decodes no pixels."""
+    if isinstance(image_or_size, Image.Image):
+        iw, ih = _upright_size(image_or_size)
+    else:
+        iw, ih = image_or_size
+    w, h = output_size(iw, ih, max_area=max_area, multiple=multiple, max_long_side=max_long_side)
+    n = plan.num_frames
+    return ResolutionPreview(
+        input_width=iw, input_height=ih, width=w, height=h,
+        num_frames=n, fps=plan.fps, duration_s=round(n / plan.fps, 4),
+    )
+
+
+def _upright_size(im: Image.Image) -> tuple[int, int]:
+    """Size after EXIF orientation, read from the header only."""
+    w, h = im.size
+    try:
+        data = im.info.get("exif")
+        if data:
+            exif = Image.Exif()
+            exif.load(data)
+            orientation = exif.get(0x0112, 1)
+        elif im.format == "PNG" and getattr(im, "_im", None) is None:
+            orientation = 1  # PNG's getexif() would decode the pixels to find a trailing eXIf chunk
+        else:
+            orientation = im.getexif().get(0x0112, 1)
+    except (OSError, ValueError, SyntaxError):
+        orientation = 1
+    return (h, w) if orientation in (5, 6, 7, 8) else (w, h)

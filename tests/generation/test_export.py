@@ -1,0 +1,106 @@
+"""generation.export: H.264 MP4 with metadata, atomic content-addressed writes, probe_video."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from generation import export as export_mod
+from generation.export import ExportError, export_video, probe_video
+
+
+
+def _moving_frames(gh, n=9, h=64, w=96):
+    base = np.asarray(gh.photo("astronaut").resize((w + 4 * n, h)), np.uint8)
+    return np.stack([base[:, 4 * i : 4 * i + w] for i in range(n)])
+
+
+def test_export_uint8_and_probe(tmp_path, gh):
+    frames = _moving_frames(gh)
+    meta = {"plan": {"template": "product", "note": "a=b; c#d \\ é\nnext"}, "seed": 7, "model_id": "preview"}
+    v = export_video(frames, tmp_path, fps=16, metadata=meta)
+    assert (v.width, v.height, v.num_frames, v.fps) == (96, 64, 9, 16)
+    assert os.path.basename(v.video_path) == f"{v.sha256}.mp4"
+    assert hashlib.sha256(open(v.video_path, "rb").read()).hexdigest() == v.sha256
+    assert v.thumbnail_path.endswith(".jpg") and Image.open(v.thumbnail_path).size == (96, 64)
+    info = probe_video(v.video_path)
+    assert info["codec"] == "h264" and info["pix_fmt"] == "yuv420p"
+    assert (info["width"], info["height"], info["fps"], info["num_frames"]) == (96, 64, 16.0, 9)
+    assert info["metadata"] == meta
+    assert sorted(os.listdir(tmp_path)) == sorted([f"{v.sha256}.mp4", f"{v.sha256}.jpg"])
+    # the decoded first frame looks like the first input frame
+    import imageio_ffmpeg
+
+    reader = imageio_ffmpeg.read_frames(v.video_path)
+    meta_r = next(reader)
+    first = np.frombuffer(next(reader), np.uint8).reshape(meta_r["size"][1], meta_r["size"][0], 3)
+    reader.close()
+    assert np.abs(first.astype(int) - frames[0].astype(int)).mean() < 6
+
+
+def test_same_frames_same_file_and_float_and_pil_inputs(tmp_path, gh):
+    frames = _moving_frames(gh)
+    a = export_video(frames, tmp_path / "a")
+    b = export_video(frames.astype(np.float32) / 255.0, tmp_path / "b")
+    c = export_video([Image.fromarray(f) for f in frames], tmp_path / "c")
+    assert a.sha256 == c.sha256  # deterministic encode, content-addressed name
+    assert b.num_frames == 9 and probe_video(b.video_path)["num_frames"] == 9
+    w = export_video(frames, tmp_path / "w", thumbnail_format="webp", crf=30, fps=8)
+    assert w.thumbnail_path.endswith(".webp") and probe_video(w.video_path)["fps"] == 8.0
+    assert os.path.getsize(w.video_path) < os.path.getsize(a.video_path)  # higher CRF → smaller
+
+
+def test_odd_sides_are_cropped_to_even(tmp_path, caplog):
+    frames = np.zeros((3, 33, 51, 3), np.uint8)
+    v = export_video(frames, tmp_path, thumbnail_format=None)
+    assert (v.width, v.height) == (50, 32) and v.thumbnail_path is None
+    assert "even sides" in caplog.text
+    assert probe_video(v.video_path)["width"] == 50
+
+
+@pytest.mark.parametrize(
+    "frames, kw, match",
+    [
+        (np.zeros((0, 16, 16, 3), np.uint8), {}, "at least one frame"),
+        (np.zeros((2, 16, 16), np.uint8), {}, r"\(T, H, W, 3\)"),
+        (np.zeros((2, 16, 16, 3), np.int64), {}, "uint8 or float"),
+        ([np.zeros((16, 16, 3), np.uint8), np.zeros((32, 16, 3), np.uint8)], {}, "frame 1 is 16×32"),
+        (np.zeros((2, 16, 16, 3), np.uint8), {"fps": 0}, "fps must be"),
+        (np.zeros((2, 16, 16, 3), np.uint8), {"crf": 60}, "crf must be"),
+        (np.zeros((2, 16, 16, 3), np.uint8), {"thumbnail_format": "gif"}, "thumbnail_format"),
+    ],
+)
+def test_bad_frames_raise_and_leave_nothing(tmp_path, frames, kw, match):
+    with pytest.raises(ValueError, match=match):
+        export_video(frames, tmp_path / "out", **kw)
+    out = tmp_path / "out"
+    assert not out.exists() or os.listdir(out) == []
+
+
+def test_failure_midway_leaves_no_partial_file(tmp_path, monkeypatch, gh):
+    frames = list(_moving_frames(gh, n=6))
+    frames[4] = np.zeros((64, 96, 4), np.uint8)  # the 5th frame is bad: fails after encoding began
+    with pytest.raises(ValueError, match="without alpha"):
+        export_video(frames, tmp_path)
+    assert os.listdir(tmp_path) == []
+
+    def broken_encode(*a, **k):
+        raise ExportError("ffmpeg exploded")
+
+    monkeypatch.setattr(export_mod, "_encode", broken_encode)
+    with pytest.raises(ExportError):
+        export_video(_moving_frames(gh, n=2), tmp_path)
+    assert os.listdir(tmp_path) == []
+
+
+def test_probe_errors(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        probe_video(tmp_path / "none.mp4")
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"not a video")
+    with pytest.raises(ValueError, match="no video stream"):
+        probe_video(bad)
