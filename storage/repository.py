@@ -479,8 +479,10 @@ class Store:
         columns. ``width``/``height`` (the render size, when the plan lacks it) override the plan's.
         ``params``: everything else needed to reproduce it (LoRA ids and scales, quantization, ...).
         """
+        if not isinstance(plan, dict):
+            raise InvalidFieldError(f"plan must be a dict, got {type(plan).__name__}")
+        columns = plan_columns(plan)  # first: its errors name the field
         plan = _json_dict("plan", plan)
-        columns = plan_columns(plan)
         if width is not None:
             columns["width"] = _check_int("width", width, 1)
         if height is not None:
