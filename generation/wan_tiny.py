@@ -1,0 +1,133 @@
+"""A tiny random Wan2.2 I2V pipeline (two experts) for tests, benchmarks and offline demos.
+
+Same classes and code path as `Wan-AI/Wan2.2-I2V-A14B-Diffusers`, with 2-layer components (the shapes
+diffusers' own tests use, see shared/OFFLINE-MODELS.md), an offline unigram T5 tokenizer, and tiny LoRA
+files in both key formats we load: diffusers/PEFT and lightx2v/ComfyUI. Nothing here touches the network.
+"""
+
+from __future__ import annotations
+
+import os
+import string
+from pathlib import Path
+from typing import Any
+
+TINY_MAX_AREA = 64 * 64  # the tiny model's registry max area: keeps test clips small
+TINY_NUM_LAYERS = 2
+TINY_HEADS = 2
+TINY_HEAD_DIM = 12
+TINY_DIM = TINY_HEADS * TINY_HEAD_DIM  # 24
+TINY_FFN = 32
+TINY_TEXT_DIM = 32
+
+
+def _tokenizer() -> Any:
+    from transformers import T5Tokenizer
+
+    chars = string.ascii_lowercase + string.digits + ".,!?'-"
+    words = ["the", "a", "and", "of", "in", "slowly", "gently", "hair", "wind", "camera", "light", "water"]
+    vocab: list[tuple[str, float]] = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("▁", -2.0)]
+    vocab += [(c, -5.0) for c in chars]
+    vocab += [("▁" + c, -4.0) for c in chars]
+    vocab += [("▁" + w, -3.0) for w in words]
+    return T5Tokenizer(vocab=vocab, extra_ids=0)
+
+
+def build_tiny_pipeline(*, boundary_ratio: float = 0.875, flow_shift: float = 3.0, seed: int = 0) -> Any:
+    """A random two-expert `WanImageToVideoPipeline` in float32 on CPU (~0.5 MB of weights)."""
+    import torch
+    from diffusers import (
+        AutoencoderKLWan,
+        UniPCMultistepScheduler,
+        WanImageToVideoPipeline,
+        WanTransformer3DModel,
+    )
+    from transformers import UMT5Config, UMT5EncoderModel
+
+    tok = _tokenizer()
+    torch.manual_seed(seed)
+    vae = AutoencoderKLWan(
+        base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1, temperal_downsample=[False, True, True]
+    )
+    text_encoder = UMT5EncoderModel(
+        UMT5Config(
+            vocab_size=len(tok), d_model=TINY_TEXT_DIM, d_kv=8, d_ff=64, num_layers=2, num_heads=4,
+            relative_attention_num_buckets=8, feed_forward_proj="gated-gelu", pad_token_id=0, eos_token_id=1,
+        )
+    )
+
+    def expert() -> Any:
+        return WanTransformer3DModel(
+            patch_size=(1, 2, 2), num_attention_heads=TINY_HEADS, attention_head_dim=TINY_HEAD_DIM,
+            in_channels=36, out_channels=16, text_dim=TINY_TEXT_DIM, freq_dim=256, ffn_dim=TINY_FFN,
+            num_layers=TINY_NUM_LAYERS, cross_attn_norm=True, qk_norm="rms_norm_across_heads",
+            rope_max_seq_len=32, image_dim=None,
+        )
+
+    transformer = expert()
+    transformer_2 = expert()
+    scheduler = UniPCMultistepScheduler(
+        prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=flow_shift
+    )
+    return WanImageToVideoPipeline(
+        tokenizer=tok, text_encoder=text_encoder, vae=vae, scheduler=scheduler, transformer=transformer,
+        transformer_2=transformer_2, image_encoder=None, image_processor=None, boundary_ratio=boundary_ratio,
+    )
+
+
+def save_tiny_pipeline(folder: str | os.PathLike[str], **kwargs: Any) -> Path:
+    """Build the tiny pipeline and `save_pretrained` it into `folder` (a Diffusers layout); returns the folder."""
+    folder = Path(folder)
+    build_tiny_pipeline(**kwargs).save_pretrained(folder)
+    return folder
+
+
+# --- tiny LoRA files ------------------------------------------------------------------------------
+
+# Our (diffusers) attention projection names and their lightx2v/ComfyUI (original Wan) names.
+_ATTN = {"attn1": "self_attn", "attn2": "cross_attn"}
+_PROJ = {"to_q": "q", "to_k": "k", "to_v": "v", "to_out.0": "o"}
+
+
+def tiny_lora_state_dict(
+    fmt: str = "diffusers", *, rank: int = 4, seed: int = 1, std: float = 0.5, dim: int = TINY_DIM,
+    num_layers: int = TINY_NUM_LAYERS,
+) -> dict[str, Any]:
+    """Random LoRA weights for the tiny expert's attention projections.
+
+    fmt "diffusers": `transformer.blocks.0.attn1.to_q.lora_A.weight` / `lora_B` (PEFT names);
+    fmt "lightx2v":  `diffusion_model.blocks.0.self_attn.q.lora_down.weight` / `lora_up` / `.alpha`
+    (the key layout of Kijai/WanVideo_comfy's Lightx2v files). `dim` other than the tiny width makes
+    a LoRA that does not match the model (for the error test).
+    """
+    import torch
+
+    if fmt not in ("diffusers", "lightx2v"):
+        raise ValueError(f"fmt must be 'diffusers' or 'lightx2v', got {fmt!r}")
+    g = torch.Generator("cpu").manual_seed(seed)
+    sd: dict[str, Any] = {}
+    for i in range(num_layers):
+        for attn, orig_attn in _ATTN.items():
+            for proj, orig_proj in _PROJ.items():
+                down = torch.randn(rank, dim, generator=g) * std
+                up = torch.randn(dim, rank, generator=g) * std
+                if fmt == "diffusers":
+                    base = f"transformer.blocks.{i}.{attn}.{proj}"
+                    sd[f"{base}.lora_A.weight"] = down
+                    sd[f"{base}.lora_B.weight"] = up
+                else:
+                    base = f"diffusion_model.blocks.{i}.{orig_attn}.{orig_proj}"
+                    sd[f"{base}.lora_down.weight"] = down
+                    sd[f"{base}.lora_up.weight"] = up
+                    sd[f"{base}.alpha"] = torch.tensor(float(rank))
+    return sd
+
+
+def save_tiny_lora(path: str | os.PathLike[str], fmt: str = "diffusers", **kwargs: Any) -> Path:
+    """Write `tiny_lora_state_dict(fmt, **kwargs)` as a .safetensors file; returns the path."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in tiny_lora_state_dict(fmt, **kwargs).items()}, str(path))
+    return path
