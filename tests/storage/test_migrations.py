@@ -1,0 +1,167 @@
+"""Migrations: a blank database gets the exact schema; older ones upgrade; newer ones are refused."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+from sqlalchemy import inspect, text
+
+from storage import (
+    LATEST_VERSION,
+    MIGRATIONS,
+    Migration,
+    SchemaMismatchError,
+    SchemaTooNewError,
+    migrate,
+    open_store,
+    schema_version,
+)
+from storage.db import make_engine
+from storage.models import Base
+
+EXPECTED_COLUMNS = {
+    "schema_migrations": ["version", "name", "applied_at"],
+    "conversations": ["id", "title", "created_at", "updated_at"],
+    "messages": ["id", "conversation_id", "role", "text", "plan", "meta", "created_at"],
+    "source_images": [
+        "id", "sha256", "media_key", "width", "height", "format", "size_bytes", "filename", "created_at",
+    ],
+    "generations": [
+        "id", "conversation_id", "parent_id", "source_image_id", "plan",
+        "template", "seed", "steps", "guidance_scale", "guidance_scale_2", "duration_s", "num_frames",
+        "fps", "width", "height", "prompt", "negative_prompt",
+        "backend", "model_id", "status", "error", "attempts", "cancel_requested",
+        "progress_stage", "progress_step", "progress_total", "progress_eta_s", "progress_updated_at",
+        "timings", "params", "video_path", "thumbnail_path", "created_at", "started_at", "finished_at",
+    ],
+}
+
+EXPECTED_GENERATION_INDEXES = {
+    "ix_generations_created_at": ["created_at"],
+    "ix_generations_status": ["status", "created_at"],
+    "ix_generations_template": ["template", "created_at"],
+    "ix_generations_backend": ["backend", "created_at"],
+    "ix_generations_seed": ["seed"],
+    "ix_generations_conversation_id": ["conversation_id"],
+    "ix_generations_parent_id": ["parent_id"],
+}
+
+
+@pytest.fixture
+def engine(tmp_path):
+    e = make_engine(f"sqlite:///{tmp_path / 'm.db'}")
+    yield e
+    e.dispose()
+
+
+def test_blank_database_gets_exact_columns(engine):
+    assert schema_version(engine) == 0
+    assert migrate(engine) == LATEST_VERSION == len(MIGRATIONS)
+    insp = inspect(engine)
+    assert sorted(insp.get_table_names()) == sorted(EXPECTED_COLUMNS)
+    for table, columns in EXPECTED_COLUMNS.items():
+        assert [c["name"] for c in insp.get_columns(table)] == columns, table
+    indexes = {i["name"]: i["column_names"] for i in insp.get_indexes("generations")}
+    assert indexes == EXPECTED_GENERATION_INDEXES
+    assert [u["column_names"] for u in insp.get_unique_constraints("source_images")] == [["sha256"]]
+    fks = {(f["constrained_columns"][0], f["referred_table"]) for f in insp.get_foreign_keys("generations")}
+    assert fks == {("conversation_id", "conversations"), ("parent_id", "generations"),
+                   ("source_image_id", "source_images")}
+
+
+def test_migrated_schema_matches_the_orm_models(engine):
+    """models.py (used for queries) and the migrations (which build the schema) must agree."""
+    migrate(engine)
+    insp = inspect(engine)
+    for table in Base.metadata.sorted_tables:
+        db_cols = {c["name"]: c for c in insp.get_columns(table.name)}
+        assert list(db_cols) == [c.name for c in table.columns], table.name
+        for col in table.columns:
+            assert db_cols[col.name]["nullable"] == col.nullable, f"{table.name}.{col.name}"
+        db_idx = {i["name"]: i["column_names"] for i in insp.get_indexes(table.name)}
+        orm_idx = {i.name: [c.name for c in i.columns] for i in table.indexes}
+        assert db_idx == orm_idx, table.name
+
+
+def test_migrate_is_idempotent_and_recorded(engine):
+    migrate(engine)
+    migrate(engine)
+    with engine.connect() as c:
+        rows = c.execute(text("SELECT version, name FROM schema_migrations ORDER BY version")).all()
+    assert [tuple(r) for r in rows] == [(m.version, m.name) for m in MIGRATIONS]
+
+
+def test_sqlite_pragmas(engine):
+    migrate(engine)
+    with engine.connect() as c:
+        assert c.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert c.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert c.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 5000
+
+
+def test_foreign_keys_are_enforced(store):
+    with pytest.raises(Exception, match="FOREIGN KEY constraint failed"):
+        with store._write() as s:
+            s.execute(text("INSERT INTO messages (conversation_id, role, text, created_at) "
+                           "VALUES (999, 'user', 'x', '2026-01-01')"))
+
+
+def _m002_add_rating(conn):
+    conn.execute(text("ALTER TABLE generations ADD COLUMN rating INTEGER"))
+
+
+TEST_MIGRATIONS = (*MIGRATIONS, Migration(len(MIGRATIONS) + 1, "m_test_add_rating", _m002_add_rating))
+
+
+def test_older_database_is_upgraded_and_keeps_its_rows(tmp_path, make_plan):
+    home = tmp_path / "home"
+    with open_store(home=home) as old:  # a database at the current real version
+        conv = old.create_conversation("kept")
+        gen = old.create_generation(conv.id, make_plan(), None, "preview", "m")
+        assert old.info().schema_version == len(MIGRATIONS)
+    with open_store(home=home, migrations=TEST_MIGRATIONS) as new:  # "newer code" opens it
+        assert schema_version(new._engine) == len(TEST_MIGRATIONS)
+        cols = [c["name"] for c in inspect(new._engine).get_columns("generations")]
+        assert cols[-1] == "rating"
+        assert new.get_generation(gen.id).plan == make_plan() and new.get_conversation(conv.id).title == "kept"
+
+
+def test_newer_database_is_refused_with_a_clear_message(tmp_path):
+    home = tmp_path / "home"
+    open_store(home=home, migrations=TEST_MIGRATIONS).close()
+    with pytest.raises(SchemaTooNewError) as err:
+        open_store(home=home)
+    msg = str(err.value)
+    assert f"schema version {len(TEST_MIGRATIONS)}" in msg and f"only up to version {len(MIGRATIONS)}" in msg
+    assert "m_test_add_rating" in msg and "upgrade VividFlow" in msg
+    # and nothing was touched
+    con = sqlite3.connect(home / "vividflow.db")
+    assert con.execute("SELECT max(version) FROM schema_migrations").fetchone()[0] == len(TEST_MIGRATIONS)
+    con.close()
+
+
+def test_recorded_migration_with_another_name_is_refused(engine):
+    migrate(engine)
+    renamed = (Migration(1, "m001_something_else", MIGRATIONS[0].apply),)
+    with pytest.raises(SchemaMismatchError, match="records migration 1 as 'm001_initial'"):
+        migrate(engine, renamed)
+
+
+def test_failed_migration_rolls_back_entirely(engine):
+    def broken(conn):
+        conn.execute(text("CREATE TABLE half_done (id INTEGER)"))
+        raise RuntimeError("migration bug")
+
+    with pytest.raises(RuntimeError, match="migration bug"):
+        migrate(engine, (*MIGRATIONS, Migration(len(MIGRATIONS) + 1, "m_broken", broken)))
+    # the real migrations and the broken one were one transaction: nothing remains
+    assert schema_version(engine) == 0
+    assert "half_done" not in inspect(engine).get_table_names()
+
+
+def test_migration_list_must_be_numbered_in_order(engine):
+    with pytest.raises(ValueError, match="migration versions must be 1..2 in order"):
+        migrate(engine, (MIGRATIONS[0], Migration(3, "gap", _m002_add_rating)))
+
+
