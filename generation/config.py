@@ -132,6 +132,7 @@ class GenerationConfig:
     """
 
     model: str = DEFAULT_MODEL_ID  # hub id, alias, or local Diffusers folder
+    defaults_from: str | None = None  # registry entry for a local folder of a registered model
     transformer: str | None = None  # override for both experts, e.g. BF16_TRANSFORMER_ID
     lightning: bool = True  # add the registry's Lightning LoRAs
     loras: tuple[LoraSpec, ...] = ()  # user LoRAs, applied after Lightning, same path
@@ -167,6 +168,8 @@ class GenerationConfig:
             raise ConfigError(f"flow_shift must be in (0, 50], got {self.flow_shift!r}")
         if self.max_sequence_length is not None and not 1 <= self.max_sequence_length <= 512:
             raise ConfigError(f"max_sequence_length must be in 1–512, got {self.max_sequence_length!r}")
+        if self.defaults_from is not None:
+            self.spec  # raises ConfigError for an unknown registry id
         if not all(isinstance(x, LoraSpec) for x in self.loras):
             raise ConfigError("loras must be LoraSpec values (see parse_loras for the text form)")
         object.__setattr__(self, "loras", tuple(self.loras))
@@ -175,13 +178,20 @@ class GenerationConfig:
 
     @property
     def spec(self) -> ModelSpec | None:
-        """The registry entry of `model`, or None for a folder/id outside the registry."""
+        """The registry entry of `defaults_from` or `model`; None for a folder/id outside the registry."""
+        if self.defaults_from is not None:
+            spec = model_spec(self.defaults_from)
+            if spec is None:
+                raise ConfigError(
+                    f"defaults_from must name a registry model ({', '.join(MODELS)}), got {self.defaults_from!r}"
+                )
+            return spec
         return model_spec(self.model)
 
     @property
     def model_id(self) -> str:
-        """`model` with aliases resolved to the hub id."""
-        spec = self.spec
+        """`model` with aliases resolved to the hub id (a local folder stays its path)."""
+        spec = model_spec(self.model)
         return spec.model_id if spec else self.model
 
     @property
@@ -280,6 +290,7 @@ def parse_loras(text: str) -> tuple[LoraSpec, ...]:
 # The one table of environment variables: name -> (GenerationConfig field, parser).
 ENV_VARS: dict[str, tuple[str, Any]] = {
     "VIVIDFLOW_WAN_MODEL": ("model", str),
+    "VIVIDFLOW_WAN_DEFAULTS_FROM": ("defaults_from", str),
     "VIVIDFLOW_WAN_TRANSFORMER": ("transformer", _optional_str),
     "VIVIDFLOW_WAN_LIGHTNING": ("lightning", parse_bool),
     "VIVIDFLOW_WAN_LORAS": ("loras", parse_loras),
