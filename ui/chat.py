@@ -1,0 +1,51 @@
+"""The chat replayed from the studio's entries: user turns, replies with their plan diff, and small
+system lines for panel edits, new pictures and renders."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import streamlit as st
+
+from storage import GenerationRecord
+
+from ui.format import status_label
+from ui.studio import ChatEntry, Studio
+
+AVATARS = {"user": "user", "assistant": "assistant"}
+
+
+def render_entry(entry: ChatEntry, generations: Mapping[int, GenerationRecord]) -> None:
+    if entry.kind == "chat" and entry.role in AVATARS:
+        with st.chat_message(entry.role):
+            st.markdown(entry.text)
+            if entry.diff:
+                st.caption(f"Δ {entry.diff}")
+        return
+    # system lines: one small caption each
+    if entry.kind == "panel_edit":
+        st.caption(f"✎ panel: {entry.diff or 'plan edited'}")
+    elif entry.kind == "image":
+        st.caption(f"🖼 {entry.text}")
+    elif entry.kind == "generation" and entry.generation_id is not None:
+        g = generations.get(entry.generation_id)
+        status = status_label(g.status) if g else "deleted"
+        st.caption(f"🎬 {entry.text} — {status}")
+    else:
+        st.caption(entry.text)
+
+
+def render(studio: Studio) -> None:
+    """The whole conversation, oldest first."""
+    if not studio.entries:
+        with st.chat_message("assistant"):
+            st.markdown(
+                "Tell me how the picture should move, for example *“make her hair flow in the wind, "
+                "slow zoom in”*. Then refine: *“slower hair, same seed”*, *“make it 5 seconds”*."
+            )
+        return
+    generations: dict[int, GenerationRecord] = {}
+    if studio.conversation_id is not None and any(e.kind == "generation" for e in studio.entries):
+        generations = {g.id: g for g in studio.store.list_generations(studio.conversation_id)}
+    for entry in studio.entries:
+        render_entry(entry, generations)

@@ -1,0 +1,121 @@
+"""The picture: upload (PNG/JPEG/WebP) with clear messages, the image itself, and the live resolution preview."""
+
+from __future__ import annotations
+
+import io
+import logging
+from dataclasses import dataclass
+
+import streamlit as st
+
+from ui.studio import Studio
+
+log = logging.getLogger(__name__)
+
+ACCEPTED = ("png", "jpg", "jpeg", "webp")
+ACCEPTED_FORMATS = {"PNG": "png", "JPEG": "jpeg", "MPO": "jpeg", "WEBP": "webp"}
+MAX_UPLOAD_MB = 50  # also server.maxUploadSize in .streamlit/config.toml
+
+
+@dataclass(frozen=True)
+class CheckedUpload:
+    """An uploaded file that decodes as a picture we accept."""
+
+    data: bytes
+    filename: str
+    width: int  # upright (after EXIF orientation)
+    height: int
+    format: str
+
+
+class UploadError(ValueError):
+    """An upload we cannot use; the message is shown to the person as it is."""
+
+
+def check_upload(data: bytes, filename: str, *, max_pixels: int | None = None) -> CheckedUpload:
+    """Validate an upload fully (format, size, decodes without error) before anything is stored."""
+    from PIL import Image, UnidentifiedImageError
+
+    from generation.image import MAX_INPUT_PIXELS, ImageError, load_image
+
+    if not data:
+        raise UploadError(f"{filename} is empty (0 bytes).")
+    if len(data) > MAX_UPLOAD_MB * 1024 * 1024:
+        raise UploadError(f"{filename} is {len(data) / 2**20:.0f} MB; pictures up to {MAX_UPLOAD_MB} MB are accepted.")
+    try:
+        with Image.open(io.BytesIO(data)) as probe:
+            fmt = probe.format or "unknown"
+    except UnidentifiedImageError:
+        raise UploadError(
+            f"{filename} is not a picture we can read (corrupt, or not PNG/JPEG/WebP)."
+        ) from None
+    except Image.DecompressionBombError:
+        raise UploadError(f"{filename} is far too large in pixels to open safely; downscale it first.") from None
+    if fmt not in ACCEPTED_FORMATS:
+        raise UploadError(f"{filename} is a {fmt} file; please upload a PNG, JPEG or WebP picture.")
+    try:
+        image = load_image(data, max_pixels=max_pixels or MAX_INPUT_PIXELS)
+    except ImageError as e:
+        raise UploadError(f"{filename}: {e}") from None
+    return CheckedUpload(data, filename, image.width, image.height, ACCEPTED_FORMATS[fmt])
+
+
+def render(studio: Studio) -> None:
+    """The uploader, the current picture and the resolution preview."""
+    uploaded = st.file_uploader(
+        "Picture (PNG, JPEG or WebP)",
+        type=list(ACCEPTED),
+        key="upload",
+        max_upload_size=MAX_UPLOAD_MB,
+        help="The still image to bring to life",
+    )
+    if uploaded is not None and st.session_state.get("upload._seen") != uploaded.file_id:
+        st.session_state["upload._seen"] = uploaded.file_id
+        try:
+            checked = check_upload(uploaded.getvalue(), uploaded.name)
+        except UploadError as e:
+            st.session_state["upload._error"] = str(e)
+        else:
+            st.session_state.pop("upload._error", None)
+            studio.set_image(checked.data, checked.filename, checked.width, checked.height, checked.format)
+    if err := st.session_state.get("upload._error"):
+        st.error(err + (" The previous picture is kept." if studio.image else ""))
+
+    if studio.image is None:
+        st.info("Upload a picture to start. Then tell the chat what should move.")
+        return
+    cols = st.columns([1, 2], vertical_alignment="center")
+    cols[0].image(str(studio.image.path), width="stretch")
+    with cols[1]:
+        resolution_line(studio)
+
+
+def upright_size(studio: Studio) -> tuple[int, int]:
+    """The picture's size after EXIF orientation (header only, cached per image id)."""
+    from PIL import Image
+
+    from generation.image import resolution_preview
+
+    cache = st.session_state.setdefault("upload._sizes", {})
+    image = studio.image
+    if image is None:
+        raise ValueError("no picture yet")
+    if image.id not in cache:
+        with Image.open(image.path) as im:  # reads the header (and EXIF) only
+            rp = resolution_preview(im, studio.plan)
+        cache[image.id] = (rp.input_width, rp.input_height)
+    return cache[image.id]
+
+
+def resolution_line(studio: Studio) -> None:
+    from generation.image import resolution_preview
+
+    image = studio.image
+    if image is None:
+        return
+    rp = resolution_preview(upright_size(studio), studio.plan)
+    st.markdown(
+        f"**{image.filename or 'picture'}**  \n"
+        f"input {rp.input_width}×{rp.input_height} → output **{rp.width}×{rp.height}**  \n"
+        f"**{rp.num_frames} frames** · **{rp.duration_s:.2f} s** at {rp.fps} fps"
+    )

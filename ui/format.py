@@ -1,0 +1,142 @@
+"""Small text helpers shared by the widgets: labels, times, parameter tables. No Streamlit here."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+
+from storage import GenerationRecord
+
+STATUS_ICONS = {
+    "queued": "⏳",
+    "running": "⚙️",
+    "succeeded": "✅",
+    "failed": "❌",
+    "cancelled": "⏹️",
+}
+
+BACKEND_LABELS = {
+    "preview": "preview (CPU motion sketch, not the video model)",
+    "wan": "Wan2.2 image-to-video",
+}
+
+
+@cache
+def template_titles() -> dict[str, str]:
+    from agent.templates import all_templates
+
+    return {t.id: t.title for t in all_templates()}
+
+
+def template_title(template_id: str | None) -> str:
+    if template_id is None:
+        return "—"
+    return template_titles().get(template_id, template_id)
+
+
+def status_label(status: str) -> str:
+    return f"{STATUS_ICONS.get(status, '')} {status}".strip()
+
+
+def backend_label(backend: str, model_id: str | None = None) -> str:
+    """'preview' is always spelled out as a preview: it is not the video model."""
+    base = BACKEND_LABELS.get(backend, backend)
+    if backend == "preview" or not model_id:
+        return base
+    return f"{base} · {model_id}"
+
+
+def local_time(when: datetime | None) -> str:
+    if when is None:
+        return "—"
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def seconds(value: float | None) -> str:
+    if value is None:
+        return "—"
+    if value < 1:
+        return f"{value * 1000:.0f} ms"
+    if value < 90:
+        return f"{value:.1f} s"
+    return f"{value / 60:.1f} min"
+
+
+def eta_text(eta_s: float | None) -> str:
+    if eta_s is None:
+        return ""
+    return f"about {seconds(max(eta_s, 0.0))} left"
+
+
+def elapsed(record: GenerationRecord) -> float | None:
+    if record.started_at is None:
+        return None
+    end = record.finished_at or datetime.now(UTC)
+    return max(0.0, (end - record.started_at).total_seconds())
+
+
+def card_caption(g: GenerationRecord) -> str:
+    """One line under a gallery thumbnail."""
+    parts = [f"**#{g.id}**", template_title(g.template), status_label(g.status)]
+    return " · ".join(parts)
+
+
+def card_subcaption(g: GenerationRecord) -> str:
+    backend = "preview" if g.backend == "preview" else g.backend
+    dur = f"{g.duration_s:g} s" if g.duration_s is not None else "?"
+    return f"{backend} · {dur} · seed {g.seed} · {local_time(g.created_at)[:16]}"
+
+
+def parameter_rows(g: GenerationRecord) -> list[tuple[str, str]]:
+    """Every parameter needed to reproduce the generation, as (name, value) rows."""
+    plan = g.plan or {}
+    camera = plan.get("camera") or {}
+    rows: list[tuple[str, str]] = [
+        ("template", f"{template_title(g.template)} (`{g.template}`)"),
+        ("seed", f"{g.seed} ({plan.get('seed_policy', '?')})"),
+        ("steps", str(g.steps)),
+        ("guidance (high / low noise)", f"{g.guidance_scale:g} / {g.guidance_scale_2:g}" if g.guidance_scale is not None and g.guidance_scale_2 is not None else "—"),
+        ("duration", f"{g.duration_s:g} s · {g.num_frames} frames at {g.fps} fps" if g.duration_s is not None else "—"),
+        ("size", f"{g.width}×{g.height}" if g.width and g.height else "—"),
+        ("camera", f"{camera.get('move', '—')} at {camera.get('speed', 1.0):g}×"),
+        ("motions", ", ".join(f"{m['subject']} {m['action']} ({m['speed']:g}×, intensity {m['intensity']:g})" for m in plan.get("motions", [])) or "none"),
+        ("atmosphere", ", ".join(plan.get("atmosphere", [])) or "none"),
+        ("backend", backend_label(g.backend, g.model_id)),
+        ("model", g.model_id or "—"),
+        ("attempts", str(g.attempts)),
+        ("created", local_time(g.created_at)),
+        ("started", local_time(g.started_at)),
+        ("finished", local_time(g.finished_at)),
+    ]
+    for key, value in sorted((g.params or {}).items()):
+        if key in ("prompt", "negative_prompt", "plan"):
+            continue
+        rows.append((f"param · {key}", _short(value)))
+    return rows
+
+
+def timing_rows(g: GenerationRecord) -> list[tuple[str, str]]:
+    rows = []
+    for key, value in (g.timings or {}).items():
+        rows.append((key, seconds(value) if isinstance(value, int | float) else _short(value)))
+    total = elapsed(g)
+    if total is not None:
+        rows.append(("wall clock (start → finish)", seconds(total)))
+    return rows
+
+
+def markdown_table(rows: list[tuple[str, str]], header: tuple[str, str] = ("", "")) -> str:
+    def cell(text: str) -> str:
+        return str(text).replace("|", "\\|").replace("\n", " ")
+
+    lines = [f"| {header[0]} | {header[1]} |", "|---|---|"]
+    lines += [f"| {cell(k)} | {cell(v)} |" for k, v in rows]
+    return "\n".join(lines)
+
+
+def _short(value: Any, limit: int = 160) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

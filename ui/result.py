@@ -1,0 +1,118 @@
+"""Generate / Cancel, the live progress of the current job, and the result: video, download, backend label.
+
+The progress is a fragment that re-runs on its own every `POLL_S` seconds while a job is queued or
+running: it reads the generation record (the runner writes progress there), so the rest of the page stays
+usable; when the job ends, it re-runs the whole page once to show the video.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import streamlit as st
+
+from storage import GenerationRecord
+
+from ui.format import backend_label, eta_text, seconds, status_label
+
+if TYPE_CHECKING:
+    from ui.services import Context
+
+POLL_S = 0.5
+K = "res."
+
+
+def _read(path: Path) -> bytes:
+    return path.read_bytes()
+
+
+def progress_line(g: GenerationRecord, position: int | None) -> tuple[float, str]:
+    """(fraction done, text) for a queued or running record."""
+    if g.status == "queued":
+        ahead = "next in line" if not position else f"{position} job{'s' if position != 1 else ''} ahead"
+        return 0.0, f"#{g.id} queued · {ahead}"
+    p = g.progress
+    if p is None:
+        return 0.0, f"#{g.id} starting…"
+    frac = 0.0
+    step = ""
+    if p.total:
+        frac = min(1.0, max(0.0, (p.step or 0) / p.total))
+        step = f" · step {p.step or 0}/{p.total}"
+    eta = eta_text(p.eta_s)
+    cancel = " · cancelling…" if g.cancel_requested else ""
+    return frac, f"#{g.id} {p.stage}{step}{' · ' + eta if eta else ''}{cancel}"
+
+
+def render_progress(ctx: Context, job_id: int) -> None:
+    """Body of the polling fragment."""
+    g = ctx.store.get_generation(job_id)
+    if g.is_terminal:
+        ctx.studio.active_job_id = None
+        if st.session_state.get(K + "seen_terminal") != job_id:
+            st.session_state[K + "seen_terminal"] = job_id
+            st.rerun(scope="app")  # show the result in the whole page (video, chat, gallery link)
+        return
+    position = ctx.store.queue_position(job_id) if g.status == "queued" else None
+    frac, text = progress_line(g, position)
+    cols = st.columns([5, 1], vertical_alignment="center")
+    cols[0].progress(frac, text=text)
+    cols[1].button("Cancel", key=K + "cancel", on_click=ctx.cancel, args=(job_id,), width="stretch")
+
+
+def render_result(ctx: Context, g: GenerationRecord) -> None:
+    """The finished (or failed, or cancelled) generation the chat continues from."""
+    head = f"**#{g.id}** · {status_label(g.status)} · seed {g.seed} · {g.duration_s:g} s"
+    if g.status == "succeeded" and g.video_path is not None and g.video_path.is_file():
+        st.video(str(g.video_path), loop=True, autoplay=True, muted=True)
+        cols = st.columns([3, 2], vertical_alignment="center")
+        total = (g.timings or {}).get("total_s")
+        cols[0].markdown(head + (f" · rendered in {seconds(total)}" if isinstance(total, int | float) else ""))
+        cols[1].download_button(
+            "Download MP4",
+            data=partial(_read, g.video_path),
+            file_name=f"vividflow-{g.id}.mp4",
+            mime="video/mp4",
+            key=K + f"download.{g.id}",
+            on_click="ignore",
+            width="stretch",
+        )
+        if g.backend == "preview":
+            st.caption("🧪 **Preview** backend: a quick CPU motion sketch of your plan, not the Wan video model.")
+        else:
+            st.caption(f"Rendered by {backend_label(g.backend, g.model_id)}")
+    elif g.status == "failed":
+        st.markdown(head)
+        st.error(g.error or "failed")
+        st.button("Retry", key=K + f"retry.{g.id}", on_click=ctx.requeue, args=(g.id,))
+    elif g.status == "cancelled":
+        st.markdown(head)
+        st.info("Cancelled. Change the plan or press Generate to render again.")
+    elif g.status == "succeeded":
+        st.markdown(head)
+        st.warning("The video file of this generation is missing from the data folder.")
+
+
+def render(ctx: Context) -> None:
+    studio = ctx.studio
+    cols = st.columns([2, 3], vertical_alignment="center")
+    cols[0].button(
+        "▶ Generate",
+        key=K + "generate",
+        type="primary",
+        on_click=ctx.generate,
+        disabled=studio.image is None,
+        width="stretch",
+        help="Upload a picture first" if studio.image is None else "Queue a render of the current plan",
+    )
+    cols[1].caption(f"Backend: **{ctx.backend_text}**")
+    if err := st.session_state.pop(K + "error", None):
+        st.error(err)
+    job = studio.active_job()
+    if job is not None and job.is_active:
+        st.fragment(run_every=POLL_S)(render_progress)(ctx, job.id)
+    shown = studio.latest_result(finished=True)
+    if shown is not None:
+        render_result(ctx, shown)

@@ -1,0 +1,175 @@
+"""What the pages share: per-process resources (store, runner) in `st.cache_resource`, per-session state
+(settings, the studio) in `st.session_state`, set up once."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import streamlit as st
+
+from collections.abc import Callable
+
+from agent.plan import MotionPlan
+from storage import GenerationRecord, Store, open_store
+
+from ui.format import backend_label
+from ui.gallery import GalleryActions
+from ui.runner import LocalRunner
+from ui.settings import Settings, SettingsError, load_settings
+from ui.studio import Studio, StudioError
+
+PAGES = "nav.pages"
+
+
+def register_pages(pages: dict[str, object]) -> None:
+    """Keep the navigation's page objects so any page can switch to another (Branch into chat)."""
+    st.session_state[PAGES] = pages
+
+log = logging.getLogger(__name__)
+
+
+@st.cache_resource(show_spinner=False)
+def store_for(home: str) -> Store:
+    """One store per data folder per process (thread-safe; every page and the runner share it)."""
+    return open_store(home=home)
+
+
+def settings() -> Settings:
+    """The session's settings: loaded once from env + vividflow.toml; the sidebar may change them."""
+    if "settings" not in st.session_state:
+        try:
+            st.session_state["settings"] = load_settings()
+        except (SettingsError, ValueError) as e:
+            st.error(f"The settings cannot be read: {e}")
+            st.stop()
+    return st.session_state["settings"]
+
+
+def store() -> Store:
+    return store_for(str(settings().home))
+
+
+def studio() -> Studio:
+    """This browser session's studio, resumed from the store the first time (history survives restarts)."""
+    s = st.session_state.get("studio")
+    current = store()
+    if s is None or s.store is not current:
+        s = Studio.resume(current)
+        st.session_state["studio"] = s
+    return s
+
+
+def switch_conversation(conversation_id: int | None) -> None:
+    """Open another conversation; None starts a new one with the same picture."""
+    current = store()
+    previous = st.session_state.get("studio")
+    if conversation_id is None:
+        new = Studio.fresh(current)
+        new.image = previous.image if previous is not None else None
+    else:
+        new = Studio.resume(current, conversation_id)
+    st.session_state["studio"] = new
+    for key in [k for k in st.session_state if isinstance(k, str) and k.startswith("pp.")]:
+        del st.session_state[key]
+    st.session_state.pop("upload._error", None)
+
+
+@st.cache_resource(show_spinner=False)
+def runner_for(home: str) -> LocalRunner:
+    """One runner per process and data folder (it marks jobs of a dead process interrupted on start)."""
+    from generation.preview import PreviewBackend
+
+    return LocalRunner(store_for(home), {"preview": PreviewBackend()})
+
+
+def runner() -> LocalRunner:
+    return runner_for(str(settings().home))
+
+
+def context() -> Context:
+    return Context(settings(), store(), studio())
+
+
+@dataclass(frozen=True)
+class Context:
+    """What one run of a page works with; its methods are the page's actions (widget callbacks)."""
+
+    settings: Settings
+    store: Store
+    studio: Studio
+
+    @property
+    def backend_name(self) -> str:
+        return resolved_backend(self.settings)
+
+    @property
+    def model_id(self) -> str:
+        if self.backend_name == "preview":
+            from generation.preview import RENDERER_VERSION
+
+            return RENDERER_VERSION
+        return self.settings.generation.model_id
+
+    @property
+    def backend_text(self) -> str:
+        return backend_label(self.backend_name, None if self.backend_name == "preview" else self.model_id)
+
+    @property
+    def enhancer(self) -> Callable[[MotionPlan], str] | None:
+        if not self.settings.llm_on:
+            return None
+        from agent.planner_llm import enhance_prompt
+
+        return enhance_prompt
+
+    # --- actions -------------------------------------------------------------------------------
+
+    def generate(self) -> GenerationRecord | None:
+        """Queue the current plan (a child of the result the chat continues from)."""
+        try:
+            return self.studio.submit(runner(), self.backend_name, self.model_id)
+        except StudioError as e:
+            st.session_state["res.error"] = str(e)
+            return None
+
+    def cancel(self, generation_id: int) -> None:
+        runner().cancel(generation_id)
+
+    def requeue(self, generation_id: int) -> None:
+        runner().requeue(generation_id)
+        self.studio.active_job_id = generation_id
+
+    def chat(self, message: str) -> None:
+        self.studio.chat(message)
+
+    def gallery_actions(self) -> GalleryActions:
+        return GalleryActions(rerun=self.rerun, branch=self.branch, delete=self.delete)
+
+    def rerun(self, generation_id: int, new_seed: bool) -> GenerationRecord:
+        return self.studio.rerun(runner(), generation_id, new_seed=new_seed)
+
+    def branch(self, generation_id: int) -> None:
+        switch_conversation(None)
+        studio()  # the new one
+        st.session_state["studio"].branch_from(generation_id)
+        st.switch_page(st.session_state[PAGES]["studio"])
+
+    def delete(self, generation_id: int) -> None:
+        self.store.delete_generation(generation_id, remove_files=True)
+
+
+def backend_note() -> str:
+    """One line under the backend setting: what `auto` picks here."""
+    s = settings()
+    name = resolved_backend(s)
+    if s.backend == "auto":
+        return f"auto → **{name}** on this machine"
+    return ""
+
+
+def resolved_backend(s: Settings) -> str:
+    """The backend name new renders use: the setting, with `auto` decided by generation."""
+    if s.backend != "auto":
+        return s.backend
+    return "preview"  # until generation.backends.default_backend_name lands

@@ -1,0 +1,124 @@
+"""The sidebar: conversations (new / recent) and the settings, editable for this browser session."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from generation.config import ConfigError, parse_loras
+
+from ui import services
+from ui.settings import BACKENDS, Settings
+
+K = "sb."
+
+
+def _new_chat() -> None:
+    services.switch_conversation(None)
+
+
+def _open_chat() -> None:
+    conv_id = st.session_state.get(K + "conversation")
+    if conv_id is not None and conv_id != services.studio().conversation_id:
+        services.switch_conversation(int(conv_id))
+
+
+def render_conversations() -> None:
+    studio = services.studio()
+    st.button("＋ New chat", key=K + "new", on_click=_new_chat, width="stretch",
+              help="Start a new conversation (the picture is kept)")
+    recent = services.store().list_conversations(limit=20)
+    if not recent:
+        return
+    titles = {c.id: (c.title or f"chat {c.id}") for c in recent}
+    if studio.conversation_id is not None and studio.conversation_id not in titles:
+        titles[studio.conversation_id] = f"chat {studio.conversation_id}"
+    if studio.conversation_id is not None:
+        st.session_state[K + "conversation"] = studio.conversation_id
+    else:
+        st.session_state.pop(K + "conversation", None)
+    st.selectbox(
+        "Recent chats",
+        list(titles),
+        key=K + "conversation",
+        format_func=lambda i: f"#{i} · {titles[i][:40]}",
+        on_change=_open_chat,
+        index=None,
+        placeholder="open a chat…",
+    )
+
+
+def _update(**changes: object) -> None:
+    st.session_state["settings"] = services.settings().with_changes(**changes)
+
+
+def _on_backend() -> None:
+    _update(backend=st.session_state[K + "backend"])
+
+
+def _on_model() -> None:
+    s = services.settings()
+    value = (st.session_state[K + "model"] or "").strip()
+    if value and value != s.generation.model:
+        try:
+            _update(generation=s.generation.replace(model=value))
+        except ConfigError as e:
+            st.session_state[K + "error"] = str(e)
+
+
+def _on_lora() -> None:
+    s = services.settings()
+    text = (st.session_state[K + "lora"] or "").strip()
+    try:
+        loras = parse_loras(text) if text and text != "none" else ()
+        _update(generation=s.generation.replace(loras=loras))
+        st.session_state.pop(K + "error", None)
+    except ConfigError as e:
+        st.session_state[K + "error"] = f"LoRA: {e}"
+
+
+def _on_llm() -> None:
+    s = services.settings()
+    _update(llm=s.llm.replace(enabled=bool(st.session_state[K + "llm"])))
+
+
+def _on_llm_model() -> None:
+    s = services.settings()
+    value = (st.session_state[K + "llm_model"] or "").strip()
+    try:
+        _update(llm=s.llm.replace(model=value or None))
+        st.session_state.pop(K + "error", None)
+    except ValueError as e:
+        st.session_state[K + "error"] = f"LLM model: {e}"
+
+
+def render_settings(backend_note: str = "") -> None:
+    s: Settings = services.settings()
+    state = st.session_state
+    state.setdefault(K + "backend", s.backend)
+    state.setdefault(K + "model", s.generation.model)
+    state.setdefault(K + "lora", s.lora_label)
+    state.setdefault(K + "llm", s.llm_on)
+    state.setdefault(K + "llm_model", s.llm.model or "")
+    with st.expander("Settings", expanded=False):
+        if err := state.get(K + "error"):
+            st.error(err)
+        st.selectbox("Video backend", BACKENDS, key=K + "backend", on_change=_on_backend,
+                     help="auto: Wan2.2 when a CUDA GPU and its weights are there, else the CPU preview")
+        if backend_note:
+            st.caption(backend_note)
+        st.text_input("Wan model (hub id or folder)", key=K + "model", on_change=_on_model)
+        st.text_input("LoRA (expert:scale:source; …)", key=K + "lora", on_change=_on_lora,
+                      help="e.g. high_noise:1.0:/loras/style.safetensors — the Lightning LoRA is added on its own")
+        st.caption(f"Lightning 4-step LoRA: {'on' if s.generation.lightning else 'off'} · "
+                   f"quantization {s.generation.quantization}")
+        st.toggle("LLM planner", key=K + "llm", on_change=_on_llm,
+                  help="Let a local instruct model read the chat too (rules stay the fallback)")
+        st.text_input("LLM model (hub id, folder, .gguf or smollm2)", key=K + "llm_model", on_change=_on_llm_model,
+                      placeholder="none: the rule planner only")
+        if s.llm.enabled and s.llm.model is None:
+            st.caption("The LLM planner needs a model: until one is named, the rules plan alone.")
+        st.text_input("Data folder", value=str(s.home), disabled=True,
+                      help="Set VIVIDFLOW_HOME or `home` in vividflow.toml and restart to change it")
+        where = s.config_file.name if s.config_file else "no vividflow.toml"
+        st.caption(f"From env and {where}; changes here last for this session.")
+        st.caption(" · ".join(f"{k}: {v}" for k, v in sorted(s.sources.items()) if v != "default") or "all defaults")
