@@ -131,3 +131,19 @@ def save_tiny_lora(path: str | os.PathLike[str], fmt: str = "diffusers", **kwarg
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in tiny_lora_state_dict(fmt, **kwargs).items()}, str(path))
     return path
+
+
+_CACHED: dict[str, Path] = {}
+
+
+def cached_tiny_pipeline_dir() -> Path:
+    """The tiny pipeline saved once per process into a temp folder (removed at exit); tests share it."""
+    if "dir" not in _CACHED:
+        import atexit
+        import shutil
+        import tempfile
+
+        root = Path(tempfile.mkdtemp(prefix="vividflow-tiny-wan-"))
+        atexit.register(shutil.rmtree, root, True)
+        _CACHED["dir"] = save_tiny_pipeline(root / "tiny-wan2.2-i2v")
+    return _CACHED["dir"]
