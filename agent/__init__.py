@@ -1,5 +1,31 @@
-"""agent: chat turns become MotionPlan edits. Light to import: no torch, no transformers."""
+"""agent: chat turns become MotionPlan edits. Light to import: no torch, no transformers.
 
-from agent.plan import MotionPlan, Motion, Camera, PlanError, frames_for
+    from agent import new_conversation, plan_turn
+    state = new_conversation()
+    state, reply = plan_turn(state, "make her hair flow in the wind, slow zoom in")
+    state.plan.prompt, reply.text, reply.diff
+"""
 
-__all__ = ["MotionPlan", "Motion", "Camera", "PlanError", "frames_for"]
+from agent.edits import ParseResult, Planner, apply
+from agent.plan import Camera, Motion, MotionPlan, PlanError, frames_for
+from agent.planner_rules import RulePlanner
+from agent.session import ConversationState, FieldChange, GenerationRef, Reply, new_conversation, plan_diff, plan_turn
+
+__all__ = [
+    "Camera",
+    "ConversationState",
+    "FieldChange",
+    "GenerationRef",
+    "Motion",
+    "MotionPlan",
+    "ParseResult",
+    "PlanError",
+    "Planner",
+    "Reply",
+    "RulePlanner",
+    "apply",
+    "frames_for",
+    "new_conversation",
+    "plan_diff",
+    "plan_turn",
+]

@@ -11,12 +11,14 @@ earlier generation) need history and are handled by agent.session.
 from __future__ import annotations
 
 import json
+import logging
+import random
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol, Sequence, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from agent.plan import LIMITS, MAX_ACTION_CHARS, CameraMove, Subject, TemplateId
+from agent.plan import LIMITS, MAX_ACTION_CHARS, MAX_ATMOSPHERE_ITEMS, MAX_SEED, CameraMove, Subject, TemplateId
 
 if TYPE_CHECKING:
     from agent.plan import MotionPlan
@@ -146,11 +148,13 @@ class Reset(_Edit):
 
 class Recall(_Edit):
     """Start from an earlier generation's plan: `generation_id` (e.g. "#12") or `index` (1-based, "the second one";
-    -1 = the last one) within the conversation (session level)."""
+    -1 = the last one) within the conversation, or `query` (words said about it: "the cat video" → "cat"), the
+    most recent match wins (session level)."""
 
     op: Literal["recall"] = "recall"
     generation_id: int | None = Field(default=None, ge=1)
     index: int | None = None
+    query: str | None = Field(default=None, min_length=1, max_length=MAX_TERM_CHARS)
 
 
 Edit = Annotated[
@@ -220,3 +224,241 @@ class Planner(Protocol):
         history: Sequence[tuple[str, str]] = (),  # recent (role, text) turns, oldest first
         template_locked: bool = False,  # the person chose the template in the UI: do not switch it
     ) -> ParseResult: ...
+
+
+# --- applying plan-level edits ---------------------------------------------------------------------
+
+log = logging.getLogger(__name__)
+
+HANDS_NOTE_FASHION = "the fashion template is facial-only: hands and arms stay still (kept in the negative prompt)"
+HANDS_NOTE_NOT_IN_VIEW = (
+    "hands stay still: say that the hands are visible in the picture and I will animate them"
+)
+
+
+def _num(x: float) -> str:
+    """1 → "1", 0.5 → "0.5", 12.0 → "12"."""
+    return f"{x:g}"
+
+
+def _round(x: float) -> float:
+    return round(x, 3)
+
+
+def _clamped(field: str, value: float, what: str, notes: list[str], unit: str = "") -> float:
+    """Clamp into LIMITS[field]; when it had to, log it and add a note that says what happened."""
+    lo, hi = LIMITS[field]
+    if lo <= value <= hi:
+        return value
+    new = hi if value > hi else lo
+    if field == "duration_s":
+        word, bound = ("longer", "maximum") if value > hi else ("shorter", "minimum")
+        note = f"{_num(value)} s is {word} than the {_num(new)} s {bound}: set to {new:.1f} s"
+    elif field == "steps":
+        word, bound = ("more", "maximum") if value > hi else ("fewer", "minimum")
+        note = f"{_num(value)} steps is {word} than the {_num(new)} {bound}: set to {int(new)}"
+    else:
+        bound = "maximum" if value > hi else "minimum"
+        note = f"{what} {_num(_round(value))}{unit} is past the {bound} {_num(new)}{unit}: set to {_num(new)}{unit}"
+    log.info("clamped %s: %s", field, note)
+    notes.append(note)
+    return new
+
+
+def _template_switch(plan: MotionPlan, new_id: str) -> dict[str, Any]:
+    """Changes for a template switch: what still equals the old template's defaults follows the new template,
+    what the person changed stays."""
+    from agent.templates import get_template
+
+    old, new = get_template(plan.template), get_template(new_id)
+    kept = [m for m in plan.motions if m not in old.motions]
+    kept_subjects = {m.subject for m in kept}
+    motions = kept + [m for m in new.motions if m.subject not in kept_subjects]
+    atmosphere = [a for a in plan.atmosphere if a not in old.atmosphere]
+    atmosphere += [a for a in new.atmosphere if a not in atmosphere]
+    changes: dict[str, Any] = {
+        "template": new_id,
+        "motions": tuple(motions),
+        "atmosphere": tuple(atmosphere[:MAX_ATMOSPHERE_ITEMS]),
+    }
+    if plan.camera == old.camera:
+        changes["camera"] = new.camera
+    if plan.duration_s == old.duration_s:
+        changes["duration_s"] = new.duration_s
+    if plan.steps == old.steps:
+        changes["steps"] = new.steps
+    if (plan.guidance_scale, plan.guidance_scale_2) == old.guidance:
+        changes["guidance_scale"], changes["guidance_scale_2"] = new.guidance
+    return changes
+
+
+def draw_seed(rng: random.Random, avoid: int | None = None) -> int:
+    """A fresh seed in 0..2**31-1 from `rng`, different from `avoid`."""
+    while True:
+        seed = rng.randrange(0, MAX_SEED + 1)
+        if seed != avoid:
+            return seed
+
+
+def apply(
+    plan: MotionPlan,
+    edits: Sequence[Edit],
+    *,
+    rng: random.Random,
+    hands_in_view: bool = False,
+) -> tuple[MotionPlan, list[str]]:
+    """Apply plan-level edits in order; returns the new (compiled) plan and notes for the person.
+
+    Out-of-range numbers are clamped and noted ("12 s is longer than the 5 s maximum: set to 5.0 s").
+    Safety: in `fashion` hands never move (the edit is refused, "hands" goes to the negative terms);
+    elsewhere hand motion and the `portrait_dynamic` template need `hands_in_view` (the person said the
+    hands are visible), except in `portrait_dynamic` itself. Session edits (undo, reset, recall) raise
+    EditError: agent.session handles them.
+    """
+    from agent.compiler import compile_plan
+
+    notes: list[str] = []
+    for edit in edits:
+        if edit.op in SESSION_OPS:
+            raise EditError(f"edit {edit.op!r} needs the conversation history: use agent.session.plan_turn")
+        plan = _apply_one(plan, edit, rng=rng, hands_in_view=hands_in_view, notes=notes)
+    return compile_plan(plan), notes
+
+
+def _hands_allowed(template: str, hands_in_view: bool) -> str | None:
+    """None when hand motion is allowed in `template`, else the note that says why not."""
+    if template == "fashion":
+        return HANDS_NOTE_FASHION
+    if template != "portrait_dynamic" and not hands_in_view:
+        return HANDS_NOTE_NOT_IN_VIEW
+    return None
+
+
+def _with_negative(plan: MotionPlan, *terms: str) -> tuple[str, ...]:
+    out = list(plan.negative_terms)
+    for t in terms:
+        t = t.strip().lower()
+        if t and t not in out:
+            out.append(t)
+    return tuple(out[-32:])
+
+
+def _apply_one(plan: MotionPlan, edit: Edit, *, rng: random.Random, hands_in_view: bool, notes: list[str]) -> MotionPlan:
+    from agent.plan import Camera, Motion
+
+    if isinstance(edit, SetTemplate):
+        if edit.template == plan.template:
+            return plan
+        if edit.template == "portrait_dynamic" and not hands_in_view:
+            notes.append("kept the " + plan.template + " template: gestures (portrait_dynamic) need the hands "
+                         "to be visible, say so if they are")
+            log.info("refused portrait_dynamic: hands not said to be in view")
+            return plan
+        new = plan.with_changes(**_template_switch(plan, edit.template))
+        if edit.template == "fashion" and new.motion("hands"):
+            new = new.with_changes(motions=tuple(m for m in new.motions if m.subject != "hands"),
+                                   negative_terms=_with_negative(new, "hands"))
+            notes.append(HANDS_NOTE_FASHION)
+        return new
+
+    if isinstance(edit, AddMotion):
+        if edit.subject == "hands":
+            why = _hands_allowed(plan.template, hands_in_view)
+            if why:
+                notes.append(why)
+                log.info("refused hand motion in %s: %s", plan.template, why)
+                if plan.template == "fashion":
+                    return plan.with_changes(negative_terms=_with_negative(plan, "hands"))
+                return plan
+        motion = Motion(subject=edit.subject, action=edit.action, speed=edit.speed, intensity=edit.intensity)
+        motions = [m for m in plan.motions if m.subject != edit.subject]
+        old = plan.motion(edit.subject)
+        if old is not None:
+            motions.insert([m.subject for m in plan.motions].index(edit.subject), motion)
+        else:
+            motions.append(motion)
+        return plan.with_changes(motions=tuple(motions))
+
+    if isinstance(edit, RemoveMotion):
+        if plan.motion(edit.subject) is None:
+            log.info("remove_motion: %s was not moving", edit.subject)
+            return plan
+        return plan.with_changes(motions=tuple(m for m in plan.motions if m.subject != edit.subject))
+
+    if isinstance(edit, ScaleMotion):
+        targets = [m for m in plan.motions if edit.subject in ("all", m.subject)]
+        if not targets:
+            what = "nothing is moving" if edit.subject == "all" else f"{edit.subject} is not moving"
+            notes.append(f"{what}, so there was nothing to {'slow' if edit.speed_factor < 1 else 'change'}")
+            return plan
+        motions = []
+        for m in plan.motions:
+            if m in targets:
+                speed = _clamped("speed", _round(m.speed * edit.speed_factor), f"{m.subject} speed", notes, "×")
+                intensity = _round(m.intensity * edit.intensity_factor)
+                if intensity > LIMITS["intensity"][1]:
+                    if m.intensity >= LIMITS["intensity"][1]:
+                        notes.append(f"{m.subject} is already at full intensity")
+                    intensity = LIMITS["intensity"][1]
+                    log.info("clamped %s intensity to 1.0", m.subject)
+                m = m.model_copy(update={"speed": speed, "intensity": intensity})
+            motions.append(m)
+        return plan.with_changes(motions=tuple(motions))
+
+    if isinstance(edit, SetCamera):
+        # a static camera keeps the pace it had, so a later "pan left" moves at the pace set before
+        speed = edit.speed if edit.speed is not None and edit.move != "static" else plan.camera.speed
+        return plan.with_changes(camera=Camera(move=edit.move, speed=speed))
+
+    if isinstance(edit, ScaleCamera):
+        if plan.camera.move == "static":
+            notes.append("the camera is static, so there was no camera pace to change")
+            return plan
+        speed = _clamped("speed", _round(plan.camera.speed * edit.factor), "camera speed", notes, "×")
+        return plan.with_changes(camera=Camera(move=plan.camera.move, speed=speed))
+
+    if isinstance(edit, SetDuration):
+        return plan.with_changes(duration_s=_round(_clamped("duration_s", edit.seconds, "duration", notes)))
+
+    if isinstance(edit, SetSteps):
+        return plan.with_changes(steps=int(_clamped("steps", edit.steps, "steps", notes)))
+
+    if isinstance(edit, SetGuidance):
+        changes: dict[str, Any] = {}
+        if edit.high is not None:
+            changes["guidance_scale"] = edit.high
+        if edit.low is not None:
+            changes["guidance_scale_2"] = edit.low
+        return plan.with_changes(**changes) if changes else plan
+
+    if isinstance(edit, SetSeed):
+        if edit.policy == "same":
+            return plan.with_changes(seed_policy="same")
+        if edit.policy == "new":
+            return plan.with_changes(seed=draw_seed(rng, avoid=plan.seed), seed_policy="new")
+        if edit.value is None:
+            raise EditError("seed: policy 'explicit' needs a value (0 to 2147483647)")
+        return plan.with_changes(seed=edit.value, seed_policy="explicit")
+
+    if isinstance(edit, AddNegative):
+        return plan.with_changes(negative_terms=_with_negative(plan, *edit.terms))
+
+    if isinstance(edit, AddAtmosphere):
+        items = list(plan.atmosphere)
+        for item in edit.items:
+            item = item.strip().lower()
+            if item and item not in items:
+                items.append(item)
+        if len(items) > MAX_ATMOSPHERE_ITEMS:
+            notes.append(f"at most {MAX_ATMOSPHERE_ITEMS} atmosphere items: kept the newest")
+            items = items[-MAX_ATMOSPHERE_ITEMS:]
+        return plan.with_changes(atmosphere=tuple(items))
+
+    if isinstance(edit, RemoveAtmosphere):
+        drop = {i.strip().lower() for i in edit.items}
+        return plan.with_changes(atmosphere=tuple(a for a in plan.atmosphere if a not in drop))
+
+    if isinstance(edit, SetPrompt):
+        return plan.with_changes(prompt_override=edit.text or None)
+
+    raise EditError(f"unknown edit {edit!r}")

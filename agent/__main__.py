@@ -1,0 +1,104 @@
+"""`python -m agent plan`: run the planner over a conversation read from stdin, one JSON line per turn.
+
+    echo '{"turns": ["make her hair flow in the wind, slow zoom in", "slower hair, same seed"], "template": null}' \
+        | python -m agent plan --rng-seed 7
+
+Each line is {"plan": {...MotionPlan...}, "reply": "..."}; `--explain` adds "diff" and "edits".
+`--planner qwen --model PATH [--gguf-file F]` uses agent.planner_llm.make_planner (loaded only then).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+from typing import Any
+
+from agent.plan import TEMPLATE_IDS
+
+EXIT_USAGE = 2
+
+
+class InputError(ValueError):
+    """The JSON on stdin is not {"turns": [str, ...], "template": null | template id}."""
+
+
+def read_request(text: str) -> tuple[list[str], str | None]:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InputError(f"stdin is not valid JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise InputError(f"stdin must be a JSON object with \"turns\", got {type(data).__name__}")
+    unknown = sorted(set(data) - {"turns", "template"})
+    if unknown:
+        raise InputError(f"unknown keys {unknown}: expected \"turns\" and optionally \"template\"")
+    turns = data.get("turns")
+    if not isinstance(turns, list) or not all(isinstance(t, str) for t in turns):
+        raise InputError(f"\"turns\" must be a list of strings, got {turns!r}"[:300])
+    template = data.get("template")
+    if template is not None and template not in TEMPLATE_IDS:
+        raise InputError(f"\"template\" must be null or one of {', '.join(TEMPLATE_IDS)}, got {template!r}")
+    return turns, template
+
+
+def make_planner(args: argparse.Namespace) -> Any:
+    if args.planner == "rules":
+        from agent.planner_rules import RulePlanner
+
+        return RulePlanner()
+    if not args.model:
+        raise InputError("--planner qwen needs --model PATH (a Qwen2.5 folder, hub id or GGUF folder)")
+    try:
+        from agent import planner_llm
+    except ModuleNotFoundError as e:
+        if e.name == "agent.planner_llm":
+            raise InputError("the LLM planner (agent/planner_llm.py) is not installed in this checkout; "
+                             "use --planner rules") from None
+        raise
+    return planner_llm.make_planner(model=args.model, gguf_file=args.gguf_file)
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from agent.session import new_conversation, plan_turn
+
+    try:
+        turns, template = read_request(sys.stdin.read())
+        planner = make_planner(args)
+    except InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    rng = random.Random(args.rng_seed) if args.rng_seed is not None else random.Random()
+    state = new_conversation(template=template)
+    for message in turns:
+        state, reply = plan_turn(state, message, planner=planner, rng=rng)
+        line: dict[str, Any] = {"plan": state.plan.to_dict() if state.plan else None, "reply": reply.text}
+        if args.explain:
+            line["diff"] = reply.diff
+            line["edits"] = [e.model_dump(mode="json") for e in reply.edits]
+            line["planner"] = reply.planner
+        print(json.dumps(line, ensure_ascii=False), flush=True)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m agent", description="VividFlow agent: chat turns → MotionPlan")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("plan", help='read {"turns": [...], "template": null} on stdin, print one JSON line per turn')
+    p.add_argument("--rng-seed", type=int, default=None, help="seed the random source: the whole run is reproducible")
+    p.add_argument("--planner", choices=("rules", "qwen"), default="rules")
+    p.add_argument("--model", default=None, help="with --planner qwen: model folder or hub id")
+    p.add_argument("--gguf-file", default=None, help="with --planner qwen: GGUF file name inside --model")
+    p.add_argument("--explain", action="store_true", help="add the diff, the edits and the planner to each line")
+    p.set_defaults(func=cmd_plan)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

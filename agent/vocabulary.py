@@ -1,0 +1,476 @@
+"""The words the rule planner knows, as data: subjects, actions, camera phrases, degrees, numbers,
+seeds, negations, atmosphere and template cues.
+
+Everything here is plain literals (no logic beyond building lookup tables once at import), so the
+vocabulary can be read, extended and tested on its own. Phrases are lower case; the planner
+normalises a message the same way (see `normalize`) before matching whole words.
+"""
+
+from __future__ import annotations
+
+import re
+
+# --- subjects -------------------------------------------------------------------------------------
+# synonym -> canonical subject of the MotionPlan contract
+SUBJECT_SYNONYMS: dict[str, str] = {
+    # hair
+    "hair": "hair", "locks": "hair", "strands": "hair", "strand": "hair", "curls": "hair", "ponytail": "hair",
+    "braid": "hair", "braids": "hair", "bangs": "hair", "fringe": "hair", "mane": "hair", "fur": "hair",
+    # head / face / eyes / mouth
+    "head": "head", "neck": "head", "face": "face", "expression": "face", "cheeks": "face", "eyebrows": "face",
+    "eyes": "eyes", "eye": "eyes", "eyelids": "eyes", "gaze": "eyes", "lashes": "eyes", "eyelashes": "eyes",
+    "mouth": "mouth", "lips": "mouth", "lip": "mouth", "smile": "mouth", "teeth": "mouth",
+    # hands and arms (arms are never animated on their own: they go with the hands)
+    "hands": "hands", "hand": "hands", "fingers": "hands", "finger": "hands", "arms": "hands", "arm": "hands",
+    "gesture": "hands", "gestures": "hands", "wrist": "hands", "wrists": "hands",
+    # body
+    "body": "body", "shoulders": "body", "shoulder": "body", "chest": "body", "torso": "body", "posture": "body",
+    # clothing
+    "clothing": "clothing", "clothes": "clothing", "dress": "clothing", "scarf": "clothing", "cape": "clothing",
+    "skirt": "clothing", "shirt": "clothing", "jacket": "clothing", "coat": "clothing", "veil": "clothing",
+    "gown": "clothing", "sleeves": "clothing", "collar": "clothing", "fabric": "clothing", "cloak": "clothing",
+    "ribbon": "clothing", "ribbons": "clothing", "robe": "clothing", "hood": "clothing", "outfit": "clothing",
+    # animals
+    "animal": "animal", "dog": "animal", "puppy": "animal", "pup": "animal", "doggo": "animal", "cat": "animal",
+    "kitten": "animal", "kitty": "animal", "horse": "animal", "pony": "animal", "bird": "animal",
+    "parrot": "animal", "owl": "animal", "fox": "animal", "rabbit": "animal", "bunny": "animal",
+    "hamster": "animal", "lion": "animal", "tiger": "animal", "bear": "animal", "deer": "animal",
+    "wolf": "animal", "elephant": "animal", "pet": "animal", "squirrel": "animal", "cow": "animal",
+    "sheep": "animal", "goat": "animal", "duck": "animal", "eagle": "animal", "fish": "animal",
+    "monkey": "animal", "panda": "animal", "giraffe": "animal", "penguin": "animal", "dolphin": "animal",
+    "tail": "tail", "ears": "ears", "ear": "ears", "whiskers": "ears",
+    "wings": "wings", "wing": "wings", "feathers": "wings",
+    # nature
+    "water": "water", "sea": "water", "ocean": "water", "river": "water", "stream": "water",
+    "waterfall": "water", "lake": "water", "waves": "water", "surf": "water", "creek": "water",
+    "fountain": "water", "ripples": "water", "tide": "water", "pond": "water",
+    "clouds": "clouds", "cloud": "clouds", "sky": "sky", "stars": "sky", "aurora": "sky",
+    "trees": "trees", "tree": "trees", "leaves": "trees", "leaf": "trees", "branches": "trees",
+    "branch": "trees", "forest": "trees", "palm trees": "trees", "palms": "trees", "foliage": "trees",
+    "grass": "grass", "wheat": "grass", "reeds": "grass", "field": "grass", "meadow": "grass",
+    "flowers": "flowers", "flower": "flowers", "petals": "flowers", "blossoms": "flowers", "roses": "flowers",
+    "fire": "fire", "flames": "fire", "flame": "fire", "candle": "fire", "campfire": "fire", "embers": "fire",
+    "smoke": "smoke", "steam": "smoke", "vapor": "smoke", "vapour": "smoke",
+    "snow": "snow", "snowflakes": "snow", "snowfall": "snow",
+    "rain": "rain", "raindrops": "rain", "drizzle": "rain",
+    "particles": "particles", "sparkles": "particles", "glitter": "particles", "dust": "particles",
+    "bubbles": "particles", "fireflies": "particles", "confetti": "particles", "stardust": "particles",
+    "the light": "light", "lights": "light", "lighting": "light", "reflections": "light", "reflection": "light",
+    "highlights": "light", "glow": "light", "shadows": "light", "sunlight": "light", "sunbeams": "light",
+    "product": "product", "bottle": "product", "sneaker": "product", "sneakers": "product", "shoe": "product",
+    "shoes": "product", "watch": "product", "perfume": "product", "phone": "product", "smartphone": "product",
+    "lipstick": "product", "handbag": "product", "bag": "product", "ring": "product",
+    "headphones": "product", "mug": "product", "cup": "product", "jar": "product", "box": "product",
+    "background": "background", "backdrop": "background", "scenery": "background",
+}
+
+# Default action when a subject is named without a verb ("the scarf too").
+DEFAULT_ACTIONS: dict[str, str] = {
+    "hair": "flow", "head": "turn slightly", "face": "soften into a smile", "eyes": "blink",
+    "mouth": "smile softly", "hands": "gesture", "body": "breathe", "clothing": "ripple",
+    "animal": "look around", "tail": "wag", "ears": "twitch", "wings": "flap", "water": "flow",
+    "clouds": "drift", "sky": "shift", "trees": "sway", "grass": "sway", "flowers": "sway",
+    "fire": "flicker", "smoke": "rise", "snow": "fall", "rain": "fall", "particles": "drift",
+    "light": "shimmer", "product": "rotate", "background": "shimmer",
+}
+
+# Removing these subjects ("no hand movement") also keeps them out of the picture: the term is added to
+# the negative prompt. Other subjects ("keep the head still") only stop moving.
+NEGATIVE_TERMS_ON_REMOVE: dict[str, str] = {"hands": "hands"}
+
+# --- actions --------------------------------------------------------------------------------------
+# verb form -> (canonical action, subject when none is named)
+ACTIONS: dict[str, tuple[str, str]] = {}
+
+
+def _verb(forms: str, action: str, subject: str) -> None:
+    for form in forms.split():
+        ACTIONS[form.replace("_", " ")] = (action, subject)
+
+
+_verb("flow flows flowing flowy", "flow", "hair")
+_verb("blow blows blowing", "blow in the wind", "hair")
+_verb("billow billows billowing", "billow", "clothing")
+_verb("flutter flutters fluttering", "flutter", "clothing")
+_verb("ripple ripples rippling", "ripple", "water")
+_verb("sway sways swaying", "sway", "trees")
+_verb("rustle rustles rustling", "rustle", "trees")
+_verb("bend bends bending", "bend in the wind", "trees")
+_verb("drift drifts drifting", "drift", "clouds")
+_verb("move moves moving", "move", "body")
+_verb("blink blinks blinking", "blink", "eyes")
+_verb("wink winks winking", "wink", "eyes")
+_verb("smile smiles smiling grin grins grinning", "smile", "mouth")
+_verb("laugh laughs laughing", "laugh", "mouth")
+_verb("talk talks talking speak speaks speaking", "talk", "mouth")
+_verb("breathe breathes breathing", "breathe", "body")
+_verb("nod nods nodding", "nod", "head")
+_verb("tilt tilts tilting", "tilt", "head")
+_verb("turn turns turning", "turn", "head")
+_verb("look looks looking glance glances glancing", "look around", "head")
+_verb("wave waving", "wave", "hands")
+_verb("gesture gestures gesturing", "gesture", "hands")
+_verb("clap claps clapping", "clap", "hands")
+_verb("point points pointing", "point", "hands")
+_verb("wag wags wagging", "wag", "tail")
+_verb("twitch twitches twitching", "twitch", "ears")
+_verb("perk perks perking", "perk up", "ears")
+_verb("flap flaps flapping", "flap", "wings")
+_verb("fly flies flying soar soars soaring", "fly", "wings")
+_verb("run runs running walk walks walking trot trots trotting", "walk", "animal")
+_verb("jump jumps jumping leap leaps leaping bounce bounces bouncing", "jump", "animal")
+_verb("dance dances dancing", "dance", "body")
+_verb("crash crashes crashing", "crash", "water")
+_verb("splash splashes splashing", "splash", "water")
+_verb("rush rushes rushing cascade cascades cascading pour pours pouring", "rush", "water")
+_verb("flicker flickers flickering", "flicker", "fire")
+_verb("burn burns burning", "burn", "fire")
+_verb("rise rises rising curl curls curling", "rise", "smoke")
+_verb("fall falls falling", "fall", "snow")
+_verb("swirl swirls swirling", "swirl", "particles")
+_verb("spin spins spinning rotate rotates rotating revolve revolves revolving", "rotate", "product")
+_verb("sparkle sparkles sparkling glitter glitters glittering twinkle twinkles twinkling", "sparkle", "light")
+_verb("shimmer shimmers shimmering", "shimmer", "light")
+_verb("pulse pulses pulsing pulsate pulsates pulsating", "pulse", "light")
+_verb("glow glows glowing", "glow", "light")
+_verb("sweep sweeps sweeping", "sweep across", "light")
+_verb("bloom blooms blooming open opens opening", "bloom", "flowers")
+_verb("shake shakes shaking", "shake", "body")
+_verb("shift shifts shifting", "shift", "light")
+_verb("stream streams streaming", "stream", "clouds")
+_verb("wiggle wiggles wiggling", "wiggle", "animal")
+_verb("stretch stretches stretching", "stretch", "animal")
+_verb("yawn yawns yawning", "yawn", "animal")
+_verb("float floats floating", "float", "particles")
+_verb("morph morphs morphing", "morph", "particles")
+_verb("melt melts melting", "melt", "particles")
+
+# A direction said after a verb becomes part of the action ("turn left", "look at the camera").
+DIRECTIONS: tuple[str, ...] = (
+    "to the left", "to the right", "left", "right", "up", "down", "around",
+    "at the camera", "toward the camera", "towards the camera", "at the viewer", "away",
+    "back and forth", "side to side", "in the wind", "in the breeze",
+)
+
+# "she waves hello": a greeting makes "wave" a hand gesture, not the sea.
+HAND_WAVE = re.compile(r"\bwav(?:e|es|ing)\s+(?:hello|hi|goodbye|bye|at)\b|\bwaving\b(?!\s+(?:grass|flag|wheat|trees))")
+
+# --- degrees and paces ------------------------------------------------------------------------------
+MILD_WORDS = ("slightly", "a bit", "a little", "a little bit", "a touch", "somewhat", "a tad", "a little more",
+              "bit", "little", "marginally")
+STRONG_WORDS = ("much", "way", "a lot", "far", "really", "very", "super", "extremely", "lots", "loads",
+                "significantly", "dramatically", "considerably", "even")
+
+# factor for "slower" / "faster" (and "less" / "more") by degree
+SPEED_DOWN = {"mild": 0.8, "normal": 0.6, "strong": 0.35}
+SPEED_UP = {"mild": 1.25, "normal": 1.6, "strong": 2.5}
+INTENSITY_DOWN = {"mild": 0.8, "normal": 0.6, "strong": 0.4}
+INTENSITY_UP = {"mild": 1.2, "normal": 1.5, "strong": 2.0}
+# absolute pace for a newly described motion or camera move ("slow zoom in", "hair flows quickly")
+SLOW_PACE = {"mild": 0.75, "normal": 0.5, "strong": 0.3}
+FAST_PACE = {"mild": 1.3, "normal": 1.6, "strong": 2.2}
+GENTLE_INTENSITY = {"mild": 0.4, "normal": 0.3, "strong": 0.15}
+STRONG_INTENSITY = {"mild": 0.65, "normal": 0.8, "strong": 0.95}
+
+SLOWER_WORDS = ("slower", "more slowly", "slow down", "slow it down", "slow them down", "less fast", "calmer",
+                "lazier", "more leisurely", "decelerate")
+FASTER_WORDS = ("faster", "quicker", "speed up", "speed it up", "more quickly", "hurry", "snappier",
+                "more rapid", "more rapidly", "accelerate", "livelier pace")
+SLOW_WORDS = ("slow", "slowly", "leisurely", "unhurried", "lazily", "lazy", "in slow motion", "slow motion",
+              "slow-motion", "gradual", "gradually")
+FAST_WORDS = ("fast", "quickly", "quick", "rapid", "rapidly", "swift", "swiftly", "briskly", "brisk")
+MORE_WORDS = ("more", "stronger", "bigger", "more pronounced", "more intense", "intenser", "wilder", "larger",
+              "more dramatic", "more visible", "more noticeable", "amplify", "exaggerate", "exaggerated",
+              "more dynamic", "livelier", "more lively", "more energetic", "stronger motion", "more movement",
+              "more motion", "more action", "bolder", "heavier")
+LESS_WORDS = ("less", "subtler", "more subtle", "softer", "gentler", "smaller", "weaker", "lighter", "calmer",
+              "tone down", "tone it down", "toned down", "reduce", "fewer", "less movement", "less motion",
+              "more gentle", "more delicate", "quieter", "milder", "more natural", "dial back", "dial it back")
+GENTLE_WORDS = ("gently", "gentle", "softly", "soft", "subtle", "subtly", "barely", "faintly", "faint",
+                "slight", "delicately", "delicate", "calm", "calmly", "light", "lightly", "natural", "naturally")
+STRONG_MOTION_WORDS = ("strongly", "strong", "dramatically", "dramatic", "wildly", "wild", "intensely",
+                       "intense", "vigorously", "vigorous", "energetically", "energetic", "powerfully",
+                       "big", "dynamic", "boldly")
+
+# "twice as fast", "3x slower", "half as fast", "half speed"
+TIMES_WORDS: dict[str, float] = {
+    "twice": 2.0, "double": 2.0, "two times": 2.0, "2x": 2.0, "2 x": 2.0, "three times": 3.0, "3x": 3.0,
+    "thrice": 3.0, "triple": 3.0, "four times": 4.0, "4x": 4.0, "1.5x": 1.5, "half": 0.5,
+}
+
+# --- numbers -------------------------------------------------------------------------------------
+NUMBER_WORDS: dict[str, float] = {
+    "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
+    "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15,
+    "sixteen": 16, "seventeen": 17, "eighteen": 18, "nineteen": 19, "twenty": 20, "thirty": 30,
+    "forty": 40, "fifty": 50, "sixty": 60, "a": 1, "an": 1, "a couple of": 2, "a couple": 2, "couple of": 2,
+}
+ORDINALS: dict[str, int] = {
+    "first": 1, "1st": 1, "second": 2, "2nd": 2, "third": 3, "3rd": 3, "fourth": 4, "4th": 4,
+    "fifth": 5, "5th": 5, "sixth": 6, "6th": 6, "seventh": 7, "7th": 7, "eighth": 8, "8th": 8,
+    "ninth": 9, "9th": 9, "tenth": 10, "10th": 10,
+    "last": -1, "latest": -1, "previous": -1, "most recent": -1, "newest": -1, "second to last": -2,
+    "second-to-last": -2, "penultimate": -2, "one before last": -2,
+}
+GENERATION_NOUNS = ("one", "video", "clip", "take", "render", "generation", "result", "version", "animation",
+                    "attempt", "try", "run", "gif", "movie")
+
+# --- durations and steps -------------------------------------------------------------------------
+LONGER_WORDS = ("longer", "extend", "extended", "lengthen", "more time", "stretch it")
+SHORTER_WORDS = ("shorter", "shorten", "trim", "cut it down", "less time", "quicker clip", "briefer")
+LONGEST_WORDS = ("as long as possible", "longest", "maximum length", "max length", "full length",
+                 "max duration", "maximum duration")
+SHORTEST_WORDS = ("as short as possible", "shortest", "minimum length", "min length", "min duration")
+DURATION_STEP_S = {"mild": 0.5, "normal": 1.0, "strong": 2.0}
+
+QUALITY_UP = ("higher quality", "better quality", "high quality", "more steps", "more detail", "more detailed",
+              "best quality", "max quality", "maximum quality", "highest quality", "top quality", "hq",
+              "final render", "final quality", "improve quality", "improve the quality", "sharper", "crisper",
+              "production quality", "more inference steps", "finer")
+QUALITY_MAX = ("best quality", "max quality", "maximum quality", "highest quality", "top quality",
+               "production quality", "final render", "final quality")
+QUALITY_DOWN = ("faster render", "render faster", "quicker render", "fast render", "draft", "quick preview",
+                "lower quality", "low quality", "fewer steps", "less steps", "quick draft", "rough cut",
+                "quick test", "quick render", "speed up rendering", "speed up the render", "faster generation",
+                "generate faster", "cheaper")
+QUALITY_MIN = ("draft", "quick preview", "quick draft", "rough cut", "quick test", "lowest quality")
+STEPS_DELTA = {"mild": 2, "normal": 4, "strong": 8}
+
+# --- seeds ---------------------------------------------------------------------------------------
+SEED_SAME = ("same seed", "keep the seed", "keep seed", "keep the same seed", "seed the same",
+             "same variation", "same noise", "don't change the seed", "do not change the seed",
+             "keep the variation", "same random seed", "seed unchanged", "same one but", "lock the seed",
+             "fix the seed", "fixed seed")
+SEED_NEW = ("new seed", "different seed", "another seed", "random seed", "fresh seed", "other seed",
+            "another variation", "different variation", "new variation", "a variation", "try again",
+            "try another", "another take", "reroll", "re-roll", "roll again", "shuffle", "give me another",
+            "one more time", "surprise me", "randomize", "randomise", "change the seed", "another version",
+            "different version", "something different")
+
+# --- session ------------------------------------------------------------------------------------
+UNDO_PHRASES = ("undo", "undo that", "revert", "revert that", "go back", "take that back", "never mind",
+                "nevermind", "scratch that", "cancel that", "change it back", "put it back", "as it was",
+                "as before", "previous plan", "previous settings", "back to the previous", "roll back",
+                "rollback", "step back", "undo the last change", "i liked it before", "like it was before")
+RESET_PHRASES = ("start over", "reset", "start again", "from scratch", "start fresh", "begin again",
+                 "default settings", "back to default", "back to defaults", "back to the default",
+                 "restart", "clean slate", "fresh start", "reset everything", "the defaults")
+
+# --- camera ---------------------------------------------------------------------------------------
+# (regex, move, needs_camera_word): ambiguous phrases ("rise", "move in") only count when the clause
+# names the camera or names no moving subject.
+CAMERA_PATTERNS: tuple[tuple[str, str, bool], ...] = (
+    (r"\b(?:static|still|fixed|locked|locked[- ]off|steady|stationary|frozen|stable)\s+(?:camera|shot|frame)\b", "static", False),
+    (r"\bcamera\s+(?:is\s+|stays\s+|remains\s+|should\s+(?:stay|be|remain)\s+)?(?:static|still|fixed|locked|steady|stationary|frozen)\b", "static", False),
+    (r"\btripod\b|\bno\s+camera\s+(?:movement|motion|move|moves)\b|\blocked[- ]off\b", "static", False),
+    (r"\b(?:zoom(?:s|ing)?|push(?:es|ing)?|close[sd]?|closing)\s+(?:in|into|closer)\b|\bpush[- ]in\b|\bzoom[- ]in\b", "zoom_in", False),
+    (r"\b(?:move|moves|moving|get|gets|getting|come|comes|go|goes)\s+(?:in\s+)?closer\b", "zoom_in", True),
+    (r"\b(?:move|moves|moving)\s+in\b", "zoom_in", True),
+    (r"\bzoom(?:s|ing)?\s+(?:out|away)\b|\bzoom[- ]out\b|\bwiden(?:s|ing)?\b|\bwide reveal\b", "zoom_out", False),
+    (r"\b(?:pull(?:s|ing)?|draw(?:s|ing)?)\s+(?:back|out|away)\b|\bpull[- ]back\b", "dolly_out", False),
+    (r"\bdolly(?:ing)?\s+(?:in|forward|forwards|closer)\b|\btrack(?:s|ing)?\s+(?:in|forward)\b|\bfly(?:ing)?\s+in\b|\bdolly[- ]in\b", "dolly_in", False),
+    (r"\b(?:move|moves|moving|push(?:es|ing)?|drift(?:s|ing)?|glide[sd]?|gliding)\s+forwards?\b", "dolly_in", True),
+    (r"\bdolly(?:ing)?\s+(?:out|back|backward|backwards|away)\b|\btrack(?:s|ing)?\s+(?:out|back)\b|\bdolly[- ]out\b", "dolly_out", False),
+    (r"\b(?:move|moves|moving)\s+(?:back|backward|backwards|away)\b", "dolly_out", True),
+    (r"\bpan(?:s|ning|ned)?\s+(?:across\s+|over\s+|slowly\s+|gently\s+)?(?:to\s+the\s+)?left\b|\bleft\s+pan\b|\bpan[- ]left\b", "pan_left", False),
+    (r"\bpan(?:s|ning|ned)?\s+(?:across\s+|over\s+|slowly\s+|gently\s+)?(?:to\s+the\s+)?right\b|\bright\s+pan\b|\bpan[- ]right\b", "pan_right", False),
+    (r"\btruck(?:s|ing)?\s+left\b", "pan_left", False),
+    (r"\btruck(?:s|ing)?\s+right\b", "pan_right", False),
+    (r"\btilt(?:s|ing|ed)?\s+(?:the\s+camera\s+)?up(?:ward|wards)?\b|\bcrane(?:s|ing)?\s+up\b|\bboom(?:s|ing)?\s+up\b|\bpedestal\s+up\b", "tilt_up", False),
+    (r"\b(?:rise|rises|rising|ascend|ascends|ascending|lift|lifts|lifting)\b|\blook(?:s|ing)?\s+up\b", "tilt_up", True),
+    (r"\btilt(?:s|ing|ed)?\s+(?:the\s+camera\s+)?down(?:ward|wards)?\b|\bcrane(?:s|ing)?\s+down\b|\bboom(?:s|ing)?\s+down\b|\bpedestal\s+down\b", "tilt_down", False),
+    (r"\b(?:descend|descends|descending|sink|sinks|sinking|lower|lowers|lowering)\b|\blook(?:s|ing)?\s+down\b", "tilt_down", True),
+    (r"\b(?:orbit(?:s|ing)?|circl(?:e|es|ing)|arc(?:s|ing)?|rotat(?:e|es|ing)|go(?:es|ing)?|mov(?:e|es|ing)|swing(?:s|ing)?)\s+(?:around\s+)?(?:to\s+the\s+)?left\b|\bcounter[- ]?clockwise\b|\banti[- ]?clockwise\b", "orbit_left", False),
+    (r"\b(?:orbit(?:s|ing)?|circl(?:e|es|ing)|arc(?:s|ing)?)\s+(?:around\s+)?(?:to\s+the\s+)?right\b|\bclockwise\b", "orbit_right", False),
+    (r"\borbit(?:s|ing|al)?\b|\b360\b|\bturntable\b", "orbit_right", False),
+    (r"\bcircl(?:e|es|ing)\s+(?:around|round)\b|\bgo(?:es|ing)?\s+(?:all\s+the\s+way\s+)?around\b|\barc(?:s|ing)?\s+around\b", "orbit_right", True),
+    (r"\bpan(?:s|ning|ned)?\b(?!\s+(?:to\s+the\s+)?(?:left|right))", "pan_right", False),
+    (r"\bzoom(?:s|ing)?\b(?!\s+(?:out|away))", "zoom_in", False),
+    (r"\btilt(?:s|ing)?\b", "tilt_up", True),
+    (r"\bdolly(?:ing)?\b", "dolly_in", False),
+)
+CAMERA_WORDS = ("camera", "shot", "cam", "lens", "view", "framing")
+# A camera word plus a comparative without a move ("slower camera", "zoom faster") scales the pace.
+CAMERA_FAMILY: dict[str, tuple[str, ...]] = {
+    "zoom": ("zoom_in", "zoom_out"), "push": ("zoom_in", "dolly_in"), "pan": ("pan_left", "pan_right"),
+    "tilt": ("tilt_up", "tilt_down"), "orbit": ("orbit_left", "orbit_right"), "dolly": ("dolly_in", "dolly_out"),
+    "circle": ("orbit_left", "orbit_right"), "rotation": ("orbit_left", "orbit_right"),
+}
+CAMERA_STOP = re.compile(
+    r"\b(?:no|stop(?:\s+the)?|without(?:\s+the|\s+any)?|remove(?:\s+the)?|kill(?:\s+the)?|don't|do not|not)\s+"
+    r"(?:camera(?:\s+(?:movement|motion|move|moves))?|zoom(?:ing)?|pan(?:ning)?|orbit(?:ing)?|dolly|tilt(?:ing)?|"
+    r"push[- ]in|move\s+the\s+camera)\b"
+    r"|\bkeep\s+(?:the\s+)?camera\s+(?:still|static|steady|fixed|locked)\b"
+    r"|\bcamera\s+(?:should\s+)?(?:not|doesn't|does not|shouldn't)\s+move\b"
+)
+
+# --- atmosphere -----------------------------------------------------------------------------------
+# phrase -> atmosphere item (as stored in the plan)
+ATMOSPHERE_SYNONYMS: dict[str, str] = {
+    "wind": "wind", "windy": "wind", "breeze": "wind", "breezy": "wind", "gust": "wind", "gusts": "wind",
+    "gusty": "wind", "in the wind": "wind", "draft of air": "wind",
+    "fog": "fog", "foggy": "fog", "mist": "fog", "misty": "fog", "haze": "fog", "hazy": "fog",
+    "golden hour": "golden hour light", "golden-hour": "golden hour light", "golden light": "golden hour light",
+    "warm light": "warm light", "sunset": "sunset glow", "dusk": "dusk light", "sunrise": "sunrise light",
+    "dawn": "sunrise light", "moonlight": "moonlight", "moonlit": "moonlight", "night": "night",
+    "neon": "neon glow", "neon lights": "neon glow", "candlelight": "candlelight",
+    "studio light": "studio lighting", "studio lighting": "studio lighting",
+    "soft light": "soft light", "soft lighting": "soft light", "dramatic lighting": "dramatic lighting",
+    "dramatic light": "dramatic lighting", "rim light": "rim light", "backlight": "backlight",
+    "backlit": "backlight", "cinematic lighting": "cinematic lighting", "volumetric light": "volumetric light",
+    "god rays": "volumetric light", "rainy": "rain", "in the rain": "rain", "raining": "rain",
+    "snowy": "snow", "snowing": "snow", "storm": "storm", "stormy": "storm", "thunderstorm": "storm",
+    "overcast": "overcast light", "bokeh": "bokeh", "lens flare": "lens flare", "smoky": "haze",
+    "dreamy": "dreamy glow", "vintage": "vintage film grain", "film grain": "vintage film grain",
+    "blue hour": "blue hour light",
+}
+
+# --- negations ------------------------------------------------------------------------------------
+# Patterns that take one thing out: {x} is filled with a subject/atmosphere alternation.
+NEGATION_PATTERNS: tuple[str, ...] = (
+    r"\bno(?:\s+more)?\s+(?:\w+\s+)?{x}\b",
+    r"\bwithout(?:\s+(?:the|any|her|his|their|its))?\s+(?:\w+\s+)?{x}\b",
+    r"\b(?:do not|don't|dont|never|not)\s+(?:move|animate|touch|use|show)\s+(?:the\s+|her\s+|his\s+|their\s+|its\s+|any\s+)?{x}\b",
+    r"\bkeep\s+(?:the\s+|her\s+|his\s+|their\s+|its\s+)?{x}\s+(?:still|static|steady|frozen|fixed|motionless|in place|unmoving)\b",
+    r"\b(?:stop|freeze|remove|drop|lose|kill|cut)\s+(?:the\s+|her\s+|his\s+|their\s+|its\s+|all\s+)?{x}\b",
+    r"\b{x}\s+(?:should\s+)?(?:stay|stays|remain|remains|be|is|are|kept)\s+(?:still|static|frozen|motionless|unmoving)\b",
+    r"\b{x}\s+(?:should not|shouldn't|must not|mustn't|do not|don't|does not|doesn't)\s+move\b",
+    r"\bnot\s+(?:the\s+)?{x}\b",
+    r"\b{x}\s+(?:still|frozen|off)\b",
+)
+# "avoid X", "no X" for things that are not subjects: they go to the negative prompt as said.
+AVOID_PATTERN = re.compile(r"\b(?:avoid|prevent|exclude|negative(?:\s+prompt)?:?|without|no)\s+(?:any\s+|the\s+)?([a-z][a-z \-]{1,38})")
+NEGATABLE_ARTIFACTS: tuple[str, ...] = (
+    "text", "watermark", "watermarks", "logo", "logos", "subtitles", "captions", "blur", "blurriness",
+    "blurry", "flicker", "flickering", "jitter", "distortion", "distortions", "warping", "morphing",
+    "artifacts", "artefacts", "noise", "grain", "extra fingers", "extra limbs", "people", "faces",
+    "camera shake", "shaking", "color shift", "colour shift", "glitches", "glitch", "deformation",
+    "melting", "cuts", "scene cuts", "zooming artifacts", "extra people", "cartoon look", "oversaturation",
+    "overexposure", "low quality", "banding", "ghosting", "motion blur", "teeth", "talking", "extra hands",
+    "body movement", "face distortion", "bad anatomy", "borders", "frames", "letterbox",
+)
+
+# --- templates ------------------------------------------------------------------------------------
+# cue -> (template, weight); the heaviest total wins, the earliest mention breaks ties.
+TEMPLATE_CUES: dict[str, tuple[str, int]] = {}
+
+
+def _cues(template: str, weight: int, words: str) -> None:
+    for w in words.split(","):
+        w = w.strip()
+        if w:
+            TEMPLATE_CUES[w] = (template, weight)
+
+
+_cues("fashion", 4, "headshot, head shot, model, fashion, beauty shot, beauty, editorial, makeup, make-up, "
+      "runway, magazine, close-up portrait, closeup portrait, face close-up, beauty close-up, facial only, "
+      "face only, glamour, vogue, cover shot, modeling")
+_cues("fashion", 1, "hair, locks, strands, lips, cheekbones, earrings")
+_cues("portrait_subtle", 3, "portrait, person, woman, man, girl, boy, lady, guy, grandma, grandpa, grandmother, "
+      "grandfather, mother, father, mom, dad, child, kid, baby, old photo, old photograph, family photo, "
+      "selfie, profile picture, passport photo, couple, bride, groom, friend, teenager, student")
+_cues("portrait_subtle", 1, "smile, smiles, smiling, blink, blinks, blinking, breathing, breathe, breathes, "
+      "wink, winks, nod, nods, eyes, gaze, face")
+_cues("portrait_dynamic", 1, "hands, hand, wave hello, waves hello, waving, gesture, gestures, gesturing, "
+      "dancing, dances, clapping, claps, points, pointing, arms, fingers, adjusts, tucks")
+_cues("animals", 4, "dog, puppy, pup, doggo, cat, kitten, kitty, bird, parrot, owl, horse, pony, fox, rabbit, "
+      "bunny, hamster, lion, tiger, bear, deer, wolf, elephant, pet, animal, squirrel, cow, sheep, goat, duck, "
+      "eagle, fish, monkey, panda, giraffe, penguin, dolphin, wildlife, butterfly")
+_cues("animals", 1, "tail, paws, whiskers, wings, feathers, wag, wags, wagging, ears")
+_cues("landscape", 3, "mountain, mountains, ocean, sea, beach, lake, river, waterfall, forest, city, skyline, "
+      "cityscape, landscape, valley, desert, meadow, field, countryside, coast, shore, island, canyon, "
+      "scenery, vista, sunset over, horizon, jungle, glacier, volcano, street, town, village, harbor, harbour, "
+      "lagoon, hills, nature")
+_cues("landscape", 1, "clouds, sky, trees, water, waves, grass, snow, rain, fog, leaves, stream")
+_cues("animation", 4, "anime, cartoon, manga, illustration, drawing, drawn, painted character, chibi, pixar, "
+      "3d render, cel-shaded, cel shaded, comic, animated, animation, ghibli, disney, sketch, character art, "
+      "game character, vtuber, pixel art")
+_cues("product", 4, "sneaker, sneakers, shoe, shoes, bottle, watch, perfume, phone, smartphone, product, "
+      "cosmetics, lipstick, handbag, jewelry, jewellery, ring, headphones, coffee cup, mug, packshot, "
+      "product shot, commercial, advert, advertisement, e-commerce, ecommerce, packaging, gadget, bracelet, "
+      "necklace, cream jar, skincare")
+_cues("abstract", 4, "kaleidoscope, abstract, fractal, psychedelic, generative, geometric, pattern, patterns, "
+      "texture, ink in water, liquid art, particles only, only particles, mandala, trippy, hypnotic")
+_cues("abstract", 1, "swirling, swirl, swirls, particles, morphing, colors, colours")
+
+# explicit names of templates, for "switch to the product template", "make it anime style"
+TEMPLATE_NAMES: dict[str, str] = {
+    "fashion": "fashion", "facial": "fashion", "facial only": "fashion", "headshot": "fashion",
+    "beauty": "fashion", "editorial": "fashion",
+    "portrait subtle": "portrait_subtle", "subtle portrait": "portrait_subtle", "portrait_subtle": "portrait_subtle",
+    "portrait": "portrait_subtle", "living portrait": "portrait_subtle", "living photo": "portrait_subtle",
+    "portrait dynamic": "portrait_dynamic", "dynamic portrait": "portrait_dynamic",
+    "portrait_dynamic": "portrait_dynamic", "gestures": "portrait_dynamic",
+    "animals": "animals", "animal": "animals", "pet": "animals", "pets": "animals", "wildlife": "animals",
+    "landscape": "landscape", "scenery": "landscape", "nature": "landscape", "cityscape": "landscape",
+    "animation": "animation", "anime": "animation", "cartoon": "animation", "illustration": "animation",
+    "product": "product", "product shot": "product", "showcase": "product", "commercial": "product",
+    "abstract": "abstract", "artistic": "abstract",
+}
+TEMPLATE_SWITCH = re.compile(
+    r"\b(?:switch(?:\s+(?:it|this))?\s+to|change(?:\s+(?:it|this|the template))?\s+to|use(?:\s+the)?|"
+    r"make\s+(?:it|this)(?:\s+an?)?|turn\s+(?:it|this)\s+into(?:\s+an?)?|treat\s+(?:it|this)\s+as(?:\s+an?)?|"
+    r"it'?s(?:\s+actually)?(?:\s+an?)?|it\s+is(?:\s+actually)?(?:\s+an?)?|this\s+is(?:\s+actually)?(?:\s+an?)?|"
+    r"actually(?:\s+an?)?|as\s+an?|go\s+with(?:\s+the)?|try(?:\s+the)?)\s+(.+)"
+)
+TEMPLATE_SWITCH_TAIL = re.compile(r"\b(?:template|style|mode|category|preset|shot|photo|picture|image|video|one)\b")
+
+# "her hands are visible": the only way portrait_dynamic (gestures) is chosen.
+HANDS_IN_VIEW = re.compile(
+    r"\b(?:hands?|arms?)\s+(?:are\s+|is\s+)?(?:clearly\s+|fully\s+)?(?:visible|in\s+(?:the\s+)?(?:view|frame|shot|picture|photo|image))\b"
+    r"|\b(?:can|could)\s+see\s+(?:her|his|their|the)\s+(?:hands?|arms?)\b"
+    r"|\b(?:hands?|arms?)\s+(?:can\s+be|are)\s+seen\b"
+    r"|\bvisible\s+(?:hands?|arms?)\b"
+    r"|\b(?:hands?|arms?)\s+(?:showing|shown)\b"
+    r"|\b(?:hands?|arms?)\s+(?:up|raised)\s+in\s+(?:the\s+)?(?:frame|shot|picture|photo|image)\b"
+)
+
+# --- prompt override --------------------------------------------------------------------------------
+PROMPT_OVERRIDE = re.compile(
+    r"^\s*(?:(?:use|set)\s+(?:this|my|the)\s+(?:own\s+)?prompt|my\s+prompt(?:\s+is)?|prompt)\s*[:=]\s*(?P<text>.+)$",
+    re.IGNORECASE | re.DOTALL,
+)
+PROMPT_CLEAR = re.compile(
+    r"\b(?:clear|remove|drop|forget|reset)\s+(?:my\s+|the\s+)?(?:own\s+|custom\s+)?prompt\b"
+    r"|\b(?:automatic|auto|compiled|generated)\s+prompt\b"
+)
+
+# Words that carry no instruction of their own: a clause made only of these is neither parsed nor
+# reported as misunderstood ("please", "ok, and ...").
+FILLER = frozenset("""
+a an the and or but then also too please pls thanks thank you ok okay so now just really maybe can could would
+should will i i'd i'm id we us me my mine her his their its it it's this that these those she he they them there
+here make let lets let's have has had be is are was were been being do does did to of in on at for with by from
+into onto up as some any all every bit more less much very little lot lots quite rather yes yeah yep hey hi hello
+like want wanted love prefer need get give keep go set put little image picture photo video clip shot scene frame
+look looks nice good great cool perfect better best same again than what which who how please! one ones thing
+things one's while when where whole entire overall whole kind sort of
+""".split())
+
+CONTRACTIONS: dict[str, str] = {
+    "don't": "do not", "doesn't": "does not", "didn't": "did not", "can't": "cannot", "won't": "will not",
+    "shouldn't": "should not", "isn't": "is not", "aren't": "are not", "mustn't": "must not",
+    "wouldn't": "would not", "couldn't": "could not", "let's": "let us", "i'd": "i would", "i'm": "i am",
+    "it's": "it is", "that's": "that is", "she's": "she is", "he's": "he is", "they're": "they are",
+}
+_CONTRACTION_RE = re.compile(r"\b(" + "|".join(re.escape(k) for k in CONTRACTIONS) + r")\b")
+_SPACES = re.compile(r"\s+")
+
+
+def normalize(text: str) -> str:
+    """Lower case, straight quotes, contractions expanded, whitespace collapsed."""
+    t = text.lower().replace("\u2019", "'").replace("\u2018", "'").replace("\u201c", '"').replace("\u201d", '"')
+    t = t.replace("\u2013", "-").replace("\u2014", " - ").replace("\u00d7", "x")
+    t = _CONTRACTION_RE.sub(lambda m: CONTRACTIONS[m.group(1)], t)
+    return _SPACES.sub(" ", t).strip()
+
+
+def says_hands_in_view(text: str) -> bool:
+    """True when the text says the hands (or arms) are visible in the picture."""
+    return bool(HANDS_IN_VIEW.search(normalize(text)))
+
+
+def alternation(phrases: object) -> str:
+    """A regex alternation of whole phrases, longest first so "palm trees" wins over "trees"."""
+    items = sorted({str(p) for p in phrases}, key=len, reverse=True)  # type: ignore[attr-defined]
+    return "(?:" + "|".join(re.escape(p) for p in items) + ")"
