@@ -1,0 +1,355 @@
+"""Loading the Wan backend: LoRA (both key formats, both experts), quantization, config, clear errors."""
+
+from __future__ import annotations
+
+import os
+import struct
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from agent.plan import MotionPlan
+from generation.config import (
+    BF16_TRANSFORMER_ID,
+    DEFAULT_MODEL_ID,
+    LIGHTX2V_FILE,
+    LIGHTX2V_REPO,
+    ConfigError,
+    GenerationConfig,
+    LoraSpec,
+    model_spec,
+    parse_loras,
+)
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("diffusers")
+
+from generation import export as export_module  # noqa: E402
+from generation import wan  # noqa: E402
+from generation.image import ImageError  # noqa: E402
+from generation.wan_tiny import TINY_MAX_AREA, cached_tiny_pipeline_dir, save_tiny_lora  # noqa: E402
+
+MAX_LEN = 16
+
+
+def tiny_config(**changes) -> GenerationConfig:
+    base = GenerationConfig(
+        model=str(cached_tiny_pipeline_dir()), lightning=False, max_area=TINY_MAX_AREA, max_sequence_length=MAX_LEN
+    )
+    return base.replace(**changes)
+
+
+def picture(w: int = 64, h: int = 64) -> Image.Image:
+    return Image.fromarray((np.random.RandomState(0).rand(h, w, 3) * 255).astype("uint8"))
+
+
+PLAN = MotionPlan.create(
+    template="portrait_subtle", duration_s=0.5, prompt="the hair in the wind", negative_prompt="blur",
+    guidance_scale=3.5, guidance_scale_2=3.0, seed=3,
+)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _offline():
+    old = os.environ.get("HF_HUB_OFFLINE")
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    yield
+    if old is None:
+        os.environ.pop("HF_HUB_OFFLINE", None)
+    else:
+        os.environ["HF_HUB_OFFLINE"] = old
+
+
+@pytest.fixture(scope="module")
+def lora_dir(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("loras")
+    save_tiny_lora(d / "high_diffusers.safetensors", "diffusers", seed=1)
+    save_tiny_lora(d / "low_diffusers.safetensors", "diffusers", seed=2)
+    save_tiny_lora(d / "high_lightx2v.safetensors", "lightx2v", seed=3)
+    save_tiny_lora(d / "low_lightx2v.safetensors", "lightx2v", seed=4)
+    save_tiny_lora(d / "wrong_width.safetensors", "diffusers", dim=40)  # a LoRA for another model size
+    return d
+
+
+def render(loaded, out_dir: Path, monkeypatch) -> np.ndarray:
+    seen = []
+    real = export_module.export_video
+    monkeypatch.setattr(export_module, "export_video", lambda f, *a, **k: (seen.append(np.array(f)), real(f, *a, **k))[1])
+    wan.WanBackend(loaded=loaded).generate(PLAN, picture(), out_dir=out_dir)
+    monkeypatch.setattr(export_module, "export_video", real)
+    return seen[0]
+
+
+def peft_layers(module) -> int:
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    return sum(isinstance(m, BaseTunerLayer) for m in module.modules())
+
+
+def state(module) -> dict[str, np.ndarray]:
+    return {k: v.detach().float().numpy().copy() for k, v in module.state_dict().items()}
+
+
+@pytest.fixture(scope="module")
+def base_weights():
+    loaded = wan.load_pipeline(tiny_config())
+    return state(loaded.pipe.transformer), state(loaded.pipe.transformer_2)
+
+
+def changed(before: dict, after: dict) -> int:
+    assert before.keys() == after.keys()
+    return sum(not np.array_equal(before[k], after[k]) for k in before)
+
+
+# --- LoRA ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["diffusers", "lightx2v"])
+@pytest.mark.parametrize("expert", ["high_noise", "low_noise"])
+def test_lora_fuses_into_its_expert_only(lora_dir, base_weights, fmt, expert):
+    lora = LoraSpec(str(lora_dir / f"{expert.split('_')[0]}_{fmt}.safetensors"), scale=0.7, expert=expert)
+    loaded = wan.load_pipeline(tiny_config(loras=(lora,)))
+    high, low = state(loaded.pipe.transformer), state(loaded.pipe.transformer_2)
+    target, other = (high, low) if expert == "high_noise" else (low, high)
+    base_target, base_other = base_weights if expert == "high_noise" else base_weights[::-1]
+    assert changed(base_target, target) == 16  # q, k, v, out of self- and cross-attention × 2 blocks
+    assert changed(base_other, other) == 0
+    assert peft_layers(loaded.pipe.transformer) == peft_layers(loaded.pipe.transformer_2) == 0
+    assert loaded.describe()["loras"] == [{**lora.to_dict(), "fused": True}]
+
+
+def test_lora_changes_output_and_fused_equals_unfused(lora_dir, tmp_path, monkeypatch):
+    loras = (
+        LoraSpec(str(lora_dir / "high_lightx2v.safetensors"), scale=3.0, expert="high_noise"),
+        LoraSpec(str(lora_dir), weight_name="low_diffusers.safetensors", scale=1.0, expert="low_noise"),
+    )
+    base = render(wan.load_pipeline(tiny_config()), tmp_path / "base", monkeypatch)
+    fused_loaded = wan.load_pipeline(tiny_config(loras=loras))
+    fused = render(fused_loaded, tmp_path / "fused", monkeypatch)
+    assert peft_layers(fused_loaded.pipe.transformer) == peft_layers(fused_loaded.pipe.transformer_2) == 0
+
+    unfused_loaded = wan.load_pipeline(tiny_config())
+    wan.apply_loras(unfused_loaded.pipe, loras, fuse=False)  # the same function, adapters left active
+    assert peft_layers(unfused_loaded.pipe.transformer) > 0 and peft_layers(unfused_loaded.pipe.transformer_2) > 0
+    unfused = render(unfused_loaded, tmp_path / "unfused", monkeypatch)
+
+    assert np.abs(fused - base).max() > 1e-2  # the LoRA does something
+    np.testing.assert_allclose(fused, unfused, atol=1e-5, rtol=0)
+
+
+def test_lora_that_does_not_fit_is_a_clear_error(lora_dir, _isolated_home):
+    bad = LoraSpec(str(lora_dir / "wrong_width.safetensors"), expert="low_noise")
+    with pytest.raises(wan.LoraError) as e:
+        wan.load_pipeline(tiny_config(loras=(bad,)))
+    msg = str(e.value)
+    assert "wrong_width.safetensors" in msg and "low_noise" in msg and "size mismatch" in msg
+    assert not (Path(_isolated_home) / "media").exists()
+
+
+def test_lora_matching_no_layer_is_a_clear_error(tmp_path):
+    from safetensors.torch import save_file
+
+    path = tmp_path / "other_model.safetensors"
+    save_file(
+        {"transformer.nowhere.proj.lora_A.weight": torch.zeros(4, 24),
+         "transformer.nowhere.proj.lora_B.weight": torch.zeros(24, 4)},
+        str(path),
+    )
+    with pytest.raises(wan.LoraError, match="other_model.safetensors.*high_noise"):
+        wan.load_pipeline(tiny_config(loras=(LoraSpec(str(path)),)))
+
+
+def test_missing_lora_file_and_uncached_hub_lora(tmp_path):
+    with pytest.raises(wan.LoraError, match="not found"):
+        wan.load_pipeline(tiny_config(loras=(LoraSpec(str(tmp_path / "nope.safetensors")),)))
+    hub = LoraSpec("nobody/no-such-lora", weight_name="x.safetensors")
+    with pytest.raises(wan.LoraError, match="HF_HUB_OFFLINE.*hf download nobody/no-such-lora"):
+        wan.load_pipeline(tiny_config(loras=(hub,)))
+
+
+# --- quantization ----------------------------------------------------------------------------------
+
+
+def test_int8_weight_only_on_cpu_runs_and_shrinks_the_experts(tmp_path, monkeypatch):
+    plain = wan.load_pipeline(tiny_config())
+    q = wan.load_pipeline(tiny_config(quantization="int8"))
+    assert q.quantization.mode == "int8" and q.quantization.experts == "Int8WeightOnlyConfig"
+    for name in ("transformer", "transformer_2"):
+        assert q.parameter_bytes[name] < 0.6 * plain.parameter_bytes[name], name
+        assert wan.parameter_bytes(getattr(q.pipe, name)) == q.parameter_bytes[name]
+    assert q.parameter_bytes["text_encoder"] < plain.parameter_bytes["text_encoder"]
+    weight = q.pipe.transformer.blocks[0].attn1.to_q.weight
+    assert type(weight).__name__ == "Int8Tensor"
+    frames = render(q, tmp_path, monkeypatch)
+    assert frames.shape == (9, 64, 64, 3) and np.isfinite(frames).all()
+
+
+def test_int8_with_lora_fuses_first_then_quantizes(lora_dir, tmp_path, monkeypatch):
+    lora = LoraSpec(str(lora_dir / "high_diffusers.safetensors"), scale=1.0, expert="high_noise")
+    q = wan.load_pipeline(tiny_config(quantization="int8", loras=(lora,)))
+    assert peft_layers(q.pipe.transformer) == 0
+    assert type(q.pipe.transformer.blocks[0].attn1.to_q.weight).__name__ == "Int8Tensor"
+    assert np.isfinite(render(q, tmp_path, monkeypatch)).all()
+
+
+def _mock_cuda(monkeypatch, capability):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+
+
+def test_fp8_is_selected_on_capability_8_9_and_up(monkeypatch):
+    for cap in ((8, 9), (9, 0), (10, 0)):
+        _mock_cuda(monkeypatch, cap)
+        choice = wan.select_quantization("auto", "cuda")
+        assert choice.mode == "fp8", cap
+        assert choice.experts == "Float8DynamicActivationFloat8WeightConfig"
+        assert choice.text_encoder == "Int8WeightOnlyConfig"
+        assert "8.9" in choice.reason
+
+
+def test_int8_on_older_gpus_and_none_on_cpu(monkeypatch):
+    assert wan.select_quantization("auto", "cpu").mode == "none"
+    assert wan.select_quantization("int8", "cpu").mode == "int8"
+    with pytest.raises(ConfigError, match="fp8.*8.9"):
+        wan.select_quantization("fp8", "cpu")
+    _mock_cuda(monkeypatch, (8, 0))
+    assert wan.select_quantization("auto", "cuda").mode == "int8"
+    with pytest.raises(ConfigError, match="compute capability 8.0"):
+        wan.select_quantization("fp8", "cuda")
+    assert wan.select_quantization("none", "cuda").mode == "none"
+
+
+# --- clear errors, nothing left behind -------------------------------------------------------------
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose header claims width×height, with no pixel data: opening it must not decode anything."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    idat = zlib.compress(b"\x00" * 64)  # a sliver of the first row; the rest is missing
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+@pytest.fixture(scope="module")
+def backend():
+    return wan.WanBackend(loaded=wan.load_pipeline(tiny_config()))
+
+
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda tmp: b"\x89PNG\r\n\x1a\n this is not an image", "not a readable image"),
+        (lambda tmp: picture(1, 1), "at least"),
+        (lambda tmp: _png_header_only(20000, 20000), "20000×20000|decompression bomb"),
+        (lambda tmp: str(tmp / "missing.png"), "not found"),
+    ],
+    ids=["corrupt-bytes", "1x1", "20000x20000", "missing-file"],
+)
+def test_bad_images_are_refused_and_leave_no_file(backend, tmp_path, make, match):
+    out = tmp_path / "out"
+    started = time.perf_counter()
+    with pytest.raises(ImageError, match=match):
+        backend.generate(PLAN, make(tmp_path), out_dir=out)
+    assert time.perf_counter() - started < 5  # refused from the header, not after a 400 MP decode
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_unknown_model_id_offline_says_which_and_how_to_fix(_isolated_home):
+    with pytest.raises(wan.ModelNotFound) as e:
+        wan.load_pipeline(GenerationConfig(model="nobody/not-a-wan-model", lightning=False))
+    msg = str(e.value)
+    assert "nobody/not-a-wan-model" in msg and "HF_HUB_OFFLINE" in msg and "hf download" in msg
+    assert not (Path(_isolated_home) / "media").exists()
+
+
+def test_missing_or_wrong_local_folder(tmp_path):
+    with pytest.raises(wan.ModelNotFound, match="no such folder"):
+        wan.load_pipeline(GenerationConfig(model=str(tmp_path / "absent"), lightning=False))
+    with pytest.raises(wan.ModelNotFound, match="model_index.json"):
+        wan.load_pipeline(GenerationConfig(model=str(tmp_path), lightning=False))
+    with pytest.raises(wan.ModelNotFound, match="transformer override.*nobody/no-transformer"):
+        wan.load_pipeline(tiny_config(transformer="nobody/no-transformer"))
+
+
+def test_default_lightning_lora_offline_is_a_clear_error():
+    cfg = tiny_config(lightning=True, defaults_from=DEFAULT_MODEL_ID)
+    assert [lo.scale for lo in cfg.effective_loras()] == [3.0, 1.0]
+    with pytest.raises(wan.LoraError, match="Kijai/WanVideo_comfy.*VIVIDFLOW_WAN_LIGHTNING=0"):
+        wan.load_pipeline(cfg)
+
+
+# --- the config -------------------------------------------------------------------------------------
+
+
+def test_registry_defaults():
+    spec = model_spec(DEFAULT_MODEL_ID)
+    assert spec is model_spec("wan2.2-i2v-a14b")
+    assert spec.boundary_ratio == 0.9 and spec.fps == 16 and spec.max_area == 832 * 480
+    assert (spec.guidance_scale, spec.guidance_scale_2, spec.steps) == (3.5, 3.5, 40)
+    assert spec.flow_shift_for(832, 480) == 3.0 and spec.flow_shift_for(1280, 720) == 5.0
+    high, low = spec.lightning_loras
+    assert (high.source, high.weight_name, high.scale, high.expert) == (LIGHTX2V_REPO, LIGHTX2V_FILE, 3.0, "high_noise")
+    assert (low.scale, low.expert) == (1.0, "low_noise")
+    cfg = GenerationConfig()
+    assert cfg.effective_loras() == spec.lightning_loras and cfg.effective_max_area() == 832 * 480
+    assert GenerationConfig(lightning=False).effective_loras() == ()
+
+
+def test_config_from_env_reads_every_variable():
+    env = {
+        "VIVIDFLOW_WAN_MODEL": "wan",
+        "VIVIDFLOW_WAN_TRANSFORMER": BF16_TRANSFORMER_ID,
+        "VIVIDFLOW_WAN_LIGHTNING": "0",
+        "VIVIDFLOW_WAN_LORAS": "low_noise:0.5:/loras/style.safetensors; high_noise:2:me/repo::a/b.safetensors",
+        "VIVIDFLOW_WAN_QUANT": "INT8",
+        "VIVIDFLOW_WAN_CPU_OFFLOAD": "yes",
+        "VIVIDFLOW_WAN_DEVICE": "cuda:1",
+        "VIVIDFLOW_WAN_DTYPE": "bfloat16",
+        "VIVIDFLOW_CRF": "23",
+        "VIVIDFLOW_WAN_MAX_AREA": "921600",
+        "VIVIDFLOW_WAN_FLOW_SHIFT": "5",
+        "VIVIDFLOW_WAN_BOUNDARY": "0.9",
+        "VIVIDFLOW_WAN_VAE_TILING": "off",
+    }
+    cfg = GenerationConfig.from_env(env)
+    assert cfg.model_id == DEFAULT_MODEL_ID and cfg.transformer_id == BF16_TRANSFORMER_ID
+    assert cfg.loras == (
+        LoraSpec("/loras/style.safetensors", None, 0.5, "low_noise"),
+        LoraSpec("me/repo", "a/b.safetensors", 2.0, "high_noise"),
+    )
+    assert cfg.effective_loras() == cfg.loras  # Lightning off
+    assert (cfg.quantization, cfg.cpu_offload, cfg.device, cfg.dtype, cfg.crf) == ("int8", True, "cuda:1", "bfloat16", 23)
+    assert (cfg.max_area, cfg.flow_shift, cfg.boundary_ratio, cfg.vae_tiling) == (921600, 5.0, 0.9, False)
+    assert GenerationConfig.from_env({}) == GenerationConfig()
+    assert GenerationConfig.from_env(env, crf=30).crf == 30  # overrides (CLI flags) win
+
+
+@pytest.mark.parametrize(
+    "env, match",
+    [
+        ({"VIVIDFLOW_WAN_QUANT": "fp4"}, "VIVIDFLOW_WAN_QUANT: quantization must be one of auto, none, int8, fp8"),
+        ({"VIVIDFLOW_CRF": "99"}, "VIVIDFLOW_CRF: crf must be an integer in 0–51, got 99"),
+        ({"VIVIDFLOW_CRF": "high"}, "VIVIDFLOW_CRF='high' is not valid"),
+        ({"VIVIDFLOW_WAN_LIGHTNING": "maybe"}, "VIVIDFLOW_WAN_LIGHTNING: expected 1/0"),
+        ({"VIVIDFLOW_WAN_LORAS": "middle:1:/x.safetensors"}, "expert must be one of high_noise, low_noise"),
+        ({"VIVIDFLOW_WAN_LORAS": "/x.safetensors"}, "expert:scale:source"),
+        ({"VIVIDFLOW_WAN_DEVICE": "tpu"}, "device must be auto, cpu, cuda or cuda:N"),
+        ({"VIVIDFLOW_WAN_MAX_AREA": "100"}, "max_area must be an integer ≥ 256"),
+        ({"VIVIDFLOW_WAN_DEFAULTS_FROM": "other/model"}, "defaults_from must name a registry model"),
+    ],
+)
+def test_config_errors_name_the_variable_and_range(env, match):
+    with pytest.raises(ConfigError, match=match):
+        GenerationConfig.from_env(env)
+
+
+def test_parse_loras_round_trips_labels():
+    specs = parse_loras("high_noise:3:Kijai/WanVideo_comfy::Lightx2v/x.safetensors")
+    assert specs[0].label == "Kijai/WanVideo_comfy::Lightx2v/x.safetensors"
+    assert parse_loras(f"high_noise:3:{specs[0].label}") == specs
