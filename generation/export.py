@@ -65,32 +65,38 @@ def _as_uint8(frame: Any) -> np.ndarray:
     raise ValueError(f"frames must be uint8 or float in [0, 1], got dtype {arr.dtype}")
 
 
-def _frames(frames: Any) -> tuple[Iterator[np.ndarray], int, int, int]:
-    """(iterator of uint8 frames, count, height, width); a 4-D array or a sequence of images/arrays."""
+def _frames(frames: Any) -> tuple[Iterator[np.ndarray], int | None, int, int]:
+    """(iterator of uint8 frames, count or None, height, width).
+
+    `frames` is a (T, H, W, 3) array, a sequence of images/arrays, or any iterable of them (a
+    generator is consumed lazily, so a renderer can stream frames while ffmpeg encodes).
+    """
     if isinstance(frames, np.ndarray):
         if frames.ndim != 4 or frames.shape[-1] != 3:
             raise ValueError(f"frames must have shape (T, H, W, 3), got {frames.shape}")
-        seq: Sequence[Any] = frames
+        source: Iterator[Any] = iter(frames)
+        n: int | None = len(frames)
     elif isinstance(frames, Sequence) and not isinstance(frames, (str, bytes)):
-        seq = frames
+        source, n = iter(frames), len(frames)
     elif isinstance(frames, Iterable):
-        seq = list(frames)
+        source, n = iter(frames), None
     else:
         raise ValueError(f"frames must be an array or a list of images, got {type(frames).__name__}")
-    if len(seq) == 0:
-        raise ValueError("frames is empty: a video needs at least one frame")
-    first = _as_uint8(seq[0])
+    try:
+        first = _as_uint8(next(source))
+    except StopIteration:
+        raise ValueError("frames is empty: a video needs at least one frame") from None
     h, w = first.shape[:2]
 
     def it() -> Iterator[np.ndarray]:
         yield first
-        for i in range(1, len(seq)):
-            f = _as_uint8(seq[i])
+        for i, raw in enumerate(source, start=1):
+            f = _as_uint8(raw)
             if f.shape[:2] != (h, w):
                 raise ValueError(f"frame {i} is {f.shape[1]}×{f.shape[0]}, frame 0 is {w}×{h}")
             yield f
 
-    return it(), len(seq), h, w
+    return it(), n, h, w
 
 
 # --- export -------------------------------------------------------------------------------------
@@ -108,6 +114,8 @@ def export_video(
 ) -> ExportedVideo:
     """Encode `frames` as H.264/yuv420p MP4 into `out_dir` as `<sha256>.mp4` (+ `<sha256>.<ext>` thumbnail).
 
+    `frames`: a (T, H, W, 3) uint8 array, floats in [0, 1], or a list / iterable of PIL images or arrays.
+
     Written to a temporary file in `out_dir` and renamed when complete; on any failure nothing is left.
     Odd sides are cropped by one pixel (yuv420p needs even sides; logged).
     """
@@ -121,7 +129,7 @@ def export_video(
             f"thumbnail_format must be one of {sorted(THUMBNAIL_FORMATS)} or None, got {thumbnail_format!r}"
         )
     comment = json.dumps(metadata, ensure_ascii=False, sort_keys=True, default=str) if metadata else None
-    it, n, h, w = _frames(frames)
+    it, _, h, w = _frames(frames)
     ew, eh = w - w % 2, h - h % 2
     if (ew, eh) != (w, h):
         log.warning("frames are %d×%d: cropped to %d×%d (H.264 yuv420p needs even sides)", w, h, ew, eh)
@@ -134,7 +142,7 @@ def export_video(
     tmp_thumb = _temp_path(out_dir, "." + thumbnail_format.lower()) if thumbnail_format else None
     try:
         # 2. Encode the video into the temp file
-        first = _encode(it, tmp_video, ew, eh, fps=fps, crf=crf, preset=preset, comment=comment)
+        first, n = _encode(it, tmp_video, ew, eh, fps=fps, crf=crf, preset=preset, comment=comment)
         digest = _sha256(tmp_video)
         # 3. Thumbnail = first frame
         thumb_path = None
@@ -159,6 +167,13 @@ def export_video(
     )
 
 
+def default_out_dir() -> str:
+    """Where a backend writes when given no `out_dir`: `$VIVIDFLOW_HOME/media/videos`."""
+    from storage import DEFAULT_HOME, HOME_ENV
+
+    return os.path.join(os.environ.get(HOME_ENV) or DEFAULT_HOME, "media", "videos")
+
+
 def _temp_path(out_dir: str, suffix: str) -> str:
     fd, path = tempfile.mkstemp(prefix=".tmp-export-", suffix=suffix, dir=out_dir)
     os.close(fd)
@@ -168,8 +183,8 @@ def _temp_path(out_dir: str, suffix: str) -> str:
 def _encode(
     frames: Iterator[np.ndarray], path: str, w: int, h: int, *, fps: int, crf: int, preset: str,
     comment: str | None,
-) -> np.ndarray:
-    """Pipe the frames to ffmpeg/libx264; returns the first (cropped) frame for the thumbnail."""
+) -> tuple[np.ndarray, int]:
+    """Pipe the frames to ffmpeg/libx264; returns the first (cropped) frame and the frame count."""
     import imageio_ffmpeg
 
     params = ["-crf", str(crf), "-preset", preset, "-movflags", "+faststart"]
@@ -181,6 +196,7 @@ def _encode(
         ffmpeg_log_level="error", output_params=params,
     )
     first: np.ndarray | None = None
+    count = 0
     try:
         writer.send(None)
         for f in frames:
@@ -188,6 +204,7 @@ def _encode(
             if first is None:
                 first = f
             writer.send(f)
+            count += 1
     except (OSError, RuntimeError) as e:  # broken pipe, ffmpeg exited early
         writer.close()
         raise ExportError(f"ffmpeg failed while encoding {path!r}: {e}") from e
@@ -199,7 +216,7 @@ def _encode(
     except (OSError, RuntimeError) as e:
         raise ExportError(f"ffmpeg failed to finish {path!r}: {e}") from e
     assert first is not None  # _frames guarantees one frame
-    return first
+    return first, count
 
 
 def _sha256(path: str) -> str:

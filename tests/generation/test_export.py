@@ -104,3 +104,21 @@ def test_probe_errors(tmp_path):
     bad.write_bytes(b"not a video")
     with pytest.raises(ValueError, match="no video stream"):
         probe_video(bad)
+
+
+def test_streamed_frames_and_an_error_mid_stream(tmp_path, gh):
+    frames = _moving_frames(gh, n=7)
+    v = export_video((f for f in frames), tmp_path / "ok")  # a generator: encoded as it comes
+    assert v.num_frames == 7 and probe_video(v.video_path)["num_frames"] == 7
+
+    class Stop(Exception):
+        pass
+
+    def broken():
+        yield frames[0]
+        yield frames[1]
+        raise Stop("renderer gave up")
+
+    with pytest.raises(Stop):
+        export_video(broken(), tmp_path / "bad")
+    assert os.listdir(tmp_path / "bad") == []
