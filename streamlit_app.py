@@ -8,7 +8,7 @@ import streamlit as st
 
 from ui import chat, create, plan_panel, result, services, sidebar
 
-st.set_page_config(page_title="VividFlow studio", page_icon="🎬", layout="wide")
+st.set_page_config(page_title="VividFlow studio", page_icon=":material/movie:", layout="wide")
 
 
 def studio_page() -> None:
@@ -16,19 +16,19 @@ def studio_page() -> None:
     studio = ctx.studio
     if prompt := st.chat_input("Describe the motion, e.g. “make her hair flow in the wind, slow zoom in”"):
         ctx.chat(prompt)
-    left, right = st.columns([6, 5], gap="large")
+    left, right = st.columns([7, 5], gap="large")
     with left:
         create.render(studio)
+        result.render(ctx)
         chat.render(studio)
     with right:
-        result.render(ctx)
-        with st.expander("Plan", expanded=True):
-            plan_panel.render(studio, enhance=ctx.enhancer)
+        st.subheader("Plan")
+        plan_panel.render(studio, enhance=ctx.enhancer)
 
 
 pages = {
-    "studio": st.Page(studio_page, title="Studio", icon="🎬", default=True),
-    "gallery": st.Page("pages/gallery.py", title="Gallery", icon="🖼️"),
+    "studio": st.Page(studio_page, title="Studio", icon=":material/movie:", default=True),
+    "gallery": st.Page("pages/gallery.py", title="Gallery", icon=":material/photo_library:"),
 }
 services.register_pages(pages)
 page = st.navigation(list(pages.values()))

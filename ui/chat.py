@@ -20,17 +20,17 @@ def render_entry(entry: ChatEntry, generations: Mapping[int, GenerationRecord]) 
         with st.chat_message(entry.role):
             st.markdown(entry.text)
             if entry.diff:
-                st.caption(f"Δ {entry.diff}")
+                st.caption(f":material/difference: {entry.diff}")
         return
     # system lines: one small caption each
     if entry.kind == "panel_edit":
-        st.caption(f"✎ panel: {entry.diff or 'plan edited'}")
+        st.caption(f":material/tune: panel: {entry.diff or 'plan edited'}")
     elif entry.kind == "image":
-        st.caption(f"🖼 {entry.text}")
+        st.caption(f":material/image: {entry.text}")
     elif entry.kind == "generation" and entry.generation_id is not None:
         g = generations.get(entry.generation_id)
         status = status_label(g.status) if g else "deleted"
-        st.caption(f"🎬 {entry.text} — {status}")
+        st.caption(f":material/movie: {entry.text} — {status}")
     else:
         st.caption(entry.text)
 

@@ -60,8 +60,7 @@ def check_upload(data: bytes, filename: str, *, max_pixels: int | None = None) -
     return CheckedUpload(data, filename, image.width, image.height, ACCEPTED_FORMATS[fmt])
 
 
-def render(studio: Studio) -> None:
-    """The uploader, the current picture and the resolution preview."""
+def _uploader(studio: Studio) -> None:
     uploaded = st.file_uploader(
         "Picture (PNG, JPEG or WebP)",
         type=list(ACCEPTED),
@@ -78,16 +77,25 @@ def render(studio: Studio) -> None:
         else:
             st.session_state.pop("upload._error", None)
             studio.set_image(checked.data, checked.filename, checked.width, checked.height, checked.format)
+
+
+def render(studio: Studio) -> None:
+    """The uploader, the current picture and the resolution preview."""
+    had_image = studio.image is not None
+    if not had_image:
+        _uploader(studio)
     if err := st.session_state.get("upload._error"):
         st.error(err + (" The previous picture is kept." if studio.image else ""))
-
     if studio.image is None:
-        st.info("Upload a picture to start. Then tell the chat what should move.")
+        st.info("Upload a picture to start, then tell the chat what should move.", icon=":material/photo:")
         return
-    cols = st.columns([1, 2], vertical_alignment="center")
+    cols = st.columns([2, 3], vertical_alignment="top")
     cols[0].image(str(studio.image.path), width="stretch")
     with cols[1]:
         resolution_line(studio)
+        if had_image:  # the uploader moves here once there is a picture (same key: same widget)
+            with st.expander("Use another picture"):
+                _uploader(studio)
 
 
 def upright_size(studio: Studio) -> tuple[int, int]:

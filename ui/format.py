@@ -8,12 +8,12 @@ from typing import Any
 
 from storage import GenerationRecord
 
-STATUS_ICONS = {
-    "queued": "⏳",
-    "running": "⚙️",
-    "succeeded": "✅",
-    "failed": "❌",
-    "cancelled": "⏹️",
+STATUS_ICONS = {  # Streamlit's bundled Material Symbols: they render the same in every browser
+    "queued": ":material/schedule:",
+    "running": ":material/autorenew:",
+    "succeeded": ":material/check_circle:",
+    "failed": ":material/error:",
+    "cancelled": ":material/cancel:",
 }
 
 BACKEND_LABELS = {
@@ -111,17 +111,17 @@ def parameter_rows(g: GenerationRecord) -> list[tuple[str, str]]:
         ("started", local_time(g.started_at)),
         ("finished", local_time(g.finished_at)),
     ]
-    for key, value in sorted((g.params or {}).items()):
-        if key in ("prompt", "negative_prompt", "plan"):
-            continue
-        rows.append((f"param · {key}", _short(value)))
+    for key in ("lora", "loras", "quantization", "dtype", "device"):
+        if key in (g.params or {}):
+            rows.append((key, _short((g.params or {})[key])))
     return rows
 
 
 def timing_rows(g: GenerationRecord) -> list[tuple[str, str]]:
     rows = []
     for key, value in (g.timings or {}).items():
-        rows.append((key, seconds(value) if isinstance(value, int | float) else _short(value)))
+        name = key.removesuffix("_s").replace("_", " ")
+        rows.append((name, seconds(value) if isinstance(value, int | float) else _short(value)))
     total = elapsed(g)
     if total is not None:
         rows.append(("wall clock (start → finish)", seconds(total)))

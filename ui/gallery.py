@@ -7,12 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
 from datetime import date
 
 import streamlit as st
 
 from agent.plan import TEMPLATE_IDS
-from storage import STATUSES, GalleryPage, GenerationRecord, NotFoundError, Store
+from storage import STATUSES, GalleryPage, GenerationRecord, Lineage, NotFoundError, Store
 
 from ui.format import (
     backend_label,
@@ -62,6 +64,10 @@ class Filters:
         )
 
 
+def _read(path: Path) -> bytes:
+    return path.read_bytes()
+
+
 def _reset_page() -> None:
     st.session_state[K + "page"] = 1
 
@@ -99,8 +105,8 @@ def render_card(g: GenerationRecord) -> None:
         else:
             st.markdown(
                 f"<div style='aspect-ratio:16/10;display:flex;align-items:center;justify-content:center;"
-                f"background:rgba(128,128,128,.12);border-radius:.4rem;font-size:1.6rem'>"
-                f"{status_label(g.status).split()[0]}</div>",
+                f"background:rgba(128,128,128,.12);border-radius:.4rem;font-size:1rem;color:gray'>"
+                f"{g.status}</div>",
                 unsafe_allow_html=True,
             )
         st.markdown(card_caption(g))
@@ -134,89 +140,118 @@ def render_pager(page: GalleryPage) -> None:
     cols[2].button("Older →", key=K + "next", disabled=not page.has_next, on_click=_go, args=(page.page + 1,))
 
 
+def _close() -> None:
+    st.session_state.pop(K + "selected", None)
+    st.session_state.pop(K + "confirm_delete", None)
+
+
 def render_details(store: Store, generation_id: int, actions: GalleryActions) -> None:
     try:
         lineage = store.lineage(generation_id)
     except NotFoundError:
-        st.session_state.pop(K + "selected", None)
+        _close()
         st.warning(f"Generation #{generation_id} no longer exists.")
         return
     g = lineage.generation
     with st.container(border=True):
-        head = st.columns([5, 1], vertical_alignment="center")
+        head = st.columns([6, 1], vertical_alignment="center")
         head[0].subheader(f"#{g.id} · {template_title(g.template)}")
-        head[1].button("Close", key=K + "close", on_click=lambda: st.session_state.pop(K + "selected", None))
-        st.markdown(f"{status_label(g.status)} · {backend_label(g.backend, g.model_id)}")
-        if g.backend == "preview":
-            st.caption("Rendered by the **preview** backend: a fast CPU motion sketch, not the Wan video model.")
-        if g.error:
-            st.error(g.error)
-        if g.status == "succeeded" and g.video_path is not None and g.video_path.is_file():
-            st.video(str(g.video_path))
-            st.download_button(
-                "Download MP4",
-                data=g.video_path.read_bytes(),
-                file_name=f"vividflow-{g.id}.mp4",
-                mime="video/mp4",
-                key=f"{K}download.{g.id}",
-                on_click="ignore",
+        head[1].button("Close", icon=":material/close:", key=K + "close", on_click=_close, width="stretch")
+        left, right = st.columns([1, 1], gap="large")
+        with left:
+            _details_media(g)
+            _details_actions(g, actions)
+            _details_lineage(lineage)
+        with right:
+            st.markdown("**Prompt**")
+            st.markdown(f"> {g.prompt or '—'}")
+            st.caption("**Negative prompt:** " + (g.negative_prompt or "—"))
+            st.markdown("**Parameters**")
+            st.markdown(markdown_table(parameter_rows(g), ("parameter", "value")))
+            timings = timing_rows(g)
+            if timings:
+                st.markdown("**Timings**")
+                st.markdown(markdown_table(timings, ("stage", "time")))
+            if g.params:
+                with st.expander("Backend parameters (JSON)"):
+                    st.json(g.params, expanded=False)
+            with st.expander("Plan (JSON)"):
+                st.json(g.plan, expanded=True)
+
+
+def _details_media(g: GenerationRecord) -> None:
+    st.markdown(f"{status_label(g.status)} · {backend_label(g.backend, g.model_id)}")
+    if g.backend == "preview":
+        st.caption("Rendered by the **preview** backend: a fast CPU motion sketch, not the Wan video model.")
+    if g.error:
+        st.error(g.error)
+    if g.status == "succeeded" and g.video_path is not None and g.video_path.is_file():
+        st.video(str(g.video_path), loop=True)
+        st.download_button(
+            "Download MP4",
+            icon=":material/download:",
+            data=partial(_read, g.video_path),
+            file_name=f"vividflow-{g.id}.mp4",
+            mime="video/mp4",
+            key=f"{K}download.{g.id}",
+            on_click="ignore",
+        )
+    elif g.status == "succeeded":
+        st.warning("The video file is missing from the data folder.")
+
+
+def _details_actions(g: GenerationRecord, actions: GalleryActions) -> None:
+    a = st.columns(2) + st.columns(2)
+    if a[0].button("Rerun", icon=":material/replay:", key=f"{K}rerun.{g.id}", width="stretch",
+                   help="Render the same plan and seed again (a child of this one)"):
+        child = actions.rerun(g.id, False)
+        st.session_state[K + "flash"] = f"Queued #{child.id} (rerun of #{g.id})."
+        st.rerun()
+    if a[1].button("Rerun, new seed", icon=":material/casino:", key=f"{K}reseed.{g.id}", width="stretch",
+                   help="Rerun with the same plan and a fresh seed"):
+        child = actions.rerun(g.id, True)
+        st.session_state[K + "flash"] = f"Queued #{child.id} (new seed {child.seed}, from #{g.id})."
+        st.rerun()
+    if a[2].button("Branch into chat", icon=":material/call_split:", key=f"{K}branch.{g.id}", width="stretch",
+                   help="Open this plan and picture in a new chat"):
+        actions.branch(g.id)
+    deletable = g.status != "running"
+    if a[3].button("Delete", icon=":material/delete:", key=f"{K}delete.{g.id}", disabled=not deletable,
+                   width="stretch",
+                   help="Delete the record and its video files" if deletable else "Cancel it first"):
+        st.session_state[K + "confirm_delete"] = g.id
+    if st.session_state.get(K + "confirm_delete") == g.id:
+        st.warning(f"Delete #{g.id} and its video and thumbnail files? This cannot be undone.")
+        c = st.columns(2)
+        if c[0].button(f"Yes, delete #{g.id}", key=f"{K}confirm.{g.id}", type="primary", width="stretch"):
+            actions.delete(g.id)
+            _close()
+            st.session_state[K + "flash"] = f"Deleted #{g.id}."
+            st.rerun()
+        if c[1].button("Keep it", key=f"{K}keep.{g.id}", width="stretch"):
+            st.session_state.pop(K + "confirm_delete", None)
+            st.rerun()
+
+
+def _details_lineage(lineage: Lineage) -> None:
+    g = lineage.generation
+    st.markdown("**Lineage**")
+    if not lineage.ancestors and not lineage.children:
+        st.caption("No parent, no children.")
+    for label, items in (("parent chain (root first)", lineage.ancestors), ("children", lineage.children)):
+        if not items:
+            continue
+        st.caption(label)
+        cols = st.columns(6)
+        for i, other in enumerate(items[:12]):
+            cols[i % 6].button(
+                f"#{other.id}",
+                key=f"{K}lineage.{g.id}.{other.id}",
+                on_click=_open,
+                args=(other.id,),
+                help=f"{template_title(other.template)} · {other.status} · seed {other.seed}",
+                width="stretch",
             )
-        st.markdown("**Prompt**")
-        st.markdown(f"> {g.prompt or '—'}")
-        with st.expander("Negative prompt"):
-            st.caption(g.negative_prompt or "—")
-
-        a = st.columns(4)
-        if a[0].button("Rerun", key=f"{K}rerun.{g.id}", help="Render the same plan and seed again (a child of this one)"):
-            child = actions.rerun(g.id, False)
-            st.session_state[K + "flash"] = f"Queued #{child.id} (rerun of #{g.id})."
-            st.rerun()
-        if a[1].button("Rerun, new seed", key=f"{K}reseed.{g.id}", help="Same plan, a fresh seed"):
-            child = actions.rerun(g.id, True)
-            st.session_state[K + "flash"] = f"Queued #{child.id} (new seed {child.seed}, from #{g.id})."
-            st.rerun()
-        if a[2].button("Branch into chat", key=f"{K}branch.{g.id}", help="Open this plan and picture in a new chat"):
-            actions.branch(g.id)
-        deletable = g.status != "running"
-        if a[3].button("Delete", key=f"{K}delete.{g.id}", disabled=not deletable,
-                       help="Delete the record and its video files" if deletable else "Cancel it first"):
-            st.session_state[K + "confirm_delete"] = g.id
-        if st.session_state.get(K + "confirm_delete") == g.id:
-            st.warning(f"Delete #{g.id} and its video and thumbnail files? This cannot be undone.")
-            c = st.columns(2)
-            if c[0].button(f"Yes, delete #{g.id}", key=f"{K}confirm.{g.id}", type="primary"):
-                actions.delete(g.id)
-                st.session_state.pop(K + "selected", None)
-                st.session_state.pop(K + "confirm_delete", None)
-                st.session_state[K + "flash"] = f"Deleted #{g.id}."
-                st.rerun()
-            if c[1].button("Keep it", key=f"{K}keep.{g.id}"):
-                st.session_state.pop(K + "confirm_delete", None)
-                st.rerun()
-
-        st.markdown("**Lineage**")
-        if not lineage.ancestors and not lineage.children:
-            st.caption("No parent, no children.")
-        for label, items in (("ancestors (root first)", lineage.ancestors), ("children", lineage.children)):
-            if not items:
-                continue
-            st.caption(label)
-            cols = st.columns(min(len(items), 6) or 1)
-            for i, other in enumerate(items[:12]):
-                cols[i % len(cols)].button(
-                    f"#{other.id} {status_label(other.status).split()[0]}",
-                    key=f"{K}lineage.{g.id}.{other.id}",
-                    on_click=_open,
-                    args=(other.id,),
-                )
-        st.markdown("**Parameters**")
-        st.markdown(markdown_table(parameter_rows(g), ("parameter", "value")))
-        timings = timing_rows(g)
-        if timings:
-            st.markdown("**Timings**")
-            st.markdown(markdown_table(timings, ("stage", "time")))
-        with st.expander("Plan (JSON)"):
-            st.json(g.plan, expanded=True)
 
 
 def render(store: Store, actions: GalleryActions) -> None:
@@ -231,12 +266,6 @@ def render(store: Store, actions: GalleryActions) -> None:
         page = filters.query(store, page_no)
     selected = st.session_state.get(K + "selected")
     if selected is not None:
-        grid, details = st.columns([3, 2])
-    else:
-        grid, details = st.container(), None
-    with grid:
-        render_grid(page)
-        render_pager(page)
-    if details is not None and selected is not None:
-        with details:
-            render_details(store, int(selected), actions)
+        render_details(store, int(selected), actions)
+    render_grid(page)
+    render_pager(page)

@@ -64,11 +64,13 @@ def sync(plan: MotionPlan, template_locked: bool) -> None:
 
 def _apply(studio: Studio, edits: list[Any], *, lock_template: bool = False) -> None:
     try:
-        diff = studio.edit(edits, lock_template=lock_template)
+        diff, notes = studio.edit(edits, lock_template=lock_template)
     except ValueError as e:  # PlanError / pydantic validation of the edit: show it, keep the plan
         st.session_state["pp._error"] = str(e)
         return
     st.session_state.pop("pp._error", None)
+    if notes:
+        st.session_state["pp._notes"] = "; ".join(notes)
     if diff:
         st.toast(f"Plan: {diff}")
 
@@ -177,14 +179,27 @@ def _on_use_example(studio: Studio, text: str) -> None:
 
 def render(studio: Studio, *, enhance: Callable[[MotionPlan], str] | None = None) -> None:
     """Draw the panel for `studio.plan`. `enhance` (the LLM prompt enhancer) adds the button when given."""
+    sync(studio.plan, studio.template_locked)
+    if err := st.session_state.get("pp._error"):
+        st.error(err)
+    if notes := st.session_state.pop("pp._notes", None):
+        st.info(notes[0].upper() + notes[1:], icon=":material/info:")
+
+    motion_tab, clip_tab, prompt_tab = st.tabs(["Motion", "Clip & seed", "Prompt"])
+    with motion_tab:
+        _template_section(studio)
+        _motions_section(studio)
+        _camera_section(studio)
+    with clip_tab:
+        _clip_section(studio)
+    with prompt_tab:
+        _prompt_section(studio, enhance)
+
+
+def _template_section(studio: Studio) -> None:
     from agent.templates import get_template
 
     plan = studio.plan
-    sync(plan, studio.template_locked)
-    if err := st.session_state.get("pp._error"):
-        st.error(err)
-
-    # Template
     st.selectbox(
         "Template",
         TEMPLATE_IDS,
@@ -195,28 +210,31 @@ def render(studio: Studio, *, enhance: Callable[[MotionPlan], str] | None = None
         help="The motion category; choosing one here keeps the chat from switching it.",
     )
     tpl = get_template(plan.template)
-    st.caption(f"{tpl.description}  \n*Use it for:* {tpl.when}" + ("  \n🔒 chosen by you" if studio.template_locked else ""))
+    locked = "  \n:material/lock: chosen by you: the chat will not switch it" if studio.template_locked else ""
+    st.caption(f"{tpl.description}  \n*Use it for:* {tpl.when}{locked}")
     with st.expander("Example prompts for this template"):
         for i, example in enumerate(tpl.prompts):
             cols = st.columns([6, 1], vertical_alignment="center")
-            cols[0].markdown(f"<small>{example}</small>", unsafe_allow_html=True)
+            cols[0].caption(example)
             cols[1].button("Use", key=_key("example", str(i)), on_click=_on_use_example, args=(studio, example),
-                           help="Use this text as the prompt (you can edit it below)")
+                           help="Use this text as the prompt (you can edit it in the Prompt tab)")
 
-    # Motions
-    st.markdown("**Motions**")
+
+def _motions_section(studio: Studio) -> None:
+    plan = studio.plan
+    st.markdown("**What moves**")
     if not plan.motions:
         st.caption("Nothing moves yet: say what should move in the chat, or add a motion below.")
     speed_lo, speed_hi = LIMITS["speed"]
     for m in plan.motions:
         with st.container(border=True):
-            head = st.columns([3, 1], vertical_alignment="center")
+            head = st.columns([4, 1], vertical_alignment="bottom")
             head[0].text_input(
-                f"{m.subject}", key=_key("motion", m.subject, "action"), on_change=_on_motion, args=(studio, m.subject),
-                help="What it does (a short verb phrase)",
+                f"**{m.subject}**", key=_key("motion", m.subject, "action"), on_change=_on_motion,
+                args=(studio, m.subject), help="What it does (a short verb phrase)",
             )
-            head[1].button("Remove", key=_key("motion", m.subject, "remove"), on_click=_on_remove_motion,
-                           args=(studio, m.subject), help=f"Stop the {m.subject} moving")
+            head[1].button("", icon=":material/delete:", key=_key("motion", m.subject, "remove"),
+                           on_click=_on_remove_motion, args=(studio, m.subject), help=f"Stop the {m.subject} moving")
             row = st.columns(2)
             row[0].slider("speed ×", speed_lo, 3.0 if m.speed <= 3.0 else speed_hi, step=0.05,
                           key=_key("motion", m.subject, "speed"), on_change=_on_motion, args=(studio, m.subject))
@@ -228,7 +246,10 @@ def render(studio: Studio, *, enhance: Callable[[MotionPlan], str] | None = None
     add[1].text_input("doing what", key=_key("new_motion", "action"), placeholder="e.g. sway gently")
     add[2].button("Add", key=_key("new_motion", "add"), on_click=_on_add_motion, args=(studio,))
 
-    # Camera
+
+def _camera_section(studio: Studio) -> None:
+    plan = studio.plan
+    speed_lo, _ = LIMITS["speed"]
     st.markdown("**Camera**")
     cam = st.columns(2)
     cam[0].selectbox("move", CAMERA_MOVES, key=_key("camera", "move"), format_func=CAMERA_LABELS.get,
@@ -236,11 +257,13 @@ def render(studio: Studio, *, enhance: Callable[[MotionPlan], str] | None = None
     cam[1].slider("camera speed ×", speed_lo, max(3.0, plan.camera.speed), step=0.05, key=_key("camera", "speed"),
                   on_change=_on_camera, args=(studio,), disabled=plan.camera.move == "static")
 
-    # Timing and quality
-    st.markdown("**Clip and quality**")
+
+def _clip_section(studio: Studio) -> None:
+    plan = studio.plan
     lo, hi = LIMITS["duration_s"]
     st.slider("duration (s)", lo, hi, step=0.25, key=_key("duration"), on_change=_on_duration, args=(studio,),
-              help=f"{plan.num_frames} frames at {plan.fps} fps")
+              help="0.5 to 5 seconds at 16 fps")
+    st.caption(f"{plan.num_frames} frames at {plan.fps} fps")
     st.slider("steps", int(LIMITS["steps"][0]), int(LIMITS["steps"][1]), step=1, key=_key("steps"),
               on_change=_on_steps, args=(studio,), help="Inference steps: 4 is the Lightning default; more is slower")
     g = st.columns(2)
@@ -249,34 +272,34 @@ def render(studio: Studio, *, enhance: Callable[[MotionPlan], str] | None = None
                       on_change=_on_guidance, args=(studio,))
     g[1].number_input("guidance, low-noise expert", glo, ghi, step=0.5, format="%.2f", key=_key("guidance_low"),
                       on_change=_on_guidance, args=(studio,))
-
-    # Seed
-    s = st.columns([3, 2, 2], vertical_alignment="bottom")
+    s = st.columns([5, 3, 4], vertical_alignment="bottom")
     s[0].number_input("seed", 0, MAX_SEED, step=1, key=_key("seed"), on_change=_on_seed, args=(studio,))
-    s[1].checkbox("lock seed", key=_key("seed_lock"), on_change=_on_seed_lock, args=(studio,),
-                  help="Locked: every render uses this seed. Unlocked: rendering again draws a new one.")
-    s[2].button("🎲 New seed", key=_key("new_seed"), on_click=_on_new_seed, args=(studio,))
+    s[1].toggle("lock", key=_key("seed_lock"), on_change=_on_seed_lock, args=(studio,),
+                help="Locked: every render uses this seed. Unlocked: rendering again draws a new one.")
+    s[2].button("New seed", icon=":material/casino:", key=_key("new_seed"), on_click=_on_new_seed, args=(studio,),
+                width="stretch")
 
-    # Prompts
-    st.markdown("**Prompt**")
+
+def _prompt_section(studio: Studio, enhance: Callable[[MotionPlan], str] | None) -> None:
+    plan = studio.plan
     st.text_area(
         "prompt (compiled from the plan; edit it to write your own)",
         key=_key("prompt"),
-        height=110,
+        height=150,
         on_change=_on_prompt,
         args=(studio,),
     )
-    p = st.columns([1, 1, 2])
     if plan.prompt_override:
-        st.caption("✎ Your own prompt is used (kept across plan changes).")
-        p[0].button("Back to compiled", key=_key("reset_prompt"), on_click=_on_reset_prompt, args=(studio,))
+        st.caption(":material/edit: Your own prompt is used; it is kept when the plan changes.")
+    p = st.columns(2)
+    if plan.prompt_override:
+        p[0].button("Back to the compiled prompt", key=_key("reset_prompt"), on_click=_on_reset_prompt, args=(studio,))
     if enhance is not None:
-        p[1].button("✨ Enhance prompt", key=_key("enhance"), on_click=_on_enhance, args=(studio, enhance),
-                    help="Let the LLM rewrite the prompt in richer cinematic language")
+        p[1].button("Enhance prompt", icon=":material/auto_awesome:", key=_key("enhance"), on_click=_on_enhance,
+                    args=(studio, enhance), help="Let the LLM rewrite the prompt in richer cinematic language")
     st.text_input("also avoid (comma-separated)", key=_key("avoid"), on_change=_on_avoid, args=(studio,),
                   placeholder="e.g. hands, text")
-    with st.expander("Negative prompt (compiled)"):
-        st.caption(plan.negative_prompt or "—")
+    st.caption("**Negative prompt** (compiled): " + (plan.negative_prompt or "—"))
 
 
 def _on_enhance(studio: Studio, enhance: Callable[[MotionPlan], str]) -> None:

@@ -80,7 +80,7 @@ def render_result(ctx: Context, g: GenerationRecord) -> None:
             width="stretch",
         )
         if g.backend == "preview":
-            st.caption("🧪 **Preview** backend: a quick CPU motion sketch of your plan, not the Wan video model.")
+            st.caption(":material/science: **Preview** backend: a quick CPU motion sketch of your plan, not the Wan video model.")
         else:
             st.caption(f"Rendered by {backend_label(g.backend, g.model_id)}")
     elif g.status == "failed":
@@ -99,7 +99,8 @@ def render(ctx: Context) -> None:
     studio = ctx.studio
     cols = st.columns([2, 3], vertical_alignment="center")
     cols[0].button(
-        "▶ Generate",
+        "Generate",
+        icon=":material/play_arrow:",
         key=K + "generate",
         type="primary",
         on_click=ctx.generate,

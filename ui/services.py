@@ -87,6 +87,15 @@ def runner() -> LocalRunner:
     return runner_for(str(settings().home))
 
 
+@st.cache_resource(show_spinner=False)
+def hybrid_planner(config: object) -> object:
+    """One LLM planner per LLM configuration per process (the model loads lazily, on first use)."""
+    from agent.planner_llm import HybridPlanner, QwenPlanner
+    from agent.planner_rules import RulePlanner
+
+    return HybridPlanner(RulePlanner(), QwenPlanner(config), config)
+
+
 def context() -> Context:
     return Context(settings(), store(), studio())
 
@@ -140,8 +149,29 @@ class Context:
         runner().requeue(generation_id)
         self.studio.active_job_id = generation_id
 
+    @property
+    def planner(self) -> object | None:
+        """The hybrid LLM planner when the LLM is on (rules first, fallback on any failure), else None:
+        plan_turn then uses the rule planner."""
+        if not self.settings.llm_on:
+            return None
+        return hybrid_planner(self.settings.llm)
+
     def chat(self, message: str) -> None:
-        self.studio.chat(message)
+        """A chat turn; once a result exists, a turn that changes the plan renders again as its child."""
+        before = self.studio.plan
+        try:
+            self.studio.chat(message, planner=self.planner)
+        except StudioError as e:
+            st.session_state["res.error"] = str(e)
+            return
+        if (
+            self.studio.base_generation_id is not None
+            and self.studio.image is not None
+            and self.studio.plan != before
+            and st.session_state.get("res.auto", True)
+        ):
+            self.generate()
 
     def gallery_actions(self) -> GalleryActions:
         return GalleryActions(rerun=self.rerun, branch=self.branch, delete=self.delete)

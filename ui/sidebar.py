@@ -24,7 +24,7 @@ def _open_chat() -> None:
 
 def render_conversations() -> None:
     studio = services.studio()
-    st.button("＋ New chat", key=K + "new", on_click=_new_chat, width="stretch",
+    st.button("New chat", icon=":material/add:", key=K + "new", on_click=_new_chat, width="stretch",
               help="Start a new conversation (the picture is kept)")
     recent = services.store().list_conversations(limit=20)
     if not recent:

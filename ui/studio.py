@@ -17,14 +17,13 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from agent.edits import SetSeed
+from agent.edits import SetSeed, SetTemplate, apply, draw_seed
 from agent.plan import MotionPlan
+from agent.session import MAX_TURNS_KEPT, MAX_UNDO, ConversationState, Reply, diff_text, plan_diff, plan_turn
 from storage import TERMINAL_STATUSES, GenerationRecord, ImageRecord, MessageRecord, NotFoundError, Store
-
-from ui.diff import plan_diff
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +40,7 @@ class ChatEntry:
 
     role: str  # user | assistant | system
     text: str
-    kind: str = "chat"  # chat | panel_edit | image | generation
+    kind: str = "chat"  # chat | panel_edit | image | generation | branch
     diff: str = ""
     generation_id: int | None = None
     image_id: int | None = None
@@ -49,18 +48,32 @@ class ChatEntry:
 
 @dataclass
 class Studio:
-    """The current conversation, plan, picture and jobs of one browser session."""
+    """The current conversation, plan, picture and jobs of one browser session.
+
+    `state` is agent.session's ConversationState (plan, undo history, template lock, recent turns);
+    before the first turn or panel edit it has no plan and the panel shows `draft` (the default template).
+    """
 
     store: Store
-    plan: MotionPlan
-    conversation_id: int | None = None
-    template_locked: bool = False
+    state: ConversationState
+    draft: MotionPlan
     image: ImageRecord | None = None
     entries: list[ChatEntry] = field(default_factory=list)
-    history: list[MotionPlan] = field(default_factory=list)  # plans before each change, for undo
     base_generation_id: int | None = None  # the result the chat continues from (parent of the next render)
     active_job_id: int | None = None
     rng: random.Random = field(default_factory=random.Random)
+
+    @property
+    def plan(self) -> MotionPlan:
+        return self.state.plan if self.state.plan is not None else self.draft
+
+    @property
+    def conversation_id(self) -> int | None:
+        return self.state.conversation_id
+
+    @property
+    def template_locked(self) -> bool:
+        return self.state.template_locked
 
     # --- construction -----------------------------------------------------------------------
 
@@ -70,8 +83,8 @@ class Studio:
         from agent.templates import get_template
 
         rng = rng or random.Random()
-        plan = get_template(DEFAULT_TEMPLATE).default_plan(seed=rng.randint(0, 2**31 - 1))
-        return cls(store=store, plan=plan, rng=rng)
+        draft = get_template(DEFAULT_TEMPLATE).default_plan(seed=draw_seed(rng))
+        return cls(store=store, state=ConversationState(), draft=draft, rng=rng)
 
     @classmethod
     def resume(cls, store: Store, conversation_id: int | None = None, rng: random.Random | None = None) -> Studio:
@@ -83,7 +96,7 @@ class Studio:
             conversation_id = recent[0].id
         messages = store.list_messages(conversation_id)
         studio = cls.fresh(store, rng)
-        studio.conversation_id = conversation_id
+        studio.state = replace(studio.state, conversation_id=conversation_id)
         studio._replay(messages)
         gens = store.list_generations(conversation_id)
         if gens:
@@ -94,6 +107,12 @@ class Studio:
         return studio
 
     def _replay(self, messages: Sequence[MessageRecord]) -> None:
+        """Rebuild the state from the stored messages: the last plan is current, the plans before it are
+        the undo history (consecutive repeats dropped), the last template lock holds."""
+        plans: list[MotionPlan] = []
+        turns: list[tuple[str, str]] = []
+        lock: str | None = None
+        hands = False
         for m in messages:
             meta = m.meta or {}
             kind = meta.get("kind", "chat")
@@ -103,11 +122,13 @@ class Studio:
                 except ValueError as e:  # a plan written by an older version: skip it, say so in the log
                     log.warning("message %d holds a plan that no longer validates: %s", m.id, e)
                 else:
-                    if plan != self.plan:
-                        self.history.append(self.plan)
-                    self.plan = plan
-            if "template_locked" in meta:
-                self.template_locked = bool(meta["template_locked"])
+                    if not plans or plans[-1] != plan:
+                        plans.append(plan)
+            if "template_lock" in meta:
+                lock = meta["template_lock"]
+            hands = hands or bool(meta.get("hands_in_view"))
+            if kind == "chat" and m.role in ("user", "assistant"):
+                turns.append((m.role, m.text))
             if kind == "branch" and meta.get("generation_id") is not None:
                 self.base_generation_id = int(meta["generation_id"])
             if kind == "image" and meta.get("image_id") is not None:
@@ -125,13 +146,26 @@ class Studio:
                     image_id=meta.get("image_id"),
                 )
             )
+        has_plan = any(m.plan is not None and (m.meta or {}).get("kind") in ("chat", "panel_edit", "branch")
+                       for m in messages)
+        self.state = replace(
+            self.state,
+            plan=plans[-1] if plans and has_plan else None,
+            history=tuple(plans[:-1])[-MAX_UNDO:] if has_plan else (),
+            template_lock=lock,
+            turns=tuple(turns[-MAX_TURNS_KEPT:]),
+            hands_in_view=hands,
+        )
+        if plans and not has_plan:
+            self.draft = plans[-1]
 
     def _ensure_conversation(self, title: str) -> int:
-        if self.conversation_id is None:
-            self.conversation_id = self.store.create_conversation(title[:80]).id
+        if self.state.conversation_id is None:
+            conv = self.store.create_conversation(title[:80]).id
+            self.state = replace(self.state, conversation_id=conv)
             if self.image is not None:  # the picture is part of the conversation from its first line
                 self._record(self._image_entry(self.image), self.plan)
-        return self.conversation_id
+        return self.state.conversation_id
 
     def _record(self, entry: ChatEntry, plan: MotionPlan | None = None, **meta: Any) -> None:
         conv = self._ensure_conversation(entry.text if entry.role == "user" else "new conversation")
@@ -144,6 +178,9 @@ class Studio:
             full_meta["image_id"] = entry.image_id
         self.store.append_message(conv, entry.role, entry.text, plan.to_dict() if plan else None, full_meta)
         self.entries.append(entry)
+
+    def _state_meta(self) -> dict[str, Any]:
+        return {"template_lock": self.state.template_lock, "hands_in_view": self.state.hands_in_view}
 
     # --- the picture --------------------------------------------------------------------------
 
@@ -165,31 +202,54 @@ class Studio:
         return ChatEntry("system", f"Picture: {image.filename or 'image'} ({image.width}×{image.height})",
                          kind="image", image_id=image.id)
 
+    # --- chat ----------------------------------------------------------------------------------
+
+    def chat(self, message: str, *, planner: Any = None) -> Reply:
+        """One chat turn through agent.session.plan_turn; both messages and the new plan are stored."""
+        message = message.strip()
+        if not message:
+            raise StudioError("Type what should move, e.g. “her hair flows in the wind”.")
+        self._ensure_conversation(message)
+        new_state, reply = plan_turn(self.state, message, planner=planner, rng=self.rng, store=self.store)
+        self.state = new_state
+        self._record(ChatEntry("user", message))
+        self._record(
+            ChatEntry("assistant", reply.text, diff=reply.diff),
+            new_state.plan,
+            planner=reply.planner,
+            **self._state_meta(),
+        )
+        return reply
+
     # --- plan edits -----------------------------------------------------------------------------
 
-    def edit(self, edits: Sequence[Any], *, lock_template: bool = False) -> str:
-        """Apply plan-panel edits (edit values); returns the compact diff ("" when nothing changed)."""
-        from ui.adapters import apply_plan_edits
+    def edit(self, edits: Sequence[Any], *, lock_template: bool = False) -> tuple[str, list[str]]:
+        """Apply plan-panel edits (edit values) through agent.edits.apply; returns (compact diff, notes).
+        Choosing a template in the panel locks it: the chat will not switch it."""
+        state = self.state
+        if lock_template:
+            chosen = next((e.template for e in edits if isinstance(e, SetTemplate)), None)
+            state = state.lock_template(chosen)
+        new, notes = apply(self.plan, list(edits), rng=self.rng,
+                           hands_in_view=state.hands_in_view or lock_template)
+        self.state = state
+        return self._set_plan(new), notes
 
-        new = apply_plan_edits(self.plan, edits, self.rng)
-        return self._set_plan(new, lock_template=lock_template)
+    def replace_plan(self, plan: MotionPlan) -> str:
+        """Take a plan built elsewhere (the negative-terms box)."""
+        return self._set_plan(plan)
 
-    def replace_plan(self, plan: MotionPlan, *, lock_template: bool = False) -> str:
-        """Take a plan built elsewhere (the negative-terms box, a branch from the gallery)."""
-        return self._set_plan(plan, lock_template=lock_template)
-
-    def _set_plan(self, new: MotionPlan, *, lock_template: bool) -> str:
-        diff = plan_diff(self.plan, new)
-        locked_now = self.template_locked or lock_template
-        if new == self.plan and locked_now == self.template_locked:
+    def _set_plan(self, new: MotionPlan) -> str:
+        old = self.plan
+        if new == old and self.state.plan is not None:
             return ""
-        self.history.append(self.plan)
-        self.plan = new
-        self.template_locked = locked_now
+        diff = diff_text(plan_diff(old, new), new) if new != old else ""
+        history = self.state.history + ((old,) if self.state.plan is not None and new != old else ())
+        self.state = replace(self.state, plan=new, history=history[-MAX_UNDO:])
         self._record(
             ChatEntry("system", "Plan edited in the panel", kind="panel_edit", diff=diff),
             new,
-            template_locked=self.template_locked,
+            **self._state_meta(),
         )
         return diff
 
@@ -262,7 +322,8 @@ class Studio:
         g = self.store.get_generation(generation_id)
         if g.source_image_id is not None:
             self.image = self.store.get_image(g.source_image_id)
-        self.plan = MotionPlan.from_dict(g.plan)
+        self.state = replace(self.state, plan=MotionPlan.from_dict(g.plan))
         self._ensure_conversation(f"branch of #{g.id}")
-        self._record(ChatEntry("system", f"Branched from #{g.id}", kind="branch", generation_id=g.id), self.plan)
+        self._record(ChatEntry("system", f"Branched from #{g.id}", kind="branch", generation_id=g.id), self.plan,
+                     **self._state_meta())
         self.base_generation_id = g.id
