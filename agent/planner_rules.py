@@ -87,7 +87,7 @@ _DURATION_DELTA_RE = re.compile(
 )
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(?:s|sec|secs|second|seconds)\b")
 _DURATION_WORDS_RE = re.compile(r"\b(" + _NUMBER_WORD + r")(\s+and_a_half)?\s+(?:second|seconds|secs)\b")
-_HALF_SECOND_RE = re.compile(r"\b(?:half\s+a\s+second|a\s+half\s+second|half\s+second|0?\.5\s*s)\b")
+_HALF_SECOND_RE = re.compile(r"\b(?:half\s+a\s+second|a\s+half\s+second|half\s+second)\b")
 _ONE_AND_HALF_RE = re.compile(r"\ba\s+second\s+and_a_half\b")
 _A_SECOND_RE = re.compile(r"\b(?:a|one)\s+second\b(?!\s+(?:" + "|".join(V.GENERATION_NOUNS) + r"|longer|shorter)\b)")
 _MINUTES_RE = re.compile(_ANY_NUMBER + r"\s*(?:min|mins|minute|minutes)\b")
@@ -147,6 +147,8 @@ _SPLIT_RE = re.compile(
 )
 
 _HANDS_WAVE_FIX = re.compile(r"\bwaves\s+(hello|hi|goodbye|bye|at)\b")
+_PRONOUN_WAVES_FIX = re.compile(r"\b(she|he|they|person|man|woman|girl|boy|guy|lady|kid|child)\s+waves\b")
+_NUMBER_PAIR = re.compile(r"(\d)\s+and\s+(\d)")
 _THE_LIGHT_FIX = re.compile(r"\b(?:her|his|its|their|some|more)\s+light\b")
 
 
@@ -162,7 +164,7 @@ _ONLY_RE = _phrase_re(r"\b(?:only|just)\s+(?:the\s+|her\s+|his\s+|its\s+|their\s
 _FREEZE_ALL_RE = re.compile(r"\b(?:everything|all)\s+(?:still|static|frozen)\b|\bfreeze\s+everything\b"
                             r"|\bnothing\s+(?:should\s+)?moves?\b|\bno\s+(?:motion|movement)\s+at\s+all\b"
                             r"|\bstop\s+all\s+(?:the\s+)?(?:motion|movement)\b")
-_ARTIFACT_RE = _phrase_re(r"\b(?:avoid|prevent|exclude|no|without|remove|get\s+rid\s+of)\s+(?:any\s+|the\s+|all\s+)?{x}\b",
+_ARTIFACT_RE = _phrase_re(r"\b(?:no|without|remove|get\s+rid\s+of)\s+(?:any\s+|the\s+|all\s+)?{x}\b",
                           V.NEGATABLE_ARTIFACTS)
 _AVOID_RE = re.compile(r"\b(?:avoid|exclude|negative(?:\s+prompt)?\s*:?)\s+(?:any\s+|the\s+)?([a-z][a-z -]{1,38})")
 _TEMPLATE_NAME_RE = _words(tuple(V.TEMPLATE_NAMES))
@@ -207,6 +209,7 @@ class _Turn:
     notes: list[str] = field(default_factory=list)
     unparsed: list[str] = field(default_factory=list)
     last_subjects: list[str] = field(default_factory=list)
+    previous_targets: list[str] = field(default_factory=list)  # what the last message was about ("camera" too)
 
     def add(self, edit: Edit) -> None:
         self.edits.append(edit)
@@ -269,6 +272,8 @@ def parse(
             edits_head.append(SetTemplate(template=chosen))
         plan = get_template(chosen or DEFAULT_TEMPLATE).default_plan(0)
     turn = _Turn(plan=plan, template_locked=template_locked, hands_in_view=hands_in_view)
+    if _CONTINUATION_RE.search(text):
+        turn.previous_targets = _targets_of(next((t for role, t in reversed(history) if role == "user"), ""))
 
     for piece in split_clauses(text):
         clause = _Clause(text=piece, original=piece.replace("_", " "))
@@ -288,11 +293,32 @@ def parse(
     return ParseResult(edits=edits, unparsed=turn.unparsed, notes=turn.notes, planner="rules")
 
 
+_CONTINUATION_RE = _words(V.CONTINUATION_WORDS)
+
+
+def _targets_of(message: str) -> list[str]:
+    """What a message was about: its subjects, else ["camera"] when it named the camera, else []."""
+    text = V.normalize(message)
+    subjects = []
+    for m in _SUBJECT_RE.finditer(text):
+        s = V.SUBJECT_SYNONYMS[m.group(0)]
+        if s not in subjects:
+            subjects.append(s)
+    if subjects:
+        return subjects
+    if _CAMERA_WORD_RE.search(text) or _CAMERA_FAMILY_RE.search(text) or any(p.search(text) for p, _, n in
+                                                                            _CAMERA_PATTERNS if not n):
+        return ["camera"]
+    return []
+
+
 def split_clauses(text: str) -> list[str]:
     """Clauses of a normalised message; protected phrases ("back and forth") stay whole."""
     for phrase, joined in _PROTECT:
         text = text.replace(phrase, joined)
+    text = _NUMBER_PAIR.sub(r"\1/\2", text)
     text = _HANDS_WAVE_FIX.sub(r"waving \1", text)
+    text = _PRONOUN_WAVES_FIX.sub(r"\1 waving", text)
     text = _THE_LIGHT_FIX.sub("the light", text)
     return [c.strip() for c in _SPLIT_RE.split(text) if c and c.strip()]
 
@@ -339,6 +365,9 @@ def choose_template(text: str, *, hands_in_view: bool) -> str | None:
 
 
 def _parse_clause(c: _Clause, turn: _Turn, *, first_message: bool) -> None:
+    m = c.search(V.HANDS_IN_VIEW)
+    if m:
+        c.take(m)  # "her hands are visible" is a fact about the picture, not a motion
     _session(c, turn)
     _seed(c, turn)
     _steps(c, turn)
@@ -768,21 +797,33 @@ def _negations(c: _Clause, turn: _Turn) -> None:
         while (m := c.search(pattern)) is not None:
             word = m.group(1)
             c.take(m)
+            _take_motion_word(c, m.end())
             if word == "light":
                 word = "the light"
             if word in V.ATMOSPHERE_SYNONYMS and word not in V.SUBJECT_SYNONYMS:
                 turn.add(RemoveAtmosphere(items=(V.ATMOSPHERE_SYNONYMS[word],)))
             else:
                 _remove_subject(turn, V.SUBJECT_SYNONYMS[word])
-    while (m := c.search(_ARTIFACT_RE)) is not None:
-        c.take(m)
-        turn.add(AddNegative(terms=(m.group(1),)))
     m = c.search(_AVOID_RE)
     if m:
         term = " ".join(w for w in m.group(1).split() if w not in ("movement", "motion"))[:40].strip()
         c.take(m)
         if term:
             turn.add(AddNegative(terms=(term,)))
+    while (m := c.search(_ARTIFACT_RE)) is not None:
+        c.take(m)
+        turn.add(AddNegative(terms=(m.group(1),)))
+
+
+_MOTION_WORD_RE = re.compile(r"\s*(?:from\s+)?(" + V.alternation(tuple(V.ACTIONS) + ("movement", "motion", "movements",
+                                                                                  "animation", "moving")) + r")\b")
+
+
+def _take_motion_word(c: _Clause, at: int) -> None:
+    """After "no tail", also use up "wagging" / "movement", so it does not read as a new motion."""
+    m = _MOTION_WORD_RE.match(c.text, at)
+    if m:
+        c.take(m)
 
 
 def _only(c: _Clause, turn: _Turn) -> None:
@@ -876,7 +917,12 @@ def _motions(c: _Clause, turn: _Turn, *, others_used: bool) -> None:
         c.understood = True
         speed_factor = _factor(pace_kind, pace, pace_dir, V.SPEED_DOWN, V.SPEED_UP, degree)
         intensity_factor = _factor(strength_kind, strength, strength_dir, V.INTENSITY_DOWN, V.INTENSITY_UP, degree)
-        targets = turn.last_subjects or ["all"]
+        targets = turn.last_subjects or turn.previous_targets or ["all"]
+        if targets == ["camera"]:
+            if pace_kind is not None and _current_camera(turn)[0] != "static":
+                turn.add(ScaleCamera(factor=speed_factor))
+            return
+        targets = [t for t in targets if t != "camera"]
         for target in targets:
             turn.add(ScaleMotion(subject=target, speed_factor=speed_factor,  # type: ignore[arg-type]
                                  intensity_factor=intensity_factor))
@@ -888,7 +934,7 @@ def _motions(c: _Clause, turn: _Turn, *, others_used: bool) -> None:
     turn.last_subjects = subjects
     for subject in subjects:
         current = turn.motion(subject)
-        action = said[0] if said else None
+        action = said[0] if said and said[0] != "move" else None
         if current is not None and (action is None or _same_action(current.action, action)):
             if pace_kind == "comparative" or strength_kind == "comparative":
                 turn.add(ScaleMotion(

@@ -497,7 +497,7 @@ def _reply(before: MotionPlan | None, base: MotionPlan | None, after: MotionPlan
     extra = list(notes)
     if unparsed:
         said = "; ".join(f"“{u}”" for u in unparsed[:3])
-        if items or understood and edits:
+        if edits:
             extra.append(f"I did not understand {said}")
         else:
             extra.append(f"I could not tell what should move from {said}: tell me what to animate "

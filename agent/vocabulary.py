@@ -236,6 +236,9 @@ QUALITY_DOWN = ("faster render", "render faster", "quicker render", "fast render
 QUALITY_MIN = ("draft", "quick preview", "quick draft", "rough cut", "quick test", "lowest quality")
 STEPS_DELTA = {"mild": 2, "normal": 4, "strong": 8}
 
+# "even faster", "still slower": a comparative alone that continues the previous message's subject
+CONTINUATION_WORDS = ("even", "still", "further", "again", "some more", "a bit more", "a little more", "more so")
+
 # --- seeds ---------------------------------------------------------------------------------------
 SEED_SAME = ("same seed", "keep the seed", "keep seed", "keep the same seed", "seed the same",
              "same variation", "same noise", "don't change the seed", "do not change the seed",
@@ -280,10 +283,12 @@ CAMERA_PATTERNS: tuple[tuple[str, str, bool], ...] = (
     (r"\b(?:rise|rises|rising|ascend|ascends|ascending|lift|lifts|lifting)\b|\blook(?:s|ing)?\s+up\b", "tilt_up", True),
     (r"\btilt(?:s|ing|ed)?\s+(?:the\s+camera\s+)?down(?:ward|wards)?\b|\bcrane(?:s|ing)?\s+down\b|\bboom(?:s|ing)?\s+down\b|\bpedestal\s+down\b", "tilt_down", False),
     (r"\b(?:descend|descends|descending|sink|sinks|sinking|lower|lowers|lowering)\b|\blook(?:s|ing)?\s+down\b", "tilt_down", True),
-    (r"\b(?:orbit(?:s|ing)?|circl(?:e|es|ing)|arc(?:s|ing)?|rotat(?:e|es|ing)|go(?:es|ing)?|mov(?:e|es|ing)|swing(?:s|ing)?)\s+(?:around\s+)?(?:to\s+the\s+)?left\b|\bcounter[- ]?clockwise\b|\banti[- ]?clockwise\b", "orbit_left", False),
+    (r"\b(?:orbit(?:s|ing)?|circl(?:e|es|ing)|arc(?:s|ing)?)\s+(?:around\s+)?(?:to\s+the\s+)?left\b|\bcounter[- ]?clockwise\b|\banti[- ]?clockwise\b", "orbit_left", False),
+    (r"\b(?:rotat(?:e|es|ing)|go(?:es|ing)?|mov(?:e|es|ing)|swing(?:s|ing)?)\s+around\s+(?:to\s+the\s+)?left\b", "orbit_left", True),
     (r"\b(?:orbit(?:s|ing)?|circl(?:e|es|ing)|arc(?:s|ing)?)\s+(?:around\s+)?(?:to\s+the\s+)?right\b|\bclockwise\b", "orbit_right", False),
     (r"\borbit(?:s|ing|al)?\b|\b360\b|\bturntable\b", "orbit_right", False),
-    (r"\bcircl(?:e|es|ing)\s+(?:around|round)\b|\bgo(?:es|ing)?\s+(?:all\s+the\s+way\s+)?around\b|\barc(?:s|ing)?\s+around\b", "orbit_right", True),
+    (r"\bcircl(?:e|es|ing)\s+(?:around|round)\b|\barc(?:s|ing)?\s+around\b", "orbit_right", False),
+    (r"\bgo(?:es|ing)?\s+(?:all\s+the\s+way\s+)?around\b", "orbit_right", True),
     (r"\bpan(?:s|ning|ned)?\b(?!\s+(?:to\s+the\s+)?(?:left|right))", "pan_right", False),
     (r"\bzoom(?:s|ing)?\b(?!\s+(?:out|away))", "zoom_in", False),
     (r"\btilt(?:s|ing)?\b", "tilt_up", True),
@@ -371,8 +376,8 @@ _cues("portrait_subtle", 3, "portrait, person, woman, man, girl, boy, lady, guy,
       "selfie, profile picture, passport photo, couple, bride, groom, friend, teenager, student")
 _cues("portrait_subtle", 1, "smile, smiles, smiling, blink, blinks, blinking, breathing, breathe, breathes, "
       "wink, winks, nod, nods, eyes, gaze, face")
-_cues("portrait_dynamic", 1, "hands, hand, wave hello, waves hello, waving, gesture, gestures, gesturing, "
-      "dancing, dances, clapping, claps, points, pointing, arms, fingers, adjusts, tucks")
+_cues("portrait_dynamic", 1, "wave hello, waves hello, waving, waves, wave, gesture, gestures, gesturing, "
+      "dancing, dances, clapping, claps, points, pointing, adjusts, tucks")
 _cues("animals", 4, "dog, puppy, pup, doggo, cat, kitten, kitty, bird, parrot, owl, horse, pony, fox, rabbit, "
       "bunny, hamster, lion, tiger, bear, deer, wolf, elephant, pet, animal, squirrel, cow, sheep, goat, duck, "
       "eagle, fish, monkey, panda, giraffe, penguin, dolphin, wildlife, butterfly")
