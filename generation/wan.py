@@ -14,6 +14,7 @@ Before the video model loads or runs, the callables given to `register_before_lo
 
 from __future__ import annotations
 
+import functools
 import gc
 import logging
 import os
@@ -184,14 +185,20 @@ def parameter_bytes(module: Any) -> int:
     return sum(size(p) for p in module.parameters()) + sum(size(b) for b in module.buffers())
 
 
-def library_versions() -> dict[str, str | None]:
+@functools.lru_cache(maxsize=1)
+def _library_versions() -> tuple[tuple[str, str | None], ...]:
     out: dict[str, str | None] = {}
     for name in VERSIONED_LIBRARIES:
         try:
             out[name] = _metadata.version(name)
         except _metadata.PackageNotFoundError:
             out[name] = None
-    return out
+    return tuple(out.items())
+
+
+def library_versions() -> dict[str, str | None]:
+    """Versions of the libraries that decide the frames (read once per process)."""
+    return dict(_library_versions())
 
 
 def free_memory(full: bool = False) -> None:
