@@ -1,0 +1,218 @@
+"""``python -m generation``: render a plan from the terminal, rerun one from history, list the queue.
+
+    python -m generation render --image IMG --plan plan.json [--backend preview] [--out x.mp4]
+    python -m generation rerun ID [--seed N] [--steps N] [--backend NAME] [--out x.mp4]
+    python -m generation queue
+
+`render` and `rerun` run synchronously in this process (a progress bar on stderr), record the
+generation in the store ($VIVIDFLOW_HOME or --home) and print its id and video path. They do not mark
+other processes' jobs as interrupted (only the app's runner does that on start).
+Exit status: 0 succeeded, 1 failed, 2 bad input, 130 cancelled (Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+from typing import Any
+
+
+def _store(args: argparse.Namespace) -> Any:
+    from storage import open_store
+
+    return open_store(url=args.url, home=args.home)
+
+
+def _progress_bar() -> tuple[Any, Any]:
+    """(listener, close) drawing one tqdm bar per stage on stderr."""
+    from tqdm import tqdm
+
+    from generation.events import Progress, Queued, Started
+
+    state: dict[str, Any] = {"bar": None, "stage": None}
+
+    def close() -> None:
+        if state["bar"] is not None:
+            state["bar"].close()
+            state["bar"] = None
+
+    def listen(event: Any) -> None:
+        if isinstance(event, Queued) and event.position > 0:
+            print(f"queued: {event.position} job(s) ahead", file=sys.stderr)
+        elif isinstance(event, Started):
+            print(f"started on backend {event.backend}", file=sys.stderr)
+        elif isinstance(event, Progress) and event.stage != "loading":
+            if event.stage != state["stage"]:
+                close()
+                state["stage"] = event.stage
+                state["bar"] = tqdm(total=event.total, desc=event.stage, unit="step", file=sys.stderr, leave=True)
+            bar = state["bar"]
+            if event.total != bar.total:
+                bar.total = event.total
+            bar.n = event.step
+            bar.refresh()
+
+    return listen, close
+
+
+def _run_job(store: Any, submit: Any, out: str | None) -> int:
+    """Submit through a local runner, wait with a progress bar, print the outcome."""
+    from generation.jobs import Runner
+
+    listen, close_bar = _progress_bar()
+    runner = Runner(store, recover=False)
+    try:
+        runner.subscribe(listen)
+        record = submit(runner)
+        print(f"generation #{record.id} queued ({record.backend}, {record.width}×{record.height}, "
+              f"{record.num_frames} frames)", file=sys.stderr)
+        try:
+            final = runner.wait(record.id)
+        except KeyboardInterrupt:
+            print("\ncancelling …", file=sys.stderr)
+            runner.cancel(record.id)
+            final = runner.wait(record.id)
+    finally:
+        close_bar()
+        runner.close(cancel_running=True)
+    print(f"id: {final.id}")
+    print(f"status: {final.status}")
+    if final.status == "succeeded":
+        video = str(final.video_path)
+        if out:
+            _copy_atomic(video, out)
+            video = os.path.abspath(out)
+        print(f"video: {video}")
+        return 0
+    if final.status == "cancelled":
+        return 130
+    print(f"error: {final.error}", file=sys.stderr)
+    return 1
+
+
+def _copy_atomic(src: str, dst: str) -> None:
+    folder = os.path.dirname(os.path.abspath(dst))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".mp4", dir=folder)
+    os.close(fd)
+    try:
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from agent.plan import MotionPlan, PlanError
+
+    try:
+        with open(args.plan, encoding="utf-8") as f:
+            plan = MotionPlan.from_json(f.read())
+    except FileNotFoundError:
+        raise BadInput(f"plan file not found: {args.plan}") from None
+    except PlanError as e:
+        raise BadInput(f"{args.plan}: {e}") from None
+    if args.seed is not None:
+        plan = _with(plan, seed=args.seed, seed_policy="explicit")
+    with _store(args) as store:
+        return _run_job(store, lambda r: r.submit(plan, args.image, backend=args.backend), args.out)
+
+
+def cmd_rerun(args: argparse.Namespace) -> int:
+    from agent.plan import MotionPlan
+    from storage import NotFoundError
+
+    with _store(args) as store:
+        try:
+            g = store.get_generation(args.id)
+        except NotFoundError as e:
+            raise BadInput(str(e)) from None
+        if g.source_image_id is None:
+            raise BadInput(f"generation #{g.id} has no source image any more; it cannot be rendered again")
+        plan = MotionPlan.from_dict(g.plan)
+        changes: dict[str, Any] = {}
+        if args.seed is not None:
+            changes.update(seed=args.seed, seed_policy="explicit")
+        if args.steps is not None:
+            changes["steps"] = args.steps
+        plan = _with(plan, **changes) if changes else plan
+        backend = args.backend or g.backend
+
+        def submit(runner: Any) -> Any:
+            return runner.submit(plan, g.source_image_id, backend=backend, conversation_id=g.conversation_id,
+                                 parent_id=g.id)
+
+        return _run_job(store, submit, args.out)
+
+
+def cmd_queue(args: argparse.Namespace) -> int:
+    with _store(args) as store:
+        page = store.list_gallery(status=["queued", "running"], page_size=500)
+        jobs = sorted(page.items, key=lambda g: g.id)
+        if not jobs:
+            print("no queued or running generations")
+            return 0
+        print(f"{'id':>5}  {'status':<8} {'pos':>3}  {'backend':<8} {'progress':<24} created (UTC)")
+        for g in jobs:
+            pos = store.queue_position(g.id) if g.status == "queued" else None
+            prog = ""
+            if g.progress is not None:
+                prog = f"{g.progress.stage} {g.progress.step or 0}/{g.progress.total or '?'}"
+            print(f"{g.id:>5}  {g.status:<8} {'' if pos is None else pos:>3}  {g.backend:<8} {prog:<24} "
+                  f"{g.created_at:%Y-%m-%d %H:%M:%S}")
+    return 0
+
+
+class BadInput(ValueError):
+    """Input the CLI refuses (exit status 2)."""
+
+
+def _with(plan: Any, **changes: Any) -> Any:
+    from agent.plan import PlanError
+
+    try:
+        return plan.with_changes(**changes)
+    except PlanError as e:
+        raise BadInput(str(e)) from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m generation", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--home", default=None, help="data folder (default $VIVIDFLOW_HOME or ./vividflow-data)")
+    parser.add_argument("--url", default=None, help="SQLAlchemy URL (default: the home's vividflow.db)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("render", help="render a plan from an image, synchronously")
+    p.add_argument("--image", required=True, help="PNG, JPEG or WebP picture")
+    p.add_argument("--plan", required=True, help="MotionPlan JSON file")
+    p.add_argument("--backend", default=None, help="preview or wan (default: wan with CUDA and weights, else preview)")
+    p.add_argument("--seed", type=int, default=None, help="override the plan's seed")
+    p.add_argument("--out", default=None, help="also copy the video here")
+    p.set_defaults(func=cmd_render)
+    p = sub.add_parser("rerun", help="render a generation from history again (as its child)")
+    p.add_argument("id", type=int)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--backend", default=None, help="default: the original's backend")
+    p.add_argument("--out", default=None)
+    p.set_defaults(func=cmd_rerun)
+    p = sub.add_parser("queue", help="list queued and running generations")
+    p.set_defaults(func=cmd_queue)
+    args = parser.parse_args(argv)
+
+    from generation.backend import BackendUnavailable
+    from storage import StorageError
+
+    try:
+        return args.func(args)
+    except (ValueError, BackendUnavailable, StorageError) as e:  # JobError, BadInput, ImageError, PlanError …
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,126 @@
+"""Backends by name: `preview` (CPU warping, always available) and `wan` (Wan2.2 on a GPU).
+
+    backend = get_backend("preview")          # constructed and loaded, ready to generate
+    name = default_backend_name()             # "wan" only with CUDA and Wan weights present
+
+No torch import here: `wan` is imported only when asked for, and CUDA is checked only after the
+cheap checks (weights present) pass.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+from typing import Any
+
+from generation.backend import Backend, BackendUnavailable
+
+log = logging.getLogger(__name__)
+
+BACKEND_NAMES = ("preview", "wan")
+BACKEND_ENV = "VIVIDFLOW_BACKEND"
+NO_CUDA_FIX = "no CUDA device: use the preview backend or run on a GPU machine"
+
+
+class UnknownBackend(ValueError):
+    """A backend name we do not have; the message lists the ones we do."""
+
+
+def check_name(name: Any) -> str:
+    if name not in BACKEND_NAMES:
+        raise UnknownBackend(f"unknown backend {name!r}: choose one of {', '.join(BACKEND_NAMES)}")
+    return name
+
+
+def get_backend(name: str, cfg: Any = None) -> Backend:
+    """A ready backend (constructed and loaded). `cfg` is the backend's config (GenerationConfig for wan)."""
+    check_name(name)
+    if name == "preview":
+        from generation.preview import PreviewBackend
+
+        backend: Backend = PreviewBackend()
+        backend.load(cfg)
+        return backend
+    check_available(name, cfg)
+    from generation.wan import WanBackend
+
+    backend = WanBackend(cfg)
+    backend.load(cfg)
+    return backend
+
+
+def model_id_for(name: str, cfg: Any = None) -> str:
+    """The model id a backend will record, without loading anything."""
+    check_name(name)
+    if name == "preview":
+        from generation.preview import RENDERER_VERSION
+
+        return RENDERER_VERSION
+    return _wan_config(cfg).model_id
+
+
+def max_area_for(name: str, cfg: Any = None) -> int:
+    """The output area budget of a backend (for the size rule), without loading anything."""
+    check_name(name)
+    if name == "preview":
+        from generation.image import MAX_AREA
+
+        return MAX_AREA
+    return int(_wan_config(cfg).effective_max_area())
+
+
+def _wan_config(cfg: Any) -> Any:
+    from generation.config import GenerationConfig
+
+    return cfg if cfg is not None else GenerationConfig.from_env()
+
+
+def check_available(name: str, cfg: Any = None) -> None:
+    """Raise BackendUnavailable (with the fix) when `name` cannot run here; cheap for `preview`."""
+    check_name(name)
+    if name == "preview":
+        return
+    cfg = _wan_config(cfg)
+    if cfg.device == "cpu":
+        return  # asked for explicitly (tiny test models, or a very patient person)
+    if importlib.util.find_spec("torch") is None:
+        raise BackendUnavailable(f"backend 'wan' needs torch, which is not installed; {NO_CUDA_FIX}")
+    import torch
+
+    if not torch.cuda.is_available():
+        raise BackendUnavailable(
+            f"backend 'wan' is unavailable: {NO_CUDA_FIX} (or set VIVIDFLOW_WAN_DEVICE=cpu to force the CPU, "
+            "which is only practical for tiny test models)"
+        )
+
+
+def wan_weights_present(cfg: Any = None) -> bool:
+    """True when the configured Wan model is a local Diffusers folder or sits in the Hugging Face cache."""
+    cfg = _wan_config(cfg)
+    source = os.path.expanduser(cfg.model_id)
+    if os.path.isdir(source):
+        return os.path.isfile(os.path.join(source, "model_index.json"))
+    if importlib.util.find_spec("huggingface_hub") is None:
+        return False
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        return isinstance(try_to_load_from_cache(cfg.model_id, "model_index.json"), str)
+    except ValueError:  # not a valid repo id
+        return False
+
+
+def default_backend_name(cfg: Any = None) -> str:
+    """`$VIVIDFLOW_BACKEND` if set; else "wan" when Wan weights are present and CUDA works; else "preview"."""
+    forced = os.environ.get(BACKEND_ENV, "").strip()
+    if forced:
+        return check_name(forced)
+    try:
+        if not wan_weights_present(cfg):
+            return "preview"
+        check_available("wan", cfg)
+    except BackendUnavailable as e:
+        log.info("default backend is preview: %s", e)
+        return "preview"
+    return "wan"

@@ -1,0 +1,554 @@
+"""The job runner: a FIFO queue of generations, one worker thread per device, nothing lost on a crash.
+
+    runner = Runner(store)                              # one per process (Streamlit: st.cache_resource)
+    record = runner.submit(plan, image, backend="preview")   # validated, recorded `queued`, then queued
+    unsubscribe = runner.subscribe(print, job_id=record.id)  # typed events: Queued, Started, Progress, ...
+    final = runner.wait(record.id)                      # the GenerationRecord once it has ended
+
+Lifecycle of a job (the record is the truth; any process can read it):
+  queued ──claim──> running ──> succeeded (video + thumbnail in the media store) | failed (readable
+  error; traceback in the log) | cancelled. Progress (stage, step, total, ETA) is written to the record
+  at most every `progress_interval_s` and pushed to listeners as it comes.
+
+Bad input (missing or unreadable image, plan failing validation, unknown or unavailable backend) raises
+before anything is written. On start-up, jobs left queued/running by a dead process are marked failed
+("interrupted ...") and their half-written files removed; `requeue(id)` runs one again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import logging
+import shutil
+import threading
+import time
+import traceback
+import uuid
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from generation.backend import Backend, BackendUnavailable
+from generation.backends import check_available, check_name, get_backend, max_area_for, model_id_for
+from generation.events import (
+    Cancelled,
+    CancelToken,
+    Event,
+    EventListener,
+    Failed,
+    Finished,
+    GenerationCancelled,
+    GenerationResult,
+    Progress,
+    Queued,
+    Started,
+)
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from agent.plan import MotionPlan
+    from storage import GenerationRecord, Store
+
+log = logging.getLogger(__name__)
+
+STAGING_PREFIX = "job-"
+DEFAULT_DEVICE = "default"
+
+
+class JobError(ValueError):
+    """A job request refused before anything was written; the message says what to fix."""
+
+
+class RunnerClosed(RuntimeError):
+    """submit() after close()."""
+
+
+BackendFactory = Callable[[str, str], Backend]
+"""(backend name, device) → a ready backend; called once per worker and backend name."""
+
+
+def default_factory(name: str, device: str) -> Backend:
+    if name == "wan" and device != DEFAULT_DEVICE:
+        from generation.config import GenerationConfig
+
+        return get_backend(name, GenerationConfig.from_env(device=device))
+    return get_backend(name)
+
+
+@dataclasses.dataclass
+class _Job:
+    id: int
+    backend: str
+    token: CancelToken
+    done: threading.Event
+    queued_at: float
+
+
+class Runner:
+    """FIFO queue + one worker thread per device; every job is a generation record first.
+
+    `backends`: ready backend instances by name, shared by all workers (e.g. {"preview": PreviewBackend()});
+    any other name is built by `factory(name, device)` once per worker. `devices`: one worker thread each
+    (e.g. ("cuda:0", "cuda:1")); `serves` optionally limits which backend names a device runs
+    (e.g. {"cpu": {"preview"}, "cuda:0": {"wan"}}), so a preview never waits behind a GPU job.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        backends: Mapping[str, Backend] | None = None,
+        *,
+        devices: Sequence[str] = (DEFAULT_DEVICE,),
+        serves: Mapping[str, Sequence[str]] | None = None,
+        factory: BackendFactory = default_factory,
+        progress_interval_s: float = 0.25,
+        recover: bool = True,
+        start: bool = True,
+    ) -> None:
+        if not devices:
+            raise ValueError("devices must name at least one device")
+        if progress_interval_s < 0:
+            raise ValueError(f"progress_interval_s must be ≥ 0, got {progress_interval_s}")
+        self.store = store
+        self._shared = dict(backends or {})
+        for name in self._shared:
+            check_name(name)
+        self._factory = factory
+        self._devices = tuple(devices)
+        self._serves = {d: frozenset(serves[d]) for d in serves} if serves else {}
+        self.progress_interval_s = progress_interval_s
+        self._lock = threading.Condition()
+        self._queue: deque[_Job] = deque()
+        self._jobs: dict[int, _Job] = {}  # queued or running in this runner
+        self._running: dict[int, str] = {}  # job id -> device
+        self._listeners: list[tuple[EventListener, int | None]] = []
+        self._built: dict[tuple[str, str], Backend] = {}
+        self._closed = False
+        self._threads: list[threading.Thread] = []
+        self.interrupted: list[int] = self.recover() if recover else []
+        if start:
+            self.start()
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start one worker thread per device (idempotent)."""
+        with self._lock:
+            if self._threads:
+                return
+            for device in self._devices:
+                t = threading.Thread(target=self._work, args=(device,), name=f"vividflow-worker-{device}", daemon=True)
+                self._threads.append(t)
+                t.start()
+
+    def close(self, *, cancel_running: bool = False, timeout: float | None = 30.0) -> None:
+        """Stop taking jobs; queued jobs stay `queued` in the store (the next start marks them interrupted)."""
+        with self._lock:
+            self._closed = True
+            if cancel_running:
+                for job_id in self._running:
+                    self._jobs[job_id].token.cancel()
+            self._lock.notify_all()
+        for t in self._threads:
+            t.join(timeout)
+
+    def __enter__(self) -> Runner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close(cancel_running=True)
+
+    def recover(self) -> list[int]:
+        """Mark jobs a dead process left queued/running as failed ("interrupted ..."), remove their
+        staging files, and return their ids (`requeue(id)` runs one again)."""
+        ids = self.store.mark_interrupted()
+        self.store.media.cleanup_temp()  # stray temp files older than an hour
+        staging = self._staging_root()
+        for job_id in ids:
+            for d in staging.glob(f"{STAGING_PREFIX}{job_id}-*"):
+                shutil.rmtree(d, ignore_errors=True)
+                log.info("removed staging folder %s of interrupted generation %d", d, job_id)
+        return ids
+
+    # --- submitting ------------------------------------------------------------------------------
+
+    def submit(
+        self,
+        plan: MotionPlan | Mapping[str, Any] | str,
+        image: int | str | Path | bytes | Image.Image,
+        *,
+        backend: str | None = None,
+        model_id: str | None = None,
+        conversation_id: int | None = None,
+        parent_id: int | None = None,
+        width: int | None = None,
+        height: int | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> GenerationRecord:
+        """Validate, record (`queued`) and queue one job; raise JobError / BackendUnavailable before any write.
+
+        `image`: a source image id from the store, or a path, bytes or PIL image (stored once by content).
+        `backend` defaults to `default_backend_name()`.
+        """
+        from generation.backends import default_backend_name
+        from generation.image import ImageError, load_image, output_size
+
+        if self._closed:
+            raise RunnerClosed("the runner is closed")
+        # 1. Check everything first: nothing is written unless all of it is fine
+        plan_obj = _parse_plan(plan)
+        name = backend if backend is not None else default_backend_name()
+        try:
+            check_name(name)
+        except ValueError as e:
+            raise JobError(str(e)) from None
+        if name not in self._shared:
+            check_available(name)  # BackendUnavailable with the fix
+        image_id: int | None = None
+        data: bytes | None = None
+        filename: str | None = None
+        try:
+            if isinstance(image, int) and not isinstance(image, bool):
+                image_id = self._image_record(image).id
+                pil = load_image(self.store.get_image(image_id).path)
+            else:
+                pil = load_image(image)
+                data, filename = _image_bytes(image, pil)
+        except ImageError as e:
+            raise JobError(str(e)) from None
+        size = pil.size
+        self._check_refs(conversation_id, parent_id)
+        if width is None or height is None:
+            width, height = output_size(*size, max_area=self._max_area(name))
+        model = model_id if model_id is not None else self._model_id(name)
+        # 2. Record it (queued), then queue it, under one lock so ids and queue order agree
+        with self._lock:
+            if self._closed:
+                raise RunnerClosed("the runner is closed")
+            if data is not None:
+                image_id = self.store.add_image(data, filename=filename).id
+            record = self.store.create_generation(
+                conversation_id, plan_obj.to_dict(), image_id, name, model, parent_id,
+                dict(params) if params else None, width=width, height=height,
+            )
+            position = self._enqueue(record.id, name)
+            self._emit(Queued(job_id=record.id, position=position))  # under the lock: before Started
+        return record
+
+    def requeue(self, job_id: int) -> GenerationRecord:
+        """Run a failed or cancelled generation again (same record, same inputs)."""
+        with self._lock:
+            if self._closed:
+                raise RunnerClosed("the runner is closed")
+            record = self.store.requeue(job_id)
+            position = self._enqueue(record.id, record.backend)
+            self._emit(Queued(job_id=record.id, position=position))
+        return record
+
+    def requeue_interrupted(self) -> list[GenerationRecord]:
+        """Requeue every job this runner found interrupted at start-up."""
+        ids, self.interrupted = self.interrupted, []
+        return [self.requeue(i) for i in ids]
+
+    def _enqueue(self, job_id: int, backend: str) -> int:
+        job = _Job(job_id, backend, CancelToken(), threading.Event(), time.monotonic())
+        self._queue.append(job)
+        self._jobs[job_id] = job
+        self._lock.notify_all()
+        return len(self._queue) - 1
+
+    # --- control and state -------------------------------------------------------------------------
+
+    def cancel(self, job_id: int) -> GenerationRecord:
+        """Cancel a queued job (it never starts) or a running one (it stops at the next step boundary).
+
+        Works for jobs of other processes too, through the record's cancel flag.
+        """
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is not None and job in self._queue:
+                self._queue.remove(job)
+                del self._jobs[job_id]
+                self.store.cancel_queued(job_id)
+                job.done.set()
+                self._emit(Cancelled(job_id=job_id))
+                self._emit_positions()
+                return self.store.get_generation(job_id)
+            if job is not None:
+                job.token.cancel()
+        return self.store.request_cancel(job_id)
+
+    def position(self, job_id: int) -> int | None:
+        """0 = next to run; None when the job is not queued here."""
+        with self._lock:
+            for i, job in enumerate(self._queue):
+                if job.id == job_id:
+                    return i
+        return None
+
+    def queued(self) -> list[int]:
+        with self._lock:
+            return [j.id for j in self._queue]
+
+    def running(self) -> dict[int, str]:
+        """Running job ids → the device each runs on."""
+        with self._lock:
+            return dict(self._running)
+
+    def wait(self, job_id: int, timeout: float | None = None) -> GenerationRecord:
+        """Block until the job has ended here (or was never ours), then return its record."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+        if job is not None and not job.done.wait(timeout):
+            raise TimeoutError(f"generation {job_id} did not finish within {timeout} s")
+        return self.store.get_generation(job_id)
+
+    def subscribe(self, listener: EventListener, job_id: int | None = None) -> Callable[[], None]:
+        """Call `listener(event)` for every event (of `job_id` only, if given); returns the unsubscribe."""
+        entry = (listener, job_id)
+        with self._lock:
+            self._listeners.append(entry)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if entry in self._listeners:
+                    self._listeners.remove(entry)
+
+        return unsubscribe
+
+    def unsubscribe(self, listener: EventListener) -> None:
+        with self._lock:
+            self._listeners = [e for e in self._listeners if e[0] is not listener]
+
+    # --- internals ---------------------------------------------------------------------------------
+
+    def _emit(self, event: Event) -> None:
+        job_id = getattr(event, "job_id", None)
+        with self._lock:
+            listeners = [fn for fn, jid in self._listeners if jid is None or jid == job_id]
+        for fn in listeners:
+            try:
+                fn(event)
+            except Exception:  # a listener's bug must not kill the worker; it is logged with its traceback
+                log.exception("event listener %r failed on %r", fn, type(event).__name__)
+
+    def _emit_positions(self) -> None:
+        """Tell every queued job its new position (called with the lock held, so positions stay ordered)."""
+        for i, job in enumerate(list(self._queue)):
+            self._emit(Queued(job_id=job.id, position=i))
+
+    def _image_record(self, image_id: int) -> Any:
+        from storage import NotFoundError
+
+        try:
+            rec = self.store.get_image(image_id)
+        except NotFoundError as e:
+            raise JobError(str(e)) from None
+        if not Path(rec.path).is_file():
+            raise JobError(f"source image {image_id} has no file any more ({rec.path})")
+        return rec
+
+    def _check_refs(self, conversation_id: int | None, parent_id: int | None) -> None:
+        from storage import NotFoundError
+
+        try:
+            if conversation_id is not None:
+                self.store.get_conversation(conversation_id)
+            if parent_id is not None:
+                self.store.get_generation(parent_id)
+        except NotFoundError as e:
+            raise JobError(str(e)) from None
+
+    def _max_area(self, name: str) -> int:
+        backend = self._shared.get(name)
+        area = getattr(backend, "max_area", None)
+        return int(area) if area else max_area_for(name)
+
+    def _model_id(self, name: str) -> str:
+        backend = self._shared.get(name)
+        mid = getattr(backend, "model_id", None)
+        return str(mid) if mid else model_id_for(name)
+
+    def _backend(self, name: str, device: str) -> Backend:
+        if name in self._shared:
+            return self._shared[name]
+        key = (name, device)
+        if key not in self._built:
+            self._built[key] = self._factory(name, device)
+        return self._built[key]
+
+    def _staging_root(self) -> Path:
+        from storage.media import TEMP_DIR
+
+        return Path(self.store.media.root) / TEMP_DIR
+
+    def _next(self, device: str) -> _Job | None:
+        """The first queued job this device serves; blocks until there is one or the runner closes."""
+        allowed = self._serves.get(device)
+        with self._lock:
+            while not self._closed:
+                job = next((j for j in self._queue if allowed is None or j.backend in allowed), None)
+                if job is not None:
+                    self._queue.remove(job)
+                    self._running[job.id] = device
+                    self._emit_positions()
+                    return job
+                self._lock.wait()
+        return None
+
+    def _work(self, device: str) -> None:
+        while True:
+            job = self._next(device)
+            if job is None:
+                return
+            try:
+                self._run(job, device)
+            finally:
+                with self._lock:
+                    self._running.pop(job.id, None)
+                    self._jobs.pop(job.id, None)
+                job.done.set()
+
+    def _run(self, job: _Job, device: str) -> None:
+        from agent.plan import MotionPlan
+        from generation.image import load_image
+
+        # 1. Claim: queued → running (None: cancelled or taken elsewhere meanwhile)
+        if job.token.cancelled:
+            self.store.cancel_queued(job.id)
+            self._emit(Cancelled(job_id=job.id))
+            return
+        record = self.store.claim_generation(job.id)
+        if record is None:
+            status = self.store.get_generation(job.id).status
+            log.info("generation %d was not queued any more (%s); skipped", job.id, status)
+            if status == "cancelled":
+                self._emit(Cancelled(job_id=job.id))
+            return
+        self._emit(Started(job_id=job.id, backend=job.backend))
+        on_event = self._listener(job)
+        staging = self._staging_root() / f"{STAGING_PREFIX}{job.id}-{uuid.uuid4().hex[:8]}"
+        t0 = time.perf_counter()
+        wait_s = time.monotonic() - job.queued_at
+        try:
+            # 2. Inputs: they were checked at submit; read them back from the store
+            plan = MotionPlan.from_dict(record.plan)
+            image = load_image(self.store.get_image(record.source_image_id).path)
+            # 3. Backend (loaded once per worker)
+            on_event(Progress(stage="loading", step=0, total=1))
+            backend = self._backend(job.backend, device)
+            # 4. Generate into a staging folder inside the media root (same file system)
+            staging.mkdir(parents=True, exist_ok=True)
+            result = backend.generate(plan, image, on_event, job.token, out_dir=staging)
+            if job.token.cancelled:  # cancel arrived after the last step: the user asked for no video
+                raise GenerationCancelled("cancelled after the last step")
+            # 5. Publish: move the files to their content address, then record success
+            video, thumb = self._publish(result)
+        except GenerationCancelled:
+            self._finish(job.id, "cancelled", timings={"total_s": time.perf_counter() - t0, "queue_wait_s": wait_s})
+            self._emit(Cancelled(job_id=job.id))
+        except Exception as e:  # any failure of a job ends as `failed` with a readable message; traceback logged
+            message = _readable(e)
+            log.error("generation %d failed: %s\n%s", job.id, message, traceback.format_exc())
+            self._finish(job.id, "failed", error=message,
+                         timings={"total_s": time.perf_counter() - t0, "queue_wait_s": wait_s})
+            self._emit(Failed(message=message, job_id=job.id))
+        else:
+            timings = {**result.timings, "total_s": time.perf_counter() - t0, "queue_wait_s": wait_s}
+            params = {
+                **result.params, "backend": result.backend, "model_id": result.model_id, "device": device,
+                "width": result.width, "height": result.height, "num_frames": result.num_frames, "fps": result.fps,
+            }
+            if self._finish(job.id, "succeeded", video_path=video, thumbnail_path=thumb, timings=timings, params=params):
+                self._emit(Finished(video_path=str(video), thumbnail_path=str(thumb) if thumb else None, job_id=job.id))
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    def _publish(self, result: GenerationResult) -> tuple[Path, Path | None]:
+        media = self.store.media
+        video = media.commit(result.video_path).path
+        thumb = media.commit(result.thumbnail_path).path if result.thumbnail_path else None
+        return video, thumb
+
+    def _finish(self, job_id: int, status: str, **kw: Any) -> bool:
+        from storage import InvalidTransitionError
+
+        try:
+            self.store.finish_generation(job_id, status, **kw)
+            return True
+        except InvalidTransitionError as e:  # ended elsewhere (e.g. marked interrupted by another process)
+            log.warning("generation %d could not be marked %s: %s", job_id, status, e)
+            return False
+
+    def _listener(self, job: _Job) -> EventListener:
+        """Tag backend events with the job id, push them, and write progress to the record (throttled)."""
+        from storage import InvalidTransitionError
+
+        last_write = [-1e9]
+        last_stage = [None]
+
+        def on_event(event: Event) -> None:
+            if hasattr(event, "job_id") and getattr(event, "job_id") is None:
+                event = dataclasses.replace(event, job_id=job.id)  # type: ignore[arg-type]
+            if isinstance(event, Progress):
+                now = time.monotonic()
+                final = event.total is not None and event.step >= event.total
+                if now - last_write[0] >= self.progress_interval_s or final or event.stage != last_stage[0]:
+                    last_write[0], last_stage[0] = now, event.stage
+                    try:
+                        rec = self.store.update_progress(
+                            job.id, event.stage, max(0, min(event.step, event.total)), event.total,
+                            max(0.0, event.eta_s) if event.eta_s is not None else None,
+                        )
+                    except InvalidTransitionError as e:  # ended elsewhere: stop working on it
+                        log.warning("generation %d: %s; stopping it", job.id, e)
+                        job.token.cancel()
+                    else:
+                        if rec.cancel_requested:  # cancel asked by another process or page, via the record
+                            job.token.cancel()
+            self._emit(event)
+
+        return on_event
+
+
+# --- helpers ---------------------------------------------------------------------------------------
+
+
+def _parse_plan(plan: Any) -> MotionPlan:
+    from agent.plan import MotionPlan, PlanError
+
+    if isinstance(plan, MotionPlan):
+        return plan
+    try:
+        if isinstance(plan, (str, bytes)):
+            return MotionPlan.from_json(plan)
+        if isinstance(plan, Mapping):
+            return MotionPlan.from_dict(dict(plan))
+    except PlanError as e:
+        raise JobError(str(e)) from None
+    raise JobError(f"plan must be a MotionPlan, a dict or JSON text, got {type(plan).__name__}")
+
+
+def _image_bytes(source: Any, pil: Image.Image) -> tuple[bytes, str | None]:
+    """The bytes to keep in the store: the original file's bytes, or PNG for an in-memory image."""
+    import os
+
+    if isinstance(source, (bytes, bytearray)):
+        return bytes(source), None
+    if isinstance(source, (str, os.PathLike)):
+        p = Path(source)
+        return p.read_bytes(), p.name
+    buf = io.BytesIO()
+    pil.save(buf, "PNG")
+    return buf.getvalue(), None
+
+
+def _readable(e: BaseException) -> str:
+    """An error message a person can read: the exception's own text, with its kind when it is not obvious."""
+    text = str(e).strip() or repr(e)
+    if isinstance(e, (ValueError, BackendUnavailable)) and text:
+        return text
+    return f"{type(e).__name__}: {text}"
