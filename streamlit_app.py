@@ -18,7 +18,7 @@ def studio_page() -> None:
         ctx.chat(prompt)
     left, right = st.columns([7, 5], gap="large")
     with left:
-        create.render(studio)
+        create.render(studio, max_area=ctx.max_area)
         result.render(ctx)
         chat.render(studio)
     with right:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import warnings
 from dataclasses import dataclass
 
 import streamlit as st
@@ -43,8 +44,10 @@ def check_upload(data: bytes, filename: str, *, max_pixels: int | None = None) -
     if len(data) > MAX_UPLOAD_MB * 1024 * 1024:
         raise UploadError(f"{filename} is {len(data) / 2**20:.0f} MB; pictures up to {MAX_UPLOAD_MB} MB are accepted.")
     try:
-        with Image.open(io.BytesIO(data)) as probe:
-            fmt = probe.format or "unknown"
+        with warnings.catch_warnings():  # the size is checked below, with a message for the person
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as probe:
+                fmt = probe.format or "unknown"
     except UnidentifiedImageError:
         raise UploadError(
             f"{filename} is not a picture we can read (corrupt, or not PNG/JPEG/WebP)."
@@ -54,7 +57,9 @@ def check_upload(data: bytes, filename: str, *, max_pixels: int | None = None) -
     if fmt not in ACCEPTED_FORMATS:
         raise UploadError(f"{filename} is a {fmt} file; please upload a PNG, JPEG or WebP picture.")
     try:
-        image = load_image(data, max_pixels=max_pixels or MAX_INPUT_PIXELS)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = load_image(data, max_pixels=max_pixels or MAX_INPUT_PIXELS)
     except ImageError as e:
         raise UploadError(f"{filename}: {e}") from None
     return CheckedUpload(data, filename, image.width, image.height, ACCEPTED_FORMATS[fmt])
@@ -79,8 +84,8 @@ def _uploader(studio: Studio) -> None:
             studio.set_image(checked.data, checked.filename, checked.width, checked.height, checked.format)
 
 
-def render(studio: Studio) -> None:
-    """The uploader, the current picture and the resolution preview."""
+def render(studio: Studio, *, max_area: int | None = None) -> None:
+    """The uploader, the current picture and the resolution preview (`max_area`: the backend's budget)."""
     had_image = studio.image is not None
     if not had_image:
         _uploader(studio)
@@ -92,7 +97,7 @@ def render(studio: Studio) -> None:
     cols = st.columns([2, 3], vertical_alignment="top")
     cols[0].image(str(studio.image.path), width="stretch")
     with cols[1]:
-        resolution_line(studio)
+        resolution_line(studio, max_area=max_area)
         if had_image:  # the uploader moves here once there is a picture (same key: same widget)
             with st.expander("Use another picture"):
                 _uploader(studio)
@@ -115,13 +120,13 @@ def upright_size(studio: Studio) -> tuple[int, int]:
     return cache[image.id]
 
 
-def resolution_line(studio: Studio) -> None:
-    from generation.image import resolution_preview
+def resolution_line(studio: Studio, *, max_area: int | None = None) -> None:
+    from generation.image import MAX_AREA, resolution_preview
 
     image = studio.image
     if image is None:
         return
-    rp = resolution_preview(upright_size(studio), studio.plan)
+    rp = resolution_preview(upright_size(studio), studio.plan, max_area=max_area or MAX_AREA)
     st.markdown(
         f"**{image.filename or 'picture'}**  \n"
         f"input {rp.input_width}×{rp.input_height} → output **{rp.width}×{rp.height}**  \n"

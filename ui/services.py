@@ -11,6 +11,7 @@ import streamlit as st
 from collections.abc import Callable
 
 from agent.plan import MotionPlan
+from generation.config import GenerationConfig
 from storage import GenerationRecord, Store, open_store
 
 from ui.format import backend_label
@@ -97,6 +98,7 @@ def hybrid_planner(config: object) -> object:
 
 
 def context() -> Context:
+    runner()  # started with the first page: it marks jobs a dead process left running as interrupted
     return Context(settings(), store(), studio())
 
 
@@ -114,11 +116,15 @@ class Context:
 
     @property
     def model_id(self) -> str:
-        if self.backend_name == "preview":
-            from generation.preview import RENDERER_VERSION
+        from generation.backends import model_id_for
 
-            return RENDERER_VERSION
-        return self.settings.generation.model_id
+        return model_id_for(self.backend_name, self.settings.generation)
+
+    @property
+    def max_area(self) -> int:
+        from generation.backends import max_area_for
+
+        return max_area_for(self.backend_name, self.settings.generation)
 
     @property
     def backend_text(self) -> str:
@@ -199,7 +205,22 @@ def backend_note() -> str:
 
 
 def resolved_backend(s: Settings) -> str:
-    """The backend name new renders use: the setting, with `auto` decided by generation."""
+    """The backend name new renders use: the setting, with `auto` decided once per process and model."""
     if s.backend != "auto":
         return s.backend
-    return "preview"  # until generation.backends.default_backend_name lands
+    return auto_backend(s.generation)
+
+
+@st.cache_resource(show_spinner=False)
+def auto_backend(cfg: GenerationConfig) -> str:
+    """`wan` when its weights are present and CUDA works, else `preview` (generation.backends' rule)."""
+    from generation.backend import BackendUnavailable
+    from generation.backends import check_available, wan_weights_present
+
+    try:
+        if wan_weights_present(cfg):
+            check_available("wan", cfg)
+            return "wan"
+    except BackendUnavailable as e:
+        log.info("auto backend: preview (%s)", e)
+    return "preview"
