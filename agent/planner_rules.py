@@ -123,14 +123,14 @@ _RESET_RE = _words(V.RESET_PHRASES)
 
 _ORDINAL = V.alternation(V.ORDINALS)
 _GEN_NOUN = V.alternation(V.GENERATION_NOUNS)
-_RECALL_ID_RE = re.compile(r"#\s*(\d+)\b|\b(?:generation|video|clip|take|render|number)\s+#?\s*(\d+)\b(?!\s*(?:s|sec|secs|seconds|steps?)\b)")
+_RECALL_ID_RE = re.compile(r"(?<!seed\s)(?<!seed)#\s*(\d+)\b|\b(?:generation|video|clip|take|render|number)\s+#?\s*(\d+)\b(?!\s*(?:s|sec|secs|seconds|steps?)\b)")
 _RECALL_ORDINAL_RE = re.compile(r"\b(?:the\s+)?(" + _ORDINAL + r")\s+(?:" + _GEN_NOUN + r")\b"
                                 r"|\b(?:rerun|re-run|redo|repeat|back\s+to|same\s+as|like)\s+the\s+(" + _ORDINAL + r")\b"
                                 r"|\bthe\s+one\s+before\s+(?:the\s+)?last\b")
 _RECALL_QUERY_RE = re.compile(
     r"\b(?:go\s+back\s+to|back\s+to|return\s+to|same\s+as|like|rerun|re-run|redo|repeat)\s+(?:the\s+|my\s+|that\s+)?"
     r"((?:[a-z][\w-]*\s+){1,3}?)(?:" + _GEN_NOUN + r")\b"
-    r"|\bthe\s+one\s+(?:with|of|where)\s+(?:the\s+|a\s+|an\s+)?([a-z][\w-]*(?:\s+[a-z][\w-]*)?)"
+    r"|\bthe\s+one(?:_with|\s+of|\s+where)\s+(?:the\s+|a\s+|an\s+)?([a-z][\w-]*(?:\s+[a-z][\w-]*)?)"
 )
 _RERUN_RE = re.compile(r"\b(?:rerun|re-run|render\s+(?:it\s+)?again|run\s+it\s+again|redo\s+it)\b")
 
@@ -138,8 +138,7 @@ _PROTECT = (
     ("back and forth", "back_and_forth"), ("side to side", "side_to_side"), ("and a half", "and_a_half"),
     ("rises and falls", "rises_and_falls"), ("rise and fall", "rise_and_fall"),
     ("tilt and smile", "tilt_and_smile"), ("in and out", "in_and_out"), ("up and down", "up_and_down"),
-    ("black and white", "black_and_white"), ("rock and roll", "rock_and_roll"), ("as long as possible", "as_long_as_possible"),
-    ("as short as possible", "as_short_as_possible"), ("same as", "same_as"),
+    ("black and white", "black_and_white"), ("rock and roll", "rock_and_roll"), ("one with", "one_with"),
 )
 _SPLIT_RE = re.compile(
     r"[,;.!?]+(?!\d)|\s-\s|\b(?:and\s+then|and\s+also|then|but|and|plus|with|while|whilst|although|though|also)\b"
@@ -158,6 +157,9 @@ def _phrase_re(template: str, terms: Sequence[str]) -> re.Pattern[str]:
 
 _NEGATABLE = tuple(V.SUBJECT_SYNONYMS) + tuple(V.ATMOSPHERE_SYNONYMS) + ("light",)
 _NEGATION_RES = tuple(_phrase_re(p, _NEGATABLE) for p in V.NEGATION_PATTERNS)
+_NEGATED_ACTION_RE = re.compile(r"\b(?:no(?:\s+more)?|stop(?:\s+the)?|without(?:\s+any)?|(?:do\s+not|never)"
+                                r"(?:\s+let\s+(?:her|him|it|them))?)\s+("
+                                + V.alternation(k for k, (a, _) in V.ACTIONS.items() if a != "move") + r")\b")
 _ONLY_RE = _phrase_re(r"\b(?:only|just)\s+(?:the\s+|her\s+|his\s+|its\s+|their\s+)?{x}\b"
                       r"|\b{x}\s+only\b|\bnothing\s+(?:else\s+)?(?:but|except)\s+(?:the\s+)?{x}\b",
                       tuple(V.SUBJECT_SYNONYMS))
@@ -346,7 +348,7 @@ def choose_template(text: str, *, hands_in_view: bool) -> str | None:
     for m in _CUE_RE.finditer(text):
         template, weight = V.TEMPLATE_CUES[m.group(0)]
         if template == "portrait_dynamic" and not hands_in_view:
-            template, weight = "portrait_subtle", 0
+            template = "portrait_subtle"
         scores[template] = scores.get(template, 0) + weight
         first.setdefault(template, m.start())
     for m in _TEMPLATE_NAMED_RE.finditer(text):
@@ -793,6 +795,19 @@ def _negations(c: _Clause, turn: _Turn) -> None:
         for e in list(turn.edits):
             if isinstance(e, AddMotion) and turn.motion(e.subject) is not None:
                 turn.add(RemoveMotion(subject=e.subject))
+    m = c.search(_AVOID_RE)
+    if m:
+        term = " ".join(w for w in m.group(1).split() if w not in ("movement", "motion"))[:40].strip()
+        c.take(m)
+        if term:
+            turn.add(AddNegative(terms=(term,)))
+    while (m := c.search(_ARTIFACT_RE)) is not None:
+        c.take(m)
+        turn.add(AddNegative(terms=(m.group(1),)))
+    while (m := c.search(_NEGATED_ACTION_RE)) is not None:
+        c.take(m)
+        action, default = V.ACTIONS[m.group(1)]
+        _remove_subject(turn, _subject_for_action(turn, action, default))
     for pattern in _NEGATION_RES:
         while (m := c.search(pattern)) is not None:
             word = m.group(1)
@@ -804,15 +819,6 @@ def _negations(c: _Clause, turn: _Turn) -> None:
                 turn.add(RemoveAtmosphere(items=(V.ATMOSPHERE_SYNONYMS[word],)))
             else:
                 _remove_subject(turn, V.SUBJECT_SYNONYMS[word])
-    m = c.search(_AVOID_RE)
-    if m:
-        term = " ".join(w for w in m.group(1).split() if w not in ("movement", "motion"))[:40].strip()
-        c.take(m)
-        if term:
-            turn.add(AddNegative(terms=(term,)))
-    while (m := c.search(_ARTIFACT_RE)) is not None:
-        c.take(m)
-        turn.add(AddNegative(terms=(m.group(1),)))
 
 
 _MOTION_WORD_RE = re.compile(r"\s*(?:from\s+)?(" + V.alternation(tuple(V.ACTIONS) + ("movement", "motion", "movements",
@@ -962,7 +968,8 @@ def _motions(c: _Clause, turn: _Turn, *, others_used: bool) -> None:
 
 
 def _same_action(current: str, said: str) -> bool:
-    return current == said or current.split()[0] == said.split()[0] and len(said.split()) == 1
+    """"flow" or "look around" said about a motion that already does "flow gently" / "look around curiously"."""
+    return current == said or current.startswith(said + " ")
 
 
 def _factor(kind: str | None, value: float, direction: int, down: dict[str, float], up: dict[str, float],

@@ -159,7 +159,7 @@ HAND_WAVE = re.compile(r"\bwav(?:e|es|ing)\s+(?:hello|hi|goodbye|bye|at)\b|\bwav
 MILD_WORDS = ("slightly", "a bit", "a little", "a little bit", "a touch", "somewhat", "a tad", "a little more",
               "bit", "little", "marginally")
 STRONG_WORDS = ("much", "way", "a lot", "far", "really", "very", "super", "extremely", "lots", "loads",
-                "significantly", "dramatically", "considerably", "even")
+                "significantly", "dramatically", "considerably")
 
 # factor for "slower" / "faster" (and "less" / "more") by degree
 SPEED_DOWN = {"mild": 0.8, "normal": 0.6, "strong": 0.35}
