@@ -627,8 +627,7 @@ class WanBackend:
             # 5. Decode the latents to frames (the VAE, tiled)
             stage("decoding")
             t = time.perf_counter()
-            with torch.no_grad():
-                frames = decode_latents(pipe, latents)
+            frames = decode_latents(pipe, latents)
             del latents
             timings["decode"] = time.perf_counter() - t
             free_memory()
@@ -717,6 +716,13 @@ def _set_flow_shift(pipe: Any, flow_shift: float | None) -> float | None:
 
 def decode_latents(pipe: Any, latents: Any) -> Any:
     """Latents → (T, H, W, 3) float frames in [0, 1]: exactly the end of diffusers' Wan I2V `__call__`."""
+    import torch
+
+    with torch.no_grad():
+        return _decode(pipe, latents)
+
+
+def _decode(pipe: Any, latents: Any) -> Any:
     import torch
     from diffusers.utils.torch_utils import get_module_execution_device
 
