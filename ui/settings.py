@@ -143,7 +143,7 @@ def load_settings(env: Mapping[str, str] | None = None, cwd: str | os.PathLike[s
     backend = str(pick("backend", BACKEND_ENV, raw.get("backend"), "auto")).strip().lower()
     if backend not in BACKENDS:
         raise SettingsError(f"backend ({sources['backend']}) must be one of {', '.join(BACKENDS)}, got {backend!r}")
-    home = Path(str(pick("home", HOME_ENV, raw.get("home"), DEFAULT_HOME))).expanduser().resolve()
+    home = (cwd_path / Path(str(pick("home", HOME_ENV, raw.get("home"), DEFAULT_HOME))).expanduser()).resolve()
 
     generation = GenerationConfig.from_env(_file_under_env(env, raw, "wan", WAN_ENV_VARS, path, file_label, sources))
     llm = LLMConfig.from_env(_file_under_env(env, raw, "llm", LLM_ENV_VARS, path, file_label, sources))

@@ -94,11 +94,13 @@ def _on_llm_model() -> None:
 def render_settings(backend_note: str = "") -> None:
     s: Settings = services.settings()
     state = st.session_state
-    state.setdefault(K + "backend", s.backend)
-    state.setdefault(K + "model", s.generation.model)
-    state.setdefault(K + "lora", s.lora_label)
-    state.setdefault(K + "llm", s.llm_on)
-    state.setdefault(K + "llm_model", s.llm.model or "")
+    if state.get(K + "_synced") is not s:  # the settings changed (or first run): the widgets show them
+        state[K + "backend"] = s.backend
+        state[K + "model"] = s.generation.model
+        state[K + "lora"] = s.lora_label
+        state[K + "llm"] = s.llm.enabled
+        state[K + "llm_model"] = s.llm.model or ""
+        state[K + "_synced"] = s
     with st.expander("Settings", expanded=False):
         if err := state.get(K + "error"):
             st.error(err)
@@ -116,8 +118,9 @@ def render_settings(backend_note: str = "") -> None:
         st.text_input("LLM model (hub id, folder, .gguf or smollm2)", key=K + "llm_model", on_change=_on_llm_model,
                       placeholder="none: the rule planner only")
         if s.llm.enabled and s.llm.model is None:
-            st.caption("The LLM planner needs a model: until one is named, the rules plan alone.")
-        st.text_input("Data folder", value=str(s.home), disabled=True,
+            st.caption("Name a model below to use the LLM planner; until then the rules plan alone.")
+        state[K + "home"] = str(s.home)
+        st.text_input("Data folder", key=K + "home", disabled=True,
                       help="Set VIVIDFLOW_HOME or `home` in vividflow.toml and restart to change it")
         where = s.config_file.name if s.config_file else "no vividflow.toml"
         st.caption(f"From env and {where}; changes here last for this session.")
