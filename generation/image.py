@@ -122,7 +122,7 @@ def _open(source: str | os.PathLike[str] | bytes | bytearray) -> tuple[Image.Ima
             f"accepted formats: {', '.join(ACCEPTED_FORMATS)}"
         ) from None
     except OSError as e:
-        raise ImageError(f"{what} cannot be opened: {e}") from None
+        raise ImageError(f"{what} is corrupt or truncated and cannot be opened: {e}") from None
     if im.format not in ACCEPTED_FORMATS:
         fmt = im.format
         im.close()

@@ -59,3 +59,79 @@ class Helpers:
 def gh() -> type[Helpers]:
     """Generation test helpers: gh.photo(name, max_side), gh.encode(im, fmt), gh.png_header_only(w, h)."""
     return Helpers
+
+
+# --- job runner fixtures ------------------------------------------------------------------------
+
+
+class FakeBackend:
+    """A backend that emits `steps` progress events (optionally slow) and exports a tiny real MP4.
+
+    `fail` raises that exception at `fail_at`; `gate` (a threading.Event) is waited on before the first step.
+    """
+
+    model_id = "fake-1"
+
+    def __init__(self, name="preview", steps=4, delay=0.0, fail=None, fail_at=1, gate=None, max_area=64 * 64):
+        self.name, self.steps, self.delay, self.fail, self.fail_at, self.gate = name, steps, delay, fail, fail_at, gate
+        self.max_area = max_area
+        self.calls = []
+
+    def load(self, cfg=None):
+        pass
+
+    def generate(self, plan, image, on_event, cancel, *, out_dir=None):
+        import time as _time
+
+        from generation.events import GenerationCancelled, GenerationResult, Progress
+        from generation.export import export_video
+
+        self.calls.append(plan.seed)
+        if self.gate is not None:
+            self.gate.wait(10)
+        for i in range(self.steps):
+            if cancel.cancelled:
+                raise GenerationCancelled(f"cancelled at step {i}")
+            if self.fail is not None and i == self.fail_at:
+                raise self.fail
+            if self.delay:
+                _time.sleep(self.delay)
+            on_event(Progress(stage="sampling", step=i + 1, total=self.steps))
+        if cancel.cancelled:
+            raise GenerationCancelled("cancelled")
+        frames = np.full((3, 32, 32, 3), plan.seed % 256, np.uint8)
+        v = export_video(frames, out_dir, fps=16, metadata={"seed": plan.seed})
+        return GenerationResult(v.video_path, v.thumbnail_path, 32, 32, 3, 16, self.name, self.model_id,
+                                timings={"sampling_s": 0.0}, params={"seed": plan.seed})
+
+
+Helpers.FakeBackend = FakeBackend
+
+
+@pytest.fixture
+def gen_store(tmp_path):
+    """A fresh store (SQLite + media folder) under tmp_path/home."""
+    from storage import open_store
+
+    store = open_store(home=tmp_path / "home")
+    yield store
+    store.close()
+
+
+def db_snapshot(store) -> dict:
+    """Every row of every table, plus the media files: to prove an operation changed nothing."""
+    import sqlite3
+    from pathlib import Path
+
+    con = sqlite3.connect(store.database_path)
+    try:
+        tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")]
+        rows = {t: con.execute(f'SELECT * FROM "{t}"').fetchall() for t in tables}
+    finally:
+        con.close()
+    root = Path(store.media.root)
+    rows["__media__"] = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+    return rows
+
+
+Helpers.db_snapshot = staticmethod(db_snapshot)

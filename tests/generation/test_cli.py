@@ -1,0 +1,108 @@
+"""python -m generation render | rerun | queue."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from agent.plan import MotionPlan
+from generation.__main__ import main
+from generation.export import probe_video
+from storage import open_store
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def inputs(tmp_path, gh):
+    image = tmp_path / "cat.jpg"
+    gh.photo("chelsea", 200).save(image)
+    plan = tmp_path / "plan.json"
+    plan.write_text(MotionPlan.create(template="animals", duration_s=0.5, seed=3,
+                                      motions=[{"subject": "tail", "action": "wag"}]).to_json())
+    return image, plan
+
+
+def test_render_as_a_subprocess(tmp_path, inputs):
+    image, plan = inputs
+    out = tmp_path / "clips" / "cat.mp4"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "VIVIDFLOW_HOME": str(tmp_path / "home")}
+    proc = subprocess.run([sys.executable, "-m", "generation", "render", "--image", str(image), "--plan", str(plan),
+                           "--backend", "preview", "--out", str(out)], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "id: 1" in proc.stdout and f"video: {out}" in proc.stdout
+    assert "rendering" in proc.stderr  # the progress bar
+    info = probe_video(out)
+    assert info["num_frames"] == 9 and info["metadata"]["plan"]["seed"] == 3
+    with open_store(home=tmp_path / "home") as store:
+        rec = store.get_generation(1)
+        assert rec.status == "succeeded" and rec.backend == "preview"
+        assert Path(rec.video_path).read_bytes() == out.read_bytes()
+
+
+def test_render_rerun_and_queue_in_process(tmp_path, inputs, capsys):
+    image, plan = inputs
+    home = str(tmp_path / "home")
+    assert main(["--home", home, "render", "--image", str(image), "--plan", str(plan)]) == 0
+    assert "status: succeeded" in capsys.readouterr().out
+    assert main(["--home", home, "rerun", "1", "--seed", "7", "--steps", "6"]) == 0
+    out = capsys.readouterr().out
+    assert "id: 2" in out and "status: succeeded" in out
+    with open_store(home=home) as store:
+        child = store.get_generation(2)
+        assert child.parent_id == 1 and child.seed == 7 and child.steps == 6
+        assert child.source_image_id == store.get_generation(1).source_image_id
+        # queued / running jobs as another process sees them
+        q1 = store.create_generation(None, child.plan, child.source_image_id, "preview", "preview-warp-1")
+        q2 = store.create_generation(None, child.plan, child.source_image_id, "preview", "preview-warp-1")
+        store.claim_generation(q1.id)
+        store.update_progress(q1.id, "rendering", 4, 9)
+    assert main(["--home", home, "queue"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert any(line.split()[:2] == [str(q1.id), "running"] and "rendering 4/9" in line for line in lines)
+    assert any(line.split()[:3] == [str(q2.id), "queued", "0"] for line in lines)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["render", "--image", "{tmp}/nope.png", "--plan", "{plan}"], "image file not found"),
+        (["render", "--image", "{image}", "--plan", "{tmp}/nope.json"], "plan file not found"),
+        (["render", "--image", "{image}", "--plan", "{badplan}"], "duration_s"),
+        (["render", "--image", "{image}", "--plan", "{plan}", "--backend", "sora"], "unknown backend 'sora'"),
+        (["render", "--image", "{image}", "--plan", "{plan}", "--seed", "-4"], "seed"),
+        (["rerun", "99"], "no generation with id 99"),
+    ],
+)
+def test_bad_input_exits_2_and_writes_nothing(tmp_path, inputs, capsys, gh, argv, message):
+    image, plan = inputs
+    badplan = tmp_path / "bad.json"
+    badplan.write_text('{"template": "landscape", "duration_s": 42}')
+    home = tmp_path / "home"
+    with open_store(home=home) as store:
+        before = gh.db_snapshot(store)
+    fmt = {"tmp": tmp_path, "plan": plan, "image": image, "badplan": badplan}
+    assert main(["--home", str(home)] + [a.format(**fmt) for a in argv]) == 2
+    assert message in capsys.readouterr().err
+    with open_store(home=home) as store:
+        assert gh.db_snapshot(store) == before
+
+
+def test_imports_stay_light():
+    code = (
+        "import sys, generation, generation.jobs, generation.preview, generation.backends, generation.export, "
+        "generation.image, generation.__main__\n"
+        "from generation.backends import default_backend_name\n"
+        "import os; os.environ['VIVIDFLOW_WAN_MODEL'] = '/nonexistent'\n"
+        "assert default_backend_name() == 'preview'\n"
+        "heavy = [m for m in ('torch', 'diffusers', 'transformers', 'skimage', 'scipy') if m in sys.modules]\n"
+        "assert not heavy, heavy"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
