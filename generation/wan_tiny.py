@@ -33,8 +33,13 @@ def _tokenizer() -> Any:
     return T5Tokenizer(vocab=vocab, extra_ids=0)
 
 
-def build_tiny_pipeline(*, boundary_ratio: float = 0.875, flow_shift: float = 3.0, seed: int = 0) -> Any:
-    """A random two-expert `WanImageToVideoPipeline` in float32 on CPU (~0.5 MB of weights)."""
+def build_tiny_pipeline(
+    *, boundary_ratio: float = 0.875, flow_shift: float = 3.0, seed: int = 0, attention_head_dim: int = TINY_HEAD_DIM
+) -> Any:
+    """A random two-expert `WanImageToVideoPipeline` in float32 on CPU (~0.5 MB of weights).
+
+    `attention_head_dim=16` makes every linear a multiple of 16 wide (what FP8 matmuls on a GPU need).
+    """
     import torch
     from diffusers import (
         AutoencoderKLWan,
@@ -58,7 +63,7 @@ def build_tiny_pipeline(*, boundary_ratio: float = 0.875, flow_shift: float = 3.
 
     def expert() -> Any:
         return WanTransformer3DModel(
-            patch_size=(1, 2, 2), num_attention_heads=TINY_HEADS, attention_head_dim=TINY_HEAD_DIM,
+            patch_size=(1, 2, 2), num_attention_heads=TINY_HEADS, attention_head_dim=attention_head_dim,
             in_channels=36, out_channels=16, text_dim=TINY_TEXT_DIM, freq_dim=256, ffn_dim=TINY_FFN,
             num_layers=TINY_NUM_LAYERS, cross_attn_norm=True, qk_norm="rms_norm_across_heads",
             rope_max_seq_len=32, image_dim=None,
