@@ -268,3 +268,18 @@ def test_modules_import_without_torch():
     )
     root = Path(__file__).resolve().parents[2]
     subprocess.run([sys.executable, "-c", code], check=True, cwd=root, timeout=60)
+
+
+def test_real_photo_bytes_with_exif_rotation(backend, tmp_path, gh):
+    """A JPEG (bytes) of a landscape photo tagged 'rotate 90° CW' renders as a portrait clip."""
+    import io
+
+    photo = gh.photo("chelsea", max_side=160)  # 160×106 landscape cat
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: the camera was turned; upright is portrait
+    buf = io.BytesIO()
+    photo.save(buf, "JPEG", exif=exif.tobytes(), quality=90)
+    r = backend.generate(make_plan(), buf.getvalue(), out_dir=tmp_path)
+    assert r.height > r.width and r.width % 16 == 0 and r.height % 16 == 0
+    assert r.width * r.height <= TINY_MAX_AREA
+    assert (r.params["input_width"], r.params["input_height"]) == (photo.height, photo.width)
