@@ -4,11 +4,11 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import streamlit as st
-
-from collections.abc import Callable
 
 from agent.plan import MotionPlan
 from generation.config import GenerationConfig
@@ -16,9 +16,11 @@ from storage import GenerationRecord, Store, open_store
 
 from ui.format import backend_label
 from ui.gallery import GalleryActions
-from ui.runner import LocalRunner
 from ui.settings import Settings, SettingsError, load_settings
 from ui.studio import Studio, StudioError
+
+if TYPE_CHECKING:
+    from generation.jobs import Runner
 
 PAGES = "nav.pages"
 
@@ -40,7 +42,7 @@ def settings() -> Settings:
     """The session's settings: loaded once from env + vividflow.toml; the sidebar may change them."""
     if "settings" not in st.session_state:
         try:
-            st.session_state["settings"] = load_settings()
+            st.session_state["settings"] = st.session_state["settings.loaded"] = load_settings()
         except (SettingsError, ValueError) as e:
             st.error(f"The settings cannot be read: {e}")
             st.stop()
@@ -77,15 +79,28 @@ def switch_conversation(conversation_id: int | None) -> None:
 
 
 @st.cache_resource(show_spinner=False)
-def runner_for(home: str) -> LocalRunner:
-    """One runner per process and data folder (it marks jobs of a dead process interrupted on start)."""
+def runner_for(home: str, wan_config: GenerationConfig) -> Runner:
+    """One job runner per process and data folder (generation.jobs.Runner). It starts with the first page
+    and marks jobs a dead process left queued/running as interrupted. The Wan backend is built from the
+    settings' GenerationConfig the first time a `wan` job runs."""
+    from generation.backends import get_backend
+    from generation.jobs import Runner
     from generation.preview import PreviewBackend
 
-    return LocalRunner(store_for(home), {"preview": PreviewBackend()})
+    def factory(name: str, device: str) -> Any:
+        return get_backend(name, wan_config if name == "wan" else None)
+
+    return Runner(store_for(home), {"preview": PreviewBackend()}, factory=factory)
 
 
-def runner() -> LocalRunner:
-    return runner_for(str(settings().home))
+def runner() -> Runner:
+    s = settings()
+    return runner_for(str(s.home), _startup_settings(s).generation)
+
+
+def _startup_settings(s: Settings) -> Settings:
+    """The settings as loaded (sidebar changes do not rebuild the process-wide runner)."""
+    return st.session_state.get("settings.loaded", s)
 
 
 @st.cache_resource(show_spinner=False)
@@ -142,9 +157,12 @@ class Context:
 
     def generate(self) -> GenerationRecord | None:
         """Queue the current plan (a child of the result the chat continues from)."""
+        from generation.backend import BackendUnavailable
+        from generation.jobs import JobError
+
         try:
             return self.studio.submit(runner(), self.backend_name, self.model_id)
-        except StudioError as e:
+        except (StudioError, JobError, BackendUnavailable) as e:
             st.session_state["res.error"] = str(e)
             return None
 
@@ -196,11 +214,26 @@ class Context:
 
 
 def backend_note() -> str:
-    """One line under the backend setting: what `auto` picks here."""
+    """One line under the backend setting: what `auto` picks here, or why `wan` cannot run here."""
     s = settings()
-    name = resolved_backend(s)
     if s.backend == "auto":
-        return f"auto → **{name}** on this machine"
+        return f"auto → **{resolved_backend(s)}** on this machine"
+    if s.backend == "wan":
+        problem = wan_problem(s.generation)
+        return f":material/warning: {problem}" if problem else ""
+    return ""
+
+
+@st.cache_resource(show_spinner=False)
+def wan_problem(cfg: GenerationConfig) -> str:
+    """Why the Wan backend cannot run here ("" when it can); checked once per process and config."""
+    from generation.backend import BackendUnavailable
+    from generation.backends import check_available
+
+    try:
+        check_available("wan", cfg)
+    except BackendUnavailable as e:
+        return str(e)
     return ""
 
 

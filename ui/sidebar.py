@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import streamlit as st
 
-from generation.config import ConfigError, parse_loras
-
 from ui import services
 from ui.settings import BACKENDS, Settings
 
@@ -55,27 +53,6 @@ def _on_backend() -> None:
     _update(backend=st.session_state[K + "backend"])
 
 
-def _on_model() -> None:
-    s = services.settings()
-    value = (st.session_state[K + "model"] or "").strip()
-    if value and value != s.generation.model:
-        try:
-            _update(generation=s.generation.replace(model=value))
-        except ConfigError as e:
-            st.session_state[K + "error"] = str(e)
-
-
-def _on_lora() -> None:
-    s = services.settings()
-    text = (st.session_state[K + "lora"] or "").strip()
-    try:
-        loras = parse_loras(text) if text and text != "none" else ()
-        _update(generation=s.generation.replace(loras=loras))
-        st.session_state.pop(K + "error", None)
-    except ConfigError as e:
-        st.session_state[K + "error"] = f"LoRA: {e}"
-
-
 def _on_llm() -> None:
     s = services.settings()
     _update(llm=s.llm.replace(enabled=bool(st.session_state[K + "llm"])))
@@ -108,11 +85,13 @@ def render_settings(backend_note: str = "") -> None:
                      help="auto: Wan2.2 when a CUDA GPU and its weights are there, else the CPU preview")
         if backend_note:
             st.caption(backend_note)
-        st.text_input("Wan model (hub id or folder)", key=K + "model", on_change=_on_model)
-        st.text_input("LoRA (expert:scale:source; …)", key=K + "lora", on_change=_on_lora,
-                      help="e.g. high_noise:1.0:/loras/style.safetensors — the Lightning LoRA is added on its own")
+        st.text_input("Wan model (hub id or folder)", key=K + "model", disabled=True,
+                      help="VIVIDFLOW_WAN_MODEL or [wan] model in vividflow.toml; read when the app starts")
+        st.text_input("LoRA", key=K + "lora", disabled=True,
+                      help="VIVIDFLOW_WAN_LORAS (expert:scale:source[::weight_name]; …) or [wan] loras; "
+                           "the Lightning 4-step LoRA is added on its own")
         st.caption(f"Lightning 4-step LoRA: {'on' if s.generation.lightning else 'off'} · "
-                   f"quantization {s.generation.quantization}")
+                   f"quantization {s.generation.quantization} · the Wan settings are read at start-up")
         st.toggle("LLM planner", key=K + "llm", on_change=_on_llm,
                   help="Let a local instruct model read the chat too (rules stay the fallback)")
         st.text_input("LLM model (hub id, folder, .gguf or smollm2)", key=K + "llm_model", on_change=_on_llm_model,

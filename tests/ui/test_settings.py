@@ -74,10 +74,11 @@ def test_sidebar_shows_and_edits_settings(app):
     at = app
     assert at.selectbox(key="sb.backend").value == "preview"  # VIVIDFLOW_BACKEND=preview in tests
     assert "preview" in " ".join(c.value for c in at.caption if "Backend" in c.value)
-    at.text_input(key="sb.lora").set_value("high_noise:1.0:/loras/x.safetensors").run()
-    assert at.session_state["settings"].generation.loras[0].source == "/loras/x.safetensors"
-    at.text_input(key="sb.lora").set_value("nonsense").run()
-    assert any("LoRA" in e.value for e in at.error)
+    assert at.text_input(key="sb.lora").value == "none" and at.text_input(key="sb.lora").disabled
+    assert at.text_input(key="sb.model").value == "Wan-AI/Wan2.2-I2V-A14B-Diffusers"
+    at.selectbox(key="sb.backend").set_value("wan").run()
+    assert "Wan2.2" in " ".join(c.value for c in at.caption if "Backend" in c.value)
+    at.selectbox(key="sb.backend").set_value("preview").run()
     at.text_input(key="sb.llm_model").set_value("smollm2").run()
     assert at.session_state["settings"].llm_on
     assert at.button(key="pp.enhance")  # "enhance prompt" appears only with the LLM planner on
@@ -86,3 +87,22 @@ def test_sidebar_shows_and_edits_settings(app):
     assert not any(b.key == "pp.enhance" for b in at.button)
     assert at.text_input(key="sb.home").disabled
     assert not at.exception
+
+
+def test_unavailable_backend_is_a_clear_message_not_a_crash(app, kit):
+    at = kit.upload(app)
+    at.selectbox(key="sb.backend").set_value("wan").run()
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is not None:
+        import torch
+
+        if torch.cuda.is_available():
+            import pytest
+
+            pytest.skip("this machine has CUDA: wan is available")
+    assert any("no CUDA device" in c.value for c in at.caption)  # said under the setting
+    at.button(key="res.generate").click().run()
+    assert not at.exception
+    assert any("no CUDA device" in e.value for e in at.error)
+    assert kit.store().counts()["generations"] == 0  # nothing was written
