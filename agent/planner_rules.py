@@ -85,7 +85,8 @@ _ANY_NUMBER = r"(\d+(?:\.\d+)?|" + _NUMBER_WORD + r"|a|an)"
 _DURATION_DELTA_RE = re.compile(
     _ANY_NUMBER + r"(?:\s+and_a_half)?\s*(?:s|sec|secs|second|seconds)\s+(longer|shorter|more|less)\b"
 )
-_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(?:s|sec|secs|second|seconds)\b")
+_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)[\s-]*(?:s|sec|secs|second|seconds)\b"
+                          r"|\b(?:duration|length|clip\s+length|runtime)\s*(?:to|of|=|:|at|is)?\s*(\d+(?:\.\d+)?)\b")
 _DURATION_WORDS_RE = re.compile(r"\b(" + _NUMBER_WORD + r")(\s+and_a_half)?\s+(?:second|seconds|secs)\b")
 _HALF_SECOND_RE = re.compile(r"\b(?:half\s+a\s+second|a\s+half\s+second|half\s+second)\b")
 _ONE_AND_HALF_RE = re.compile(r"\ba\s+second\s+and_a_half\b")
@@ -97,12 +98,14 @@ _SHORTER_RE = _words(V.SHORTER_WORDS)
 _LONGEST_RE = _words(V.LONGEST_WORDS)
 _SHORTEST_RE = _words(V.SHORTEST_WORDS)
 
-_STEPS_RE = re.compile(r"\b(\d+|" + _NUMBER_WORD + r")\s*(?:inference\s+|sampling\s+|denoising\s+)?steps?\b")
+_STEPS_RE = re.compile(r"\b(\d+|" + _NUMBER_WORD + r")\s*(?:inference\s+|sampling\s+|denoising\s+)?steps?\b"
+                       r"|\bsteps?\s*(?:to|=|:|at|of)\s*(\d+)\b")
 _QUALITY_UP_RE = _words(V.QUALITY_UP)
 _QUALITY_MAX_RE = _words(V.QUALITY_MAX)
 _QUALITY_DOWN_RE = _words(V.QUALITY_DOWN)
 _QUALITY_MIN_RE = _words(V.QUALITY_MIN)
 
+_GUIDANCE_BEFORE_RE = re.compile(r"\b(\d+(?:\.\d+)?)\s*(?:guidance|cfg)\b")
 _GUIDANCE_RE = re.compile(
     r"\b(?:(high|low)[- ]noise\s+)?(?:guidance|cfg)(?:\s+scales?)?\s*(?:to|of|at|=|:|is)?\s*" + _NUM
     + r"(?:\s*(?:and|/|,)\s*" + _NUM + r")?"
@@ -124,7 +127,7 @@ _RESET_RE = _words(V.RESET_PHRASES)
 _ORDINAL = V.alternation(V.ORDINALS)
 _GEN_NOUN = V.alternation(V.GENERATION_NOUNS)
 _RECALL_ID_RE = re.compile(r"(?<!seed\s)(?<!seed)#\s*(\d+)\b|\b(?:generation|video|clip|take|render|number)\s+#?\s*(\d+)\b(?!\s*(?:s|sec|secs|seconds|steps?)\b)")
-_RECALL_ORDINAL_RE = re.compile(r"\b(?:the\s+)?(" + _ORDINAL + r")\s+(?:" + _GEN_NOUN + r")\b"
+_RECALL_ORDINAL_RE = re.compile(r"(?<!\d\s)(?<![\d-])\b(?:the\s+)?(" + _ORDINAL + r")\s+(?:" + _GEN_NOUN + r")\b"
                                 r"|\b(?:rerun|re-run|redo|repeat|back\s+to|same\s+as|like)\s+the\s+(" + _ORDINAL + r")\b"
                                 r"|\bthe\s+one\s+before\s+(?:the\s+)?last\b")
 _RECALL_QUERY_RE = re.compile(
@@ -267,9 +270,7 @@ def parse(
     )
     edits_head: list[Edit] = []
     if plan is None:
-        # words of a history reference ("the cat video") do not pick the template
-        cues = _RECALL_QUERY_RE.sub(" ", _RECALL_ORDINAL_RE.sub(" ", text))
-        chosen = None if template_locked else choose_template(cues, hands_in_view=hands_in_view)
+        chosen = None if template_locked else template_for(text, hands_in_view=hands_in_view)
         if chosen:
             edits_head.append(SetTemplate(template=chosen))
         plan = get_template(chosen or DEFAULT_TEMPLATE).default_plan(0)
@@ -338,6 +339,13 @@ def _ordered(edits: list[Edit]) -> list[Edit]:
     return out
 
 
+def template_for(message: str, *, hands_in_view: bool) -> str | None:
+    """The template a message's words point at (None: no category words); the words of a history reference
+    ("the cat video") do not count."""
+    text = V.normalize(message)
+    return choose_template(_RECALL_QUERY_RE.sub(" ", _RECALL_ORDINAL_RE.sub(" ", text)), hands_in_view=hands_in_view)
+
+
 def choose_template(text: str, *, hands_in_view: bool) -> str | None:
     """The template a first message points at: the heaviest cues win, the earliest mention breaks ties.
 
@@ -370,6 +378,7 @@ def _parse_clause(c: _Clause, turn: _Turn, *, first_message: bool) -> None:
     m = c.search(V.HANDS_IN_VIEW)
     if m:
         c.take(m)  # "her hands are visible" is a fact about the picture, not a motion
+    _take_all(c, V.KEEP_REST)
     _session(c, turn)
     _seed(c, turn)
     _steps(c, turn)
@@ -381,7 +390,7 @@ def _parse_clause(c: _Clause, turn: _Turn, *, first_message: bool) -> None:
     _negations(c, turn)
     _only(c, turn)
     atmosphere_used = _atmosphere(c, turn)
-    _motions(c, turn, others_used=camera_used or atmosphere_used)
+    _motions(c, turn, others_used=camera_used or atmosphere_used, camera_used=camera_used)
 
 
 def _session(c: _Clause, turn: _Turn) -> None:
@@ -472,7 +481,7 @@ def _steps(c: _Clause, turn: _Turn) -> None:
     m = c.search(_STEPS_RE)
     if m:
         c.take(m)
-        n = _number(m.group(1))
+        n = _number(m.group(1) or m.group(2))
         if n is not None:
             n = int(n)
             if n > 100 or n < 1:
@@ -487,6 +496,8 @@ def _steps(c: _Clause, turn: _Turn) -> None:
     if c.has(_QUALITY_UP_RE):
         best = c.has(_QUALITY_MAX_RE)
         _take_all(c, _QUALITY_UP_RE)
+        _take_all(c, _MILD_RE)
+        _take_all(c, _STRONG_RE)
         current = _current_steps(turn)
         if current >= hi:
             turn.notes.append(f"steps are already at the {hi} maximum")
@@ -496,6 +507,8 @@ def _steps(c: _Clause, turn: _Turn) -> None:
     if c.has(_QUALITY_DOWN_RE):
         least = c.has(_QUALITY_MIN_RE)
         _take_all(c, _QUALITY_DOWN_RE)
+        _take_all(c, _MILD_RE)
+        _take_all(c, _STRONG_RE)
         current = _current_steps(turn)
         if current <= lo:
             turn.notes.append(f"steps are already at the {lo} minimum (the fastest render)")
@@ -520,6 +533,12 @@ def _guidance(c: _Clause, turn: _Turn) -> None:
             turn.add(SetGuidance(low=values[0]))
         else:
             turn.add(SetGuidance(high=values[0], low=values[1]))
+        return
+    m = c.search(_GUIDANCE_BEFORE_RE)
+    if m:
+        c.take(m)
+        v = min(float(m.group(1)), hi)
+        turn.add(SetGuidance(high=v, low=v))
         return
     g1, g2 = turn.plan.guidance_scale, turn.plan.guidance_scale_2
     if (m := c.search(_GUIDANCE_OFF_RE)) is not None:
@@ -560,7 +579,7 @@ def _duration(c: _Clause, turn: _Turn) -> None:
     m = c.search(_DURATION_RE)
     if m:
         c.take(m)
-        seconds = float(m.group(1))
+        seconds = float(m.group(1) or m.group(2))
         if seconds <= 0:
             turn.notes.append(f"a clip cannot last {m.group(1)} s: kept {_current_duration(turn):g} s")
             return
@@ -602,6 +621,8 @@ def _duration(c: _Clause, turn: _Turn) -> None:
         if c.has(pattern):
             step = V.DURATION_STEP_S[_degree(c)]
             _take_all(c, pattern)
+            _take_all(c, _MILD_RE)
+            _take_all(c, _STRONG_RE)
             current = _current_duration(turn)
             if (sign > 0 and current >= hi) or (sign < 0 and current <= lo):
                 turn.notes.append(f"the clip is already at the {current:g} s {'maximum' if sign > 0 else 'minimum'}")
@@ -684,7 +705,7 @@ def _camera(c: _Clause, turn: _Turn) -> bool:
         _take_all(c, _CAMERA_WORD_RE)
         turn.add(SetCamera(move="static"))
         return True
-    names_subject = c.has(_SUBJECT_RE)
+    names_subject = c.has(_SUBJECT_RE) or c.has(_ATMOSPHERE_RE)
     names_camera = c.has(_CAMERA_WORD_RE)
     degree = _degree(c)
     for pattern, move, needs_camera in _CAMERA_PATTERNS:
@@ -897,7 +918,7 @@ def _subject_for_action(turn: _Turn, action: str, default: str) -> str:
     return default
 
 
-def _motions(c: _Clause, turn: _Turn, *, others_used: bool) -> None:
+def _motions(c: _Clause, turn: _Turn, *, others_used: bool, camera_used: bool) -> None:
     subjects: list[str] = []
     while (m := c.search(_SUBJECT_RE)) is not None:
         subject = V.SUBJECT_SYNONYMS[m.group(0)]
@@ -905,9 +926,13 @@ def _motions(c: _Clause, turn: _Turn, *, others_used: bool) -> None:
         if subject not in subjects:
             subjects.append(subject)
     said = _action(c)
+    if camera_used and not said and subjects and not _MODIFIER_LEFT_RE.search(c.text):
+        return  # "move closer to his face", "circle around the dog": the subject is the camera's target
     degree = _degree(c)
     pace_kind, pace, pace_dir = _pace(c, degree, take=True)
     strength_kind, strength, strength_dir = _strength(c, degree, take=True)
+    if not subjects and said and said[0] == "move":
+        said = None  # "cars moving": a bare "move" says nothing about what moves
     if not subjects and said:
         subjects = [_subject_for_action(turn, said[0], said[1])]
     elif said and len(subjects) > 1:
@@ -965,6 +990,10 @@ def _motions(c: _Clause, turn: _Turn, *, others_used: bool) -> None:
             intensity=round(min(1.0, strength if strength_kind == "absolute"
                                 else base_intensity * (strength if strength_kind else 1.0)), 3),
         ))
+
+
+_MODIFIER_LEFT_RE = _words(V.SLOWER_WORDS + V.FASTER_WORDS + V.SLOW_WORDS + V.FAST_WORDS + V.MORE_WORDS
+                           + V.LESS_WORDS + V.GENTLE_WORDS + V.STRONG_MOTION_WORDS)
 
 
 def _same_action(current: str, said: str) -> bool:

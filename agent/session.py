@@ -79,6 +79,8 @@ class ConversationState:
     generations: tuple[GenerationRef, ...] = ()  # without a store: the generations made so far
     turns: tuple[tuple[str, str], ...] = ()  # recent (role, text), oldest first, for the planner
     hands_in_view: bool = False  # the person said the hands are visible (gestures allowed)
+    # False while the template is only the default (no category words yet): the next message's words choose it
+    template_settled: bool = False
 
     @property
     def template_locked(self) -> bool:
@@ -202,7 +204,18 @@ def plan_turn(
         if any(e.template != state.template_lock for e in dropped):
             notes.append(f"the template chosen in the app stays {state.template_lock}")
 
-    # 3. A first plan: the template the message points at (or the default), with a fresh seed
+    # 3. A plan still on the default template: category words in this message choose the template now
+    if (state.plan is not None and not state.template_settled and not state.template_lock
+            and not any(isinstance(e, SetTemplate) for e in edits)):
+        from agent.planner_rules import template_for
+
+        chosen_now = template_for(message, hands_in_view=hands_in_view)
+        if chosen_now and chosen_now != state.plan.template:
+            edits.insert(0, SetTemplate(template=chosen_now))
+    settled = (state.template_settled or bool(state.template_lock)
+               or any(isinstance(e, SetTemplate) for e in edits))
+
+    # 4. A first plan: the template the message points at (or the default), with a fresh seed
     created_from: str | None = start.template if state.plan is None and start is not None else None
     if start is None:
         chosen = next((e.template for e in edits if isinstance(e, SetTemplate)), DEFAULT_TEMPLATE)
@@ -213,7 +226,7 @@ def plan_turn(
         start = get_template(chosen).default_plan(seed=draw_seed(rng))
         created_from = chosen
 
-    # 4. Apply, in order: session edits here, runs of plan edits through agent.edits.apply
+    # 5. Apply, in order: session edits here, runs of plan edits through agent.edits.apply
     plan, history = start, state.history
     undone = False
     recalled: list[str] = []
@@ -250,7 +263,7 @@ def plan_turn(
                 recalled.append(f"back to #{found[0]}")
     flush()
 
-    # 5. History, state and reply
+    # 6. History, state and reply
     before = state.plan
     if before is not None and plan != before and not undone:
         history = (history + (before,))[-MAX_UNDO:]
@@ -259,7 +272,8 @@ def plan_turn(
                    edits=tuple(result.edits), notes=notes, unparsed=result.unparsed, planner=result.planner,
                    understood=understood, undone=undone, recalled=recalled, message=message)
     turns = (state.turns + (("user", message), ("assistant", reply.text)))[-MAX_TURNS_KEPT:]
-    new_state = replace(state, plan=plan, history=history, turns=turns, hands_in_view=hands_in_view)
+    new_state = replace(state, plan=plan, history=history, turns=turns, hands_in_view=hands_in_view,
+                        template_settled=settled)
     return new_state, reply
 
 

@@ -38,6 +38,11 @@ SUBJECT_SYNONYMS: dict[str, str] = {
     "wolf": "animal", "elephant": "animal", "pet": "animal", "squirrel": "animal", "cow": "animal",
     "sheep": "animal", "goat": "animal", "duck": "animal", "eagle": "animal", "fish": "animal",
     "monkey": "animal", "panda": "animal", "giraffe": "animal", "penguin": "animal", "dolphin": "animal",
+    "retriever": "animal", "labrador": "animal", "poodle": "animal", "corgi": "animal", "husky": "animal",
+    "terrier": "animal", "bulldog": "animal", "beagle": "animal", "dachshund": "animal", "chihuahua": "animal",
+    "shepherd": "animal", "tabby": "animal", "cats": "animal", "dogs": "animal", "birds": "animal",
+    "horses": "animal", "kittens": "animal", "puppies": "animal", "hummingbird": "animal", "swan": "animal",
+    "butterfly": "animal", "koala": "animal", "otter": "animal", "seal": "animal", "turtle": "animal",
     "tail": "tail", "ears": "ears", "ear": "ears", "whiskers": "ears",
     "wings": "wings", "wing": "wings", "feathers": "wings",
     # nature
@@ -61,7 +66,8 @@ SUBJECT_SYNONYMS: dict[str, str] = {
     "shoes": "product", "watch": "product", "perfume": "product", "phone": "product", "smartphone": "product",
     "lipstick": "product", "handbag": "product", "bag": "product", "ring": "product",
     "headphones": "product", "mug": "product", "cup": "product", "jar": "product", "box": "product",
-    "background": "background", "backdrop": "background", "scenery": "background",
+    "background": "background", "backdrop": "background", "scenery": "background", "cars": "background",
+    "traffic": "background", "crowd": "background", "people": "background", "city lights": "background",
 }
 
 # Default action when a subject is named without a verb ("the scarf too").
@@ -116,7 +122,15 @@ _verb("wag wags wagging", "wag", "tail")
 _verb("twitch twitches twitching", "twitch", "ears")
 _verb("perk perks perking", "perk up", "ears")
 _verb("flap flaps flapping", "flap", "wings")
-_verb("fly flies flying soar soars soaring", "fly", "wings")
+_verb("fly flies flying soar soars soaring", "fly", "animal")
+_verb("flop flops flopping", "flop", "ears")
+_verb("follow follows following", "follow the camera", "eyes")
+_verb("roll rolls rolling", "roll in", "water")
+_verb("lap laps lapping", "lap at the shore", "water")
+_verb("sniff sniffs sniffing", "sniff the air", "animal")
+_verb("purr purrs purring", "purr", "animal")
+_verb("tremble trembles trembling quiver quivers quivering", "tremble", "trees")
+_verb("scatter scatters scattering", "scatter", "particles")
 _verb("run runs running walk walks walking trot trots trotting", "walk", "animal")
 _verb("jump jumps jumping leap leaps leaping bounce bounces bouncing", "jump", "animal")
 _verb("dance dances dancing", "dance", "body")
@@ -149,7 +163,8 @@ _verb("melt melts melting", "melt", "particles")
 DIRECTIONS: tuple[str, ...] = (
     "to the left", "to the right", "left", "right", "up", "down", "around",
     "at the camera", "toward the camera", "towards the camera", "at the viewer", "away",
-    "back and forth", "side to side", "in the wind", "in the breeze",
+    "back and forth", "side to side", "in the wind", "in the breeze", "to look at the camera",
+    "to face the camera", "toward the viewer", "towards the viewer", "into the distance",
 )
 
 # "she waves hello": a greeting makes "wave" a hand gesture, not the sea.
@@ -186,7 +201,7 @@ MORE_WORDS = ("more", "stronger", "bigger", "more pronounced", "more intense", "
 LESS_WORDS = ("less", "subtler", "more subtle", "softer", "gentler", "smaller", "weaker", "lighter", "calmer",
               "tone down", "tone it down", "toned down", "reduce", "fewer", "less movement", "less motion",
               "more gentle", "more delicate", "quieter", "milder", "more natural", "dial back", "dial it back")
-GENTLE_WORDS = ("gently", "gentle", "softly", "soft", "subtle", "subtly", "barely", "faintly", "faint",
+GENTLE_WORDS = ("gently", "gentle", "slightly", "softly", "soft", "subtle", "subtly", "barely", "faintly", "faint",
                 "slight", "delicately", "delicate", "calm", "calmly", "light", "lightly", "natural", "naturally")
 STRONG_MOTION_WORDS = ("strongly", "strong", "dramatically", "dramatic", "wildly", "wild", "intensely",
                        "intense", "vigorously", "vigorous", "energetically", "energetic", "powerfully",
@@ -280,9 +295,9 @@ CAMERA_PATTERNS: tuple[tuple[str, str, bool], ...] = (
     (r"\btruck(?:s|ing)?\s+left\b", "pan_left", False),
     (r"\btruck(?:s|ing)?\s+right\b", "pan_right", False),
     (r"\btilt(?:s|ing|ed)?\s+(?:the\s+camera\s+)?up(?:ward|wards)?\b|\bcrane(?:s|ing)?\s+up\b|\bboom(?:s|ing)?\s+up\b|\bpedestal\s+up\b", "tilt_up", False),
-    (r"\b(?:rise|rises|rising|ascend|ascends|ascending|lift|lifts|lifting)\b|\blook(?:s|ing)?\s+up\b", "tilt_up", True),
+    (r"\b(?:rise|rises|rising|ascend|ascends|ascending|lift|lifts|lifting)\b", "tilt_up", True),
     (r"\btilt(?:s|ing|ed)?\s+(?:the\s+camera\s+)?down(?:ward|wards)?\b|\bcrane(?:s|ing)?\s+down\b|\bboom(?:s|ing)?\s+down\b|\bpedestal\s+down\b", "tilt_down", False),
-    (r"\b(?:descend|descends|descending|sink|sinks|sinking|lower|lowers|lowering)\b|\blook(?:s|ing)?\s+down\b", "tilt_down", True),
+    (r"\b(?:descend|descends|descending|sink|sinks|sinking|lower|lowers|lowering)\b", "tilt_down", True),
     (r"\b(?:orbit(?:s|ing)?|circl(?:e|es|ing)|arc(?:s|ing)?)\s+(?:around\s+)?(?:to\s+the\s+)?left\b|\bcounter[- ]?clockwise\b|\banti[- ]?clockwise\b", "orbit_left", False),
     (r"\b(?:rotat(?:e|es|ing)|go(?:es|ing)?|mov(?:e|es|ing)|swing(?:s|ing)?)\s+around\s+(?:to\s+the\s+)?left\b", "orbit_left", True),
     (r"\b(?:orbit(?:s|ing)?|circl(?:e|es|ing)|arc(?:s|ing)?)\s+(?:around\s+)?(?:to\s+the\s+)?right\b|\bclockwise\b", "orbit_right", False),
@@ -380,13 +395,16 @@ _cues("portrait_dynamic", 1, "wave hello, waves hello, waving, waves, wave, gest
       "dancing, dances, clapping, claps, points, pointing, adjusts, tucks")
 _cues("animals", 4, "dog, puppy, pup, doggo, cat, kitten, kitty, bird, parrot, owl, horse, pony, fox, rabbit, "
       "bunny, hamster, lion, tiger, bear, deer, wolf, elephant, pet, animal, squirrel, cow, sheep, goat, duck, "
-      "eagle, fish, monkey, panda, giraffe, penguin, dolphin, wildlife, butterfly")
+      "eagle, fish, monkey, panda, giraffe, penguin, dolphin, wildlife, butterfly, retriever, labrador, poodle, "
+      "corgi, husky, terrier, bulldog, beagle, dachshund, chihuahua, tabby, cats, dogs, birds, horses, kittens, "
+      "puppies, hummingbird, swan, koala, otter, seal, turtle")
 _cues("animals", 1, "tail, paws, whiskers, wings, feathers, wag, wags, wagging, ears")
 _cues("landscape", 3, "mountain, mountains, ocean, sea, beach, lake, river, waterfall, forest, city, skyline, "
       "cityscape, landscape, valley, desert, meadow, field, countryside, coast, shore, island, canyon, "
       "scenery, vista, sunset over, horizon, jungle, glacier, volcano, street, town, village, harbor, harbour, "
       "lagoon, hills, nature")
-_cues("landscape", 1, "clouds, sky, trees, water, waves, grass, snow, rain, fog, leaves, stream")
+_cues("landscape", 1, "clouds, sky, trees, water, waves, grass, snow, rain, fog, leaves, stream, campfire, "
+      "fire, bonfire, smoke, candle, fireplace")
 _cues("animation", 4, "anime, cartoon, manga, illustration, drawing, drawn, painted character, chibi, pixar, "
       "3d render, cel-shaded, cel shaded, comic, animated, animation, ghibli, disney, sketch, character art, "
       "game character, vtuber, pixel art")
@@ -438,6 +456,14 @@ PROMPT_OVERRIDE = re.compile(
 PROMPT_CLEAR = re.compile(
     r"\b(?:clear|remove|drop|forget|reset)\s+(?:my\s+|the\s+)?(?:own\s+|custom\s+)?prompt\b"
     r"|\b(?:automatic|auto|compiled|generated)\s+prompt\b"
+)
+
+# "keep everything else the same": understood, and changes nothing by itself
+KEEP_REST = re.compile(
+    r"\bkeep\s+(?:everything|the\s+rest|all(?:\s+the\s+rest)?)(?:\s+else)?(?:\s+(?:the\s+same|as\s+is|unchanged))?\b"
+    r"|\b(?:everything|all)\s+else\s+(?:the\s+same|unchanged|as\s+is)\b"
+    r"|\b(?:do\s+not|don't)\s+change\s+anything(?:\s+else)?\b|\bleave\s+(?:the\s+rest|everything\s+else)(?:\s+as\s+is)?\b"
+    r"|\bnothing\s+else\s+(?:should\s+)?(?:move|moves|change|changes)\b"
 )
 
 # Words that carry no instruction of their own: a clause made only of these is neither parsed nor
