@@ -79,8 +79,9 @@ class ConversationState:
     generations: tuple[GenerationRef, ...] = ()  # without a store: the generations made so far
     turns: tuple[tuple[str, str], ...] = ()  # recent (role, text), oldest first, for the planner
     hands_in_view: bool = False  # the person said the hands are visible (gestures allowed)
-    # False while the template is only the default (no category words yet): the next message's words choose it
-    template_settled: bool = False
+    # True while the template is only the default guess (the messages named no category yet): the next
+    # message's category words ("a cat on a sofa") choose the template then
+    template_guessed: bool = False
 
     @property
     def template_locked(self) -> bool:
@@ -205,15 +206,14 @@ def plan_turn(
             notes.append(f"the template chosen in the app stays {state.template_lock}")
 
     # 3. A plan still on the default template: category words in this message choose the template now
-    if (state.plan is not None and not state.template_settled and not state.template_lock
+    if (state.plan is not None and state.template_guessed and not state.template_lock
             and not any(isinstance(e, SetTemplate) for e in edits)):
         from agent.planner_rules import template_for
 
         chosen_now = template_for(message, hands_in_view=hands_in_view)
         if chosen_now and chosen_now != state.plan.template:
             edits.insert(0, SetTemplate(template=chosen_now))
-    settled = (state.template_settled or bool(state.template_lock)
-               or any(isinstance(e, SetTemplate) for e in edits))
+    guessed = state.template_guessed and not any(isinstance(e, SetTemplate) for e in edits)
 
     # 4. A first plan: the template the message points at (or the default), with a fresh seed
     created_from: str | None = start.template if state.plan is None and start is not None else None
@@ -225,6 +225,7 @@ def plan_turn(
             chosen = "portrait_subtle"
         start = get_template(chosen).default_plan(seed=draw_seed(rng))
         created_from = chosen
+        guessed = not any(isinstance(e, SetTemplate) for e in result.edits)
 
     # 5. Apply, in order: session edits here, runs of plan edits through agent.edits.apply
     plan, history = start, state.history
@@ -273,7 +274,7 @@ def plan_turn(
                    understood=understood, undone=undone, recalled=recalled, message=message)
     turns = (state.turns + (("user", message), ("assistant", reply.text)))[-MAX_TURNS_KEPT:]
     new_state = replace(state, plan=plan, history=history, turns=turns, hands_in_view=hands_in_view,
-                        template_settled=settled)
+                        template_guessed=guessed and not state.template_lock)
     return new_state, reply
 
 

@@ -213,3 +213,18 @@ def test_rule_planner_is_the_default():
     state2, reply2 = plan_turn(new_conversation(), "a dog", rng=random.Random(1))
     assert state == state2 and reply == reply2
     assert isinstance(state, ConversationState)
+
+
+def test_template_guess_is_replaced_by_later_category_words():
+    state, _ = talk("make it 4 seconds")
+    assert state.template_guessed and state.plan.template == "portrait_subtle"
+    state, reply = plan_turn(state, "it's a puppy", rng=random.Random(1))
+    assert state.plan.template == "animals" and state.plan.duration_s == 4.0 and not state.template_guessed
+    assert "animals" in reply.text
+
+
+def test_a_restored_state_is_not_treated_as_a_guess():
+    plan = get_template("animals").default_plan(seed=5)
+    state = ConversationState(plan=plan)  # as the app rebuilds it from stored messages
+    state, _ = plan_turn(state, "the woman next to the dog smiles", rng=random.Random(1))
+    assert state.plan.template == "animals"
