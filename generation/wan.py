@@ -20,6 +20,7 @@ import logging
 import os
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata as _metadata
@@ -306,6 +307,10 @@ def load_pipeline(cfg: GenerationConfig | None = None) -> LoadedPipeline:
     quant = select_quantization(cfg.quantization, device)
     log.info("wan: quantization %s — %s", quant.mode, quant.reason)
     loras = cfg.effective_loras()
+    for lora in loras:
+        _lora_location(lora)  # a missing LoRA fails now, not after minutes of loading weights
+    if cfg.cpu_offload and not device.startswith("cuda"):
+        log.info("wan: cpu_offload ignored: the device is already the CPU")
     if device.startswith("cuda"):
         torch.backends.cuda.matmul.allow_tf32 = True  # TF32 for the fp32 parts (VAE)
         torch.backends.cudnn.allow_tf32 = True
@@ -339,54 +344,64 @@ def load_pipeline(cfg: GenerationConfig | None = None) -> LoadedPipeline:
     pipe.set_progress_bar_config(disable=True)  # progress goes out as events
     timings["load_weights"] = time.perf_counter() - t
 
-    # 3. LoRA per expert, fused at full precision, then quantized (the reverse order hits a PEFT bug)
-    on_gpu = device.startswith("cuda") and not cfg.cpu_offload
-    sizes: dict[str, int] = {}
-    t_lora = t_quant = 0.0
-    for expert in EXPERTS:
-        component = EXPERT_COMPONENT[expert]
-        model = getattr(pipe, component)
-        if on_gpu:
-            model.to(device)  # fusing on the GPU takes seconds instead of minutes
+    model = None
+    try:
+        # 3. LoRA per expert, fused at full precision, then quantized (the reverse order hits a PEFT bug)
+        on_gpu = device.startswith("cuda") and not cfg.cpu_offload
+        sizes: dict[str, int] = {}
+        t_lora = t_quant = 0.0
+        for expert in EXPERTS:
+            component = EXPERT_COMPONENT[expert]
+            model = getattr(pipe, component)
+            if on_gpu:
+                model.to(device)  # fusing on the GPU takes seconds instead of minutes
+            t = time.perf_counter()
+            apply_loras(pipe, [lora for lora in loras if lora.expert == expert], fuse=True, model_name=cfg.model_id)
+            t_lora += time.perf_counter() - t
+            # 4. Quantize this expert (torchao), then free before the next one
+            t = time.perf_counter()
+            if quant.experts is not None:
+                from torchao.quantization import quantize_
+
+                quantize_(model, _torchao_config(quant.experts), device=device if device.startswith("cuda") else None)
+            if cfg.cpu_offload:
+                model.to("cpu")
+            sizes[component] = parameter_bytes(model)
+            t_quant += time.perf_counter() - t
+            free_memory(full=True)
         t = time.perf_counter()
-        apply_loras(pipe, [lora for lora in loras if lora.expert == expert], fuse=True, model_name=cfg.model_id)
-        t_lora += time.perf_counter() - t
-        # 4. Quantize this expert (torchao), then free before the next one
-        t = time.perf_counter()
-        if quant.experts is not None:
+        if quant.text_encoder is not None:
             from torchao.quantization import quantize_
 
-            quantize_(model, _torchao_config(quant.experts), device=device if device.startswith("cuda") else None)
-        if cfg.cpu_offload:
-            model.to("cpu")
-        sizes[component] = parameter_bytes(model)
+            quantize_(
+                pipe.text_encoder, _torchao_config(quant.text_encoder),
+                device=device if device.startswith("cuda") else None,
+            )
+        sizes["text_encoder"] = parameter_bytes(pipe.text_encoder)
+        sizes["vae"] = parameter_bytes(pipe.vae)
         t_quant += time.perf_counter() - t
+        timings["lora"] = t_lora
+        timings["quantize"] = t_quant
+
+        # 5. Memory: place the rest, VAE tiling, optional model CPU offload
+        t = time.perf_counter()
+        if cfg.cpu_offload and device.startswith("cuda"):
+            pipe.to("cpu")  # quantize_(device=...) left the quantized layers on the GPU
+            pipe.enable_model_cpu_offload(device=device)
+        else:
+            pipe.to(device)
+        if cfg.vae_tiling:
+            pipe.vae.enable_tiling()  # `pipe.enable_vae_tiling` does not exist on this pipeline
         free_memory(full=True)
-    t = time.perf_counter()
-    if quant.text_encoder is not None:
-        from torchao.quantization import quantize_
-
-        quantize_(
-            pipe.text_encoder, _torchao_config(quant.text_encoder),
-            device=device if device.startswith("cuda") else None,
-        )
-    sizes["text_encoder"] = parameter_bytes(pipe.text_encoder)
-    sizes["vae"] = parameter_bytes(pipe.vae)
-    t_quant += time.perf_counter() - t
-    timings["lora"] = t_lora
-    timings["quantize"] = t_quant
-
-    # 5. Memory: place the rest, VAE tiling, optional model CPU offload
-    t = time.perf_counter()
-    if cfg.cpu_offload and device.startswith("cuda"):
-        pipe.to("cpu")  # quantize_(device=...) left the quantized layers on the GPU
-        pipe.enable_model_cpu_offload(device=device)
-    else:
-        pipe.to(device)
-    if cfg.vae_tiling:
-        pipe.vae.enable_tiling()  # `pipe.enable_vae_tiling` does not exist on this pipeline
-    free_memory(full=True)
-    timings["place"] = time.perf_counter() - t
+        timings["place"] = time.perf_counter() - t
+    except BaseException as e:
+        # A half-built pipeline must not outlive the error: the traceback keeps every frame's locals
+        # (tens of GB on a GPU) alive until the caller drops the exception.
+        _drop_frames(e)
+        pipe = model = None
+        kwargs.clear()
+        free_memory(full=True)
+        raise
     timings["total"] = time.perf_counter() - t_start
     loaded = LoadedPipeline(
         pipe=pipe, cfg=cfg, spec=spec, model_id=cfg.model_id, transformer_id=transformer_id, device=device,
@@ -399,6 +414,19 @@ def load_pipeline(cfg: GenerationConfig | None = None) -> LoadedPipeline:
         ", ".join(f"{lo.label}@{lo.scale:g}→{lo.expert}" for lo in loras) or "none", sizes,
     )
     return loaded
+
+
+def _drop_frames(error: BaseException) -> None:
+    """Clear the locals of the frames held by `error`, its cause and its context (not the running ones)."""
+    seen: set[int] = set()
+    stack = [error]
+    while stack:
+        e = stack.pop()
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        traceback.clear_frames(e.__traceback__)
+        stack += [x for x in (e.__cause__, e.__context__) if x is not None]
 
 
 def _lora_location(lora: LoraSpec) -> tuple[str, dict[str, Any]]:

@@ -145,12 +145,23 @@ def test_lora_changes_output_and_fused_equals_unfused(lora_dir, tmp_path, monkey
 
 
 def test_lora_that_does_not_fit_is_a_clear_error(lora_dir, _isolated_home):
+    import gc
+
+    from diffusers import WanImageToVideoPipeline
+
+    def pipelines_alive() -> int:
+        gc.collect()
+        return sum(type(o) is WanImageToVideoPipeline for o in gc.get_objects())
+
+    before = pipelines_alive()
     bad = LoraSpec(str(lora_dir / "wrong_width.safetensors"), expert="low_noise")
     with pytest.raises(wan.LoraError) as e:
         wan.load_pipeline(tiny_config(loras=(bad,)))
     msg = str(e.value)
     assert "wrong_width.safetensors" in msg and "low_noise" in msg and "size mismatch" in msg
     assert not (Path(_isolated_home) / "media").exists()
+    # the half-built pipeline is freed even while the caller still holds the exception
+    assert pipelines_alive() == before
 
 
 def test_lora_matching_no_layer_is_a_clear_error(tmp_path):
