@@ -46,6 +46,7 @@ from agent.plan import LIMITS, MAX_SEED, MotionPlan
 log = logging.getLogger(__name__)
 
 DEFAULT_TEMPLATE = "portrait_subtle"  # a first message that names no category starts here
+MIN_FACTOR, MAX_FACTOR = 0.02, 10.0  # the range a ScaleMotion / ScaleCamera factor may take
 
 # --- compiled patterns ------------------------------------------------------------------------------
 
@@ -397,7 +398,11 @@ def _session(c: _Clause, turn: _Turn) -> None:
     m = c.search(_RECALL_ID_RE)
     if m:
         c.take(m)
-        turn.add(Recall(generation_id=int(m.group(1) or m.group(2))))
+        number = int(m.group(1) or m.group(2))
+        if number >= 1:
+            turn.add(Recall(generation_id=number))
+        else:
+            turn.notes.append(f"there is no generation #{number}: generations are numbered from #1")
         return
     m = c.search(_RECALL_ORDINAL_RE)
     if m:
@@ -650,6 +655,9 @@ def _pace(c: _Clause, degree: str, *, take: bool) -> tuple[str | None, float, in
             factor = float(num.group(1)) if num else 2.0
         if "slow" in said and factor > 1:
             factor = 1 / factor
+        if not MIN_FACTOR <= factor <= MAX_FACTOR:
+            log.info("scale factor %s out of %s..%s, clamped", factor, MIN_FACTOR, MAX_FACTOR)
+            factor = min(max(factor, MIN_FACTOR), MAX_FACTOR)
         if take:
             c.take(m)
         return "comparative", factor, (1 if factor > 1 else -1)
