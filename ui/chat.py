@@ -35,8 +35,11 @@ def render_entry(entry: ChatEntry, generations: Mapping[int, GenerationRecord]) 
         st.caption(entry.text)
 
 
+SHOWN = 40  # entries drawn by default; older ones behind a toggle (long chats stay fast to rerun)
+
+
 def render(studio: Studio) -> None:
-    """The whole conversation, oldest first."""
+    """The conversation, oldest first (the last SHOWN entries unless the person asks for all)."""
     if not studio.entries:
         with st.chat_message("assistant"):
             st.markdown(
@@ -44,8 +47,12 @@ def render(studio: Studio) -> None:
                 "slow zoom in”*. Then refine: *“slower hair, same seed”*, *“make it 5 seconds”*."
             )
         return
+    entries = studio.entries
+    hidden = len(entries) - SHOWN
+    if hidden > 0 and not st.toggle(f"Show {hidden} earlier message{'s' if hidden != 1 else ''}", key="chat.all"):
+        entries = entries[-SHOWN:]
     generations: dict[int, GenerationRecord] = {}
-    if studio.conversation_id is not None and any(e.kind == "generation" for e in studio.entries):
+    if studio.conversation_id is not None and any(e.kind == "generation" for e in entries):
         generations = {g.id: g for g in studio.store.list_generations(studio.conversation_id)}
-    for entry in studio.entries:
+    for entry in entries:
         render_entry(entry, generations)

@@ -6,6 +6,7 @@ import io
 import logging
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import streamlit as st
 
@@ -95,12 +96,31 @@ def render(studio: Studio, *, max_area: int | None = None) -> None:
         st.info("Upload a picture to start, then tell the chat what should move.", icon=":material/photo:")
         return
     cols = st.columns([2, 3], vertical_alignment="top")
-    cols[0].image(str(studio.image.path), width="stretch")
+    cols[0].image(thumbnail(studio.image.path), width="stretch")
     with cols[1]:
         resolution_line(studio, max_area=max_area)
         if had_image:  # the uploader moves here once there is a picture (same key: same widget)
             with st.expander("Use another picture"):
                 _uploader(studio)
+
+
+THUMB_SIDE = 320
+
+
+def thumbnail(path: Path) -> bytes:
+    """A small upright JPEG of the picture, made once per file and session (the page reruns often)."""
+    from PIL import Image, ImageOps
+
+    cache = st.session_state.setdefault("upload._thumbs", {})
+    key = str(path)
+    if key not in cache:
+        with Image.open(path) as im:
+            im = ImageOps.exif_transpose(im)
+            im.thumbnail((THUMB_SIDE, THUMB_SIDE))
+            buf = io.BytesIO()
+            im.convert("RGB").save(buf, "JPEG", quality=88)
+        cache[key] = buf.getvalue()
+    return cache[key]
 
 
 def upright_size(studio: Studio) -> tuple[int, int]:

@@ -109,6 +109,10 @@ def render(ctx: Context) -> None:
         help="Upload a picture first" if studio.image is None else "Queue a render of the current plan",
     )
     cols[1].caption(f"Backend: **{ctx.backend_text}**")
+    if studio.base_generation_id is not None:
+        st.session_state.setdefault(K + "auto", True)
+        st.toggle("Render again after each chat change", key=K + "auto",
+                  help="The chat continues from the last result: a refinement renders a child of it")
     if err := st.session_state.pop(K + "error", None):
         st.error(err)
     job = studio.active_job()

@@ -126,7 +126,8 @@ def test_create_chat_generate_play_and_gallery(server, photo):
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
         try:
-            page = browser.new_page(viewport={"width": 1440, "height": 1000})
+            # tall enough that a full-page screenshot shows the whole studio (Streamlit scrolls inside its own pane)
+            page = browser.new_page(viewport={"width": 1440, "height": 2000})
             page.set_default_timeout(30_000)
             page.goto(url)
             expect(page.get_by_text("Picture (PNG, JPEG or WebP)")).to_be_visible()
@@ -172,7 +173,7 @@ def test_create_chat_generate_play_and_gallery(server, photo):
             expect(page.get_by_role("heading", name="Gallery")).to_be_visible()
             expect(page.get_by_text("#1", exact=False).first).to_be_visible()
             page.get_by_role("button", name="Details").first.click()
-            expect(page.get_by_text("Parameters")).to_be_visible()
+            expect(page.get_by_text("Parameters", exact=True)).to_be_visible()
             _shot(page, "3-gallery-details")
         finally:
             browser.close()
