@@ -12,11 +12,12 @@ The size rule (`output_size`), exactly:
    `multiple` nearest to `S * a`, lowered by `multiple` while `S * L > max_area'` (and never below `S`).
 4. Orientation is kept: landscape inputs give `(L, S)`, portrait ones `(S, L)`.
 
-Consequences: both sides are multiples of 16, the area never exceeds `max_area`, the long side is
-within half a multiple of `S * a` (within one multiple when rounding up would break the area), and the short side is ≥ `min_short_side` whenever the aspect
-allows it (`a ≤ max_area / min_short_side**2`, i.e. up to 832/480 ≈ 1.73 for the 480p budget): 16:9
-gives 832×464, 3:2 768×512, 4:3 720×544, 1:1 624×624, 9:16 464×832. Wider inputs trade short side for
-aspect (2:1 → 864×432; 4:1 → 1216×304). Small inputs are upscaled to the budget (Lanczos).
+Consequences: both sides are multiples of 16; the area never exceeds `max_area`; the long side is
+within half a multiple of `S * a` (one multiple when rounding up would break the area); the short
+side is ≥ `min_short_side` whenever the aspect allows it (`a ≤ max_area / min_short_side**2`, i.e.
+up to 832/480 ≈ 1.73 for the 480p budget). Examples at 480p: 16:9 → 832×464, 3:2 → 768×512,
+4:3 → 720×544, 1:1 → 624×624, 9:16 → 464×832. Wider inputs trade short side for aspect
+(2:1 → 864×432; 4:1 → 1216×304). Small inputs are upscaled to the budget (Lanczos).
 """
 
 from __future__ import annotations
@@ -231,7 +232,9 @@ def preprocess(
         bw, bh = float(w), w / target_aspect
     x0, y0 = (w - bw) / 2, (h - bh) / 2
     cropped = (w - bw) + (h - bh)
-    if cropped > 0.5:
+    if cropped > 0.02 * max(w, h):
+        log.info("preprocess crops %.0f px to go from %d×%d to %d×%d", cropped, w, h, tw, th)
+    elif cropped > 0.5:
         log.debug("preprocess crops %.1f px to go from %d×%d to %d×%d", cropped, w, h, tw, th)
     if (w, h) == (tw, th):
         return image.copy()
