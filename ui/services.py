@@ -147,11 +147,17 @@ class Context:
 
     @property
     def enhancer(self) -> Callable[[MotionPlan], str] | None:
+        """The LLM prompt enhancer (same loaded model as the chat's LLM planner); None when the LLM is off."""
         if not self.settings.llm_on:
             return None
-        from agent.planner_llm import enhance_prompt
+        llm = hybrid_planner(self.settings.llm).llm
 
-        return enhance_prompt
+        def enhance(plan: MotionPlan) -> str:
+            from agent.planner_llm import enhance_prompt
+
+            return enhance_prompt(plan, planner=llm)
+
+        return enhance
 
     # --- actions -------------------------------------------------------------------------------
 

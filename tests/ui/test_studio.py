@@ -252,3 +252,50 @@ def _png_header_only(width: int, height: int) -> bytes:
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+
+
+def test_enhance_prompt_only_with_the_llm_and_its_result_is_an_edit(app, kit, monkeypatch):
+    import agent.planner_llm as planner_llm
+
+    at = kit.chat(app, "make her hair flow in the wind")
+    assert not any(b.key == "pp.enhance" for b in at.button)  # the LLM is off by default
+    seen = []
+
+    def fake_enhance(plan, *, planner=None):
+        seen.append((plan, planner))
+        return "Cinematic close-up, her hair streaming in a warm breeze, golden light, slow push-in."
+
+    monkeypatch.setattr(planner_llm, "enhance_prompt", fake_enhance)
+    at.text_input(key="sb.llm_model").set_value("smollm2").run()
+    at.button(key="pp.enhance").click().run()
+    assert not at.exception
+    assert seen and seen[0][1] is not None  # the configured model, not the environment's default
+    plan = at.session_state["studio"].plan
+    assert plan.prompt_override.startswith("Cinematic close-up")
+    assert at.text_area(key="pp.prompt").value == plan.prompt_override
+
+
+def test_a_job_interrupted_by_a_restart_shows_failed_and_can_be_retried(kit):
+    """A generation left `running` by a dead process: the runner marks it failed when the app starts,
+    the studio says so, and Retry runs it again (same record)."""
+    from agent.templates import get_template
+
+    s = kit.store()
+    conv = s.create_conversation("before the crash")
+    image = s.add_image(kit.photo_bytes(max_side=128), filename="astronaut.png")
+    plan = get_template("portrait_subtle").default_plan(seed=3).with_changes(duration_s=0.5)
+    s.append_message(conv.id, "system", "Picture", plan.to_dict(), {"kind": "image", "image_id": image.id})
+    g = s.create_generation(conv.id, plan.to_dict(), image.id, "preview", "preview-warp-1", width=624, height=624)
+    s.append_message(conv.id, "system", f"#{g.id} queued (preview)", plan.to_dict(),
+                     {"kind": "generation", "generation_id": g.id})
+    s.claim_generation(g.id)  # ... and the process died here
+
+    at = kit.new_session()
+    assert not at.exception
+    assert kit.store().get_generation(g.id).status == "failed"
+    assert any("interrupted" in e.value for e in at.error)
+    at.button(key=f"res.retry.{g.id}").click().run()
+    done = kit.wait_terminal(g.id)
+    assert done.status == "succeeded" and done.attempts == 2
+    at.run()
+    assert at.get("video") and not at.exception
