@@ -151,6 +151,9 @@ class Runner:
             if cancel_running:
                 for job_id in self._running:
                     self._jobs[job_id].token.cancel()
+            for job in self._queue:  # nobody here will run them: release their waiters
+                job.done.set()
+            self._queue.clear()
             self._lock.notify_all()
         for t in self._threads:
             t.join(timeout)
@@ -406,6 +409,10 @@ class Runner:
                 return
             try:
                 self._run(job, device)
+            except Exception:  # a store error outside the job's own handling: keep the worker alive
+                log.exception("worker %s: generation %d could not be run or recorded", device, job.id)
+                self._finish(job.id, "failed", error="internal error while running the job (see the log)")
+                self._emit(Failed(message="internal error while running the job (see the log)", job_id=job.id))
             finally:
                 with self._lock:
                     self._running.pop(job.id, None)
@@ -481,6 +488,9 @@ class Runner:
             return True
         except InvalidTransitionError as e:  # ended elsewhere (e.g. marked interrupted by another process)
             log.warning("generation %d could not be marked %s: %s", job_id, status, e)
+            return False
+        except Exception:  # the database itself failed; the job's record stays as it was (logged)
+            log.exception("generation %d could not be marked %s", job_id, status)
             return False
 
     def _listener(self, job: _Job) -> EventListener:

@@ -293,3 +293,26 @@ def test_backends_module(monkeypatch):
     assert backends.wan_weights_present() is False
     assert backends.default_backend_name() == "preview"  # no weights: no torch import needed
     assert backends.model_id_for("preview") == "preview-warp-1"
+
+
+def test_worker_survives_a_store_error_and_close_releases_waiters(gen_store, cat, gh, monkeypatch):
+    runner = Runner(gen_store, {"preview": gh.FakeBackend()})
+    real_claim = gen_store.claim_generation
+    calls = []
+
+    def flaky_claim(job_id):
+        calls.append(job_id)
+        if len(calls) == 1:
+            raise OSError("disk I/O error")
+        return real_claim(job_id)
+
+    monkeypatch.setattr(gen_store, "claim_generation", flaky_claim)
+    first = runner.submit(_plan(), cat, backend="preview")
+    assert runner.wait(first.id, 30).status == "failed"
+    assert runner.wait(runner.submit(_plan(), cat, backend="preview").id, 30).status == "succeeded"
+    runner.close()
+    # a runner that never started: close() releases anyone waiting on its queued jobs
+    idle = Runner(gen_store, {"preview": gh.FakeBackend()}, start=False, recover=False)
+    rec = idle.submit(_plan(), cat, backend="preview")
+    idle.close()
+    assert idle.wait(rec.id, timeout=1).status == "queued"  # left queued: the next start marks it interrupted
