@@ -40,6 +40,14 @@ FIELD_BOUNDS: dict[tuple[str, str], tuple[float, float]] = {
 }
 DECIMALS = 2
 
+# Fields whose allowed values depend on another field, written as variants of one operation. A value is
+# a tuple of allowed literals, NULL (only null) or REQUIRED (the field's type without null). The plan
+# refuses a seed edit with policy "explicit" and no value, so the grammar never writes one.
+NULL, REQUIRED = "null", "required"
+VARIANTS: dict[str, tuple[dict[str, Any], ...]] = {
+    "seed": ({"policy": ("same", "new"), "value": NULL}, {"policy": ("explicit",), "value": REQUIRED}),
+}
+
 
 @dataclass(frozen=True)
 class Pattern:
@@ -258,19 +266,38 @@ def op_name(cls: type) -> str:
     return get_args(cls.model_fields["op"].annotation)[0]
 
 
+def _restricted(annotation: Any, rule: Any) -> Any:
+    if rule == REQUIRED:
+        rest = [a for a in get_args(annotation) if a is not type(None)]
+        return rest[0] if len(rest) == 1 else Union[tuple(rest)]  # type: ignore[valid-type]
+    if isinstance(rule, tuple):
+        return Literal[rule]  # type: ignore[valid-type]
+    raise ValueError(f"unknown variant rule {rule!r}")
+
+
 def edit_pattern(cls: type, spec: GrammarSpec) -> Pattern:
-    """`{"op":"…","field":value,…}` with every field, in declaration order."""
+    """`{"op":"…","field":value,…}` with every field, in declaration order (one branch per VARIANTS entry)."""
     op = op_name(cls)
-    parts = [f'\\{{"op":"{op}"']
-    total = len(f'{{"op":"{op}"')
-    for name, info in cls.model_fields.items():
-        if name == "op":
-            continue
-        p = field_pattern(op, name, info.annotation, list(info.metadata), spec)
-        parts.append(f',"{name}":{_group(p.regex)}')
-        total += len(f',"{name}":') + p.max_chars
-    parts.append(r"\}")
-    return Pattern("".join(parts), total + 1)
+    branches = []
+    for variant in VARIANTS.get(op, ({},)):
+        parts = [f'\\{{"op":"{op}"']
+        total = len(f'{{"op":"{op}"')
+        for name, info in cls.model_fields.items():
+            if name == "op":
+                continue
+            rule = variant.get(name)
+            if rule == NULL:
+                p = Pattern("null", 4)
+            else:
+                annotation = info.annotation if rule is None else _restricted(info.annotation, rule)
+                p = field_pattern(op, name, annotation, list(info.metadata), spec)
+            parts.append(f',"{name}":{_group(p.regex)}')
+            total += len(f',"{name}":') + p.max_chars
+        parts.append(r"\}")
+        branches.append(Pattern("".join(parts), total + 1))
+    if len(branches) == 1:
+        return branches[0]
+    return Pattern("|".join(_group(b.regex) for b in branches), max(b.max_chars for b in branches))
 
 
 def allowed_ops(spec: GrammarSpec, *, template_locked: bool = False) -> list[type]:

@@ -353,7 +353,8 @@ OP_EXAMPLES: dict[str, tuple[str, str]] = {
     "set_prompt": ('{"op":"set_prompt","text":null}', "use a typed prompt"),
     "undo": ('{"op":"undo"}', "back to the previous plan"),
     "reset": ('{"op":"reset"}', "start over"),
-    "recall": ('{"op":"recall","generation_id":12,"index":null}', "start from an earlier video (#12, or index 1, 2, -1 = last)"),
+    "recall": ('{"op":"recall","generation_id":12,"index":null,"query":null}',
+               "start from an earlier video: #12, or index 1, 2, -1 = last, or query \"cat\" = the cat video"),
 }
 
 FEW_SHOT: tuple[tuple[str, str], ...] = (
@@ -499,6 +500,14 @@ def _phrase_words(phrase: str) -> list[str]:
     return [w for w in _tokens(phrase) if len(w) >= 3]
 
 
+def subject_words(subject: str) -> tuple[str, ...]:
+    """The subject and the words people use for it (ours plus the rule planner's synonyms)."""
+    from agent.vocabulary import SUBJECT_SYNONYMS
+
+    theirs = tuple(w for w, s in SUBJECT_SYNONYMS.items() if s == subject and " " not in w)
+    return (subject,) + SUBJECT_WORDS.get(subject, ()) + theirs
+
+
 def is_grounded(edit: Edit, text: str) -> bool:
     """Does the message name what `edit` changes? (a subject, the camera, a duration, a seed ...)"""
     tokens = _tokens(text)
@@ -506,7 +515,7 @@ def is_grounded(edit: Edit, text: str) -> bool:
     op = edit.op
     if op in ("add_motion", "remove_motion", "scale_motion"):
         subject = edit.subject  # type: ignore[union-attr]
-        if _any(tokens, (subject,) + SUBJECT_WORDS.get(subject, ())):
+        if _any(tokens, subject_words(subject)):
             return True
         return op == "add_motion" and _any(tokens, _phrase_words(edit.action)[:1])  # type: ignore[union-attr]
     if op in ("set_camera", "scale_camera"):
@@ -548,10 +557,11 @@ def check_on_plan(plan: MotionPlan | None, edits: Sequence[Edit]) -> None:
     from agent.edits import apply
 
     if plan is None:
+        from agent.planner_rules import DEFAULT_TEMPLATE
         from agent.templates import get_template
 
         chosen = next((e.template for e in edits if e.op == "set_template"), None)  # type: ignore[union-attr]
-        plan = get_template(chosen or "portrait_subtle").default_plan(seed=0)
+        plan = get_template(chosen or DEFAULT_TEMPLATE).default_plan(seed=0)
     plan_edits = [e for e in edits if e.op not in SESSION_OPS]
     if plan_edits:
         apply(plan, plan_edits, rng=random.Random(0))
@@ -992,7 +1002,7 @@ def missing_elements(plan: MotionPlan, text: str) -> list[str]:
     tokens = _tokens(text)
     missing = []
     for m in plan.motions:
-        if not _any(tokens, (m.subject,) + SUBJECT_WORDS.get(m.subject, ())):
+        if not _any(tokens, subject_words(m.subject)):
             missing.append(m.subject)
         verb = next(iter(_phrase_words(m.action)), None)
         if verb and not _any(tokens, (verb[:4] if len(verb) > 4 else verb,)):
@@ -1016,7 +1026,9 @@ def is_covered(fragment: str, edits: Sequence[Edit]) -> bool:
 
 def content_words(fragments: Sequence[str]) -> list[str]:
     """Words of `fragments` that could carry an instruction (filler and punctuation left out)."""
-    return [t for t in _tokens(" ".join(fragments)) if t not in _FILLER and len(t) > 1]
+    from agent.vocabulary import FILLER
+
+    return [t for t in _tokens(" ".join(fragments)) if t not in _FILLER and t not in FILLER and len(t) > 1]
 
 
 class HybridPlanner:

@@ -121,3 +121,76 @@ MESSAGES = [
     "x" * 300,
     "draft render, 4 steps, zoom out",
 ]
+
+
+# --- stand-ins for a model: they go through the same QwenPlanner code via its `loader` ----------------------
+
+
+class ScriptedModel:
+    """Wants to write `answer(prompt)` token by token, like a model with strong preferences.
+
+    The logits processors (the grammar constraint) run on every step exactly as in `generate`, so an
+    off-grammar script is overruled. No `forward`: the planner skips its prefix cache for it.
+    """
+
+    def __init__(self, tokenizer, answer):
+        from types import SimpleNamespace
+
+        self.tokenizer = tokenizer
+        self.answer = answer if callable(answer) else (lambda prompt, text=answer: text)
+        self.config = SimpleNamespace(vocab_size=len(tokenizer))
+        self.generation_config = SimpleNamespace(eos_token_id=tokenizer.eos_token_id)
+        self.prompts: list[str] = []
+
+    def generate(self, input_ids, *, max_new_tokens, logits_processor=(), stopping_criteria=(), eos_token_id=None,
+                 **_ignored):
+        import torch
+
+        eos = eos_token_id if isinstance(eos_token_id, list) else [eos_token_id]
+        prompt = self.tokenizer.decode(input_ids[0])
+        self.prompts.append(prompt)
+        want = self.tokenizer(self.answer(prompt), add_special_tokens=False)["input_ids"] + [eos[0]]
+        ids = input_ids
+        for step in range(max_new_tokens):
+            scores = torch.zeros(1, self.config.vocab_size)
+            scores[0, want[step] if step < len(want) else eos[0]] = 10.0
+            for processor in logits_processor:
+                scores = processor(ids, scores)
+            token = int(scores[0].argmax())
+            ids = torch.cat([ids, torch.tensor([[token]])], dim=1)
+            if token in eos or any(bool(c(ids, scores).any()) for c in stopping_criteria):
+                break
+        return ids
+
+
+class RaisingModel:
+    """generate() fails the way a real model can (out of memory, a bug)."""
+
+    def __init__(self, tokenizer, error: Exception | None = None):
+        from types import SimpleNamespace
+
+        self.config = SimpleNamespace(vocab_size=len(tokenizer))
+        self.error = error or RuntimeError("CUDA out of memory (stub)")
+        self.calls = 0
+
+    def generate(self, *args, **kwargs):
+        self.calls += 1
+        raise self.error
+
+
+class SleepyModel:
+    """generate() ignores every stopping criterion and sleeps `seconds` (a stuck model)."""
+
+    def __init__(self, tokenizer, seconds: float):
+        from types import SimpleNamespace
+
+        self.config = SimpleNamespace(vocab_size=len(tokenizer))
+        self.seconds = seconds
+        self.calls = 0
+
+    def generate(self, input_ids, **kwargs):
+        import time
+
+        self.calls += 1
+        time.sleep(self.seconds)
+        return input_ids
