@@ -97,16 +97,27 @@ _CONJUNCTIONS = frozenset({"and", "then", "or"})
 
 
 def pace_word(speed: float) -> str:
-    """Words for a speed relative to the template's normal pace (1.0)."""
-    if speed < 0.4:
-        return "in slow motion"
-    if speed < 0.85:
-        return "slowly"
-    if speed <= 1.2:
-        return ""
-    if speed <= 1.8:
-        return "briskly"
-    return "rapidly"
+    """Words for a speed relative to the template's normal pace (1.0).
+
+    The buckets are fine enough that one "slower" / "faster" (×0.6 / ×1.5) always lands in another bucket:
+    the video model only sees the prompt, so a change of pace must change the words.
+    """
+    for limit, word in _PACE:
+        if speed <= limit:
+            return word
+    return "at breakneck speed"
+
+
+_PACE = (
+    (0.25, "in extreme slow motion"),
+    (0.4, "in slow motion"),
+    (0.6, "very slowly"),
+    (0.85, "slowly"),
+    (1.2, ""),
+    (1.6, "briskly"),
+    (2.4, "quickly"),
+    (3.5, "rapidly"),
+)
 
 
 def strength_word(intensity: float) -> str:

@@ -29,14 +29,27 @@ def test_conjugate_phrases():
 
 @pytest.mark.parametrize("motion,text", [
     (Motion(subject="hair", action="flow", speed=1.0, intensity=0.5), "the hair flows"),
-    (Motion(subject="hair", action="flow gently", speed=0.6, intensity=0.4), "the hair slowly flows gently"),
+    (Motion(subject="hair", action="flow gently", speed=0.6, intensity=0.4), "the hair very slowly flows gently"),
     (Motion(subject="eyes", action="blink", speed=1.0, intensity=0.3), "the eyes gently blink"),
     (Motion(subject="clouds", action="drift", speed=0.3, intensity=0.5), "the clouds drift in slow motion"),
-    (Motion(subject="tail", action="wag", speed=2.0, intensity=0.9), "the tail dramatically and rapidly wags"),
+    (Motion(subject="tail", action="wag", speed=2.0, intensity=0.9), "the tail dramatically and quickly wags"),
     (Motion(subject="mouth", action="smile", speed=1.0, intensity=0.5), "the lips curve into a smile"),
 ])
 def test_motion_phrases(motion, text):
     assert motion_phrase(motion) == text
+
+
+@pytest.mark.parametrize("start", [1.0, 0.8, 0.5])
+@pytest.mark.parametrize("factor", [0.6, 1.5])
+def test_every_slower_or_faster_step_changes_the_words(start, factor):
+    # The video model only sees the prompt: a pace change that leaves the words alone is lost.
+    from agent.compiler import pace_word
+    from agent.plan import LIMITS
+
+    speed = start
+    while LIMITS["speed"][0] <= speed * factor <= LIMITS["speed"][1] and speed * factor <= 3.5:
+        assert pace_word(speed) != pace_word(speed * factor), (speed, factor)
+        speed *= factor
 
 
 def test_no_word_is_doubled_in_any_template_prompt():
