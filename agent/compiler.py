@@ -99,8 +99,8 @@ _CONJUNCTIONS = frozenset({"and", "then", "or"})
 def pace_word(speed: float) -> str:
     """Words for a speed relative to the template's normal pace (1.0).
 
-    The buckets are fine enough that one "slower" / "faster" (×0.6 / ×1.5) always lands in another bucket:
-    the video model only sees the prompt, so a change of pace must change the words.
+    No bucket spans more than a factor 1.6, so one "slower" / "faster" (×0.6 / ×1.5) always lands in another
+    bucket: the video model only sees the prompt, so a change of pace must change the words.
     """
     for limit, word in _PACE:
         if speed <= limit:
@@ -111,8 +111,8 @@ def pace_word(speed: float) -> str:
 _PACE = (
     (0.25, "in extreme slow motion"),
     (0.4, "in slow motion"),
-    (0.6, "very slowly"),
-    (0.85, "slowly"),
+    (0.6, "slowly"),
+    (0.85, "at a leisurely pace"),
     (1.2, ""),
     (1.6, "briskly"),
     (2.4, "quickly"),
