@@ -9,6 +9,9 @@ import streamlit as st
 from ui import chat, create, plan_panel, result, services, sidebar
 
 st.set_page_config(page_title="VividFlow studio", page_icon=":material/movie:", layout="wide")
+PLAN_HEIGHT_PX = 680  # the plan scrolls on its own, so the page follows the chat
+# less empty space above the studio (data-testid is Streamlit's stable hook; harmless if it changes)
+st.html("<style>[data-testid='stMainBlockContainer']{padding-top:2.5rem}</style>")
 
 
 def studio_page() -> None:
@@ -18,10 +21,14 @@ def studio_page() -> None:
         ctx.chat(prompt)
     left, right = st.columns([7, 5], gap="large")
     with left:
-        create.render(studio, max_area=ctx.max_area)
-        result.render(ctx)
+        picture, video = st.columns([2, 3])
+        with picture:
+            create.render(studio, max_area=ctx.max_area)
+        with video:
+            result.render_latest(ctx)
+        result.render_controls(ctx)
         chat.render(studio)
-    with right:
+    with right, st.container(height=PLAN_HEIGHT_PX, border=False):
         st.subheader("Plan")
         plan_panel.render(studio, enhance=ctx.enhancer)
 

@@ -93,15 +93,13 @@ def render(studio: Studio, *, max_area: int | None = None) -> None:
     if err := st.session_state.get("upload._error"):
         st.error(err + (" The previous picture is kept." if studio.image else ""))
     if studio.image is None:
-        st.info("Upload a picture to start, then tell the chat what should move.", icon=":material/photo:")
+        st.info("Upload a picture to start.", icon=":material/photo:")
         return
-    cols = st.columns([2, 3], vertical_alignment="top")
-    cols[0].image(thumbnail(studio.image.path), width="stretch")
-    with cols[1]:
-        resolution_line(studio, max_area=max_area)
-        if had_image:  # the uploader moves here once there is a picture (same key: same widget)
-            with st.expander("Use another picture"):
-                _uploader(studio)
+    st.image(thumbnail(studio.image.path), width="stretch")
+    resolution_line(studio, max_area=max_area)
+    if had_image:  # the uploader moves here once there is a picture (same key: same widget)
+        with st.expander("Use another picture"):
+            _uploader(studio)
 
 
 THUMB_SIDE = 320
@@ -148,7 +146,6 @@ def resolution_line(studio: Studio, *, max_area: int | None = None) -> None:
         return
     rp = resolution_preview(upright_size(studio), studio.plan, max_area=max_area or MAX_AREA)
     st.markdown(
-        f"**{image.filename or 'picture'}**  \n"
         f"input {rp.input_width}×{rp.input_height} → output **{rp.width}×{rp.height}**  \n"
         f"**{rp.num_frames} frames** · **{rp.duration_s:.2f} s** at {rp.fps} fps"
     )

@@ -67,11 +67,11 @@ def render_result(ctx: Context, g: GenerationRecord) -> None:
     head = f"**#{g.id}** · {status_label(g.status)} · seed {g.seed} · {g.duration_s:g} s"
     if g.status == "succeeded" and g.video_path is not None and g.video_path.is_file():
         st.video(str(g.video_path), loop=True, autoplay=True, muted=True)
-        cols = st.columns([3, 2], vertical_alignment="center")
         total = (g.timings or {}).get("total_s")
-        cols[0].markdown(head + (f" · rendered in {seconds(total)}" if isinstance(total, int | float) else ""))
-        cols[1].download_button(
+        st.markdown(head + (f" · rendered in {seconds(total)}" if isinstance(total, int | float) else ""))
+        st.download_button(
             "Download MP4",
+            icon=":material/download:",
             data=partial(_read, g.video_path),
             file_name=f"vividflow-{g.id}.mp4",
             mime="video/mp4",
@@ -95,7 +95,23 @@ def render_result(ctx: Context, g: GenerationRecord) -> None:
         st.warning("The video file of this generation is missing from the data folder.")
 
 
-def render(ctx: Context) -> None:
+def render_latest(ctx: Context) -> None:
+    """The newest finished result of the conversation (the chat continues from it), or a placeholder."""
+    shown = ctx.studio.latest_result(finished=True)
+    if shown is not None:
+        render_result(ctx, shown)
+    else:
+        st.markdown(
+            "<div style='aspect-ratio:1/1;display:flex;align-items:center;justify-content:center;"
+            "text-align:center;padding:1rem;border:1px dashed rgba(128,128,128,.45);border-radius:.5rem;"
+            "color:rgba(128,128,128,.9)'>Your video appears here.<br>Describe the motion in the chat, "
+            "then press Generate.</div>",
+            unsafe_allow_html=True,
+        )
+
+
+def render_controls(ctx: Context) -> None:
+    """Generate, the backend label, the auto-render switch, errors and the live progress."""
     studio = ctx.studio
     cols = st.columns([2, 3], vertical_alignment="center")
     cols[0].button(
@@ -108,7 +124,8 @@ def render(ctx: Context) -> None:
         width="stretch",
         help="Upload a picture first" if studio.image is None else "Queue a render of the current plan",
     )
-    cols[1].caption(f"Backend: **{ctx.backend_text}**")
+    cols[1].caption(f"Renders with **{ctx.backend_name}**" + (f" · {ctx.model_id}" if ctx.backend_name != "preview"
+                    else " (a quick CPU motion sketch, not the video model)"))
     if studio.base_generation_id is not None:
         st.session_state.setdefault(K + "auto", True)
         st.toggle("Render again after each chat change", key=K + "auto",
@@ -118,6 +135,3 @@ def render(ctx: Context) -> None:
     job = studio.active_job()
     if job is not None and job.is_active:
         st.fragment(run_every=POLL_S)(render_progress)(ctx, job.id)
-    shown = studio.latest_result(finished=True)
-    if shown is not None:
-        render_result(ctx, shown)

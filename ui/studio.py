@@ -294,7 +294,7 @@ class Studio:
         parent = parent_id if parent_id is not None else self.base_generation_id
         record = runner.submit(plan.to_dict(), self.image.id, backend=backend, model_id=model_id,
                                conversation_id=conv, parent_id=parent)
-        label = f"#{record.id} queued ({backend})" + (f", from #{parent}" if parent else "")
+        label = f"Render #{record.id} on {backend}" + (f", a child of #{parent}" if parent else "")
         self._record(ChatEntry("system", label, kind="generation", generation_id=record.id), plan)
         self.active_job_id = record.id
         self.base_generation_id = record.id

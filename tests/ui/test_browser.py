@@ -115,6 +115,9 @@ def photo(tmp_path) -> Path:
 
 
 def _shot(page, name: str) -> None:
+    """A full-page screenshot once every image on the page has loaded."""
+    page.wait_for_function("() => Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)",
+                           timeout=15_000)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
