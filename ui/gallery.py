@@ -269,3 +269,24 @@ def render(store: Store, actions: GalleryActions) -> None:
         render_details(store, int(selected), actions)
     render_grid(page)
     render_pager(page)
+    active = tuple(g.id for g in page.items if g.is_active)
+    if active:  # something on this page is queued or rendering: refresh the page when it ends
+        st.fragment(run_every=1.0)(_watch)(store, active)
+
+
+def _watch(store: Store, ids: tuple[int, ...]) -> None:
+    records = [store.get_generation(i) for i in ids if _exists(store, i)]
+    if len(records) < len(ids) or any(r.is_terminal for r in records):
+        st.rerun(scope="app")
+    running = [r for r in records if r.status == "running"]
+    st.caption(f":material/autorenew: {len(records)} on this page queued or rendering"
+               + (f" · #{running[0].id} {running[0].progress.stage if running[0].progress else 'starting'}"
+                  if running else ""))
+
+
+def _exists(store: Store, generation_id: int) -> bool:
+    try:
+        store.get_generation(generation_id)
+    except NotFoundError:
+        return False
+    return True

@@ -216,6 +216,9 @@ class Context:
         st.switch_page(st.session_state[PAGES]["studio"])
 
     def delete(self, generation_id: int) -> None:
+        """Delete a generation and its files; a queued one is taken out of the runner's queue first."""
+        if self.store.get_generation(generation_id).status == "queued":
+            runner().cancel(generation_id)
         self.store.delete_generation(generation_id, remove_files=True)
 
 

@@ -154,3 +154,28 @@ def test_branch_into_chat_opens_plan_and_picture_in_a_new_conversation(kit):
     new = kit.store().get_generation(at.session_state["studio"].active_job_id)
     assert new.parent_id == g.id and new.conversation_id == studio.conversation_id
     kit.wait_terminal(new.id)
+
+
+def test_deleting_a_queued_generation_takes_it_out_of_the_queue(kit):
+    from agent.templates import get_template
+
+    s = kit.store()
+    image = s.add_image(kit.photo_bytes(max_side=64), filename="a.png")
+    at = _gallery(kit)  # starts the runner for this data folder
+    from ui.services import runner_for
+    from ui.settings import load_settings
+
+    settings = load_settings()
+    runner = runner_for(str(settings.home), settings.generation)
+    plan = get_template("abstract").default_plan(seed=1).with_changes(duration_s=5.0)
+    first = runner.submit(plan, image.id, backend="preview")
+    second = runner.submit(plan, image.id, backend="preview")
+    at.run()
+    assert any("queued or rendering" in c.value for c in at.caption)
+    at.button(key=f"g.open.{second.id}").click().run()
+    at.button(key=f"g.delete.{second.id}").click().run()
+    at.button(key=f"g.confirm.{second.id}").click().run()
+    assert not at.exception
+    assert second.id not in runner.queued()
+    runner.cancel(first.id)
+    assert kit.wait_terminal(first.id).status == "cancelled"
