@@ -288,9 +288,13 @@ _STATE_LOCK = threading.RLock()
 Loader = Callable[[LLMConfig], tuple[Any, Any]]
 
 
+def _key(config: LLMConfig, loader: Loader) -> tuple[Any, ...]:
+    return (id(loader), config.model, config.gguf_file, config.device, config.dtype)
+
+
 def _acquire(config: LLMConfig, loader: Loader) -> _Loaded:
     """The loaded model for `config`, loading it (and unloading another one) when needed."""
-    key = (id(loader), config.model, config.gguf_file, config.device, config.dtype)
+    key = _key(config, loader)
     with _STATE_LOCK:
         current = _STATE["loaded"]
         if current is not None and current.key == key:
@@ -839,7 +843,7 @@ class QwenPlanner:
     @property
     def is_loaded(self) -> bool:
         current = _STATE["loaded"]
-        return current is not None and current.key[0] == id(self.loader) and current.key[1] == self.config.model
+        return current is not None and current.key == _key(self.config, self.loader)
 
     def unload(self) -> bool:
         return unload_all() if self.is_loaded else False
@@ -1054,7 +1058,8 @@ class HybridPlanner:
     ) -> ParseResult:
         ruled = self.rules.parse(message, plan, history=history, template_locked=template_locked)
         always = self.config.mode == "always"
-        leftover = [message] if always else list(ruled.unparsed)
+        # What the rules did not understand: their unparsed clauses, or the whole message when they made no edit.
+        leftover = [message] if always or not ruled.edits else list(ruled.unparsed)
         if not self.config.enabled or not content_words(leftover):
             return ruled
         text = " ".join(leftover)

@@ -1,0 +1,404 @@
+"""The LLM planner on a tiny random Qwen2 built here and loaded back through the production loader
+(HF_HUB_OFFLINE=1), and on stand-in models that follow a script, raise or hang."""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import subprocess
+import sys
+import time
+import weakref
+from pathlib import Path
+
+import pytest
+
+from agent.edits import ParseResult, ScaleMotion, SetDuration, edits_to_json, parse_edits
+from agent.planner_llm import (
+    ENV_VARS,
+    TIMEOUT_GRACE_S,
+    HybridPlanner,
+    LLMConfig,
+    LLMConfigError,
+    LLMUnavailable,
+    QwenPlanner,
+    build_messages,
+    enhance_prompt,
+    is_grounded,
+    loaded_model,
+    make_planner,
+    missing_elements,
+    resolve_source,
+    unload_all,
+)
+from agent.planner_rules import RulePlanner
+from agent.plan import MotionPlan
+from agent.session import new_conversation, plan_turn
+from agent.templates import get_template
+from tests.agent.llm_fixtures import MESSAGES, RaisingModel, ScriptedModel, SleepyModel, build_tiny_qwen
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(tmp_path_factory) -> Path:
+    return build_tiny_qwen(tmp_path_factory.mktemp("tiny-qwen"))
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer(tiny_dir):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(tiny_dir, local_files_only=True)
+
+
+@pytest.fixture(autouse=True)
+def _offline_and_clean(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    for name in ENV_VARS:
+        monkeypatch.delenv(name, raising=False)
+    yield
+    unload_all()
+
+
+def planner_with(model, tokenizer, **settings) -> QwenPlanner:
+    """A QwenPlanner whose loader hands over a stand-in model (same code path from there on)."""
+    config = LLMConfig(model=f"stub-{id(model)}", **settings)
+    return QwenPlanner(config, loader=lambda cfg: (model, tokenizer))
+
+
+def fashion_plan() -> MotionPlan:
+    return get_template("fashion").default_plan(seed=3)
+
+
+def rules_only_turn(message: str, template: str | None = None, seed: int = 11):
+    import random
+
+    return plan_turn(new_conversation(template=template), message, rng=random.Random(seed))
+
+
+def hybrid_turn(message: str, llm: QwenPlanner, template: str | None = None, seed: int = 11):
+    import random
+
+    return plan_turn(new_conversation(template=template), message, planner=HybridPlanner(RulePlanner(), llm),
+                     rng=random.Random(seed))
+
+
+# --- settings and loading --------------------------------------------------------------------------------
+
+
+def test_importing_the_planner_does_not_import_torch():
+    code = "import sys, agent.planner_llm; print(sorted(m for m in ('torch', 'transformers', 'llguidance') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_config_reads_every_setting_from_the_environment_in_one_place():
+    env = {
+        "VIVIDFLOW_LLM_MODEL": "Qwen/Qwen2.5-1.5B-Instruct", "VIVIDFLOW_LLM_GGUF_FILE": "",
+        "VIVIDFLOW_LLM_DEVICE": "CPU", "VIVIDFLOW_LLM_DTYPE": "bfloat16", "VIVIDFLOW_LLM_MAX_NEW_TOKENS": "300",
+        "VIVIDFLOW_LLM_TIMEOUT_S": "7.5", "VIVIDFLOW_LLM_ENABLED": "yes", "VIVIDFLOW_LLM_MODE": "always",
+        "VIVIDFLOW_LLM_MAX_EDITS": "3", "VIVIDFLOW_LLM_GROUNDED_ONLY": "0",
+    }
+    c = LLMConfig.from_env(env)
+    assert (c.model, c.gguf_file, c.device, c.dtype, c.max_new_tokens, c.timeout_s, c.enabled, c.mode,
+            c.max_edits, c.grounded_only) == ("Qwen/Qwen2.5-1.5B-Instruct", None, "cpu", "bfloat16", 300, 7.5,
+                                              True, "always", 3, False)
+    assert LLMConfig.from_env(env, timeout_s=2.0, model=None).timeout_s == 2.0  # flags win; None = not given
+    d = LLMConfig()
+    assert (d.model, d.timeout_s, d.mode, d.enabled, d.available) == (None, 20.0, "fallback_only", True, False)
+
+
+@pytest.mark.parametrize("env,needle", [
+    ({"VIVIDFLOW_LLM_TIMEOUT_S": "soon"}, "VIVIDFLOW_LLM_TIMEOUT_S"),
+    ({"VIVIDFLOW_LLM_TIMEOUT_S": "0"}, "VIVIDFLOW_LLM_TIMEOUT_S: timeout_s must be"),
+    ({"VIVIDFLOW_LLM_MODE": "sometimes"}, "fallback_only, always"),
+    ({"VIVIDFLOW_LLM_DEVICE": "tpu"}, "auto, cpu, cuda or cuda:N"),
+    ({"VIVIDFLOW_LLM_ENABLED": "maybe"}, "VIVIDFLOW_LLM_ENABLED"),
+    ({"VIVIDFLOW_LLM_MAX_NEW_TOKENS": "5"}, "16–4096"),
+])
+def test_bad_settings_name_the_variable_and_the_allowed_values(env, needle):
+    with pytest.raises(LLMConfigError, match=needle):
+        LLMConfig.from_env(env)
+
+
+def test_model_sources(tmp_path):
+    with pytest.raises(LLMUnavailable, match="does not exist"):
+        resolve_source(str(tmp_path / "no-such-model"))
+    with pytest.raises(LLMUnavailable, match="does not exist"):
+        resolve_source(str(tmp_path / "weights.gguf"))
+    assert resolve_source("Qwen/Qwen2.5-0.5B-Instruct") == ("Qwen/Qwen2.5-0.5B-Instruct", None)
+    folder, name = resolve_source("smollm2")
+    assert (Path(folder) / name).is_file() and name.endswith(".gguf")
+    assert resolve_source(str(Path(folder) / name)) == (folder, name)
+
+
+def test_a_missing_model_is_a_clear_unavailable_result_and_the_reply_says_the_rules_were_used(tmp_path):
+    llm = QwenPlanner(LLMConfig(model=str(tmp_path / "nowhere")))
+    out = llm.propose("make the hair flow", fashion_plan())
+    assert out.status == "unavailable" and "nowhere" in out.message and "does not exist" in out.message
+    state, reply = hybrid_turn("asdf qwerty", llm)
+    rule_state, _ = rules_only_turn("asdf qwerty")
+    assert state.plan == rule_state.plan
+    assert "rule planner" in reply.text and "could not be loaded" in reply.text
+
+
+def test_an_uncached_hub_id_fails_fast_offline():
+    out = QwenPlanner(LLMConfig(model="nobody-here/not-a-model-xyz")).propose("hair", None)
+    assert out.status == "unavailable" and "HF_HUB_OFFLINE" in out.message
+
+
+def test_tiny_model_loads_through_the_production_loader_offline_and_unloads(tiny_dir):
+    from transformers import Qwen2ForCausalLM
+
+    llm = QwenPlanner(LLMConfig(model=str(tiny_dir)))
+    assert loaded_model() is None and not llm.is_loaded
+    llm.load()
+    model = loaded_model()
+    assert isinstance(model, Qwen2ForCausalLM) and llm.is_loaded
+    assert str(next(model.parameters()).device) == "cpu" and next(model.parameters()).dtype.is_floating_point
+    ref = weakref.ref(model)
+    del model
+    assert llm.unload() and loaded_model() is None
+    gc.collect()
+    assert ref() is None  # nothing else holds the weights
+
+
+def test_at_most_one_model_per_process(tiny_dir):
+    first = QwenPlanner(LLMConfig(model=str(tiny_dir), device="auto"))
+    first.load()
+    ref = weakref.ref(loaded_model())
+    second = QwenPlanner(LLMConfig(model=str(tiny_dir), device="cpu"))
+    second.load()  # another configuration: the first model goes before the second loads
+    gc.collect()
+    assert ref() is None and second.is_loaded and not first.is_loaded
+    second.load()
+    assert second.is_loaded  # same configuration: reused, not reloaded
+
+
+# --- the random tiny model: always schema-valid ---------------------------------------------------------
+
+
+def test_50_calls_on_varied_messages_all_give_schema_valid_edits(tiny_dir):
+    """Sampling (temperature 1) from the random model makes long, varied answers; every one must parse."""
+    base = LLMConfig(model=str(tiny_dir), temperature=1.0, grounded_only=False, timeout_s=60)
+    plan = fashion_plan()
+    ops, non_empty = set(), 0
+    assert len(MESSAGES) == 50
+    for i, message in enumerate(MESSAGES):
+        out = QwenPlanner(base.replace(seed=i)).propose(message, plan if i % 3 else None,
+                                                        history=[("user", "hello"), ("assistant", "hi")])
+        assert out.status == "ok", (message, out.status, out.message, out.text)
+        again = parse_edits(json.loads(out.text))  # the raw answer itself is schema-valid JSON
+        assert edits_to_json(again) == edits_to_json(out.edits)
+        ops |= {e.op for e in out.edits}
+        non_empty += bool(out.edits)
+    assert non_empty >= 35 and len(ops) >= 10  # the answers really exercise the schema
+
+
+def test_greedy_decoding_is_deterministic(tiny_dir):
+    llm = QwenPlanner(LLMConfig(model=str(tiny_dir)))
+    a = llm.propose("slower hair, same seed", fashion_plan())
+    b = llm.propose("slower hair, same seed", fashion_plan())
+    assert a.ok and a.text == b.text
+
+
+def test_hybrid_with_the_random_model_yields_a_valid_plan_every_time(tiny_dir):
+    import random
+
+    llm = QwenPlanner(LLMConfig(model=str(tiny_dir), temperature=1.0, mode="always", grounded_only=False, timeout_s=60))
+    hybrid = HybridPlanner(RulePlanner(), llm)
+    state, rng = new_conversation(), random.Random(5)
+    used_llm = 0
+    for i, message in enumerate(MESSAGES):
+        if i % 10 == 0:
+            state = new_conversation(template=None if i % 20 else "animals")
+        state, reply = plan_turn(state, message, planner=hybrid, rng=rng)
+        assert isinstance(state.plan, MotionPlan)
+        assert MotionPlan.from_json(state.plan.to_json()) == state.plan  # valid and complete
+        assert state.plan.prompt and reply.text
+        used_llm += reply.planner in ("llm", "hybrid")
+    assert used_llm >= 20
+
+
+# --- stand-ins: the rule result stands when the model fails -------------------------------------------
+
+
+def test_a_model_that_raises_leaves_the_rule_result_and_the_reply_says_so(tiny_tokenizer):
+    stub = RaisingModel(tiny_tokenizer)
+    llm = planner_with(stub, tiny_tokenizer, mode="always")
+    state, reply = hybrid_turn("make her hair flow in the wind, slow zoom in", llm)
+    rule_state, rule_reply = rules_only_turn("make her hair flow in the wind, slow zoom in")
+    assert stub.calls == 1
+    assert state.plan == rule_state.plan
+    assert "the language model failed" in reply.text.lower() and "rule planner" in reply.text
+    assert "CUDA out of memory" in reply.text
+
+
+def test_a_model_that_hangs_times_out_and_the_rule_result_stands(tiny_tokenizer):
+    stub = SleepyModel(tiny_tokenizer, seconds=1.5)
+    llm = planner_with(stub, tiny_tokenizer, mode="always", timeout_s=0.3)
+    started = time.monotonic()
+    state, reply = hybrid_turn("slower hair, new seed", llm, template="fashion")
+    took = time.monotonic() - started
+    rule_state, _ = rules_only_turn("slower hair, new seed", template="fashion")
+    assert took < 0.3 + TIMEOUT_GRACE_S + 0.7
+    assert state.plan == rule_state.plan
+    assert "took too long" in reply.text and "0.3 s" in reply.text and "rule planner" in reply.text
+    # The stuck call still holds the model: the next one does not pile on, it falls back too.
+    out = llm.propose("hair", fashion_plan())
+    assert out.status in ("busy", "timeout")
+    time.sleep(1.5)
+
+
+def test_an_answer_that_breaks_the_plan_is_rejected(tiny_tokenizer, monkeypatch):
+    import agent.planner_llm as mod
+
+    def refuse(plan, edits):
+        raise ValueError("duration_s: refused by the plan")
+
+    monkeypatch.setattr(mod, "check_on_plan", refuse)
+    llm = planner_with(ScriptedModel(tiny_tokenizer, '[{"op":"set_duration","seconds":4}]'), tiny_tokenizer)
+    out = llm.propose("make it 4 seconds", fashion_plan())
+    assert out.status == "invalid" and "refused by the plan" in out.message
+
+
+def test_the_constraint_overrules_a_chatty_model(tiny_tokenizer):
+    chatty = ScriptedModel(tiny_tokenizer, 'Sure! Here you go:\n```json\n[{"op": "undo"}]\n```')
+    out = planner_with(chatty, tiny_tokenizer).propose("undo", fashion_plan())
+    assert out.ok, out.message
+    parse_edits(json.loads(out.text))  # whatever the script wanted, the answer is schema-valid JSON
+
+
+def test_scripted_answer_is_parsed_grounded_and_merged_after_the_rules(tiny_tokenizer):
+    answer = ('[{"op":"scale_motion","subject":"water","speed_factor":1.5,"intensity_factor":1.5},'
+              '{"op":"add_motion","subject":"fire","action":"flicker","speed":1,"intensity":0.5}]')
+    model = ScriptedModel(tiny_tokenizer, answer)
+    llm = planner_with(model, tiny_tokenizer)
+    plan = get_template("landscape").default_plan(seed=3)
+    assert RulePlanner().parse("water go brrr", plan).edits == []  # the rules make nothing of it
+    result = HybridPlanner(RulePlanner(), llm).parse("water go brrr", plan)
+    assert [e.op for e in result.edits] == ["scale_motion"]  # fire is not in the message: dropped
+    assert result.edits[0] == ScaleMotion(subject="water", speed_factor=1.5, intensity_factor=1.5)
+    assert result.planner == "llm" and result.unparsed == []
+    assert "Message: water go brrr" in model.prompts[-1]
+
+    # A message the rules understand fully: the model is not asked at all.
+    calls = len(model.prompts)
+    ruled = HybridPlanner(RulePlanner(), llm).parse("make it 4 seconds", plan)
+    assert len(model.prompts) == calls and ruled.planner == "rules" and ruled.edits == [SetDuration(seconds=4)]
+
+
+def test_always_mode_lets_the_model_lead_and_the_rules_fill_in(tiny_tokenizer):
+    answer = '[{"op":"scale_motion","subject":"hair","speed_factor":0.4,"intensity_factor":1}]'
+    llm = planner_with(ScriptedModel(tiny_tokenizer, answer), tiny_tokenizer, mode="always")
+    result = HybridPlanner(RulePlanner(), llm).parse("much slower hair, make it 4 seconds", fashion_plan())
+    assert result.planner == "hybrid"
+    assert result.edits[0] == ScaleMotion(subject="hair", speed_factor=0.4)  # the model's, not the rules' hair edit
+    assert SetDuration(seconds=4) in result.edits and len(result.edits) == 2
+
+
+def test_disabled_means_rules_only_without_a_note(tiny_tokenizer):
+    stub = RaisingModel(tiny_tokenizer)
+    llm = planner_with(stub, tiny_tokenizer, enabled=False, mode="always")
+    result = HybridPlanner(RulePlanner(), llm).parse("asdf qwerty", fashion_plan())
+    assert stub.calls == 0 and result.notes == [] and result.planner == "rules"
+
+
+def test_llm_only_planner_follows_the_planner_protocol(tiny_tokenizer):
+    ok = planner_with(ScriptedModel(tiny_tokenizer, '[{"op":"undo"}]'), tiny_tokenizer)
+    r = ok.parse("undo that please", fashion_plan())
+    assert isinstance(r, ParseResult) and [e.op for e in r.edits] == ["undo"] and r.planner == "llm"
+    bad = planner_with(RaisingModel(tiny_tokenizer), tiny_tokenizer)
+    r = bad.parse("undo", fashion_plan())
+    assert r.edits == [] and r.unparsed == ["undo"] and "failed" in r.notes[0]
+
+
+def test_the_prompt_holds_operations_plan_history_and_message():
+    plan = fashion_plan()
+    msgs = build_messages("slower hair", plan, history=[("user", "make it 4 seconds"), ("assistant", "Done.")])
+    system, last = msgs[0]["content"], msgs[-1]["content"]
+    assert '"op":"scale_motion"' in system and "zoom_in" in system and "hair" in system
+    assert '"template":"fashion"' in last and "make it 4 seconds" in last and last.endswith("Message: slower hair")
+    assert plan.prompt not in last  # the long compiled prompt stays out
+    locked = build_messages("x", plan, template_locked=True)[0]["content"]
+    assert '"op":"set_template"' not in locked
+
+
+def test_grounding():
+    from agent.edits import AddAtmosphere, AddMotion, SetCamera, SetSeed
+
+    assert is_grounded(ScaleMotion(subject="hair", speed_factor=0.6), "slower locks please")
+    assert not is_grounded(ScaleMotion(subject="water", speed_factor=0.6), "slower hair")
+    assert is_grounded(AddMotion(subject="animal", action="wag"), "the puppy wags")
+    assert is_grounded(SetCamera(move="zoom_in"), "push in a little")
+    assert not is_grounded(SetCamera(move="zoom_in"), "asdf qwerty")
+    assert is_grounded(SetDuration(seconds=3), "3s please") and is_grounded(SetDuration(seconds=3), "make it longer")
+    assert is_grounded(SetSeed(policy="new"), "another variation")
+    assert is_grounded(AddAtmosphere(items=("golden hour light",)), "golden hour vibes")
+
+
+# --- prompt enhancement -------------------------------------------------------------------------------------
+
+
+def test_enhance_keeps_a_rewrite_that_names_every_subject_motion_and_camera_move(tiny_tokenizer):
+    plan = fashion_plan()  # hair flows, eyes blink, camera zooms in
+    good = ("A slow cinematic push in on her face, soft studio light, her hair flowing gently in a warm breeze, "
+            "her eyes blinking naturally, shallow depth of field.")
+    llm = planner_with(ScriptedModel(tiny_tokenizer, good), tiny_tokenizer)
+    out = llm.enhance(plan)
+    assert out.ok and out.prompt == good
+    assert enhance_prompt(plan, planner=llm) == good
+
+
+def test_enhance_falls_back_when_the_rewrite_loses_a_subject(tiny_tokenizer):
+    plan = fashion_plan()
+    lossy = "A slow cinematic push in, soft studio light, her eyes blinking naturally."
+    out = planner_with(ScriptedModel(tiny_tokenizer, lossy), tiny_tokenizer).enhance(plan)
+    assert not out.ok and out.prompt == plan.prompt and "hair" in out.message
+    assert missing_elements(plan, lossy) == ["hair", "hair flow gently"]
+
+
+def test_enhance_with_the_random_model_is_deterministic_and_safe(tiny_dir):
+    plan = fashion_plan()
+    llm = QwenPlanner(LLMConfig(model=str(tiny_dir), enhance_max_new_tokens=48))
+    a, b = llm.enhance(plan), llm.enhance(plan)
+    assert a == b  # greedy: same text, same decision
+    assert a.prompt == plan.prompt and not a.ok  # random words never name every subject: compiled prompt kept
+
+
+def test_enhance_without_a_model_or_with_a_typed_prompt_returns_the_prompt_as_is():
+    plan = fashion_plan()
+    assert enhance_prompt(plan, planner=QwenPlanner(LLMConfig())) == plan.prompt
+    typed = plan.with_changes(prompt_override="my own words")
+    out = QwenPlanner(LLMConfig(model="smollm2")).enhance(typed)
+    assert out.prompt == "my own words" and not out.ok and loaded_model() is None
+
+
+# --- entry points -------------------------------------------------------------------------------------------
+
+
+def test_make_planner_builds_the_hybrid_from_arguments_and_environment(monkeypatch, tiny_dir):
+    monkeypatch.setenv("VIVIDFLOW_LLM_TIMEOUT_S", "3")
+    p = make_planner(model=str(tiny_dir), gguf_file=None, mode="always")
+    assert isinstance(p, HybridPlanner) and isinstance(p.rules, RulePlanner)
+    assert p.config.model == str(tiny_dir) and p.config.timeout_s == 3 and p.config.mode == "always"
+    assert isinstance(make_planner(model=str(tiny_dir), hybrid=False), QwenPlanner)
+    assert loaded_model() is None  # nothing loads before the first message
+
+
+@pytest.mark.slow
+def test_cli_plans_with_the_qwen_planner(tiny_dir):
+    env = dict(os.environ, HF_HUB_OFFLINE="1", VIVIDFLOW_LLM_MODE="always", VIVIDFLOW_LLM_TEMPERATURE="1.0")
+    turns = {"turns": ["make her hair flow in the wind, slow zoom in", "slower hair, same seed", "qwerty"],
+             "template": None}
+    out = subprocess.run([sys.executable, "-m", "agent", "plan", "--planner", "qwen", "--model", str(tiny_dir),
+                          "--rng-seed", "3"], input=json.dumps(turns), cwd=ROOT, env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    lines = [json.loads(line) for line in out.stdout.splitlines()]
+    assert len(lines) == 3
+    for line in lines:
+        MotionPlan.from_dict(line["plan"])
+        assert line["reply"]
