@@ -186,6 +186,11 @@ def test_create_chat_generate_play_and_gallery(server, photo):
             page.get_by_role("button", name="Details").first.click()
             expect(page.get_by_text("Parameters", exact=True)).to_be_visible()
             _shot(page, "3-gallery-details")
+
+            # 5. branch into chat: back on the studio, a new conversation starts from #1's plan and picture
+            page.get_by_role("button", name="Branch into chat").click()
+            expect(page.get_by_text("Branched from #1")).to_be_visible()
+            expect(page.get_by_role("heading", name="Plan")).to_be_visible()
         finally:
             browser.close()
     assert "Traceback" not in log_path.read_text(), log_path.read_text()[-3000:]
