@@ -191,7 +191,11 @@ class Context:
         """A chat turn; once a result exists, a turn that changes the plan renders again as its child."""
         before = self.studio.plan
         try:
-            self.studio.chat(message, planner=self.planner)
+            if self.settings.llm_on:  # the model may load on first use (seconds to a minute)
+                with st.spinner("Thinking (LLM planner)…"):
+                    self.studio.chat(message, planner=self.planner)
+            else:
+                self.studio.chat(message, planner=self.planner)
         except StudioError as e:
             st.session_state["res.error"] = str(e)
             return
