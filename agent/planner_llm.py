@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import gc
 import importlib.util
+import inspect
 import json
 import logging
 import math
@@ -716,6 +717,8 @@ def make_constraint(matcher: Any, vocab_size: int) -> Any:
             for token in list(generated)[self.consumed:]:
                 self.consume(token)
 
+    # transformers inspects the processor's signature on every step; a precomputed one makes that cheap
+    GrammarConstraint.__call__.__signature__ = inspect.signature(GrammarConstraint.__call__)  # type: ignore[attr-defined]
     return GrammarConstraint()
 
 
