@@ -480,7 +480,6 @@ OP_WORDS: dict[str, tuple[str, ...]] = {
     "undo": ("undo", "back", "revert", "previous", "before"),
     "reset": ("reset", "over", "scratch", "restart", "default"),
     "recall": ("#", "same", "like", "last", "first", "second", "third", "previous", "earlier", "rerun", "one"),
-    "negation": ("no", "not", "without", "avoid", "don't", "dont", "never", "stop", "remove"),
 }
 _TOKEN = re.compile(r"#|[a-z0-9']+")
 
@@ -502,7 +501,8 @@ def _any(tokens: Sequence[str], words: Sequence[str]) -> bool:
 
 
 def _phrase_words(phrase: str) -> list[str]:
-    return [w for w in _tokens(phrase) if len(w) >= 3]
+    """The words of a phrase that carry meaning ("the", "with" ... left out)."""
+    return content_words([phrase])
 
 
 def subject_words(subject: str) -> tuple[str, ...]:
@@ -529,8 +529,8 @@ def is_grounded(edit: Edit, text: str) -> bool:
         return has_digit or _any(tokens, OP_WORDS[op])
     if op == "set_template":
         return _any(tokens, TEMPLATE_WORDS.get(edit.template, ()))  # type: ignore[union-attr]
-    if op == "add_negative":
-        return _any(tokens, OP_WORDS["negation"]) or any(_any(tokens, _phrase_words(t)) for t in edit.terms)  # type: ignore[union-attr]
+    if op == "add_negative":  # every term must be named ("no hands" → "hands"), not just any "no"
+        return all(_any(tokens, _phrase_words(t)) for t in edit.terms)  # type: ignore[union-attr]
     if op in ("add_atmosphere", "remove_atmosphere"):
         return all(_any(tokens, _phrase_words(item)) for item in edit.items)  # type: ignore[union-attr]
     if op == "recall":
@@ -1054,7 +1054,8 @@ def content_words(fragments: Sequence[str]) -> list[str]:
     """Words of `fragments` that could carry an instruction (filler and punctuation left out)."""
     from agent.vocabulary import FILLER
 
-    return [t for t in _tokens(" ".join(fragments)) if t not in _FILLER and t not in FILLER and len(t) > 1]
+    return [t for t in _tokens(" ".join(fragments)) if t not in _FILLER and t not in FILLER
+            and (len(t) > 2 or t[0].isdigit() or t == "#")]
 
 
 class HybridPlanner:

@@ -402,3 +402,15 @@ def test_cli_plans_with_the_qwen_planner(tiny_dir):
     for line in lines:
         MotionPlan.from_dict(line["plan"])
         assert line["reply"]
+
+
+def test_hybrid_never_scores_below_rules_on_the_shared_conversations(tiny_dir):
+    """A random model asked about whatever the rules left: the conversation table must not get worse."""
+    from tests.agent.conversations import CONVERSATIONS, check, run_case
+
+    rules_right = sum(check(c, *run_case(c)) for c in CONVERSATIONS)
+    for seed in range(4):  # four different random answer streams
+        llm = QwenPlanner(LLMConfig(model=str(tiny_dir), temperature=1.0, timeout_s=60, seed=seed))
+        hybrid = HybridPlanner(RulePlanner(), llm)
+        hybrid_right = sum(check(c, *run_case(c, planner=hybrid)) for c in CONVERSATIONS)
+        assert hybrid_right >= rules_right, seed
