@@ -5,8 +5,9 @@
     python -m generation queue
 
 `render` and `rerun` run synchronously in this process (a progress bar on stderr), record the
-generation in the store ($VIVIDFLOW_HOME or --home) and print its id and video path. They do not mark
-other processes' jobs as interrupted (only the app's runner does that on start).
+generation in the store ($VIVIDFLOW_HOME or --home) and print its id and video path. Like the app's
+runner, they first mark jobs left queued/running by processes that are gone as interrupted; the live
+jobs of a running app or of another render are left alone.
 Exit status: 0 succeeded, 1 failed, 2 bad input, 130 cancelled (Ctrl-C).
 """
 
@@ -63,7 +64,10 @@ def _run_job(store: Any, submit: Any, out: str | None) -> int:
     from generation.jobs import Runner
 
     listen, close_bar = _progress_bar()
-    runner = Runner(store, recover=False)
+    runner = Runner(store)  # recovers only the jobs of dead processes (storage.owner)
+    if runner.interrupted:
+        ids = ", ".join(f"#{i}" for i in runner.interrupted)
+        print(f"marked generation(s) {ids} failed: interrupted by a process that stopped", file=sys.stderr)
     try:
         runner.subscribe(listen)
         record = submit(runner)

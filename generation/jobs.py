@@ -11,8 +11,11 @@ Lifecycle of a job (the record is the truth; any process can read it):
   at most every `progress_interval_s` and pushed to listeners as it comes.
 
 Bad input (missing or unreadable image, plan failing validation, unknown or unavailable backend) raises
-before anything is written. On start-up, jobs left queued/running by a dead process are marked failed
-("interrupted ...") and their half-written files removed; `requeue(id)` runs one again.
+before anything is written. Every record a runner creates, claims or requeues names its process as
+`owner` (storage.owner); on start-up, jobs left queued/running by a process that is gone (or by no known
+owner) are marked failed ("interrupted ...") and their half-written files removed, while the live jobs
+of other processes (the app and a `python -m generation render` side by side) are left alone;
+`requeue(id)` runs one again.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ from generation.events import (
     Queued,
     Started,
 )
+from storage.owner import current_owner, owner_alive
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -120,6 +124,8 @@ class Runner:
         self._devices = tuple(devices)
         self._serves = {d: frozenset(serves[d]) for d in serves} if serves else {}
         self.progress_interval_s = progress_interval_s
+        self.owner = current_owner()
+        """This process's owner id, written on every record this runner creates, claims or requeues."""
         self._lock = threading.Condition()
         self._queue: deque[_Job] = deque()
         self._jobs: dict[int, _Job] = {}  # queued or running in this runner
@@ -145,16 +151,23 @@ class Runner:
                 t.start()
 
     def close(self, *, cancel_running: bool = False, timeout: float | None = 30.0) -> None:
-        """Stop taking jobs; queued jobs stay `queued` in the store (the next start marks them interrupted)."""
+        """Stop taking jobs; queued jobs stay `queued` in the store, released by this process (no owner),
+        so the next start of a runner in any process marks them interrupted."""
         with self._lock:
             self._closed = True
             if cancel_running:
                 for job_id in self._running:
                     self._jobs[job_id].token.cancel()
+            never_run = [job.id for job in self._queue]
             for job in self._queue:  # nobody here will run them: release their waiters
                 job.done.set()
             self._queue.clear()
             self._lock.notify_all()
+        if never_run:
+            try:
+                self.store.release_queued(never_run, self.owner)
+            except Exception:  # the database failed: they stay held by this process until it exits (logged)
+                log.exception("could not release queued generations %s", never_run)
         for t in self._threads:
             t.join(timeout)
 
@@ -165,9 +178,10 @@ class Runner:
         self.close(cancel_running=True)
 
     def recover(self) -> list[int]:
-        """Mark jobs a dead process left queued/running as failed ("interrupted ..."), remove their
-        staging files, and return their ids (`requeue(id)` runs one again)."""
-        ids = self.store.mark_interrupted()
+        """Mark jobs a dead process (or no known owner) left queued/running as failed ("interrupted ..."),
+        remove their staging files, and return their ids (`requeue(id)` runs one again). Jobs of live
+        processes, this one's included, and their staging folders are left alone."""
+        ids = self.store.mark_interrupted(is_alive=owner_alive)
         self.store.media.cleanup_temp()  # stray temp files older than an hour
         staging = self._staging_root()
         for job_id in ids:
@@ -235,7 +249,7 @@ class Runner:
                 image_id = self.store.add_image(data, filename=filename).id
             record = self.store.create_generation(
                 conversation_id, plan_obj.to_dict(), image_id, name, model, parent_id,
-                dict(params) if params else None, width=width, height=height,
+                dict(params) if params else None, width=width, height=height, owner=self.owner,
             )
             position = self._enqueue(record.id, name)
             self._emit(Queued(job_id=record.id, position=position))  # under the lock: before Started
@@ -246,7 +260,7 @@ class Runner:
         with self._lock:
             if self._closed:
                 raise RunnerClosed("the runner is closed")
-            record = self.store.requeue(job_id)
+            record = self.store.requeue(job_id, owner=self.owner)
             position = self._enqueue(record.id, record.backend)
             self._emit(Queued(job_id=record.id, position=position))
         return record
@@ -428,7 +442,7 @@ class Runner:
             self.store.cancel_queued(job.id)
             self._emit(Cancelled(job_id=job.id))
             return
-        record = self.store.claim_generation(job.id)
+        record = self.store.claim_generation(job.id, owner=self.owner)
         if record is None:
             status = self.store.get_generation(job.id).status
             log.info("generation %d was not queued any more (%s); skipped", job.id, status)

@@ -34,6 +34,7 @@ from sqlalchemy import (
     Text,
     inspect,
     select,
+    text,
 )
 
 from storage.db import writer
@@ -158,7 +159,20 @@ def _m001_initial(conn: Connection) -> None:
     md.create_all(conn)
 
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "m001_initial", _m001_initial),)
+def _m002_generation_owner(conn: Connection) -> None:
+    """generations.owner: the process holding a queued/running job (``hostname:pid:start:nonce``), so a
+    starting runner fails only the jobs of dead processes. Existing rows get NULL (no known holder).
+
+    No index: the one query on it (start-up recovery) selects ``status IN ('queued', 'running')``,
+    which ``ix_generations_status`` already serves, and reads owner from those few rows.
+    """
+    conn.execute(text("ALTER TABLE generations ADD COLUMN owner TEXT"))
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "m001_initial", _m001_initial),
+    Migration(2, "m002_generation_owner", _m002_generation_owner),
+)
 """The real migrations, in order. Versions are 1, 2, 3 ... without gaps."""
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -168,3 +168,5 @@ class Generation(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column()
     finished_at: Mapped[datetime | None] = mapped_column()
+    # the process holding a queued/running job (storage.owner); None: nobody we can check (migration 2)
+    owner: Mapped[str | None] = mapped_column(Text)

@@ -94,6 +94,8 @@ class GenerationRecord:
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    owner: str | None
+    """The process that holds (or last held) it, ``hostname:pid:start:nonce`` (storage.owner); None: unknown."""
 
     @property
     def is_terminal(self) -> bool:

@@ -8,6 +8,10 @@ Generation lifecycle (anything else raises InvalidTransitionError)::
     queued ──claim──> running ──finish──> succeeded | failed | cancelled
     queued ──cancel_queued / finish(failed|cancelled) / mark_interrupted──> cancelled | failed
     failed | cancelled ──requeue──> queued   (the same record, same id: "#12" stays #12)
+
+Every queued/running generation may name its ``owner``: the process that holds it (storage.owner).
+``mark_interrupted(is_alive=owner_alive)`` fails only the jobs whose owner is gone (or unknown), so a
+process starting up never fails the live jobs of another process.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import json
 import logging
 import math
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -63,6 +67,7 @@ MEDIA_DIRNAME = "media"
 
 DEFAULT_INTERRUPTED_MESSAGE = "interrupted (the app stopped during generation)"
 MAX_PAGE_SIZE = 500
+MAX_OWNER_LEN = 500
 
 # plan key -> python type of its column; storage copies the keys it finds, keeps the whole dict
 PLAN_COLUMNS: dict[str, type] = {
@@ -120,6 +125,15 @@ def _check_str(name: str, value: Any, allow_empty: bool = True) -> str:
     if not allow_empty and not value.strip():
         raise InvalidFieldError(f"{name} must not be empty")
     return value
+
+
+def _check_owner(owner: Any) -> str | None:
+    if owner is None:
+        return None
+    _check_str("owner", owner, allow_empty=False)
+    if len(owner) > MAX_OWNER_LEN:
+        raise InvalidFieldError(f"owner must be at most {MAX_OWNER_LEN} characters, got {len(owner)}")
+    return owner
 
 
 def _check_choice(name: str, value: Any, allowed: Sequence[str]) -> str:
@@ -304,6 +318,7 @@ class Store:
             created_at=row.created_at,
             started_at=row.started_at,
             finished_at=row.finished_at,
+            owner=row.owner,
         )
 
     @staticmethod
@@ -472,12 +487,15 @@ class Store:
         *,
         width: int | None = None,
         height: int | None = None,
+        owner: str | None = None,
     ) -> GenerationRecord:
         """Record a new generation, status ``queued``.
 
         ``plan`` is the MotionPlan JSON dict; its filterable keys (PLAN_COLUMNS) are copied into
         columns. ``width``/``height`` (the render size, when the plan lacks it) override the plan's.
         ``params``: everything else needed to reproduce it (LoRA ids and scales, quantization, ...).
+        ``owner``: the process that will run it (``storage.owner.current_owner()``); None means nobody
+        known, and any process's start-up recovery may then mark it interrupted.
         """
         if not isinstance(plan, dict):
             raise InvalidFieldError(f"plan must be a dict, got {type(plan).__name__}")
@@ -490,6 +508,7 @@ class Store:
         _check_str("backend", backend, allow_empty=False)
         _check_str("model_id", model_id)
         params = _json_dict("params", params) if params is not None else None
+        owner = _check_owner(owner)
         with self._write() as s:
             if conversation_id is not None:
                 conv = self._get(s, Conversation, conversation_id, "conversation")
@@ -509,6 +528,7 @@ class Store:
                 status="queued",
                 attempts=0,
                 cancel_requested=False,
+                owner=owner,
                 **columns,
             )
             s.add(row)
@@ -535,19 +555,22 @@ class Store:
         s.expire_all()
         return s.get_one(Generation, generation_id)
 
-    def claim_generation(self, generation_id: int) -> GenerationRecord | None:
-        """queued -> running, atomically; None if it is not queued (someone else has it)."""
+    def claim_generation(self, generation_id: int, owner: str | None = None) -> GenerationRecord | None:
+        """queued -> running, atomically, held by ``owner`` (None: nobody known); None if it is not
+        queued (someone else has it)."""
+        owner = _check_owner(owner)
         with self._write() as s:
             self._get(s, Generation, generation_id, "generation")
-            return self._claim(s, generation_id)
+            return self._claim(s, generation_id, owner)
 
-    def _claim(self, s: Session, generation_id: int) -> GenerationRecord | None:
+    def _claim(self, s: Session, generation_id: int, owner: str | None) -> GenerationRecord | None:
         now = utcnow()
         result = s.execute(
             update(Generation)
             .where(Generation.id == generation_id, Generation.status == "queued")
             .values(
                 status="running",
+                owner=owner,
                 started_at=now,
                 attempts=Generation.attempts + 1,
                 progress_stage="starting",
@@ -563,8 +586,10 @@ class Store:
         s.expire_all()
         return self._generation(s.get_one(Generation, generation_id))
 
-    def claim_next(self, backend: str | None = None) -> GenerationRecord | None:
-        """Claim the oldest queued generation (of ``backend``, if given); None if the queue is empty."""
+    def claim_next(self, backend: str | None = None, owner: str | None = None) -> GenerationRecord | None:
+        """Claim the oldest queued generation (of ``backend``, if given) for ``owner``; None if the
+        queue is empty."""
+        owner = _check_owner(owner)
         while True:
             with self._write() as s:
                 q = select(Generation.id).where(Generation.status == "queued")
@@ -573,7 +598,7 @@ class Store:
                 next_id = s.scalars(q.order_by(Generation.id).limit(1)).first()
                 if next_id is None:
                     return None
-                claimed = self._claim(s, next_id)
+                claimed = self._claim(s, next_id, owner)
                 if claimed is not None:
                     return claimed
             # lost a race on a database without write locks at BEGIN: try the next one
@@ -687,35 +712,93 @@ class Store:
             s.flush()
             return self._generation(row)
 
-    def mark_interrupted(self, message: str = DEFAULT_INTERRUPTED_MESSAGE) -> list[int]:
-        """Turn every queued or running generation into failed with ``message``; return their ids.
+    def mark_interrupted(
+        self,
+        message: str = DEFAULT_INTERRUPTED_MESSAGE,
+        *,
+        is_alive: Callable[[str], bool] | None = None,
+    ) -> list[int]:
+        """Turn queued or running generations into failed with ``message``; return their ids.
 
-        The job runner calls this when it starts: nothing can still be running from an earlier process.
+        With ``is_alive`` (e.g. ``storage.owner.owner_alive``), only those whose owner is None or for
+        which ``is_alive(owner)`` is False: the jobs of processes that are gone. Without it, every
+        queued or running generation, for a caller that knows no other process runs.
         """
         _check_str("message", message, allow_empty=False)
-        with self._write() as s:
-            ids = list(
-                s.scalars(
-                    select(Generation.id)
-                    .where(Generation.status.in_(("queued", "running")))
-                    .order_by(Generation.id)
+        active = ("queued", "running")
+        if is_alive is None:
+            with self._write() as s:
+                ids = list(
+                    s.scalars(
+                        select(Generation.id).where(Generation.status.in_(active)).order_by(Generation.id)
+                    )
                 )
-            )
-            if ids:
-                s.execute(
-                    update(Generation)
-                    .where(Generation.id.in_(ids), Generation.status.in_(("queued", "running")))
-                    .values(status="failed", error=message, finished_at=utcnow())
-                    .execution_options(synchronize_session=False)
-                )
+                if ids:
+                    s.execute(
+                        update(Generation)
+                        .where(Generation.id.in_(ids), Generation.status.in_(active))
+                        .values(status="failed", error=message, finished_at=utcnow())
+                        .execution_options(synchronize_session=False)
+                    )
+        else:
+            # 1. Who holds what, read without the write lock (is_alive may look at other processes)
+            with self._read() as s:
+                rows = s.execute(select(Generation.id, Generation.owner).where(Generation.status.in_(active)))
+                held: dict[str | None, list[int]] = {}
+                for gen_id, owner in rows:
+                    held.setdefault(owner, []).append(gen_id)
+            dead = {owner: gids for owner, gids in held.items() if owner is None or not is_alive(owner)}
+            # 2. Fail those still active and still held by the same dead owner (not claimed or requeued
+            #    by a live process meanwhile)
+            ids = []
+            if dead:
+                with self._write() as s:
+                    for owner, gids in dead.items():
+                        same = Generation.owner.is_(None) if owner is None else Generation.owner == owner
+                        cond = (Generation.id.in_(gids), Generation.status.in_(active), same)
+                        now_ids = list(s.scalars(select(Generation.id).where(*cond)))
+                        if now_ids:
+                            s.execute(
+                                update(Generation)
+                                .where(Generation.id.in_(now_ids), *cond[1:])
+                                .values(status="failed", error=message, finished_at=utcnow())
+                                .execution_options(synchronize_session=False)
+                            )
+                            ids += now_ids
+                ids.sort()
+            skipped = sum(len(g) for g in held.values()) - sum(len(g) for g in dead.values())
+            if skipped:
+                log.info("left %d queued/running generation(s) of live processes alone", skipped)
         if ids:
             log.warning("marked %d interrupted generation(s) as failed: %s", len(ids), ids)
         return ids
 
-    def requeue(self, generation_id: int) -> GenerationRecord:
+    def release_queued(self, generation_ids: Iterable[int], owner: str) -> list[int]:
+        """Clear the owner of those of ``generation_ids`` still queued and held by ``owner`` (a runner that
+        closes and will not run them); the next start-up recovery of any process marks them
+        interrupted. Returns the ids released."""
+        ids = [_check_int("generation id", i) for i in generation_ids]
+        _check_owner(owner)
+        if not ids:
+            return []
+        with self._write() as s:
+            cond = (Generation.id.in_(ids), Generation.status == "queued", Generation.owner == owner)
+            released = sorted(s.scalars(select(Generation.id).where(*cond)))
+            if released:
+                s.execute(
+                    update(Generation)
+                    .where(Generation.id.in_(released), *cond[1:])
+                    .values(owner=None)
+                    .execution_options(synchronize_session=False)
+                )
+        return released
+
+    def requeue(self, generation_id: int, owner: str | None = None) -> GenerationRecord:
         """A failed or cancelled generation back to queued, *in place* (same id, plan, params and
-        lineage); its error, progress, outputs, timings and start/finish times are cleared, and
-        ``attempts`` keeps counting. To render a variation instead, create a child generation."""
+        lineage), held by ``owner`` (None: nobody known); its error, progress, outputs, timings and
+        start/finish times are cleared, and ``attempts`` keeps counting. To render a variation
+        instead, create a child generation."""
+        owner = _check_owner(owner)
         with self._write() as s:
             row = self._transition(
                 s,
@@ -734,6 +817,7 @@ class Store:
                     "thumbnail_path": None,
                     "started_at": None,
                     "finished_at": None,
+                    "owner": owner,
                 },
             )
             log.info("requeued generation %d (attempt %d so far)", generation_id, row.attempts)

@@ -13,6 +13,7 @@ from agent.plan import MotionPlan
 from generation.__main__ import main
 from generation.export import probe_video
 from storage import open_store
+from storage.owner import current_owner
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -106,3 +107,21 @@ def test_imports_stay_light():
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_render_recovers_jobs_of_dead_processes_only(tmp_path, inputs, capsys):
+    image, plan = inputs
+    home = str(tmp_path / "home")
+    with open_store(home=home) as store:
+        img = store.add_image(image.read_bytes(), filename="cat.jpg")
+        plan_dict = MotionPlan.from_json(plan.read_text()).to_dict()
+        orphan = store.create_generation(None, plan_dict, img.id, "preview", "preview-warp-1")
+        store.claim_generation(orphan.id)  # no owner: left by a process that is gone
+        live = store.create_generation(None, plan_dict, img.id, "preview", "preview-warp-1",
+                                       owner=current_owner())  # held by a live process (this one)
+        store.claim_generation(live.id, owner=current_owner())
+    assert main(["--home", home, "render", "--image", str(image), "--plan", str(plan)]) == 0
+    assert f"marked generation(s) #{orphan.id} failed" in capsys.readouterr().err
+    with open_store(home=home) as store:
+        assert store.get_generation(orphan.id).status == "failed"
+        assert store.get_generation(live.id).status == "running"

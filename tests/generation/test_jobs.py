@@ -300,11 +300,11 @@ def test_worker_survives_a_store_error_and_close_releases_waiters(gen_store, cat
     real_claim = gen_store.claim_generation
     calls = []
 
-    def flaky_claim(job_id):
+    def flaky_claim(job_id, owner=None):
         calls.append(job_id)
         if len(calls) == 1:
             raise OSError("disk I/O error")
-        return real_claim(job_id)
+        return real_claim(job_id, owner)
 
     monkeypatch.setattr(gen_store, "claim_generation", flaky_claim)
     first = runner.submit(_plan(), cat, backend="preview")
@@ -314,5 +314,9 @@ def test_worker_survives_a_store_error_and_close_releases_waiters(gen_store, cat
     # a runner that never started: close() releases anyone waiting on its queued jobs
     idle = Runner(gen_store, {"preview": gh.FakeBackend()}, start=False, recover=False)
     rec = idle.submit(_plan(), cat, backend="preview")
+    assert gen_store.get_generation(rec.id).owner == idle.owner
     idle.close()
-    assert idle.wait(rec.id, timeout=1).status == "queued"  # left queued: the next start marks it interrupted
+    left = idle.wait(rec.id, timeout=1)
+    assert left.status == "queued" and left.owner is None  # released: the next start marks it interrupted
+    with Runner(gen_store, {"preview": gh.FakeBackend()}, start=False) as again:  # same process
+        assert again.interrupted == [rec.id]

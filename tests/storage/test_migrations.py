@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 
 import pytest
@@ -34,6 +35,7 @@ EXPECTED_COLUMNS = {
         "backend", "model_id", "status", "error", "attempts", "cancel_requested",
         "progress_stage", "progress_step", "progress_total", "progress_eta_s", "progress_updated_at",
         "timings", "params", "video_path", "thumbnail_path", "created_at", "started_at", "finished_at",
+        "owner",  # migration 2
     ],
 }
 
@@ -127,6 +129,44 @@ def test_older_database_is_upgraded_and_keeps_its_rows(tmp_path, make_plan):
         assert new.get_generation(gen.id).plan == make_plan() and new.get_conversation(conv.id).title == "kept"
 
 
+def test_a_real_version_1_database_gets_the_owner_column_and_keeps_its_rows(tmp_path, make_plan):
+    """A database as VividFlow 1 left it (only migration 1 applied, rows written with plain SQL)."""
+    from storage.owner import owner_alive
+
+    home = tmp_path / "home"
+    home.mkdir()
+    engine = make_engine(f"sqlite:///{home / 'vividflow.db'}")
+    assert migrate(engine, MIGRATIONS[:1]) == 1
+    assert "owner" not in [c["name"] for c in inspect(engine).get_columns("generations")]
+    with engine.begin() as c:
+        c.execute(text("INSERT INTO conversations (id, title, created_at, updated_at) "
+                       "VALUES (1, 'old', '2026-01-01 10:00:00', '2026-01-01 10:00:00')"))
+        for gid, status in ((1, "succeeded"), (2, "running"), (3, "queued")):
+            c.execute(text("INSERT INTO generations (id, conversation_id, plan, template, seed, backend, model_id, "
+                           "status, attempts, cancel_requested, video_path, created_at) VALUES (:id, 1, :plan, "
+                           "'landscape', 42, 'preview', 'm', :status, 1, 0, :video, '2026-01-01 10:00:00')"),
+                      {"id": gid, "plan": json.dumps(make_plan()), "status": status,
+                       "video": "ab/cd.mp4" if status == "succeeded" else None})
+    engine.dispose()
+
+    with open_store(home=home) as store:
+        assert store.info().schema_version == 2
+        cols = [c["name"] for c in inspect(store._engine).get_columns("generations")]
+        assert cols == EXPECTED_COLUMNS["generations"]
+        old = [store.get_generation(i) for i in (1, 2, 3)]
+        assert [g.status for g in old] == ["succeeded", "running", "queued"]
+        assert all(g.owner is None and g.plan == make_plan() and g.conversation_id == 1 for g in old)
+        assert old[0].video_path == store.media.root / "ab" / "cd.mp4"
+        assert store.get_conversation(1).title == "old"
+        # version-1 jobs have no owner: recovery treats them as left by a dead process
+        assert store.mark_interrupted(is_alive=owner_alive) == [2, 3]
+        assert store.requeue(2, owner="h:1:2:a").owner == "h:1:2:a"
+    with engine.connect() as c:
+        rows = c.execute(text("SELECT version, name FROM schema_migrations ORDER BY version")).all()
+    assert [tuple(r) for r in rows] == [(1, "m001_initial"), (2, "m002_generation_owner")]
+    engine.dispose()
+
+
 def test_newer_database_is_refused_with_a_clear_message(tmp_path):
     home = tmp_path / "home"
     open_store(home=home, migrations=TEST_MIGRATIONS).close()
@@ -143,7 +183,7 @@ def test_newer_database_is_refused_with_a_clear_message(tmp_path):
 
 def test_recorded_migration_with_another_name_is_refused(engine):
     migrate(engine)
-    renamed = (Migration(1, "m001_something_else", MIGRATIONS[0].apply),)
+    renamed = (Migration(1, "m001_something_else", MIGRATIONS[0].apply), *MIGRATIONS[1:])
     with pytest.raises(SchemaMismatchError, match="records migration 1 as 'm001_initial'"):
         migrate(engine, renamed)
 

@@ -474,7 +474,7 @@ def test_counts_and_info(store, conv, new_gen, png_bytes):
     store.claim_generation(g.id)
     assert store.counts() == {"conversations": 1, "messages": 1, "source_images": 1, "generations": 2}
     info = store.info()
-    assert info.schema_version == info.latest_version == 1
+    assert info.schema_version == info.latest_version == 2
     assert info.generations_by_status == {"queued": 1, "running": 1, "succeeded": 0, "failed": 0, "cancelled": 0}
     assert info.database_path == store.home / "vividflow.db" and info.media_root == store.home / "media"
 
