@@ -115,6 +115,13 @@ class AddNegative(_Edit):
     terms: tuple[Annotated[str, Field(min_length=1, max_length=MAX_TERM_CHARS)], ...] = Field(min_length=1, max_length=8)
 
 
+class RemoveNegative(_Edit):
+    """Stop avoiding terms the person added earlier ("hands are fine now")."""
+
+    op: Literal["remove_negative"] = "remove_negative"
+    terms: tuple[Annotated[str, Field(min_length=1, max_length=MAX_TERM_CHARS)], ...] = Field(min_length=1, max_length=8)
+
+
 class AddAtmosphere(_Edit):
     """Add atmosphere items ("wind", "fog", "golden hour light")."""
 
@@ -160,7 +167,8 @@ class Recall(_Edit):
 Edit = Annotated[
     Union[
         SetTemplate, AddMotion, RemoveMotion, ScaleMotion, SetCamera, ScaleCamera, SetDuration, SetSteps,
-        SetGuidance, SetSeed, AddNegative, AddAtmosphere, RemoveAtmosphere, SetPrompt, Undo, Reset, Recall,
+        SetGuidance, SetSeed, AddNegative, RemoveNegative, AddAtmosphere, RemoveAtmosphere, SetPrompt,
+        Undo, Reset, Recall,
     ],
     Field(discriminator="op"),
 ]
@@ -442,6 +450,10 @@ def _apply_one(plan: MotionPlan, edit: Edit, *, rng: random.Random, hands_in_vie
 
     if isinstance(edit, AddNegative):
         return plan.with_changes(negative_terms=_with_negative(plan, *edit.terms))
+
+    if isinstance(edit, RemoveNegative):
+        drop = {t.strip().lower() for t in edit.terms}
+        return plan.with_changes(negative_terms=tuple(t for t in plan.negative_terms if t not in drop))
 
     if isinstance(edit, AddAtmosphere):
         items = list(plan.atmosphere)

@@ -353,6 +353,7 @@ OP_EXAMPLES: dict[str, tuple[str, str]] = {
     "set_guidance": ('{"op":"set_guidance","high":3.5,"low":3}', "guidance scale of the two experts"),
     "seed": ('{"op":"seed","policy":"same","value":null}', "seed: same, new, or explicit with a value"),
     "add_negative": ('{"op":"add_negative","terms":["hands"]}', "things to keep out of the video"),
+    "remove_negative": ('{"op":"remove_negative","terms":["hands"]}', "stop avoiding something added before"),
     "add_atmosphere": ('{"op":"add_atmosphere","items":["fog"]}', "add wind, fog, golden hour light ..."),
     "remove_atmosphere": ('{"op":"remove_atmosphere","items":["fog"]}', "remove an atmosphere item"),
     "set_prompt": ('{"op":"set_prompt","text":null}', "use a typed prompt"),
@@ -529,7 +530,7 @@ def is_grounded(edit: Edit, text: str) -> bool:
         return has_digit or _any(tokens, OP_WORDS[op])
     if op == "set_template":
         return _any(tokens, TEMPLATE_WORDS.get(edit.template, ()))  # type: ignore[union-attr]
-    if op == "add_negative":  # every term must be named ("no hands" → "hands"), not just any "no"
+    if op in ("add_negative", "remove_negative"):  # every term must be named ("no hands" → "hands"), not just any "no"
         return all(_any(tokens, _phrase_words(t)) for t in edit.terms)  # type: ignore[union-attr]
     if op in ("add_atmosphere", "remove_atmosphere"):
         return all(_any(tokens, _phrase_words(item)) for item in edit.items)  # type: ignore[union-attr]

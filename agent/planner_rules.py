@@ -22,6 +22,7 @@ from agent.edits import (
     AddAtmosphere,
     AddMotion,
     AddNegative,
+    RemoveNegative,
     Edit,
     ParseResult,
     Recall,
@@ -388,6 +389,7 @@ def _parse_clause(c: _Clause, turn: _Turn, *, first_message: bool) -> None:
     _prompt(c, turn)
     camera_used = _camera(c, turn)
     _template(c, turn, first_message=first_message)
+    _allow(c, turn)
     _negations(c, turn)
     _only(c, turn)
     atmosphere_used = _atmosphere(c, turn)
@@ -813,6 +815,26 @@ def _remove_subject(turn: _Turn, subject: str) -> None:
     term = V.NEGATIVE_TERMS_ON_REMOVE.get(subject)
     if term:
         turn.add(AddNegative(terms=(term,)))
+
+
+def _allow_res(term: str) -> tuple[re.Pattern[str], ...]:
+    t = re.escape(term)
+    return (
+        re.compile(rf"\b(?:stop avoiding|do not avoid|don't avoid|dont avoid|allow|permit)\s+(?:the\s+|any\s+)?{t}"
+                   rf"(?:\s+again)?\b"),
+        re.compile(rf"\b{t}\s+(?:is|are)\s+(?:fine|ok|okay|allowed)(?:\s+now|\s+again)?\b"),
+        re.compile(rf"\b(?:remove|drop|take)\s+(?:the\s+)?{t}\s+(?:from|out of)\s+the\s+negative(?:\s+prompt)?\b"),
+    )
+
+
+def _allow(c: _Clause, turn: _Turn) -> None:
+    """"text is fine now", "stop avoiding hands": a term the person added to the negatives comes out again."""
+    for term in turn.plan.negative_terms:
+        for pattern in _allow_res(term):
+            if (m := c.search(pattern)) is not None:
+                c.take(m)
+                turn.add(RemoveNegative(terms=(term,)))
+                break
 
 
 def _negations(c: _Clause, turn: _Turn) -> None:

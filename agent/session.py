@@ -540,7 +540,7 @@ def _named_paths(edits: Sequence[Edit]) -> tuple[str, ...]:
             paths.append(f"motions.{subject}")
         paths += {"set_camera": ["camera."], "scale_camera": ["camera."], "set_duration": ["duration_s"],
                   "set_steps": ["steps"], "set_guidance": ["guidance_scale"], "seed": ["seed"],
-                  "add_negative": ["negative_terms"], "add_atmosphere": ["atmosphere"],
+                  "add_negative": ["negative_terms"], "remove_negative": ["negative_terms"], "add_atmosphere": ["atmosphere"],
                   "remove_atmosphere": ["atmosphere"], "set_prompt": ["prompt_override"]}.get(e.op, [])
     return tuple(paths) or ("\0",)
 

@@ -16,7 +16,9 @@ import streamlit as st
 from agent.compiler import compile_prompt
 from agent.edits import (
     AddMotion,
+    AddNegative,
     RemoveMotion,
+    RemoveNegative,
     SetCamera,
     SetDuration,
     SetGuidance,
@@ -151,13 +153,19 @@ def _on_new_seed(studio: Studio) -> None:
 
 
 def _on_avoid(studio: Studio) -> None:
-    from ui.adapters import set_negative_terms
-
     text = st.session_state[_key("avoid")] or ""
-    try:
-        studio.replace_plan(set_negative_terms(studio.plan, text.split(",")))
+    wanted = list(dict.fromkeys(t.strip().lower() for t in text.split(",") if t.strip()))
+    have = list(studio.plan.negative_terms)
+    dropped = [t for t in have if t not in wanted]
+    added = [t for t in wanted if t not in have]
+    try:  # an edit holds at most 8 terms of at most 40 characters: a longer one is refused with its reason
+        edits: list[Any] = [RemoveNegative(terms=tuple(dropped[i:i + 8])) for i in range(0, len(dropped), 8)]
+        edits += [AddNegative(terms=tuple(added[i:i + 8])) for i in range(0, len(added), 8)]
     except ValueError as e:
-        st.session_state["pp._error"] = str(e)
+        st.session_state["pp._error"] = f"Could not use that list of things to avoid: {e}"
+        return
+    if edits:
+        _apply(studio, edits)
 
 
 def _on_prompt(studio: Studio) -> None:

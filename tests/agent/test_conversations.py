@@ -35,7 +35,7 @@ def test_every_edit_kind_is_exercised():
         _, replies = run_case(case)
         seen |= {e.op for r in replies for e in r.edits}
     assert ALL_OPS == {"set_template", "add_motion", "remove_motion", "scale_motion", "set_camera", "scale_camera",
-                       "set_duration", "set_steps", "set_guidance", "seed", "add_negative", "add_atmosphere",
+                       "set_duration", "set_steps", "set_guidance", "seed", "add_negative", "remove_negative", "add_atmosphere",
                        "remove_atmosphere", "set_prompt", "undo", "reset", "recall"}
     assert seen == ALL_OPS
 

@@ -87,6 +87,12 @@ def test_panel_widgets_edit_the_plan(app, kit):
     assert at.session_state["studio"].plan.motion("clouds").action == "drift slowly"
     at.text_input(key="pp.avoid").set_value("text, watermark").run()
     assert at.session_state["studio"].plan.negative_terms == ("text", "watermark")
+    # removing a term from the box takes it out again (a remove_negative edit), and its words leave the prompt
+    at.text_input(key="pp.avoid").set_value("watermark, " + "x" * 41).run()
+    assert at.session_state["studio"].plan.negative_terms == ("text", "watermark")  # too long: refused, kept
+    at.text_input(key="pp.avoid").set_value("watermark").run()
+    plan = at.session_state["studio"].plan
+    assert plan.negative_terms == ("watermark",) and not plan.negative_prompt.startswith("text")
     assert not at.exception
     # the panel's edits show in the chat as compact diffs
     assert any("duration 3 s → 1 s" in c.value for c in at.caption)
