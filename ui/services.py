@@ -83,14 +83,26 @@ def runner_for(home: str, wan_config: GenerationConfig) -> Runner:
     """One job runner per process and data folder (generation.jobs.Runner). It starts with the first page
     and marks jobs a dead process left queued/running as interrupted. The Wan backend is built from the
     settings' GenerationConfig the first time a `wan` job runs."""
-    from generation.backends import get_backend
     from generation.jobs import Runner
     from generation.preview import PreviewBackend
 
     def factory(name: str, device: str) -> Any:
-        return get_backend(name, wan_config if name == "wan" else None)
+        return make_backend(name, wan_config)
 
     return Runner(store_for(home), {"preview": PreviewBackend()}, factory=factory)
+
+
+def make_backend(name: str, wan_config: GenerationConfig) -> Any:
+    """The runner's backend factory. Before Wan loads (and before every clip) the LLM planner's model is
+    unloaded, so the two never share the GPU."""
+    from generation.backends import get_backend
+
+    if name == "wan":
+        from agent.planner_llm import unload_all
+        from generation.wan import register_before_load
+
+        register_before_load(unload_all)
+    return get_backend(name, wan_config if name == "wan" else None)
 
 
 def runner() -> Runner:
