@@ -669,25 +669,26 @@ def _pace(c: _Clause, degree: str, *, take: bool) -> tuple[str | None, float, in
             if take:
                 c.take(m)
             return "comparative", factor, (1 if factor > 1 else -1)
-    for pattern, kind, table, direction in ((_SLOWER_RE, "comparative", V.SPEED_DOWN, -1),
-                                            (_FASTER_RE, "comparative", V.SPEED_UP, 1),
-                                            (_SLOW_RE, "absolute", V.SLOW_PACE, -1),
-                                            (_FAST_RE, "absolute", V.FAST_PACE, 1)):
-        if c.has(pattern):
-            if take:
-                _take_all(c, pattern)
-                _take_all(c, _MILD_RE)
-                _take_all(c, _STRONG_RE)
-            return kind, table[degree], direction
-    return None, 1.0, 0
+    return _graded(c, degree, _PACE_WORDS, take=take)
 
 
 def _strength(c: _Clause, degree: str, *, take: bool) -> tuple[str | None, float, int]:
     """Like `_pace` for intensity: "more"/"subtler" (comparative), "gently"/"dramatically" (absolute)."""
-    for pattern, kind, table, direction in ((_LESS_RE, "comparative", V.INTENSITY_DOWN, -1),
-                                            (_MORE_RE, "comparative", V.INTENSITY_UP, 1),
-                                            (_GENTLE_RE, "absolute", V.GENTLE_INTENSITY, -1),
-                                            (_STRONGLY_RE, "absolute", V.STRONG_INTENSITY, 1)):
+    return _graded(c, degree, _STRENGTH_WORDS, take=take)
+
+
+_Graded = tuple[tuple[re.Pattern[str], str, dict[str, float], int], ...]
+_PACE_WORDS: _Graded = ((_SLOWER_RE, "comparative", V.SPEED_DOWN, -1), (_FASTER_RE, "comparative", V.SPEED_UP, 1),
+                        (_SLOW_RE, "absolute", V.SLOW_PACE, -1), (_FAST_RE, "absolute", V.FAST_PACE, 1))
+_STRENGTH_WORDS: _Graded = ((_LESS_RE, "comparative", V.INTENSITY_DOWN, -1),
+                            (_MORE_RE, "comparative", V.INTENSITY_UP, 1),
+                            (_GENTLE_RE, "absolute", V.GENTLE_INTENSITY, -1),
+                            (_STRONGLY_RE, "absolute", V.STRONG_INTENSITY, 1))
+
+
+def _graded(c: _Clause, degree: str, words: _Graded, *, take: bool) -> tuple[str | None, float, int]:
+    """The first of `words` the clause says: (kind, the value for `degree`, direction); the degree words go too."""
+    for pattern, kind, table, direction in words:
         if c.has(pattern):
             if take:
                 _take_all(c, pattern)

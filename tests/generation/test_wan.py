@@ -6,7 +6,6 @@ and loaded through `load_pipeline` with HF_HUB_OFFLINE=1, exactly as real weight
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -49,18 +48,8 @@ def make_plan(**changes) -> MotionPlan:
     return MotionPlan.create(**fields)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _offline_single_thread():
-    """Offline like production without a cache; one torch thread (tiny ops on 2 shared cores: ~10× faster)."""
-    old, threads = os.environ.get("HF_HUB_OFFLINE"), torch.get_num_threads()
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-    if old is None:
-        os.environ.pop("HF_HUB_OFFLINE", None)
-    else:
-        os.environ["HF_HUB_OFFLINE"] = old
+# offline like production without a cache, one torch thread (tiny ops on 2 shared cores: ~10× faster)
+pytestmark = pytest.mark.usefixtures("offline_single_torch_thread")
 
 
 @pytest.fixture(scope="module")

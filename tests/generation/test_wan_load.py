@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import struct
 import time
 import zlib
@@ -53,18 +52,8 @@ PLAN = MotionPlan.create(
 )
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _offline_single_thread():
-    """Offline like production without a cache; one torch thread (tiny ops on 2 shared cores: ~10× faster)."""
-    old, threads = os.environ.get("HF_HUB_OFFLINE"), torch.get_num_threads()
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-    if old is None:
-        os.environ.pop("HF_HUB_OFFLINE", None)
-    else:
-        os.environ["HF_HUB_OFFLINE"] = old
+# offline like production without a cache, one torch thread (tiny ops on 2 shared cores: ~10× faster)
+pytestmark = pytest.mark.usefixtures("offline_single_torch_thread")
 
 
 @pytest.fixture(scope="module")
