@@ -1,5 +1,9 @@
 """``python -m storage info [--json] [--home DIR] [--url URL]``: where the database is, its schema
-version and how many rows it holds."""
+version and how many rows it holds.
+
+``python -m storage recover [--all]``: mark queued/running generations whose process is gone as failed
+("interrupted"); ``--all`` marks every one of them, for jobs left by a machine or container that no
+longer exists (their owner's host cannot be checked) — run it only when no VividFlow process is running."""
 
 from __future__ import annotations
 
@@ -31,6 +35,19 @@ def _print_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _recover(args: argparse.Namespace) -> int:
+    from storage.owner import owner_alive
+
+    with open_store(url=args.url, home=args.home) as store:
+        ids = store.mark_interrupted(is_alive=None if args.all else owner_alive)
+    if ids:
+        print(f"marked {len(ids)} generation(s) as interrupted: {', '.join(f'#{i}' for i in ids)}")
+        print("run one again with `python -m generation rerun ID`, or Retry in the app")
+    else:
+        print("nothing to recover")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m storage", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -38,10 +55,17 @@ def main(argv: list[str] | None = None) -> int:
     p_info.add_argument("--json", action="store_true", help="print JSON instead of text")
     p_info.add_argument("--home", default=None, help="data folder (default $VIVIDFLOW_HOME or ./vividflow-data)")
     p_info.add_argument("--url", default=None, help="SQLAlchemy URL (default $VIVIDFLOW_DB_URL or the home's vividflow.db)")
+    p_rec = sub.add_parser("recover", help="mark jobs whose process is gone as interrupted")
+    p_rec.add_argument("--all", action="store_true",
+                       help="every queued/running job, also those owned by other hosts (no VividFlow may be running)")
+    p_rec.add_argument("--home", default=None, help="data folder (default $VIVIDFLOW_HOME or ./vividflow-data)")
+    p_rec.add_argument("--url", default=None, help="SQLAlchemy URL (default $VIVIDFLOW_DB_URL)")
     args = parser.parse_args(argv)
     try:
         if args.command == "info":
             return _print_info(args)
+        if args.command == "recover":
+            return _recover(args)
     except StorageError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -76,3 +76,24 @@ def test_storage_source_imports_nothing_of_ours():
             if stripped.startswith(("import ", "from ")):
                 assert not stripped.split()[1].startswith(("agent", "generation", "ui", "streamlit")), (
                     f"{path.name}: {stripped}")
+
+
+def test_recover_marks_dead_and_unowned_jobs_and_all_with_flag(tmp_path, make_plan):
+    from storage.owner import current_owner
+
+    home = tmp_path / "home"
+    with open_store(home=home) as store:
+        unowned = store.create_generation(None, make_plan(), None, "preview", "m").id
+        foreign = store.create_generation(None, make_plan(), None, "preview", "m", owner="other-host:12:34:ab").id
+        mine = store.create_generation(None, make_plan(), None, "preview", "m", owner=current_owner()).id
+    proc = run(["-m", "storage", "recover"], home)
+    assert proc.returncode == 0, proc.stderr
+    assert f"#{unowned}" in proc.stdout and f"#{foreign}" not in proc.stdout
+    with open_store(home=home) as store:
+        # this test process is alive: its job stays; the other host's job cannot be checked, so it stays too
+        assert [store.get_generation(i).status for i in (unowned, foreign, mine)] == ["failed", "queued", "queued"]
+    proc = run(["-m", "storage", "recover", "--all"], home)
+    assert proc.returncode == 0 and f"#{foreign}" in proc.stdout and f"#{mine}" in proc.stdout
+    with open_store(home=home) as store:
+        assert {store.get_generation(i).status for i in (unowned, foreign, mine)} == {"failed"}
+    assert "nothing to recover" in run(["-m", "storage", "recover"], home).stdout
