@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
-from pathlib import Path
 from datetime import date
 
 import streamlit as st
@@ -26,6 +24,7 @@ from ui.format import (
     template_title,
     timing_rows,
 )
+from ui.result import download_button
 
 PAGE_SIZE = 12
 COLUMNS = 4
@@ -62,10 +61,6 @@ class Filters:
             page=page,
             page_size=PAGE_SIZE,
         )
-
-
-def _read(path: Path) -> bytes:
-    return path.read_bytes()
 
 
 def _reset_page() -> None:
@@ -187,15 +182,7 @@ def _details_media(g: GenerationRecord) -> None:
         st.error(g.error)
     if g.status == "succeeded" and g.video_path is not None and g.video_path.is_file():
         st.video(str(g.video_path), loop=True)
-        st.download_button(
-            "Download MP4",
-            icon=":material/download:",
-            data=partial(_read, g.video_path),
-            file_name=f"vividflow-{g.id}.mp4",
-            mime="video/mp4",
-            key=f"{K}download.{g.id}",
-            on_click="ignore",
-        )
+        download_button(g, f"{K}download.{g.id}")
     elif g.status == "succeeded":
         st.warning("The video file is missing from the data folder.")
 

@@ -28,6 +28,22 @@ def _read(path: Path) -> bytes:
     return path.read_bytes()
 
 
+def download_button(g: GenerationRecord, key: str, **kw: object) -> None:
+    """"Download MP4" for a finished generation; the file is read only when the button is clicked."""
+    if g.video_path is None:
+        return
+    st.download_button(
+        "Download MP4",
+        icon=":material/download:",
+        data=partial(_read, g.video_path),
+        file_name=f"vividflow-{g.id}.mp4",
+        mime="video/mp4",
+        key=key,
+        on_click="ignore",
+        **kw,
+    )
+
+
 def progress_line(g: GenerationRecord, position: int | None) -> tuple[float, str]:
     """(fraction done, text) for a queued or running record."""
     if g.status == "queued":
@@ -69,16 +85,7 @@ def render_result(ctx: Context, g: GenerationRecord) -> None:
         st.video(str(g.video_path), loop=True, autoplay=True, muted=True)
         total = (g.timings or {}).get("total_s")
         st.markdown(head + (f" · rendered in {seconds(total)}" if isinstance(total, int | float) else ""))
-        st.download_button(
-            "Download MP4",
-            icon=":material/download:",
-            data=partial(_read, g.video_path),
-            file_name=f"vividflow-{g.id}.mp4",
-            mime="video/mp4",
-            key=K + f"download.{g.id}",
-            on_click="ignore",
-            width="stretch",
-        )
+        download_button(g, K + f"download.{g.id}", width="stretch")
         if g.backend == "preview":
             st.caption(":material/science: **Preview** backend: a quick CPU motion sketch of your plan, not the Wan video model.")
         else:
