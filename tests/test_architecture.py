@@ -1,0 +1,174 @@
+"""The house rules, checked on the source: floors, no import cycles, settings read in one place, light imports,
+modules of one concern. Static (AST) except for the one subprocess that imports every light module."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("vividflow", "storage", "agent", "generation", "ui", "pages", "devtools")
+TOP_MODULES = ("streamlit_app",)
+HEAVY = ("torch", "diffusers", "transformers", "torchao", "peft", "accelerate", "ray", "streamlit")
+MAX_LINES = 600
+SETTINGS_MODULE = "vividflow.settings"
+
+
+def floor(module: str) -> int:
+    """0 settings · 1 storage · 2 agent · 3 generation · 4 the top (pages, CLIs, studio logic, dev tools)."""
+    if module == SETTINGS_MODULE:
+        return 0
+    if module.endswith(".__main__") or module.startswith(("ui", "pages", "streamlit_app", "vividflow", "devtools")):
+        return 4
+    return {"storage": 1, "agent": 2, "generation": 3}[module.split(".")[0]]
+
+
+def product_files() -> dict[str, Path]:
+    files = {}
+    for pkg in PACKAGES:
+        for path in sorted((ROOT / pkg).rglob("*.py")):
+            rel = path.relative_to(ROOT).with_suffix("")
+            parts = list(rel.parts)
+            if parts[-1] == "__init__":
+                parts = parts[:-1]
+            files[".".join(parts)] = path
+    for name in TOP_MODULES:
+        files[name] = ROOT / f"{name}.py"
+    return files
+
+
+def imports_of(module: str, path: Path, known: set[str]) -> set[str]:
+    """Every module of ours that `module` imports, at module level or inside functions."""
+    found: set[str] = set()
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, base] if base else anchor)
+            # `from a.b import c`: c is a module of ours or a name defined in a.b
+            names = [f"{base}.{a.name}" if f"{base}.{a.name}" in known else base for a in node.names]
+        elif isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "import_module" and node.args:
+            if isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
+                names = [node.args[0].value]
+        for name in names:
+            while name and name not in known:
+                name = name.rpartition(".")[0]
+            # a module's own parent packages run first anyway: not an edge of the graph
+            if name and name != module and not module.startswith(name + "."):
+                found.add(name)
+    return found
+
+
+def import_graph() -> dict[str, set[str]]:
+    files = product_files()
+    known = set(files)
+    return {module: imports_of(module, path, known) for module, path in files.items()}
+
+
+def test_no_import_goes_up_a_floor():
+    graph = import_graph()
+    upward = sorted(f"{m} (floor {floor(m)}) imports {d} (floor {floor(d)})"
+                    for m, deps in graph.items() for d in deps if floor(d) > floor(m))
+    assert not upward, "imports that go up a floor:\n" + "\n".join(upward)
+
+
+def test_no_import_cycles():
+    graph = import_graph()
+    cycles = [sorted(c) for c in _strongly_connected(graph) if len(c) > 1]
+    assert not cycles, f"import cycles: {cycles}"
+
+
+def _strongly_connected(graph: dict[str, set[str]]) -> list[set[str]]:
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    out: list[set[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = set()
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.add(w)
+                if w == v:
+                    break
+            out.append(component)
+
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 10_000))
+    for v in graph:
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    assert [sorted(c) for c in _strongly_connected({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) if len(c) > 1] \
+        == [["a", "b", "c"]]
+
+
+def test_vividflow_variables_are_read_only_in_the_settings_module():
+    offenders = []
+    for module, path in product_files().items():
+        if module == SETTINGS_MODULE:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            key = _environment_read(node)
+            if key is not None and (not isinstance(key, ast.Constant) or str(key.value).startswith("VIVIDFLOW_")):
+                offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not offenders, f"environment read outside {SETTINGS_MODULE} (use vividflow.settings): {offenders}"
+
+
+def _environment_read(node: ast.AST) -> ast.expr | None:
+    """The key of `os.environ[...]`, `os.environ.get(...)`, `os.getenv(...)` (reads only), else None."""
+    if isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Load) and _is_environ(node.value):
+        return node.slice
+    if isinstance(node, ast.Call) and node.args:
+        f = node.func
+        if isinstance(f, ast.Attribute) and f.attr in ("get", "pop") and _is_environ(f.value):
+            return node.args[0]
+        if isinstance(f, ast.Attribute) and f.attr == "getenv":
+            return node.args[0]
+    return None
+
+
+def _is_environ(node: ast.AST) -> bool:
+    return isinstance(node, ast.Attribute) and node.attr == "environ" or isinstance(node, ast.Name) and node.id == "environ"
+
+
+def test_modules_stay_under_600_lines():
+    long = {m: n for m, p in product_files().items() if (n := len(p.read_text().splitlines())) > MAX_LINES}
+    assert not long, f"modules over {MAX_LINES} lines (split them by concern): {long}"
+
+
+def test_light_modules_import_no_heavy_library():
+    """One interpreter imports every module that must start fast (the CLIs, the packages, the settings) and
+    reports which heavy libraries came with them."""
+    light = ["agent", "storage", "generation", "vividflow.settings", "vividflow.cli", "agent.__main__",
+             "generation.__main__", "storage.__main__", "generation.preview", "generation.wan", "generation.jobs",
+             "generation.image", "generation.export", "agent.llm", "agent.llm.grammar"]
+    code = (
+        "import importlib, sys\n"
+        f"for m in {light!r}: importlib.import_module(m)\n"
+        f"print(','.join(m for m in {HEAVY[:-1]!r} if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "", f"imported at module level: {out.stdout.strip()}"

@@ -1,0 +1,198 @@
+"""The settings sections: storage, studio, wan, llm. Frozen pydantic models with one validation style;
+each field's environment variable is named beside it (`env_names`). Built by `vividflow.settings`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal, get_args
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
+
+from vividflow.values import (
+    gguf_name,
+    LoraSpec,
+    SettingsError,
+    choice,
+    device_name,
+    first_error,
+    float_in,
+    int_in,
+    lora_specs,
+    optional_text,
+    parse_bool,
+    short,
+    text,
+)
+
+DEFAULT_HOME = "./vividflow-data"
+CRF_RANGE = (0, 51)  # H.264 quality: 0 lossless – 51 worst
+DEFAULT_CRF = 18
+MIN_MAX_AREA = 16 * 16
+
+Backend = Literal["auto", "preview", "wan"]
+Quantization = Literal["auto", "none", "int8", "fp8"]
+DType = Literal["auto", "bfloat16", "float16", "float32"]
+LLMMode = Literal["fallback_only", "always"]
+BACKENDS: tuple[str, ...] = get_args(Backend)
+QUANTIZATIONS: tuple[str, ...] = get_args(Quantization)
+DTYPES: tuple[str, ...] = get_args(DType)
+LLM_MODES: tuple[str, ...] = get_args(LLMMode)
+
+Bool = Annotated[bool, BeforeValidator(parse_bool)]
+OptionalText = Annotated[str | None, BeforeValidator(optional_text)]
+
+class Section(BaseModel):
+    """A frozen group of settings. Constructing one with a bad value raises SettingsError with one sentence."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+    env_names: ClassVar[dict[str, str]] = {}  # field -> environment variable
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as e:
+            err = e.errors(include_url=False)[0]
+            field = str(err["loc"][0]) if err["loc"] else None
+            raise SettingsError(first_error(e), field=field) from None
+
+    def replace(self, **changes: Any) -> Any:
+        """A validated copy with `changes` applied (same class)."""
+        return type(self)(**{**self.values(), **changes})
+
+    def values(self) -> dict[str, Any]:
+        """Field name -> value, without conversion (LoRAs stay LoraSpec values)."""
+        return {name: getattr(self, name) for name in type(self).model_fields}
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able values (LoRAs as dicts, paths as text)."""
+        out = {}
+        for name, value in self.values().items():
+            if isinstance(value, tuple):
+                value = [v.to_dict() if isinstance(v, LoraSpec) else v for v in value]
+            elif isinstance(value, Path):
+                value = str(value)
+            out[name] = value
+        return out
+
+
+
+class StorageSettings(Section):
+    """Where records and media live."""
+
+    home: Annotated[Path, BeforeValidator(lambda v: Path(str(v)).expanduser())] = Path(DEFAULT_HOME)
+    db_url: OptionalText = None  # any SQLAlchemy URL; None: sqlite:///<home>/vividflow.db
+    env_names: ClassVar[dict[str, str]] = {"home": "VIVIDFLOW_HOME", "db_url": "VIVIDFLOW_DB_URL"}
+
+
+class StudioSettings(Section):
+    """The studio page."""
+
+    backend: Annotated[Backend, BeforeValidator(choice("backend", BACKENDS))] = "auto"
+    env_names: ClassVar[dict[str, str]] = {"backend": "VIVIDFLOW_BACKEND"}
+
+
+class WanSettings(Section):
+    """How to load and run the Wan backend (`generation.config.GenerationConfig` adds the model registry).
+
+    None means "the registry's value" (or, for a local folder outside the registry, the folder's own).
+    """
+
+    model: Annotated[str, BeforeValidator(text("model", "a hub id, alias or local folder"))] = (
+        "Wan-AI/Wan2.2-I2V-A14B-Diffusers")
+    defaults_from: OptionalText = None  # registry entry for a local folder of a registered model
+    transformer: OptionalText = None  # override for both experts (a bf16 copy of the experts)
+    lightning: Bool = True  # add the registry's Lightning LoRAs
+    loras: Annotated[tuple[LoraSpec, ...], BeforeValidator(lora_specs)] = ()  # user LoRAs, after Lightning
+    quantization: Annotated[Quantization, BeforeValidator(choice("quantization", QUANTIZATIONS))] = "auto"
+    cpu_offload: Bool = False  # model CPU offload, for cards under ~40 GB
+    device: Annotated[str, BeforeValidator(device_name())] = "auto"
+    dtype: Annotated[DType, BeforeValidator(choice("dtype", DTYPES))] = "auto"
+    crf: Annotated[int, BeforeValidator(int_in("crf", *CRF_RANGE))] = DEFAULT_CRF
+    max_area: Annotated[int | None, BeforeValidator(
+        int_in("max_area", MIN_MAX_AREA, None, optional=True))] = None
+    boundary_ratio: Annotated[float | None, BeforeValidator(
+        float_in("boundary_ratio", 0.0, 1.0, lo_open=True, hi_open=True, optional=True))] = None
+    flow_shift: Annotated[float | None, BeforeValidator(
+        float_in("flow_shift", 0.0, 50.0, lo_open=True, optional=True))] = None  # None: from the recipe
+    max_sequence_length: Annotated[int | None, BeforeValidator(
+        int_in("max_sequence_length", 1, 512, optional=True))] = None
+    vae_tiling: Bool = True
+
+    env_names: ClassVar[dict[str, str]] = {
+        "model": "VIVIDFLOW_WAN_MODEL",
+        "defaults_from": "VIVIDFLOW_WAN_DEFAULTS_FROM",
+        "transformer": "VIVIDFLOW_WAN_TRANSFORMER",
+        "lightning": "VIVIDFLOW_WAN_LIGHTNING",
+        "loras": "VIVIDFLOW_WAN_LORAS",
+        "quantization": "VIVIDFLOW_WAN_QUANT",
+        "cpu_offload": "VIVIDFLOW_WAN_CPU_OFFLOAD",
+        "device": "VIVIDFLOW_WAN_DEVICE",
+        "dtype": "VIVIDFLOW_WAN_DTYPE",
+        "crf": "VIVIDFLOW_CRF",
+        "max_area": "VIVIDFLOW_WAN_MAX_AREA",
+        "boundary_ratio": "VIVIDFLOW_WAN_BOUNDARY",
+        "flow_shift": "VIVIDFLOW_WAN_FLOW_SHIFT",
+        "vae_tiling": "VIVIDFLOW_WAN_VAE_TILING",
+    }
+
+
+class LLMSettings(Section):
+    """How to load and use the LLM planner (`agent.llm.LLMConfig` adds what the planner derives from it)."""
+
+    model: OptionalText = None  # hub id, local folder, .gguf path, or "smollm2"; None = no LLM
+    gguf_file: Annotated[str | None, BeforeValidator(gguf_name)] = None  # a GGUF file inside `model`
+    device: Annotated[str, BeforeValidator(device_name())] = "auto"
+    dtype: Annotated[DType, BeforeValidator(choice("dtype", DTYPES))] = "auto"
+    max_new_tokens: Annotated[int, BeforeValidator(int_in("max_new_tokens", 16, 4096))] = 512
+    enhance_max_new_tokens: Annotated[int, BeforeValidator(int_in("enhance_max_new_tokens", 16, 1024))] = 160
+    timeout_s: Annotated[float, BeforeValidator(float_in(
+        "timeout_s", 0.0, 600.0, lo_open=True, what="a number of seconds"))] = 20.0  # decoding only
+    enabled: Bool = True
+    mode: Annotated[LLMMode, BeforeValidator(choice("mode", LLM_MODES))] = "fallback_only"
+    history_turns: Annotated[int, BeforeValidator(int_in("history_turns", 0, 20))] = 4
+    max_edits: Annotated[int, BeforeValidator(int_in("max_edits", 1, 12))] = 4  # grammar bound
+    grounded_only: Bool = True  # keep only edits whose target the message names
+    temperature: Annotated[float, BeforeValidator(float_in("temperature", 0.0, 2.0))] = 0.0  # 0 = greedy
+    seed: Annotated[int, BeforeValidator(int_in("seed", 0, 2**31 - 1))] = 0
+
+    env_names: ClassVar[dict[str, str]] = {
+        "model": "VIVIDFLOW_LLM_MODEL",
+        "gguf_file": "VIVIDFLOW_LLM_GGUF_FILE",
+        "device": "VIVIDFLOW_LLM_DEVICE",
+        "dtype": "VIVIDFLOW_LLM_DTYPE",
+        "max_new_tokens": "VIVIDFLOW_LLM_MAX_NEW_TOKENS",
+        "enhance_max_new_tokens": "VIVIDFLOW_LLM_ENHANCE_MAX_NEW_TOKENS",
+        "timeout_s": "VIVIDFLOW_LLM_TIMEOUT_S",
+        "enabled": "VIVIDFLOW_LLM_ENABLED",
+        "mode": "VIVIDFLOW_LLM_MODE",
+        "history_turns": "VIVIDFLOW_LLM_HISTORY_TURNS",
+        "max_edits": "VIVIDFLOW_LLM_MAX_EDITS",
+        "grounded_only": "VIVIDFLOW_LLM_GROUNDED_ONLY",
+        "temperature": "VIVIDFLOW_LLM_TEMPERATURE",
+    }
+
+    @property
+    def available(self) -> bool:
+        """On, and a model is named."""
+        return self.enabled and self.model is not None
+
+
+SECTIONS: dict[str, type[Section]] = {
+    "storage": StorageSettings, "studio": StudioSettings, "wan": WanSettings, "llm": LLMSettings,
+}
+TOP_LEVEL_FILE_KEYS = {"backend": ("studio", "backend"), "home": ("storage", "home")}  # older file layout
+
+
+def section_name(cls: type) -> str:
+    """The section a (sub)class of a section extends, e.g. GenerationConfig -> "wan"."""
+    for name, section in SECTIONS.items():
+        if issubclass(cls, section):
+            return name
+    raise TypeError(f"{cls.__name__} is not a settings section")
+
+
+def env_variables() -> dict[str, tuple[str, str]]:
+    """Every VIVIDFLOW_* variable -> (section, field); VIVIDFLOW_CONFIG names the file."""
+    return {env: (section, name) for section, cls in SECTIONS.items() for name, env in cls.env_names.items()}
+
+
