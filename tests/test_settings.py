@@ -36,7 +36,7 @@ def test_every_variable_reaches_its_field():
         "VIVIDFLOW_WAN_BOUNDARY": "0.9", "VIVIDFLOW_WAN_FLOW_SHIFT": "5", "VIVIDFLOW_WAN_VAE_TILING": "0",
         "VIVIDFLOW_LLM_MODEL": "smollm2", "VIVIDFLOW_LLM_GGUF_FILE": "x.gguf", "VIVIDFLOW_LLM_DEVICE": "CPU",
         "VIVIDFLOW_LLM_DTYPE": "float32", "VIVIDFLOW_LLM_MAX_NEW_TOKENS": "300",
-        "VIVIDFLOW_LLM_ENHANCE_MAX_NEW_TOKENS": "100", "VIVIDFLOW_LLM_TIMEOUT_S": "7.5", "VIVIDFLOW_LLM_ENABLED": "yes",
+        "VIVIDFLOW_LLM_ENHANCE_MAX_NEW_TOKENS": "100", "VIVIDFLOW_LLM_TIMEOUT_S": "7.5", "VIVIDFLOW_LLM_ENABLED": "off",
         "VIVIDFLOW_LLM_MODE": "always", "VIVIDFLOW_LLM_HISTORY_TURNS": "2", "VIVIDFLOW_LLM_MAX_EDITS": "3",
         "VIVIDFLOW_LLM_GROUNDED_ONLY": "false", "VIVIDFLOW_LLM_TEMPERATURE": "0.5",
     }
@@ -48,7 +48,7 @@ def test_every_variable_reaches_its_field():
     assert (s.home, s.backend, s.wan.transformer, s.wan.quantization, s.wan.crf) == (
         Path("/data/vf"), "preview", None, "int8", 23)
     assert s.wan.loras == (LoraSpec("/l.safetensors", None, 0.5, "low_noise"),)
-    assert (s.llm.device, s.llm.timeout_s, s.llm.grounded_only, s.llm.available) == ("cpu", 7.5, False, True)
+    assert (s.llm.device, s.llm.timeout_s, s.llm.grounded_only, s.llm.available) == ("cpu", 7.5, False, False)
 
 
 def test_file_under_environment_and_sources(tmp_path):
