@@ -46,7 +46,7 @@ def test_every_variable_reaches_its_field():
         assert s.sources[f"{section}.{field}"] == f"env {name}"
         assert getattr(getattr(s, section), field) != getattr(SECTIONS[section](), field), name
     assert (s.home, s.backend, s.wan.transformer, s.wan.quantization, s.wan.crf) == (
-        Path("/data/vf"), "preview", None, "int8", 23)
+        Path("/data/vf"), "preview", "me/bf16", "int8", 23)
     assert s.wan.loras == (LoraSpec("/l.safetensors", None, 0.5, "low_noise"),)
     assert (s.llm.device, s.llm.timeout_s, s.llm.grounded_only, s.llm.available) == ("cpu", 7.5, False, False)
 
