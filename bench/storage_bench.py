@@ -23,7 +23,7 @@ from sqlalchemy import insert  # noqa: E402
 
 from storage import open_store  # noqa: E402
 from storage.models import Generation  # noqa: E402
-from storage.repository import plan_columns  # noqa: E402
+from storage.validation import plan_columns  # noqa: E402
 
 TEMPLATES = ["fashion", "portrait_subtle", "portrait_dynamic", "animals", "landscape", "animation", "product", "abstract"]
 STATUSES = ["succeeded"] * 7 + ["failed", "cancelled"]

@@ -505,7 +505,7 @@ def apply_loras(pipe: Any, loras: list[LoraSpec] | tuple[LoraSpec, ...], *, fuse
 
 def default_out_dir() -> Path:
     """`<VIVIDFLOW_HOME>/media/videos` — used when the caller (normally the job runner) gives none."""
-    from storage.repository import MEDIA_DIRNAME, resolve_location
+    from storage.store import MEDIA_DIRNAME, resolve_location
 
     return resolve_location()[1] / MEDIA_DIRNAME / "videos"
 

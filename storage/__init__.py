@@ -28,17 +28,10 @@ from storage.records import (
     Progress,
     StoreInfo,
 )
-from storage.repository import (
-    DB_URL_ENV,
-    DEFAULT_HOME,
-    DEFAULT_INTERRUPTED_MESSAGE,
-    HOME_ENV,
-    PLAN_COLUMNS,
-    TRANSITIONS,
-    Store,
-    open_store,
-    resolve_location,
-)
+from storage.queue import TRANSITIONS
+from storage.recovery import DEFAULT_INTERRUPTED_MESSAGE
+from storage.store import DB_URL_ENV, DEFAULT_HOME, HOME_ENV, Store, open_store, resolve_location
+from storage.validation import PLAN_COLUMNS
 
 __all__ = [
     "ACTIVE_STATUSES",

@@ -12,7 +12,9 @@ import json
 import sys
 
 from storage.errors import StorageError
-from storage.repository import open_store
+from storage.store import DB_FILENAME, DB_URL_ENV, DEFAULT_HOME, HOME_ENV, open_store
+
+HOME_HELP = f"data folder (default ${HOME_ENV} or {DEFAULT_HOME})"
 
 
 def _print_info(args: argparse.Namespace) -> int:
@@ -53,13 +55,14 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     p_info = sub.add_parser("info", help="database location, schema version and row counts")
     p_info.add_argument("--json", action="store_true", help="print JSON instead of text")
-    p_info.add_argument("--home", default=None, help="data folder (default $VIVIDFLOW_HOME or ./vividflow-data)")
-    p_info.add_argument("--url", default=None, help="SQLAlchemy URL (default $VIVIDFLOW_DB_URL or the home's vividflow.db)")
+    p_info.add_argument("--home", default=None, help=HOME_HELP)
+    p_info.add_argument("--url", default=None,
+                        help=f"SQLAlchemy URL (default ${DB_URL_ENV} or the home's {DB_FILENAME})")
     p_rec = sub.add_parser("recover", help="mark jobs whose process is gone as interrupted")
     p_rec.add_argument("--all", action="store_true",
                        help="every queued/running job, also those owned by other hosts (no VividFlow may be running)")
-    p_rec.add_argument("--home", default=None, help="data folder (default $VIVIDFLOW_HOME or ./vividflow-data)")
-    p_rec.add_argument("--url", default=None, help="SQLAlchemy URL (default $VIVIDFLOW_DB_URL)")
+    p_rec.add_argument("--home", default=None, help=HOME_HELP)
+    p_rec.add_argument("--url", default=None, help=f"SQLAlchemy URL (default ${DB_URL_ENV})")
     args = parser.parse_args(argv)
     try:
         if args.command == "info":

@@ -2,7 +2,7 @@
 
 These classes describe the *current* schema for queries. The schema itself is created and upgraded
 by the frozen functions in ``storage.migrations``; a test checks that both agree column by column.
-Nothing outside ``storage/`` sees these classes: the repository returns plain dataclasses.
+Nothing outside ``storage/`` sees these classes: the Store returns plain dataclasses.
 """
 
 from __future__ import annotations

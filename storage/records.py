@@ -1,4 +1,4 @@
-"""Plain frozen values the repository returns: safe to hand to other threads, never tied to a session."""
+"""Plain frozen values the Store returns: safe to hand to other threads, never tied to a session."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+from storage.models import ACTIVE_STATUSES, TERMINAL_STATUSES
 
 
 @dataclass(frozen=True)
@@ -100,12 +102,12 @@ class GenerationRecord:
     @property
     def is_terminal(self) -> bool:
         """True once succeeded, failed or cancelled."""
-        return self.status in ("succeeded", "failed", "cancelled")
+        return self.status in TERMINAL_STATUSES
 
     @property
     def is_active(self) -> bool:
         """True while queued or running."""
-        return self.status in ("queued", "running")
+        return self.status in ACTIVE_STATUSES
 
 
 @dataclass(frozen=True)

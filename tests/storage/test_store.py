@@ -1,4 +1,4 @@
-"""The repository API: conversations, messages, images, the generation lifecycle, gallery, lineage."""
+"""The Store API: conversations, messages, images, the generation lifecycle, gallery, lineage."""
 
 from __future__ import annotations
 

@@ -1,0 +1,315 @@
+"""The generation queue: enqueue, claim, progress, finish, cancel and requeue.
+
+Generation lifecycle (anything else raises InvalidTransitionError)::
+
+    queued ──claim──> running ──finish──> succeeded | failed | cancelled
+    queued ──cancel_queued / finish(failed|cancelled) / mark_interrupted──> cancelled | failed
+    failed | cancelled ──requeue──> queued   (the same record, same id: "#12" stays #12)
+
+Every queued/running generation may name its ``owner``: the process that holds it (storage.owner).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from storage.base import StoreBase
+from storage.errors import InvalidFieldError, InvalidTransitionError
+from storage.models import TERMINAL_STATUSES, Conversation, Generation, SourceImage, utcnow
+from storage.records import GenerationRecord
+from storage.validation import (
+    check_choice,
+    check_float,
+    check_int,
+    check_owner,
+    check_str,
+    json_dict,
+    plan_columns,
+)
+
+log = logging.getLogger(__name__)
+
+# status -> statuses it may move to
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "queued": frozenset({"running", "failed", "cancelled"}),
+    "running": frozenset({"succeeded", "failed", "cancelled"}),
+    "succeeded": frozenset(),
+    "failed": frozenset({"queued"}),
+    "cancelled": frozenset({"queued"}),
+}
+
+
+class QueueMixin(StoreBase):
+    """The queue part of :class:`storage.Store`: every status change of a generation but recovery."""
+
+    def create_generation(
+        self,
+        conversation_id: int | None,
+        plan: dict[str, Any],
+        source_image_id: int | None,
+        backend: str,
+        model_id: str,
+        parent_id: int | None = None,
+        params: dict[str, Any] | None = None,
+        *,
+        width: int | None = None,
+        height: int | None = None,
+        owner: str | None = None,
+    ) -> GenerationRecord:
+        """Record a new generation, status ``queued``.
+
+        ``plan`` is the MotionPlan JSON dict; its filterable keys (PLAN_COLUMNS) are copied into
+        columns. ``width``/``height`` (the render size, when the plan lacks it) override the plan's.
+        ``params``: everything else needed to reproduce it (LoRA ids and scales, quantization, ...).
+        ``owner``: the process that will run it (``storage.owner.current_owner()``); None means nobody
+        known, and any process's start-up recovery may then mark it interrupted.
+        """
+        if not isinstance(plan, dict):
+            raise InvalidFieldError(f"plan must be a dict, got {type(plan).__name__}")
+        columns = plan_columns(plan)  # first: its errors name the field
+        plan = json_dict("plan", plan)
+        if width is not None:
+            columns["width"] = check_int("width", width, 1)
+        if height is not None:
+            columns["height"] = check_int("height", height, 1)
+        check_str("backend", backend, allow_empty=False)
+        check_str("model_id", model_id)
+        params = json_dict("params", params) if params is not None else None
+        owner = check_owner(owner)
+        with self._write() as s:
+            if conversation_id is not None:
+                conv = self._get(s, Conversation, conversation_id, "conversation")
+                conv.updated_at = utcnow()
+            if source_image_id is not None:
+                self._get(s, SourceImage, source_image_id, "source image")
+            if parent_id is not None:
+                self._get(s, Generation, parent_id, "parent generation")
+            row = Generation(
+                conversation_id=conversation_id,
+                parent_id=parent_id,
+                source_image_id=source_image_id,
+                plan=plan,
+                backend=backend,
+                model_id=model_id,
+                params=params,
+                status="queued",
+                attempts=0,
+                cancel_requested=False,
+                owner=owner,
+                **columns,
+            )
+            s.add(row)
+            s.flush()
+            return self._generation(row)
+
+    def _transition(
+        self, s: Session, generation_id: int, to: str, values: dict[str, Any]
+    ) -> Generation:
+        """Move ``generation_id`` to ``to`` iff its current status allows it, in one UPDATE."""
+        sources = [st for st, targets in TRANSITIONS.items() if to in targets]
+        result = s.execute(
+            update(Generation)
+            .where(Generation.id == generation_id, Generation.status.in_(sources))
+            .values(status=to, **values)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount == 0:
+            row = self._get(s, Generation, generation_id, "generation")
+            raise InvalidTransitionError(
+                f"generation {generation_id} is {row.status}; it cannot become {to} "
+                f"(only from {' or '.join(sources) or 'nothing'})"
+            )
+        s.expire_all()
+        return s.get_one(Generation, generation_id)
+
+    def claim_generation(self, generation_id: int, owner: str | None = None) -> GenerationRecord | None:
+        """queued -> running, atomically, held by ``owner`` (None: nobody known); None if it is not
+        queued (someone else has it)."""
+        owner = check_owner(owner)
+        with self._write() as s:
+            self._get(s, Generation, generation_id, "generation")
+            return self._claim(s, generation_id, owner)
+
+    def _claim(self, s: Session, generation_id: int, owner: str | None) -> GenerationRecord | None:
+        now = utcnow()
+        result = s.execute(
+            update(Generation)
+            .where(Generation.id == generation_id, Generation.status == "queued")
+            .values(
+                status="running",
+                owner=owner,
+                started_at=now,
+                attempts=Generation.attempts + 1,
+                progress_stage="starting",
+                progress_step=None,
+                progress_total=None,
+                progress_eta_s=None,
+                progress_updated_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount == 0:
+            return None
+        s.expire_all()
+        return self._generation(s.get_one(Generation, generation_id))
+
+    def claim_next(self, backend: str | None = None, owner: str | None = None) -> GenerationRecord | None:
+        """Claim the oldest queued generation (of ``backend``, if given) for ``owner``; None if the
+        queue is empty."""
+        owner = check_owner(owner)
+        while True:
+            with self._write() as s:
+                q = select(Generation.id).where(Generation.status == "queued")
+                if backend is not None:
+                    q = q.where(Generation.backend == backend)
+                next_id = s.scalars(q.order_by(Generation.id).limit(1)).first()
+                if next_id is None:
+                    return None
+                claimed = self._claim(s, next_id, owner)
+                if claimed is not None:
+                    return claimed
+            # lost a race on a database without write locks at BEGIN: try the next one
+
+    def queue_position(self, generation_id: int) -> int | None:
+        """How many queued generations are ahead of this one (0 = next); None if it is not queued."""
+        with self._read() as s:
+            row = self._get(s, Generation, generation_id, "generation")
+            if row.status != "queued":
+                return None
+            q = select(func.count()).where(Generation.status == "queued", Generation.id < generation_id)
+            return int(s.scalar(q) or 0)
+
+    def update_progress(
+        self,
+        generation_id: int,
+        stage: str,
+        step: int | None = None,
+        total: int | None = None,
+        eta_s: float | None = None,
+    ) -> GenerationRecord:
+        """Record progress of a running generation; the returned record carries ``cancel_requested``."""
+        check_str("stage", stage, allow_empty=False)
+        if total is not None:
+            check_int("total", total, 0)
+        if step is not None:
+            check_int("step", step, 0, total)
+        if eta_s is not None:
+            check_float("eta_s", eta_s, 0.0)
+        with self._write() as s:
+            result = s.execute(
+                update(Generation)
+                .where(Generation.id == generation_id, Generation.status == "running")
+                .values(
+                    progress_stage=stage,
+                    progress_step=step,
+                    progress_total=total,
+                    progress_eta_s=eta_s,
+                    progress_updated_at=utcnow(),
+                )
+                .execution_options(synchronize_session=False)
+            )
+            if result.rowcount == 0:
+                row = self._get(s, Generation, generation_id, "generation")
+                raise InvalidTransitionError(
+                    f"generation {generation_id} is {row.status}; progress is recorded only while running"
+                )
+            s.expire_all()
+            return self._generation(s.get_one(Generation, generation_id))
+
+    def finish_generation(
+        self,
+        generation_id: int,
+        status: str,
+        error: str | None = None,
+        video_path: str | os.PathLike[str] | None = None,
+        thumbnail_path: str | os.PathLike[str] | None = None,
+        timings: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> GenerationRecord:
+        """End a generation: ``succeeded`` (from running, needs video_path), ``failed`` (needs error)
+        or ``cancelled`` (from queued or running). ``timings`` and ``params`` are merged into the
+        stored dicts (new keys win)."""
+        check_choice("status", status, TERMINAL_STATUSES)
+        if status == "failed" and not (isinstance(error, str) and error.strip()):
+            raise InvalidFieldError("error must be a non-empty message when status is 'failed'")
+        if error is not None:
+            check_str("error", error)
+        if status == "succeeded" and video_path is None:
+            raise InvalidFieldError("video_path is required when status is 'succeeded'")
+        video = self._store_path("video_path", video_path)
+        thumb = self._store_path("thumbnail_path", thumbnail_path)
+        timings = json_dict("timings", timings) if timings is not None else None
+        params = json_dict("params", params) if params is not None else None
+        with self._write() as s:
+            current = self._get(s, Generation, generation_id, "generation")
+            values: dict[str, Any] = {"finished_at": utcnow(), "error": error}
+            if video is not None:
+                values["video_path"] = video
+            if thumb is not None:
+                values["thumbnail_path"] = thumb
+            if timings is not None:
+                values["timings"] = {**(current.timings or {}), **timings}
+            if params is not None:
+                values["params"] = {**(current.params or {}), **params}
+            return self._generation(self._transition(s, generation_id, status, values))
+
+    def cancel_queued(self, generation_id: int) -> bool:
+        """queued -> cancelled; False (nothing changed) when it is not queued."""
+        with self._write() as s:
+            self._get(s, Generation, generation_id, "generation")
+            result = s.execute(
+                update(Generation)
+                .where(Generation.id == generation_id, Generation.status == "queued")
+                .values(status="cancelled", finished_at=utcnow(), error=None)
+                .execution_options(synchronize_session=False)
+            )
+            return result.rowcount == 1
+
+    def request_cancel(self, generation_id: int) -> GenerationRecord:
+        """Cancel from any process: a queued job is cancelled now; a running one gets
+        ``cancel_requested`` set, which its runner sees in the record ``update_progress`` returns.
+        A finished job is left as it is."""
+        with self._write() as s:
+            row = self._get(s, Generation, generation_id, "generation")
+            if row.status == "queued":
+                row.status = "cancelled"
+                row.finished_at = utcnow()
+            elif row.status == "running":
+                row.cancel_requested = True
+            s.flush()
+            return self._generation(row)
+
+    def requeue(self, generation_id: int, owner: str | None = None) -> GenerationRecord:
+        """A failed or cancelled generation back to queued, *in place* (same id, plan, params and
+        lineage), held by ``owner`` (None: nobody known); its error, progress, outputs, timings and
+        start/finish times are cleared, and ``attempts`` keeps counting. To render a variation
+        instead, create a child generation."""
+        owner = check_owner(owner)
+        with self._write() as s:
+            row = self._transition(
+                s,
+                generation_id,
+                "queued",
+                {
+                    "error": None,
+                    "cancel_requested": False,
+                    "progress_stage": None,
+                    "progress_step": None,
+                    "progress_total": None,
+                    "progress_eta_s": None,
+                    "progress_updated_at": None,
+                    "timings": None,
+                    "video_path": None,
+                    "thumbnail_path": None,
+                    "started_at": None,
+                    "finished_at": None,
+                    "owner": owner,
+                },
+            )
+            log.info("requeued generation %d (attempt %d so far)", generation_id, row.attempts)
+            return self._generation(row)

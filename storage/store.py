@@ -1,0 +1,282 @@
+"""The Store: the one object in VividFlow that speaks SQL.
+
+``open_store()`` gives a :class:`Store`; every method is one transaction and returns plain frozen
+records (``storage.records``), so callers in any thread may keep them. The Store is composed of
+parts, one module each: conversations, messages and images here, the generation queue
+(``storage.queue``), recovery of jobs whose process is gone (``storage.recovery``) and the gallery
+(``storage.gallery``), all on ``storage.base.StoreBase``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
+
+from storage.db import make_engine
+from storage.errors import InvalidFieldError
+from storage.gallery import GalleryMixin
+from storage.media import MediaStore
+from storage.migrations import LATEST_VERSION, MIGRATIONS, Migration, migrate, schema_version
+from storage.models import ROLES, STATUSES, Conversation, Generation, Message, SourceImage, utcnow
+from storage.queue import QueueMixin
+from storage.records import ConversationRecord, ImageRecord, MessageRecord, StoreInfo
+from storage.recovery import RecoveryMixin
+from storage.validation import MAX_PAGE_SIZE, check_choice, check_int, check_str, json_dict
+
+log = logging.getLogger(__name__)
+
+HOME_ENV = "VIVIDFLOW_HOME"
+DB_URL_ENV = "VIVIDFLOW_DB_URL"
+DEFAULT_HOME = "./vividflow-data"
+DB_FILENAME = "vividflow.db"
+MEDIA_DIRNAME = "media"
+
+
+class Store(QueueMixin, RecoveryMixin, GalleryMixin):
+    """Conversations, messages, source images and generations in one SQL database + a media folder.
+
+    Build it with :func:`open_store`. Thread-safe: each method uses its own session.
+    """
+
+    # --- conversations and messages ------------------------------------------------------------
+
+    def create_conversation(self, title: str = "") -> ConversationRecord:
+        check_str("title", title)
+        with self._write() as s:
+            row = Conversation(title=title)
+            s.add(row)
+            s.flush()
+            return self._conversation(row)
+
+    def get_conversation(self, conversation_id: int) -> ConversationRecord:
+        with self._read() as s:
+            return self._conversation(self._get(s, Conversation, conversation_id, "conversation"))
+
+    def list_conversations(self, limit: int = 50, offset: int = 0) -> list[ConversationRecord]:
+        """Most recently active first."""
+        check_int("limit", limit, 1, MAX_PAGE_SIZE)
+        check_int("offset", offset, 0)
+        q = (
+            select(Conversation)
+            .order_by(Conversation.updated_at.desc(), Conversation.id.desc())
+            .limit(limit)
+            .offset(offset)
+        )
+        with self._read() as s:
+            return [self._conversation(r) for r in s.scalars(q)]
+
+    def rename_conversation(self, conversation_id: int, title: str) -> ConversationRecord:
+        check_str("title", title)
+        with self._write() as s:
+            row = self._get(s, Conversation, conversation_id, "conversation")
+            row.title = title
+            row.updated_at = utcnow()
+            s.flush()
+            return self._conversation(row)
+
+    def delete_conversation(self, conversation_id: int) -> None:
+        """Delete a conversation and its messages; its generations stay, detached (conversation_id None)."""
+        with self._write() as s:
+            row = self._get(s, Conversation, conversation_id, "conversation")
+            s.execute(
+                update(Generation)
+                .where(Generation.conversation_id == conversation_id)
+                .values(conversation_id=None)
+            )
+            s.execute(Message.__table__.delete().where(Message.conversation_id == conversation_id))
+            s.delete(row)
+
+    def append_message(
+        self,
+        conversation_id: int,
+        role: str,
+        text: str,
+        plan: dict[str, Any] | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> MessageRecord:
+        """Add a message (``role`` user|assistant|system); ``plan`` is the MotionPlan dict after the turn."""
+        check_choice("role", role, ROLES)
+        check_str("text", text)
+        plan = json_dict("plan", plan) if plan is not None else None
+        meta = json_dict("meta", meta) if meta is not None else None
+        with self._write() as s:
+            conv = self._get(s, Conversation, conversation_id, "conversation")
+            row = Message(conversation_id=conversation_id, role=role, text=text, plan=plan, meta=meta)
+            s.add(row)
+            conv.updated_at = utcnow()
+            s.flush()
+            return self._message(row)
+
+    def list_messages(self, conversation_id: int) -> list[MessageRecord]:
+        """All messages of a conversation, oldest first."""
+        with self._read() as s:
+            self._get(s, Conversation, conversation_id, "conversation")
+            q = select(Message).where(Message.conversation_id == conversation_id).order_by(Message.id)
+            return [self._message(r) for r in s.scalars(q)]
+
+    # --- images ------------------------------------------------------------------------------------
+
+    def add_image(
+        self,
+        data: bytes,
+        *,
+        filename: str | None = None,
+        width: int | None = None,
+        height: int | None = None,
+        format: str | None = None,
+    ) -> ImageRecord:
+        """Store an image once per content (sha256); the same bytes again return the first record.
+
+        width/height/format are read with Pillow when not given (raw pixel size; EXIF rotation is
+        generation's business).
+        """
+        if not isinstance(data, bytes | bytearray | memoryview) or len(data) == 0:
+            raise InvalidFieldError("data must be non-empty bytes")
+        data = bytes(data)
+        digest = hashlib.sha256(data).hexdigest()
+        existing = self.find_image(digest)
+        if existing is not None:
+            if not existing.path.is_file():  # the file was lost: store it again
+                log.warning("media file of image %d was missing; stored it again", existing.id)
+                self.media.put_bytes(data, Path(existing.media_key).suffix)
+            return existing
+
+        if width is None or height is None or format is None:
+            w, h, f = _sniff_image(data)
+            width, height, format = width or w, height or h, format or f
+        check_int("width", width, 1)
+        check_int("height", height, 1)
+        fmt = check_str("format", format, allow_empty=False).lower()
+        if filename is not None:
+            check_str("filename", filename)
+
+        stored = self.media.put_bytes(data, _suffix_for(fmt))
+        try:
+            with self._write() as s:
+                row = SourceImage(
+                    sha256=digest,
+                    media_key=stored.key,
+                    width=width,
+                    height=height,
+                    format=fmt,
+                    size_bytes=len(data),
+                    filename=filename,
+                )
+                s.add(row)
+                s.flush()
+                return self._image(row)
+        except IntegrityError:
+            # another writer added the same content between our look-up and our insert
+            found = self.find_image(digest)
+            if found is None:
+                raise
+            return found
+
+    def get_image(self, image_id: int) -> ImageRecord:
+        with self._read() as s:
+            return self._image(self._get(s, SourceImage, image_id, "source image"))
+
+    def find_image(self, sha256: str) -> ImageRecord | None:
+        """The image with this content hash, or None."""
+        with self._read() as s:
+            row = s.scalars(select(SourceImage).where(SourceImage.sha256 == sha256)).first()
+            return self._image(row) if row else None
+
+    # --- info ---------------------------------------------------------------------------------------
+
+    def counts(self) -> dict[str, int]:
+        """Rows per table."""
+        with self._read() as s:
+            return {
+                model.__tablename__: int(s.scalar(select(func.count()).select_from(model)) or 0)
+                for model in (Conversation, Message, SourceImage, Generation)
+            }
+
+    def info(self) -> StoreInfo:
+        with self._read() as s:
+            by_status = dict.fromkeys(STATUSES, 0)
+            for st, n in s.execute(select(Generation.status, func.count()).group_by(Generation.status)):
+                by_status[st] = int(n)
+        return StoreInfo(
+            url=self.url,
+            database_path=self.database_path,
+            media_root=self.media.root,
+            schema_version=schema_version(self._engine),
+            latest_version=LATEST_VERSION,
+            counts=self.counts(),
+            generations_by_status=by_status,
+        )
+
+
+_FORMAT_SUFFIX = {
+    "jpeg": ".jpg",
+    "jpg": ".jpg",
+    "mpo": ".jpg",
+    "png": ".png",
+    "webp": ".webp",
+    "gif": ".gif",
+    "bmp": ".bmp",
+    "tiff": ".tif",
+    "heif": ".heic",
+    "avif": ".avif",
+}
+
+
+def _suffix_for(fmt: str) -> str:
+    """The file suffix for an image format name ('jpeg' -> '.jpg'); unknown names are sanitized."""
+    if fmt in _FORMAT_SUFFIX:
+        return _FORMAT_SUFFIX[fmt]
+    clean = "".join(c for c in fmt if c.isalnum())[:10]
+    return f".{clean}" if clean else ""
+
+
+def _sniff_image(data: bytes) -> tuple[int, int, str]:
+    from PIL import Image, UnidentifiedImageError  # Pillow only when the caller gave no size
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            return im.width, im.height, (im.format or "unknown").lower()
+    except UnidentifiedImageError as e:
+        raise InvalidFieldError(f"data is not an image Pillow can read ({len(data)} bytes): {e}") from e
+
+
+def resolve_location(url: str | None = None, home: str | os.PathLike[str] | None = None) -> tuple[str, Path]:
+    """The database URL and home folder: arguments, else VIVIDFLOW_DB_URL / VIVIDFLOW_HOME, else
+    ``./vividflow-data`` holding ``vividflow.db``."""
+    home_path = Path(home if home is not None else os.environ.get(HOME_ENV) or DEFAULT_HOME).resolve()
+    if url is None:
+        url = os.environ.get(DB_URL_ENV) or f"sqlite:///{home_path / DB_FILENAME}"
+    make_url(url)  # raises ArgumentError on a malformed URL
+    return url, home_path
+
+
+def open_store(
+    url: str | None = None,
+    home: str | os.PathLike[str] | None = None,
+    *,
+    migrations: Sequence[Migration] = MIGRATIONS,
+) -> Store:
+    """Open (creating and migrating as needed) the store.
+
+    ``home`` (default $VIVIDFLOW_HOME, else ./vividflow-data) holds ``vividflow.db`` and ``media/``;
+    ``url`` (default $VIVIDFLOW_DB_URL, else sqlite:///<home>/vividflow.db) may be any SQLAlchemy URL.
+    Raises SchemaTooNewError for a database written by a newer VividFlow.
+    """
+    url, home_path = resolve_location(url, home)
+    home_path.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(url)
+    try:
+        migrate(engine, migrations)
+    except BaseException:
+        engine.dispose()
+        raise
+    return Store(engine, MediaStore(home_path / MEDIA_DIRNAME), home_path)
