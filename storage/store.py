@@ -31,12 +31,13 @@ from storage.queue import QueueMixin
 from storage.records import ConversationRecord, ImageRecord, MessageRecord, StoreInfo
 from storage.recovery import RecoveryMixin
 from storage.validation import MAX_PAGE_SIZE, check_choice, check_int, check_str, json_dict
+from vividflow.sections import DEFAULT_HOME, StorageSettings
+from vividflow.settings import load_settings
 
 log = logging.getLogger(__name__)
 
-HOME_ENV = "VIVIDFLOW_HOME"
-DB_URL_ENV = "VIVIDFLOW_DB_URL"
-DEFAULT_HOME = "./vividflow-data"
+HOME_ENV = StorageSettings.env_names["home"]
+DB_URL_ENV = StorageSettings.env_names["db_url"]
 DB_FILENAME = "vividflow.db"
 MEDIA_DIRNAME = "media"
 
@@ -250,11 +251,15 @@ def _sniff_image(data: bytes) -> tuple[int, int, str]:
 
 
 def resolve_location(url: str | None = None, home: str | os.PathLike[str] | None = None) -> tuple[str, Path]:
-    """The database URL and home folder: arguments, else VIVIDFLOW_DB_URL / VIVIDFLOW_HOME, else
-    ``./vividflow-data`` holding ``vividflow.db``."""
-    home_path = Path(home if home is not None else os.environ.get(HOME_ENV) or DEFAULT_HOME).resolve()
+    """The database URL and home folder: arguments, else the settings (VIVIDFLOW_DB_URL / VIVIDFLOW_HOME or
+    vividflow.toml's [storage]), else ``./vividflow-data`` holding ``vividflow.db``."""
+    if home is None or url is None:
+        settings = load_settings().storage
+        home = settings.home if home is None else home
+        url = settings.db_url if url is None else url
+    home_path = Path(home).resolve()
     if url is None:
-        url = os.environ.get(DB_URL_ENV) or f"sqlite:///{home_path / DB_FILENAME}"
+        url = f"sqlite:///{home_path / DB_FILENAME}"
     make_url(url)  # raises ArgumentError on a malformed URL
     return url, home_path
 

@@ -14,11 +14,12 @@ TOP_MODULES = ("streamlit_app",)
 HEAVY = ("torch", "diffusers", "transformers", "torchao", "peft", "accelerate", "ray", "streamlit")
 MAX_LINES = 600
 SETTINGS_MODULE = "vividflow.settings"
+BASEMENT = (SETTINGS_MODULE, "vividflow.sections", "vividflow.values")  # settings, importable by every floor
 
 
 def floor(module: str) -> int:
     """0 settings · 1 storage · 2 agent · 3 generation · 4 the top (pages, CLIs, studio logic, dev tools)."""
-    if module == SETTINGS_MODULE:
+    if module in BASEMENT:
         return 0
     if module.endswith(".__main__") or module.startswith(("ui", "pages", "streamlit_app", "vividflow", "devtools")):
         return 4
