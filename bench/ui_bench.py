@@ -109,12 +109,14 @@ def main() -> None:
 
         from streamlit.testing.v1 import AppTest
 
+        from ui.services import AUTO_RENDER
+
         at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=60)
         t = time.perf_counter()
         at.run()
         first = time.perf_counter() - t
         assert not at.exception, at.exception
-        at.session_state["res.auto"] = False  # measure the script, not a render in the runner's thread
+        at.session_state[AUTO_RENDER] = False  # measure the script, not a render in the runner's thread
         at.run()
         times = []
         for i in range(args.turns):

@@ -1,5 +1,7 @@
-"""The studio's widgets and session logic (the top floor): streamlit_app.py and pages/ wire them together.
+"""The studio's Streamlit side (the top floor): widgets, and the per-process and per-session wiring in
+`ui.services`; streamlit_app.py and pages/ put them on the page.
 
-`ui.studio` holds one session's conversation, plan, picture and jobs without Streamlit; the other modules
-draw it. Light to import: no torch (the backends and the LLM load inside the functions that need them).
+They draw `vividflow.studio.Studio` (one session's conversation, plan, picture and jobs, no Streamlit);
+`ui.widgets` holds the pieces several pages share. Light to import: no torch (the backends and the LLM
+load inside the functions that need them).
 """

@@ -10,7 +10,7 @@ import streamlit as st
 from storage import GenerationRecord
 
 from ui.format import status_label
-from ui.studio import ChatEntry, Studio
+from vividflow.studio import ChatEntry, Studio
 
 AVATARS = {"user": "user", "assistant": "assistant"}
 

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import io
-import logging
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import streamlit as st
 
-from ui.studio import Studio
+from vividflow.studio import Studio
 
-log = logging.getLogger(__name__)
-
-ACCEPTED = ("png", "jpg", "jpeg", "webp")
-ACCEPTED_FORMATS = {"PNG": "png", "JPEG": "jpeg", "MPO": "jpeg", "WEBP": "webp"}
+# Uploads take fewer formats than generation.image.ACCEPTED_FORMATS: Pillow's name -> the stored format
+UPLOAD_FORMATS = {"PNG": "png", "JPEG": "jpeg", "MPO": "jpeg", "WEBP": "webp"}
+UPLOAD_EXTENSIONS = ("png", "jpg", "jpeg", "webp")  # what the browser's file picker offers
+FORMATS_TEXT = "PNG, JPEG or WebP"
 MAX_UPLOAD_MB = 50  # also server.maxUploadSize in .streamlit/config.toml
 
 
@@ -51,25 +50,30 @@ def check_upload(data: bytes, filename: str, *, max_pixels: int | None = None) -
                 fmt = probe.format or "unknown"
     except UnidentifiedImageError:
         raise UploadError(
-            f"{filename} is not a picture we can read (corrupt, or not PNG/JPEG/WebP)."
+            f"{filename} is not a picture we can read (corrupt, or not {FORMATS_TEXT})."
         ) from None
     except Image.DecompressionBombError:
         raise UploadError(f"{filename} is far too large in pixels to open safely; downscale it first.") from None
-    if fmt not in ACCEPTED_FORMATS:
-        raise UploadError(f"{filename} is a {fmt} file; please upload a PNG, JPEG or WebP picture.")
+    if fmt not in UPLOAD_FORMATS:
+        raise UploadError(f"{filename} is a {fmt} file; please upload a {FORMATS_TEXT} picture.")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = load_image(data, max_pixels=max_pixels or MAX_INPUT_PIXELS)
     except ImageError as e:
         raise UploadError(f"{filename}: {e}") from None
-    return CheckedUpload(data, filename, image.width, image.height, ACCEPTED_FORMATS[fmt])
+    return CheckedUpload(data, filename, image.width, image.height, UPLOAD_FORMATS[fmt])
+
+
+def clear_error() -> None:
+    """Forget the last upload's error (another conversation opens)."""
+    st.session_state.pop("upload._error", None)
 
 
 def _uploader(studio: Studio) -> None:
     uploaded = st.file_uploader(
-        "Picture (PNG, JPEG or WebP)",
-        type=list(ACCEPTED),
+        f"Picture ({FORMATS_TEXT})",
+        type=list(UPLOAD_EXTENSIONS),
         key="upload",
         max_upload_size=MAX_UPLOAD_MB,
         help="The still image to bring to life",

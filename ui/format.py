@@ -16,8 +16,10 @@ STATUS_ICONS = {  # Streamlit's bundled Material Symbols: they render the same i
     "cancelled": ":material/cancel:",
 }
 
+PREVIEW_NOTE = "a quick CPU motion sketch, not the Wan video model"  # said wherever a preview is shown
+
 BACKEND_LABELS = {
-    "preview": "preview (CPU motion sketch, not the video model)",
+    "preview": f"preview ({PREVIEW_NOTE})",
     "wan": "Wan2.2 image-to-video",
 }
 

@@ -12,9 +12,11 @@ from datetime import date
 import streamlit as st
 
 from agent.plan import TEMPLATE_IDS
+from generation.backends import BACKEND_NAMES
 from storage import STATUSES, GalleryPage, GenerationRecord, Lineage, NotFoundError, Store
 
 from ui.format import (
+    PREVIEW_NOTE,
     backend_label,
     card_caption,
     card_subcaption,
@@ -24,11 +26,10 @@ from ui.format import (
     template_title,
     timing_rows,
 )
-from ui.result import download_button
+from ui.widgets import download_button
 
 PAGE_SIZE = 12
 COLUMNS = 4
-BACKENDS = ("preview", "wan")
 K = "g."
 
 
@@ -74,7 +75,7 @@ def render_filters() -> Filters:
         templates = row[1].multiselect("Template", TEMPLATE_IDS, key=K + "templates", format_func=template_title,
                                        on_change=_reset_page, placeholder="any")
         statuses = row[2].multiselect("Status", STATUSES, key=K + "statuses", on_change=_reset_page, placeholder="any")
-        backends = row[3].multiselect("Backend", BACKENDS, key=K + "backends", on_change=_reset_page, placeholder="any")
+        backends = row[3].multiselect("Backend", BACKEND_NAMES, key=K + "backends", on_change=_reset_page, placeholder="any")
         dates = row[4].date_input("Created between", value=(), key=K + "dates", on_change=_reset_page,
                                   help="Pick a first and a last day (inclusive)")
     start = end = None
@@ -177,7 +178,7 @@ def render_details(store: Store, generation_id: int, actions: GalleryActions) ->
 def _details_media(g: GenerationRecord) -> None:
     st.markdown(f"{status_label(g.status)} · {backend_label(g.backend, g.model_id)}")
     if g.backend == "preview":
-        st.caption("Rendered by the **preview** backend: a fast CPU motion sketch, not the Wan video model.")
+        st.caption(f"Rendered by the **preview** backend: {PREVIEW_NOTE}.")
     if g.error:
         st.error(g.error)
     if g.status == "succeeded" and g.video_path is not None and g.video_path.is_file():

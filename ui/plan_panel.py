@@ -27,10 +27,10 @@ from agent.edits import (
     SetSteps,
     SetTemplate,
 )
-from agent.plan import CAMERA_MOVES, LIMITS, MAX_SEED, SUBJECTS, TEMPLATE_IDS, MotionPlan
+from agent.plan import CAMERA_MOVES, FPS, LIMITS, MAX_SEED, SUBJECTS, TEMPLATE_IDS, MotionPlan
 
 from ui.format import template_title
-from ui.studio import Studio
+from vividflow.studio import Studio
 
 K = "pp."  # widget key prefix
 SYNCED = "pp._synced_plan"
@@ -39,6 +39,12 @@ CAMERA_LABELS = {m: m.replace("_", " ") for m in CAMERA_MOVES}
 
 def _key(*parts: str) -> str:
     return K + ".".join(parts)
+
+
+def reset() -> None:
+    """Forget the panel's widget state (another conversation opens): the next run syncs its plan afresh."""
+    for key in [k for k in st.session_state if isinstance(k, str) and k.startswith(K)]:
+        del st.session_state[key]
 
 
 def sync(plan: MotionPlan, template_locked: bool) -> None:
@@ -246,7 +252,7 @@ def _motions_section(studio: Studio) -> None:
             row = st.columns(2)
             row[0].slider("speed ×", speed_lo, 3.0 if m.speed <= 3.0 else speed_hi, step=0.05,
                           key=_key("motion", m.subject, "speed"), on_change=_on_motion, args=(studio, m.subject))
-            row[1].slider("intensity", 0.0, 1.0, step=0.05, key=_key("motion", m.subject, "intensity"),
+            row[1].slider("intensity", *LIMITS["intensity"], step=0.05, key=_key("motion", m.subject, "intensity"),
                           on_change=_on_motion, args=(studio, m.subject))
     free = [s for s in SUBJECTS if plan.motion(s) is None]
     add = st.columns([2, 3, 1], vertical_alignment="bottom")
@@ -270,7 +276,7 @@ def _clip_section(studio: Studio) -> None:
     plan = studio.plan
     lo, hi = LIMITS["duration_s"]
     st.slider("duration (s)", lo, hi, step=0.25, key=_key("duration"), on_change=_on_duration, args=(studio,),
-              help="0.5 to 5 seconds at 16 fps")
+              help=f"{lo:g} to {hi:g} seconds at {FPS} fps")
     st.caption(f"{plan.num_frames} frames at {plan.fps} fps")
     st.slider("steps", int(LIMITS["steps"][0]), int(LIMITS["steps"][1]), step=1, key=_key("steps"),
               on_change=_on_steps, args=(studio,), help="Inference steps: 4 is the Lightning default; more is slower")

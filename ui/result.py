@@ -7,41 +7,16 @@ usable; when the job ends, it re-runs the whole page once to show the video.
 
 from __future__ import annotations
 
-from functools import partial
-from pathlib import Path
-from typing import TYPE_CHECKING
-
 import streamlit as st
 
 from storage import GenerationRecord
 
-from ui.format import backend_label, eta_text, seconds, status_label
-
-if TYPE_CHECKING:
-    from ui.services import Context
+from ui.format import PREVIEW_NOTE, backend_label, eta_text, seconds, status_label
+from ui.services import ACTION_ERROR, AUTO_RENDER, Context
+from ui.widgets import download_button
 
 POLL_S = 0.5
 K = "res."
-
-
-def _read(path: Path) -> bytes:
-    return path.read_bytes()
-
-
-def download_button(g: GenerationRecord, key: str, **kw: object) -> None:
-    """"Download MP4" for a finished generation; the file is read only when the button is clicked."""
-    if g.video_path is None:
-        return
-    st.download_button(
-        "Download MP4",
-        icon=":material/download:",
-        data=partial(_read, g.video_path),
-        file_name=f"vividflow-{g.id}.mp4",
-        mime="video/mp4",
-        key=key,
-        on_click="ignore",
-        **kw,
-    )
 
 
 def progress_line(g: GenerationRecord, position: int | None) -> tuple[float, str]:
@@ -87,7 +62,7 @@ def render_result(ctx: Context, g: GenerationRecord) -> None:
         st.markdown(head + (f" · rendered in {seconds(total)}" if isinstance(total, int | float) else ""))
         download_button(g, K + f"download.{g.id}", width="stretch")
         if g.backend == "preview":
-            st.caption(":material/science: **Preview** backend: a quick CPU motion sketch of your plan, not the Wan video model.")
+            st.caption(f":material/science: **Preview** backend: {PREVIEW_NOTE}.")
         else:
             st.caption(f"Rendered by {backend_label(g.backend, g.model_id)}")
     elif g.status == "failed":
@@ -132,12 +107,12 @@ def render_controls(ctx: Context) -> None:
         help="Upload a picture first" if studio.image is None else "Queue a render of the current plan",
     )
     cols[1].caption(f"Renders with **{ctx.backend_name}**" + (f" · {ctx.model_id}" if ctx.backend_name != "preview"
-                    else " (a quick CPU motion sketch, not the video model)"))
+                    else f" ({PREVIEW_NOTE})"))
     if studio.base_generation_id is not None:
-        st.session_state.setdefault(K + "auto", True)
-        st.toggle("Render again after each chat change", key=K + "auto",
+        st.session_state.setdefault(AUTO_RENDER, True)
+        st.toggle("Render again after each chat change", key=AUTO_RENDER,
                   help="The chat continues from the last result: a refinement renders a child of it")
-    if err := st.session_state.pop(K + "error", None):
+    if err := st.session_state.pop(ACTION_ERROR, None):
         st.error(err)
     job = studio.active_job()
     if job is not None and job.is_active:

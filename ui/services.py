@@ -14,15 +14,18 @@ from agent.plan import MotionPlan
 from generation.config import GenerationConfig
 from storage import GenerationRecord, Store, open_store
 
+from ui import create, plan_panel
 from ui.format import backend_label
 from ui.gallery import GalleryActions
 from ui.settings import Settings, SettingsError, load_settings
-from ui.studio import Studio, StudioError
+from vividflow.studio import Studio, StudioError
 
 if TYPE_CHECKING:
     from generation.jobs import Runner
 
 PAGES = "nav.pages"
+ACTION_ERROR = "res.error"  # why the last Generate or chat turn failed; ui.result shows it once
+AUTO_RENDER = "res.auto"  # ui.result's "render again after each chat change" toggle
 
 
 def register_pages(pages: dict[str, object]) -> None:
@@ -73,9 +76,8 @@ def switch_conversation(conversation_id: int | None) -> None:
     else:
         new = Studio.resume(current, conversation_id)
     st.session_state["studio"] = new
-    for key in [k for k in st.session_state if isinstance(k, str) and k.startswith("pp.")]:
-        del st.session_state[key]
-    st.session_state.pop("upload._error", None)
+    plan_panel.reset()
+    create.clear_error()
 
 
 @st.cache_resource(show_spinner=False)
@@ -181,7 +183,7 @@ class Context:
         try:
             return self.studio.submit(runner(), self.backend_name, self.model_id)
         except (StudioError, JobError, BackendUnavailable) as e:
-            st.session_state["res.error"] = str(e)
+            st.session_state[ACTION_ERROR] = str(e)
             return None
 
     def cancel(self, generation_id: int) -> None:
@@ -209,13 +211,13 @@ class Context:
             else:
                 self.studio.chat(message, planner=self.planner)
         except StudioError as e:
-            st.session_state["res.error"] = str(e)
+            st.session_state[ACTION_ERROR] = str(e)
             return
         if (
             self.studio.base_generation_id is not None
             and self.studio.image is not None
             and self.studio.plan != before
-            and st.session_state.get("res.auto", True)
+            and st.session_state.get(AUTO_RENDER, True)
         ):
             self.generate()
 

@@ -1,2 +1,3 @@
-"""VividFlow's application package: the settings every floor reads (`vividflow.settings`), the `vividflow`
-command (`vividflow.cli`) and the studio's session logic. Import-free on purpose."""
+"""VividFlow's application package: the settings every floor reads (`vividflow.settings`, `.sections`,
+`.values`), the `vividflow` command (`vividflow.cli`) and one studio session's logic without Streamlit
+(`vividflow.studio`). Import-free on purpose."""

@@ -110,17 +110,21 @@ def test_unavailable_backend_is_a_clear_message_not_a_crash(app, kit):
 
 def test_wan_backend_unloads_the_llm_planner_first(monkeypatch):
     # the runner's factory registers the LLM unload before Wan loads; without CUDA, Wan is then refused
+    import agent.planner_llm as planner_llm
     import generation.wan as wan
-    from agent.planner_llm import unload_all
     from generation.backend import BackendUnavailable
     from generation.config import GenerationConfig
     from ui.services import make_backend
 
-    monkeypatch.setattr(wan, "_BEFORE_LOAD", [])
+    unloads = []
+    monkeypatch.setattr(wan, "_BEFORE_LOAD", [])  # this test's hooks only
+    monkeypatch.setattr(planner_llm, "unload_all", lambda: unloads.append("llm"))
     monkeypatch.setattr("generation.backends.check_available",
                         lambda name, cfg=None: (_ for _ in ()).throw(BackendUnavailable("no CUDA device")))
     with pytest.raises(BackendUnavailable):
         make_backend("wan", GenerationConfig())
-    assert wan._BEFORE_LOAD == [unload_all]
+    with pytest.raises(BackendUnavailable):
+        make_backend("wan", GenerationConfig())
     assert make_backend("preview", GenerationConfig()).name == "preview"
-    assert wan._BEFORE_LOAD == [unload_all]
+    wan.run_before_load_hooks()  # what Wan runs before it loads and before every clip
+    assert unloads == ["llm"]  # the planner is unloaded, once however often the factory ran

@@ -303,17 +303,12 @@ class Studio:
     def rerun(self, runner: Any, generation_id: int, *, new_seed: bool) -> GenerationRecord:
         """Render an earlier generation again as its child: the same plan and picture (and seed, unless
         `new_seed`), on the same backend and model. It joins that generation's conversation."""
-        from agent.plan import MAX_SEED
-
         g = self.store.get_generation(generation_id)
         if g.source_image_id is None:
             raise StudioError(f"#{generation_id} has no source picture any more; it cannot be rendered again.")
         plan = MotionPlan.from_dict(g.plan)
         if new_seed:
-            seed = plan.seed
-            while seed == plan.seed:
-                seed = self.rng.randint(0, MAX_SEED)
-            plan = plan.with_changes(seed=seed, seed_policy="new")
+            plan = plan.with_changes(seed=draw_seed(self.rng, avoid=plan.seed), seed_policy="new")
         return runner.submit(plan.to_dict(), g.source_image_id, backend=g.backend, model_id=g.model_id,
                              conversation_id=g.conversation_id, parent_id=g.id)
 
