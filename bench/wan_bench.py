@@ -52,7 +52,7 @@ def cpu_bench(frames: int, area: int, repeats: int, threads: int) -> None:
     from generation.config import GenerationConfig
     from generation.image import load_image, preprocess
     from generation.wan import WanBackend, load_pipeline
-    from generation.wan_tiny import save_tiny_pipeline
+    from devtools.tiny_wan import save_tiny_pipeline
 
     torch.set_num_threads(threads)
     duration = (frames - 1) / 16

@@ -1,6 +1,6 @@
 """Shared fixtures for tests/generation (preview, export, jobs, CLI).
 
-The Wan tests build their tiny pipeline through generation/wan_tiny.py; keep this one small.
+The Wan tests build their tiny pipeline through devtools/tiny_wan.py; keep this one small.
 """
 
 from __future__ import annotations

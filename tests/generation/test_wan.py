@@ -22,7 +22,7 @@ pytest.importorskip("diffusers")
 from generation import export as export_module  # noqa: E402
 from generation import wan  # noqa: E402
 from generation.image import load_image, preprocess  # noqa: E402
-from generation.wan_tiny import TINY_MAX_AREA, cached_tiny_pipeline_dir  # noqa: E402
+from devtools.tiny_wan import TINY_MAX_AREA, cached_tiny_pipeline_dir  # noqa: E402
 
 MAX_LEN = 16  # tiny text encoder: short prompts keep it fast
 
@@ -251,7 +251,7 @@ def test_modules_import_without_torch():
     import sys
 
     code = (
-        "import sys, generation.config, generation.wan, generation.wan_tiny;"
+        "import sys, generation.config, generation.wan, generation.wan_load, devtools.tiny_wan;"
         "bad = [m for m in ('torch', 'diffusers', 'transformers', 'torchao', 'peft') if m in sys.modules];"
         "assert not bad, bad"
     )

@@ -28,7 +28,7 @@ pytestmark = [
 from generation import wan  # noqa: E402
 from generation.events import CancelToken, GenerationCancelled  # noqa: E402
 from generation.export import probe_video  # noqa: E402
-from generation.wan_tiny import save_tiny_lora, save_tiny_pipeline  # noqa: E402
+from devtools.tiny_wan import save_tiny_lora, save_tiny_pipeline  # noqa: E402
 
 
 def picture(w: int, h: int) -> Image.Image:

@@ -30,7 +30,7 @@ pytest.importorskip("diffusers")
 from generation import export as export_module  # noqa: E402
 from generation import wan  # noqa: E402
 from generation.image import ImageError  # noqa: E402
-from generation.wan_tiny import TINY_MAX_AREA, cached_tiny_pipeline_dir, save_tiny_lora  # noqa: E402
+from devtools.tiny_wan import TINY_MAX_AREA, cached_tiny_pipeline_dir, save_tiny_lora  # noqa: E402
 
 MAX_LEN = 16
 

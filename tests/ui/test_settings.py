@@ -117,7 +117,7 @@ def test_wan_backend_unloads_the_llm_planner_first(monkeypatch):
     from ui.services import make_backend
 
     monkeypatch.setattr(wan, "_BEFORE_LOAD", [])
-    monkeypatch.setattr("generation.backends.check_available",
+    monkeypatch.setattr("generation.choose.check_available",
                         lambda name, cfg=None: (_ for _ in ()).throw(BackendUnavailable("no CUDA device")))
     with pytest.raises(BackendUnavailable):
         make_backend("wan", GenerationConfig())
