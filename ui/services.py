@@ -99,7 +99,7 @@ def make_backend(name: str, wan_config: GenerationConfig) -> Any:
 
     if name == "wan":
         from agent.planner_llm import unload_all
-        from generation.wan import register_before_load
+        from generation.wan_load import register_before_load
 
         register_before_load(unload_all)
     return get_backend(name, wan_config if name == "wan" else None)

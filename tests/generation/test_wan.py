@@ -19,10 +19,10 @@ from generation.events import CancelToken, GenerationCancelled, Progress
 torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
-from generation import export as export_module  # noqa: E402
-from generation import wan  # noqa: E402
-from generation.image import load_image, preprocess  # noqa: E402
 from devtools.tiny_wan import TINY_MAX_AREA, cached_tiny_pipeline_dir  # noqa: E402
+from generation import export as export_module  # noqa: E402
+from generation import wan, wan_load  # noqa: E402
+from generation.image import load_image, preprocess  # noqa: E402
 
 MAX_LEN = 16  # tiny text encoder: short prompts keep it fast
 
@@ -54,7 +54,7 @@ pytestmark = pytest.mark.usefixtures("offline_single_torch_thread")
 
 @pytest.fixture(scope="module")
 def backend():
-    return wan.WanBackend(loaded=wan.load_pipeline(tiny_config()))
+    return wan.WanBackend(loaded=wan_load.load_pipeline(tiny_config()))
 
 
 @pytest.fixture
@@ -217,7 +217,7 @@ def test_params_carry_everything_to_reproduce(backend, tmp_path):
 
 
 def test_flow_shift_override_reaches_the_scheduler(tmp_path):
-    b = wan.WanBackend(loaded=wan.load_pipeline(tiny_config(flow_shift=5.0)))
+    b = wan.WanBackend(loaded=wan_load.load_pipeline(tiny_config(flow_shift=5.0)))
     r = b.generate(make_plan(), picture(), out_dir=tmp_path)
     assert r.params["flow_shift"] == 5.0 and b.pipe.scheduler.config.flow_shift == 5.0
 
@@ -228,8 +228,8 @@ def test_before_load_hooks_run_on_load_and_generate(tmp_path):
     def free_llm() -> None:
         calls.append("unload")
 
-    wan.register_before_load(free_llm)
-    wan.register_before_load(free_llm)  # once only
+    wan_load.register_before_load(free_llm)
+    wan_load.register_before_load(free_llm)  # once only
     try:
         b = wan.WanBackend(tiny_config())
         b.generate(make_plan(), picture(), out_dir=tmp_path)  # loads lazily, then generates
@@ -237,8 +237,8 @@ def test_before_load_hooks_run_on_load_and_generate(tmp_path):
         b.unload()
         assert b.pipe is None
     finally:
-        wan.unregister_before_load(free_llm)
-    assert free_llm not in wan._BEFORE_LOAD
+        wan_load.unregister_before_load(free_llm)
+    assert free_llm not in wan_load._BEFORE_LOAD
 
 
 def test_default_out_dir_is_under_vividflow_home(backend, _isolated_home):

@@ -25,10 +25,10 @@ pytestmark = [
     pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA"),
 ]
 
-from generation import wan  # noqa: E402
+from devtools.tiny_wan import save_tiny_lora, save_tiny_pipeline  # noqa: E402
+from generation import wan, wan_load  # noqa: E402
 from generation.events import CancelToken, GenerationCancelled  # noqa: E402
 from generation.export import probe_video  # noqa: E402
-from devtools.tiny_wan import save_tiny_lora, save_tiny_pipeline  # noqa: E402
 
 
 def picture(w: int, h: int) -> Image.Image:
@@ -59,7 +59,7 @@ def test_tiny_pipeline_on_cuda_with_auto_quantization(tiny_gpu_dir, tmp_path):
         model=str(tiny_gpu_dir / "pipe"), lightning=False, max_area=64 * 64, max_sequence_length=16,
         loras=(LoraSpec(str(tiny_gpu_dir / "high.safetensors"), scale=1.0, expert="high_noise"),),
     )
-    loaded = wan.load_pipeline(cfg)
+    loaded = wan_load.load_pipeline(cfg)
     cap = torch.cuda.get_device_capability()
     assert loaded.device == "cuda" and loaded.dtype == "bfloat16" and loaded.vae_dtype == "float32"
     assert loaded.quantization.mode == ("fp8" if cap >= (8, 9) else "int8")
@@ -86,12 +86,12 @@ def test_tiny_pipeline_on_cuda_with_auto_quantization(tiny_gpu_dir, tmp_path):
 def real_backend():
     cfg = GenerationConfig.from_env()
     try:
-        loaded = wan.load_pipeline(cfg)
-    except (wan.ModelNotFound, wan.LoraError) as e:
+        loaded = wan_load.load_pipeline(cfg)
+    except (wan_load.ModelNotFound, wan_load.LoraError) as e:
         pytest.skip(f"real weights not available here: {e}")
     yield wan.WanBackend(loaded=loaded)
     del loaded
-    wan.free_memory(full=True)
+    wan_load.free_memory(full=True)
 
 
 def test_real_weights_3s_480p_clip(real_backend, tmp_path):

@@ -110,17 +110,17 @@ def test_unavailable_backend_is_a_clear_message_not_a_crash(app, kit):
 
 def test_wan_backend_unloads_the_llm_planner_first(monkeypatch):
     # the runner's factory registers the LLM unload before Wan loads; without CUDA, Wan is then refused
-    import generation.wan as wan
+    import generation.wan_load as wan_load
     from agent.planner_llm import unload_all
     from generation.backend import BackendUnavailable
     from generation.config import GenerationConfig
     from ui.services import make_backend
 
-    monkeypatch.setattr(wan, "_BEFORE_LOAD", [])
+    monkeypatch.setattr(wan_load, "_BEFORE_LOAD", [])
     monkeypatch.setattr("generation.choose.check_available",
                         lambda name, cfg=None: (_ for _ in ()).throw(BackendUnavailable("no CUDA device")))
     with pytest.raises(BackendUnavailable):
         make_backend("wan", GenerationConfig())
-    assert wan._BEFORE_LOAD == [unload_all]
+    assert wan_load._BEFORE_LOAD == [unload_all]
     assert make_backend("preview", GenerationConfig()).name == "preview"
-    assert wan._BEFORE_LOAD == [unload_all]
+    assert wan_load._BEFORE_LOAD == [unload_all]
