@@ -32,8 +32,6 @@ log = logging.getLogger(__name__)
 
 BACKEND_NAME = "wan"
 
-# --- generating ------------------------------------------------------------------------------------
-
 
 def default_out_dir() -> Path:
     """`<VIVIDFLOW_HOME>/media/videos` — used when the caller (normally the job runner) gives none."""

@@ -16,7 +16,9 @@ from agent.plan import MotionPlan
 from generation.events import CancelToken, GenerationCancelled, Progress
 from generation.export import probe_video
 from generation.image import output_size
-from generation.preview import SUBJECTS, PreviewBackend, Scene, motion_kind
+from generation.preview import PreviewBackend
+from generation.preview_regions import SUBJECTS, motion_kind
+from generation.preview_scene import Scene
 
 SMALL = 224 * 128  # max_area for the tests: ~200×120 frames
 
