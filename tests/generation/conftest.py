@@ -138,6 +138,22 @@ def db_snapshot(store) -> dict:
 Helpers.db_snapshot = staticmethod(db_snapshot)
 
 
+@pytest.fixture
+def frames_seen(monkeypatch):
+    """The float frames each generate hands to export_video, in order (the MP4 itself is lossy)."""
+    from generation import export
+
+    seen: list[np.ndarray] = []
+    real = export.export_video
+
+    def spy(frames, *args, **kwargs):
+        seen.append(np.array(frames))
+        return real(frames, *args, **kwargs)
+
+    monkeypatch.setattr(export, "export_video", spy)
+    return seen
+
+
 @pytest.fixture(scope="module")
 def offline_single_torch_thread():
     """HF_HUB_OFFLINE=1 and one torch thread for a module's tests, restored afterwards (tiny torch ops on

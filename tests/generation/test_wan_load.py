@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import struct
 import time
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +26,6 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
 from devtools.tiny_wan import TINY_MAX_AREA, cached_tiny_pipeline_dir, save_tiny_lora  # noqa: E402
-from generation import export as export_module  # noqa: E402
 from generation import wan, wan_load  # noqa: E402
 from generation.image import ImageError  # noqa: E402
 
@@ -67,13 +64,10 @@ def lora_dir(tmp_path_factory) -> Path:
     return d
 
 
-def render(loaded, out_dir: Path, monkeypatch) -> np.ndarray:
-    seen = []
-    real = export_module.export_video
-    monkeypatch.setattr(export_module, "export_video", lambda f, *a, **k: (seen.append(np.array(f)), real(f, *a, **k))[1])
+def render(loaded, out_dir: Path, frames_seen) -> np.ndarray:
+    """The float frames of PLAN rendered by `loaded` (seen by the `frames_seen` spy)."""
     wan.WanBackend(loaded=loaded).generate(PLAN, picture(), out_dir=out_dir)
-    monkeypatch.setattr(export_module, "export_video", real)
-    return seen[0]
+    return frames_seen[-1]
 
 
 def peft_layers(module) -> int:
@@ -114,20 +108,20 @@ def test_lora_fuses_into_its_expert_only(lora_dir, base_weights, fmt, expert):
     assert loaded.describe()["loras"] == [{**lora.to_dict(), "fused": True}]
 
 
-def test_lora_changes_output_and_fused_equals_unfused(lora_dir, tmp_path, monkeypatch):
+def test_lora_changes_output_and_fused_equals_unfused(lora_dir, tmp_path, frames_seen):
     loras = (
         LoraSpec(str(lora_dir / "high_lightx2v.safetensors"), scale=3.0, expert="high_noise"),
         LoraSpec(str(lora_dir), weight_name="low_diffusers.safetensors", scale=1.0, expert="low_noise"),
     )
-    base = render(wan_load.load_pipeline(tiny_config()), tmp_path / "base", monkeypatch)
+    base = render(wan_load.load_pipeline(tiny_config()), tmp_path / "base", frames_seen)
     fused_loaded = wan_load.load_pipeline(tiny_config(loras=loras))
-    fused = render(fused_loaded, tmp_path / "fused", monkeypatch)
+    fused = render(fused_loaded, tmp_path / "fused", frames_seen)
     assert peft_layers(fused_loaded.pipe.transformer) == peft_layers(fused_loaded.pipe.transformer_2) == 0
 
     unfused_loaded = wan_load.load_pipeline(tiny_config())
     wan_load.apply_loras(unfused_loaded.pipe, loras, fuse=False)  # the same function, adapters left active
     assert peft_layers(unfused_loaded.pipe.transformer) > 0 and peft_layers(unfused_loaded.pipe.transformer_2) > 0
-    unfused = render(unfused_loaded, tmp_path / "unfused", monkeypatch)
+    unfused = render(unfused_loaded, tmp_path / "unfused", frames_seen)
 
     assert np.abs(fused - base).max() > 1e-2  # the LoRA does something
     np.testing.assert_allclose(fused, unfused, atol=1e-5, rtol=0)
@@ -177,7 +171,7 @@ def test_missing_lora_file_and_uncached_hub_lora(tmp_path):
 # --- quantization ----------------------------------------------------------------------------------
 
 
-def test_int8_weight_only_on_cpu_runs_and_shrinks_the_experts(tmp_path, monkeypatch):
+def test_int8_weight_only_on_cpu_runs_and_shrinks_the_experts(tmp_path, frames_seen):
     plain = wan_load.load_pipeline(tiny_config())
     q = wan_load.load_pipeline(tiny_config(quantization="int8"))
     assert q.quantization.mode == "int8" and q.quantization.experts == "Int8WeightOnlyConfig"
@@ -187,16 +181,16 @@ def test_int8_weight_only_on_cpu_runs_and_shrinks_the_experts(tmp_path, monkeypa
     assert q.parameter_bytes["text_encoder"] < plain.parameter_bytes["text_encoder"]
     weight = q.pipe.transformer.blocks[0].attn1.to_q.weight
     assert type(weight).__name__ == "Int8Tensor"
-    frames = render(q, tmp_path, monkeypatch)
+    frames = render(q, tmp_path, frames_seen)
     assert frames.shape == (9, 64, 64, 3) and np.isfinite(frames).all()
 
 
-def test_int8_with_lora_fuses_first_then_quantizes(lora_dir, tmp_path, monkeypatch):
+def test_int8_with_lora_fuses_first_then_quantizes(lora_dir, tmp_path, frames_seen):
     lora = LoraSpec(str(lora_dir / "high_diffusers.safetensors"), scale=1.0, expert="high_noise")
     q = wan_load.load_pipeline(tiny_config(quantization="int8", loras=(lora,)))
     assert peft_layers(q.pipe.transformer) == 0
     assert type(q.pipe.transformer.blocks[0].attn1.to_q.weight).__name__ == "Int8Tensor"
-    assert np.isfinite(render(q, tmp_path, monkeypatch)).all()
+    assert np.isfinite(render(q, tmp_path, frames_seen)).all()
 
 
 def _mock_cuda(monkeypatch, capability):
@@ -229,16 +223,6 @@ def test_int8_on_older_gpus_and_none_on_cpu(monkeypatch):
 # --- clear errors, nothing left behind -------------------------------------------------------------
 
 
-def _png_header_only(width: int, height: int) -> bytes:
-    """A PNG whose header claims width×height, with no pixel data: opening it must not decode anything."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    idat = zlib.compress(b"\x00" * 64)  # a sliver of the first row; the rest is missing
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
-
-
 @pytest.fixture(scope="module")
 def backend():
     return wan.WanBackend(loaded=wan_load.load_pipeline(tiny_config()))
@@ -247,18 +231,18 @@ def backend():
 @pytest.mark.parametrize(
     "make, match",
     [
-        (lambda tmp: b"\x89PNG\r\n\x1a\n this is not an image", "not a readable image"),
-        (lambda tmp: picture(1, 1), "at least"),
-        (lambda tmp: _png_header_only(20000, 20000), "20000×20000|decompression bomb"),
-        (lambda tmp: str(tmp / "missing.png"), "not found"),
+        (lambda tmp, gh: b"\x89PNG\r\n\x1a\n this is not an image", "not a readable image"),
+        (lambda tmp, gh: picture(1, 1), "at least"),
+        (lambda tmp, gh: gh.png_header_only(20000, 20000), "20000×20000|decompression bomb"),
+        (lambda tmp, gh: str(tmp / "missing.png"), "not found"),
     ],
     ids=["corrupt-bytes", "1x1", "20000x20000", "missing-file"],
 )
-def test_bad_images_are_refused_and_leave_no_file(backend, tmp_path, make, match):
+def test_bad_images_are_refused_and_leave_no_file(backend, tmp_path, gh, make, match):
     out = tmp_path / "out"
     started = time.perf_counter()
     with pytest.raises(ImageError, match=match):
-        backend.generate(PLAN, make(tmp_path), out_dir=out)
+        backend.generate(PLAN, make(tmp_path, gh), out_dir=out)
     assert time.perf_counter() - started < 5  # refused from the header, not after a 400 MP decode
     assert not out.exists() or not any(out.iterdir())
 
