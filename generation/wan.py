@@ -1,7 +1,7 @@
 """The Wan2.2-I2V-A14B backend: render a clip from a loaded pipeline (`generation.wan_load` loads it).
 
-    loaded = load_pipeline(GenerationConfig.from_env())        # minutes on a GPU, once per process
-    backend = WanBackend(loaded=loaded)                         # or WanBackend(); backend.load(cfg)
+    loaded = wan_load.load_pipeline(GenerationConfig.from_env())   # minutes on a GPU, once per process
+    backend = WanBackend(loaded=loaded)                             # or WanBackend(); backend.load(cfg)
     result = backend.generate(plan, image, on_event, cancel, out_dir=...)
 
 Loading (`load_pipeline`) and calling (`WanBackend.generate`) are separate, as in diffusers: LoRA and

@@ -28,6 +28,7 @@ from generation.backend import BackendUnavailable
 from generation.config import EXPERT_COMPONENT, EXPERTS, ConfigError, GenerationConfig, LoraSpec, ModelSpec
 
 log = logging.getLogger(__name__)
+
 FP8_MIN_CAPABILITY = (8, 9)  # Ada / Hopper: FP8 tensor cores
 VERSIONED_LIBRARIES = ("torch", "diffusers", "transformers", "torchao", "peft", "accelerate", "imageio-ffmpeg")
 _OFFLINE_HINT = (
