@@ -24,8 +24,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from agent.plan import MotionPlan  # noqa: E402
 from generation.events import CancelToken  # noqa: E402
 from generation.export import export_video  # noqa: E402
-from generation.preview import PreviewBackend, Scene  # noqa: E402
 from generation.image import preprocess  # noqa: E402
+from generation.preview import PreviewBackend  # noqa: E402
+from generation.preview_scene import Scene  # noqa: E402
 
 
 def source_image(name: str) -> Image.Image:

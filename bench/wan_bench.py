@@ -49,10 +49,11 @@ def cpu_bench(frames: int, area: int, repeats: int, threads: int) -> None:
     import torch
 
     from agent.plan import frames_for
+    from devtools.tiny_wan import save_tiny_pipeline
     from generation.config import GenerationConfig
     from generation.image import load_image, preprocess
-    from generation.wan import WanBackend, load_pipeline
-    from generation.wan_tiny import save_tiny_pipeline
+    from generation.wan import WanBackend
+    from generation.wan_load import load_pipeline
 
     torch.set_num_threads(threads)
     duration = (frames - 1) / 16
@@ -113,7 +114,8 @@ def gpu_bench() -> None:
     import torch
 
     from generation.config import GenerationConfig
-    from generation.wan import WanBackend, load_pipeline
+    from generation.wan import WanBackend
+    from generation.wan_load import load_pipeline
 
     if not torch.cuda.is_available():
         print("GPU: no CUDA here — skipped (run on a GPU box with the weights in the HF cache)")

@@ -140,7 +140,7 @@ class GenerationConfig:
     cpu_offload: bool = False  # model CPU offload, for cards under ~40 GB
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     dtype: DType = "auto"  # auto: bfloat16 on CUDA, float32 on CPU
-    crf: int = DEFAULT_CRF  # H.264 quality, 0 (lossless) – 51
+    crf: int = DEFAULT_CRF  # H.264 quality in CRF_RANGE, 0 = lossless
     max_area: int | None = None
     boundary_ratio: float | None = None
     flow_shift: float | None = None  # fixed shift; None: by resolution tier from the registry

@@ -21,10 +21,11 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from generation.config import CRF_RANGE, DEFAULT_CRF
+
 log = logging.getLogger(__name__)
 
 THUMBNAIL_FORMATS = {"jpg": "JPEG", "jpeg": "JPEG", "webp": "WEBP"}
-CRF_RANGE = (0, 51)
 
 
 class ExportError(RuntimeError):
@@ -108,7 +109,7 @@ def export_video(
     *,
     fps: int = 16,
     metadata: dict[str, Any] | None = None,
-    crf: int = 18,
+    crf: int = DEFAULT_CRF,
     thumbnail_format: str | None = "jpg",
     preset: str = "medium",
 ) -> ExportedVideo:

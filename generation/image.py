@@ -26,6 +26,7 @@ import io
 import logging
 import math
 import os
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Union
 
@@ -52,6 +53,22 @@ class ImageError(ValueError):
     """An input image we cannot use; the message says what was wrong with it."""
 
 
+class UnreadableImage(ImageError):
+    """Not an image Pillow can read (corrupt, or a format it does not know)."""
+
+
+class DecompressionBomb(ImageError):
+    """So many pixels that Pillow itself refuses to open it."""
+
+
+class UnsupportedFormat(ImageError):
+    """A readable image in a format we do not accept; `format` is Pillow's name for it."""
+
+    def __init__(self, message: str, format: str | None) -> None:
+        super().__init__(message)
+        self.format = format
+
+
 @dataclass(frozen=True)
 class ResolutionPreview:
     """What a generation will produce from this image and plan, known before any model loads."""
@@ -68,6 +85,56 @@ class ResolutionPreview:
 # --- loading ------------------------------------------------------------------------------------
 
 
+def open_image(
+    source: str | os.PathLike[str] | bytes | bytearray,
+    *,
+    max_pixels: int = MAX_INPUT_PIXELS,
+    min_side: int = MIN_INPUT_SIDE,
+    formats: Collection[str] = ACCEPTED_FORMATS,
+) -> Image.Image:
+    """Open a path or bytes from its header alone (no pixel decoded yet), checked, or raise ImageError saying why not.
+
+    Checked: it is an image Pillow reads (else UnreadableImage; DecompressionBomb beyond Pillow's own
+    limit), its format is in `formats` (else UnsupportedFormat), each side is ≥ `min_side` and it has
+    at most `max_pixels` pixels. The one place that opens an input image; `load_image` decodes it.
+    """
+    if isinstance(source, (bytes, bytearray)):
+        if not source:
+            raise ImageError("image bytes are empty")
+        fp: io.BytesIO | str = io.BytesIO(bytes(source))
+    elif isinstance(source, (str, os.PathLike)):
+        path = os.fspath(source)
+        if not os.path.exists(path):
+            raise ImageError(f"image file not found: {path}")
+        if not os.path.isfile(path):
+            raise ImageError(f"image path is not a file: {path}")
+        fp = path
+    else:
+        raise ImageError(
+            f"image must be a path, bytes or a PIL image, got {type(source).__name__}"
+        )
+    what = _describe(source)
+    try:
+        im = Image.open(fp)
+    except Image.DecompressionBombError as e:
+        raise DecompressionBomb(f"{what} is too large to decode safely (decompression bomb): {e}") from None
+    except UnidentifiedImageError:
+        raise UnreadableImage(
+            f"{what} is not a readable image (corrupt, or a format Pillow does not know); "
+            f"accepted formats: {', '.join(formats)}"
+        ) from None
+    except OSError as e:
+        raise ImageError(f"{what} is corrupt or truncated and cannot be opened: {e}") from None
+    if im.format not in formats:
+        fmt = im.format
+        im.close()
+        raise UnsupportedFormat(
+            f"{what} has unsupported format {fmt}; accepted formats: {', '.join(formats)}", fmt
+        )
+    _check_size(im.size, what, max_pixels=max_pixels, min_side=min_side)
+    return im
+
+
 def load_image(
     source: ImageSource,
     *,
@@ -76,14 +143,15 @@ def load_image(
 ) -> Image.Image:
     """Open a path, bytes or PIL image as an upright RGB image, or raise ImageError saying why not.
 
-    The header is checked (format, size, decompression bomb) before any pixel is decoded.
+    The header is checked (`open_image`: format, size, decompression bomb) before any pixel is decoded.
     """
     if isinstance(source, Image.Image):
         im = source
         what = "image"
+        _check_size(im.size, what, max_pixels=max_pixels, min_side=min_side)
     else:
-        im, what = _open(source)
-    _check_size(im.size, what, max_pixels=max_pixels, min_side=min_side)
+        im = open_image(source, max_pixels=max_pixels, min_side=min_side)
+        what = _describe(source)
     if getattr(im, "n_frames", 1) > 1:
         log.info("%s is animated (%d frames): using the first frame", what, im.n_frames)
         im.seek(0)
@@ -95,42 +163,11 @@ def load_image(
     return to_rgb(im)
 
 
-def _open(source: str | os.PathLike[str] | bytes | bytearray) -> tuple[Image.Image, str]:
+def _describe(source: str | os.PathLike[str] | bytes | bytearray) -> str:
+    """How messages name an image source."""
     if isinstance(source, (bytes, bytearray)):
-        if not source:
-            raise ImageError("image bytes are empty")
-        fp: io.BytesIO | str = io.BytesIO(bytes(source))
-        what = f"image bytes ({len(source)} B)"
-    elif isinstance(source, (str, os.PathLike)):
-        path = os.fspath(source)
-        if not os.path.exists(path):
-            raise ImageError(f"image file not found: {path}")
-        if not os.path.isfile(path):
-            raise ImageError(f"image path is not a file: {path}")
-        fp = path
-        what = f"image {os.path.basename(path)!r}"
-    else:
-        raise ImageError(
-            f"image must be a path, bytes or a PIL image, got {type(source).__name__}"
-        )
-    try:
-        im = Image.open(fp)
-    except Image.DecompressionBombError as e:
-        raise ImageError(f"{what} is too large to decode safely (decompression bomb): {e}") from None
-    except UnidentifiedImageError:
-        raise ImageError(
-            f"{what} is not a readable image (corrupt, or a format Pillow does not know); "
-            f"accepted formats: {', '.join(ACCEPTED_FORMATS)}"
-        ) from None
-    except OSError as e:
-        raise ImageError(f"{what} is corrupt or truncated and cannot be opened: {e}") from None
-    if im.format not in ACCEPTED_FORMATS:
-        fmt = im.format
-        im.close()
-        raise ImageError(
-            f"{what} has unsupported format {fmt}; accepted formats: {', '.join(ACCEPTED_FORMATS)}"
-        )
-    return im, what
+        return f"image bytes ({len(source)} B)"
+    return f"image {os.path.basename(os.fspath(source))!r}"
 
 
 def _check_size(size: tuple[int, int], what: str, *, max_pixels: int, min_side: int) -> None:

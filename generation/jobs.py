@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from generation.backend import Backend, BackendUnavailable
-from generation.backends import check_available, check_name, get_backend, max_area_for, model_id_for
+from generation.choose import check_available, check_name, get_backend, max_area_for, model_id_for
 from generation.events import (
     Cancelled,
     CancelToken,
@@ -210,7 +210,7 @@ class Runner:
         `image`: a source image id from the store, or a path, bytes or PIL image (stored once by content).
         `backend` defaults to `default_backend_name()`.
         """
-        from generation.backends import default_backend_name
+        from generation.choose import default_backend_name
         from generation.image import ImageError, load_image, output_size
 
         if self._closed:

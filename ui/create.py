@@ -35,31 +35,37 @@ class UploadError(ValueError):
 
 def check_upload(data: bytes, filename: str, *, max_pixels: int | None = None) -> CheckedUpload:
     """Validate an upload fully (format, size, decodes without error) before anything is stored."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
-    from generation.image import MAX_INPUT_PIXELS, ImageError, load_image
+    from generation.image import (
+        MAX_INPUT_PIXELS,
+        DecompressionBomb,
+        ImageError,
+        UnreadableImage,
+        UnsupportedFormat,
+        load_image,
+        open_image,
+    )
 
     if not data:
         raise UploadError(f"{filename} is empty (0 bytes).")
     if len(data) > MAX_UPLOAD_MB * 1024 * 1024:
         raise UploadError(f"{filename} is {len(data) / 2**20:.0f} MB; pictures up to {MAX_UPLOAD_MB} MB are accepted.")
+    limit = max_pixels or MAX_INPUT_PIXELS
     try:
-        with warnings.catch_warnings():  # the size is checked below, with a message for the person
+        with warnings.catch_warnings():  # the size is checked by open_image, with a message for the person
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as probe:
-                fmt = probe.format or "unknown"
-    except UnidentifiedImageError:
+            with open_image(data, max_pixels=limit, formats=tuple(UPLOAD_FORMATS)) as probe:
+                fmt = probe.format
+            image = load_image(data, max_pixels=limit)
+    except UnreadableImage:
         raise UploadError(
             f"{filename} is not a picture we can read (corrupt, or not {FORMATS_TEXT})."
         ) from None
-    except Image.DecompressionBombError:
+    except DecompressionBomb:
         raise UploadError(f"{filename} is far too large in pixels to open safely; downscale it first.") from None
-    if fmt not in UPLOAD_FORMATS:
-        raise UploadError(f"{filename} is a {fmt} file; please upload a {FORMATS_TEXT} picture.")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = load_image(data, max_pixels=max_pixels or MAX_INPUT_PIXELS)
+    except UnsupportedFormat as e:
+        raise UploadError(f"{filename} is a {e.format or 'unknown'} file; please upload a {FORMATS_TEXT} picture.") from None
     except ImageError as e:
         raise UploadError(f"{filename}: {e}") from None
     return CheckedUpload(data, filename, image.width, image.height, UPLOAD_FORMATS[fmt])
@@ -111,12 +117,14 @@ THUMB_SIDE = 320
 
 def thumbnail(path: Path) -> bytes:
     """A small upright JPEG of the picture, made once per file and session (the page reruns often)."""
-    from PIL import Image, ImageOps
+    from PIL import ImageOps
+
+    from generation.image import open_image
 
     cache = st.session_state.setdefault("upload._thumbs", {})
     key = str(path)
     if key not in cache:
-        with Image.open(path) as im:
+        with open_image(path) as im:
             im = ImageOps.exif_transpose(im)
             im.thumbnail((THUMB_SIDE, THUMB_SIDE))
             buf = io.BytesIO()
@@ -127,16 +135,14 @@ def thumbnail(path: Path) -> bytes:
 
 def upright_size(studio: Studio) -> tuple[int, int]:
     """The picture's size after EXIF orientation (header only, cached per image id)."""
-    from PIL import Image
-
-    from generation.image import resolution_preview
+    from generation.image import open_image, resolution_preview
 
     cache = st.session_state.setdefault("upload._sizes", {})
     image = studio.image
     if image is None:
         raise ValueError("no picture yet")
     if image.id not in cache:
-        with Image.open(image.path) as im:  # reads the header (and EXIF) only
+        with open_image(image.path) as im:  # reads the header (and EXIF) only
             rp = resolution_preview(im, studio.plan)
         cache[image.id] = (rp.input_width, rp.input_height)
     return cache[image.id]

@@ -97,11 +97,11 @@ def runner_for(home: str, wan_config: GenerationConfig) -> Runner:
 def make_backend(name: str, wan_config: GenerationConfig) -> Any:
     """The runner's backend factory. Before Wan loads (and before every clip) the LLM planner's model is
     unloaded, so the two never share the GPU."""
-    from generation.backends import get_backend
+    from generation.choose import get_backend
 
     if name == "wan":
         from agent.planner_llm import unload_all
-        from generation.wan import register_before_load
+        from generation.wan_load import register_before_load
 
         register_before_load(unload_all)
     return get_backend(name, wan_config if name == "wan" else None)
@@ -145,13 +145,13 @@ class Context:
 
     @property
     def model_id(self) -> str:
-        from generation.backends import model_id_for
+        from generation.choose import model_id_for
 
         return model_id_for(self.backend_name, self.settings.generation)
 
     @property
     def max_area(self) -> int:
-        from generation.backends import max_area_for
+        from generation.choose import max_area_for
 
         return max_area_for(self.backend_name, self.settings.generation)
 
@@ -255,7 +255,7 @@ def backend_note() -> str:
 def wan_problem(cfg: GenerationConfig) -> str:
     """Why the Wan backend cannot run here ("" when it can); checked once per process and config."""
     from generation.backend import BackendUnavailable
-    from generation.backends import check_available
+    from generation.choose import check_available
 
     try:
         check_available("wan", cfg)
@@ -273,9 +273,9 @@ def resolved_backend(s: Settings) -> str:
 
 @st.cache_resource(show_spinner=False)
 def auto_backend(cfg: GenerationConfig) -> str:
-    """`wan` when its weights are present and CUDA works, else `preview` (generation.backends' rule)."""
+    """`wan` when its weights are present and CUDA works, else `preview` (generation.choose's rule)."""
     from generation.backend import BackendUnavailable
-    from generation.backends import check_available, wan_weights_present
+    from generation.choose import check_available, wan_weights_present
 
     try:
         if wan_weights_present(cfg):

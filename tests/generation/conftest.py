@@ -1,6 +1,6 @@
 """Shared fixtures for tests/generation (preview, export, jobs, CLI).
 
-The Wan tests build their tiny pipeline through generation/wan_tiny.py; keep this one small.
+The Wan tests build their tiny pipeline through devtools/tiny_wan.py; keep this one small.
 """
 
 from __future__ import annotations
@@ -136,6 +136,22 @@ def db_snapshot(store) -> dict:
 
 
 Helpers.db_snapshot = staticmethod(db_snapshot)
+
+
+@pytest.fixture
+def frames_seen(monkeypatch):
+    """The float frames each generate hands to export_video, in order (the MP4 itself is lossy)."""
+    from generation import export
+
+    seen: list[np.ndarray] = []
+    real = export.export_video
+
+    def spy(frames, *args, **kwargs):
+        seen.append(np.array(frames))
+        return real(frames, *args, **kwargs)
+
+    monkeypatch.setattr(export, "export_video", spy)
+    return seen
 
 
 @pytest.fixture(scope="module")

@@ -96,9 +96,9 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path, inputs, capsys, gh, argv
 
 def test_imports_stay_light():
     code = (
-        "import sys, generation, generation.jobs, generation.preview, generation.backends, generation.export, "
+        "import sys, generation, generation.jobs, generation.preview, generation.choose, generation.export, "
         "generation.image, generation.__main__\n"
-        "from generation.backends import default_backend_name\n"
+        "from generation.choose import default_backend_name\n"
         "import os; os.environ['VIVIDFLOW_WAN_MODEL'] = '/nonexistent'\n"
         "assert default_backend_name() == 'preview'\n"
         "heavy = [m for m in ('torch', 'diffusers', 'transformers', 'skimage', 'scipy') if m in sys.modules]\n"

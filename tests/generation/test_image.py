@@ -12,9 +12,13 @@ from PIL import Image
 
 from agent.plan import MotionPlan
 from generation.image import (
+    DecompressionBomb,
     ImageError,
     ResolutionPreview,
+    UnreadableImage,
+    UnsupportedFormat,
     load_image,
+    open_image,
     output_size,
     preprocess,
     resolution_preview,
@@ -131,6 +135,28 @@ def test_decompression_bomb_refused_before_decoding(gh):
         load_image(gh.png_header_only(3000, 3000), max_pixels=1_000_000)
 
 
+def test_open_image_reads_the_header_only_and_names_each_failure(tmp_path, gh):
+    p = tmp_path / "coffee.png"
+    gh.photo("coffee", 200).save(p)
+    for src in (p, p.read_bytes()):
+        im = open_image(src)
+        assert (im.format, im.size) == ("PNG", (200, 133))
+        assert getattr(im, "_im", None) is None  # no pixel was decoded
+    with pytest.raises(UnreadableImage, match="not a readable image"):
+        open_image(b"this is not an image at all")
+    with pytest.raises(DecompressionBomb, match="decompression bomb"):
+        open_image(gh.png_header_only(20000, 20000))
+    with pytest.raises(ImageError, match="3000×3000") as e:
+        open_image(gh.png_header_only(3000, 3000), max_pixels=1_000_000)
+    assert type(e.value) is ImageError  # our own limit, not Pillow's
+    gif = gh.encode(Image.new("RGB", (32, 32)), "GIF")
+    assert open_image(gif).format == "GIF"
+    with pytest.raises(UnsupportedFormat, match="unsupported format GIF; accepted formats: PNG, WEBP") as e:
+        open_image(gif, formats=("PNG", "WEBP"))
+    assert e.value.format == "GIF"
+    assert all(issubclass(c, ImageError) for c in (UnreadableImage, DecompressionBomb, UnsupportedFormat))
+
+
 # --- size rule ----------------------------------------------------------------------------------
 
 
@@ -160,7 +186,10 @@ def test_output_size_properties_over_many_aspects():
             ow, oh = output_size(w, h)
             assert ow % 16 == 0 and oh % 16 == 0
             assert ow * oh <= budget
-            assert ow == oh or (ow > oh) == (w > h)
+            if ow == oh:  # only an input within one 16-px step of square rounds to a square
+                assert max(w, h) / min(w, h) < 1 + 16 / ow, (w, h)
+            else:
+                assert (ow > oh) == (w > h), (w, h, ow, oh)  # the orientation is kept
             a = max(w, h) / min(w, h)
             if a <= budget / 480**2:
                 assert min(ow, oh) >= 480, (w, h, ow, oh)

@@ -280,19 +280,19 @@ def test_devices_and_lanes(gen_store, cat, gh):
         assert gen_store.get_generation(w.id).params["device"] == "cuda:0"
 
 
-def test_backends_module(monkeypatch):
-    from generation import backends
+def test_choose_module(monkeypatch):
+    from generation import choose
 
-    assert backends.get_backend("preview").name == "preview"
-    with pytest.raises(backends.UnknownBackend, match="choose one of preview, wan"):
-        backends.get_backend("nope")
+    assert choose.get_backend("preview").name == "preview"
+    with pytest.raises(choose.UnknownBackend, match="choose one of preview, wan"):
+        choose.get_backend("nope")
     monkeypatch.setenv("VIVIDFLOW_BACKEND", "preview")
-    assert backends.default_backend_name() == "preview"
+    assert choose.default_backend_name() == "preview"
     monkeypatch.delenv("VIVIDFLOW_BACKEND")
     monkeypatch.setenv("VIVIDFLOW_WAN_MODEL", "/nonexistent/wan-folder")
-    assert backends.wan_weights_present() is False
-    assert backends.default_backend_name() == "preview"  # no weights: no torch import needed
-    assert backends.model_id_for("preview") == "preview-warp-1"
+    assert choose.wan_weights_present() is False
+    assert choose.default_backend_name() == "preview"  # no weights: no torch import needed
+    assert choose.model_id_for("preview") == "preview-warp-1"
 
 
 def test_worker_survives_a_store_error_and_close_releases_waiters(gen_store, cat, gh, monkeypatch):

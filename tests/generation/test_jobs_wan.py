@@ -14,7 +14,7 @@ torch = pytest.importorskip("torch")
 
 @pytest.fixture
 def tiny_wan_env(monkeypatch):
-    from generation.wan_tiny import TINY_MAX_AREA, cached_tiny_pipeline_dir
+    from devtools.tiny_wan import TINY_MAX_AREA, cached_tiny_pipeline_dir
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("VIVIDFLOW_WAN_MODEL", str(cached_tiny_pipeline_dir()))

@@ -16,7 +16,9 @@ from agent.plan import MotionPlan
 from generation.events import CancelToken, GenerationCancelled, Progress
 from generation.export import probe_video
 from generation.image import output_size
-from generation.preview import SUBJECTS, PreviewBackend, Scene, motion_kind
+from generation.preview import PreviewBackend
+from generation.preview_regions import SUBJECTS, motion_kind
+from generation.preview_scene import Scene
 
 SMALL = 224 * 128  # max_area for the tests: ~200×120 frames
 
@@ -244,12 +246,30 @@ def test_action_words_pick_the_motion_kind():
     assert motion_kind(Motion(subject="hair", action="glow")) == "sway"  # only light sources flicker
 
 
-def test_deterministic_for_plan_image_and_seed(gh):
-    photo = gh.photo("chelsea")
+def test_deterministic_for_plan_image_and_seed_across_processes(gh, tmp_path):
+    # another process with another str-hash salt renders the same frames (per-process state such as
+    # hash() must not reach the random streams); another seed renders different ones
+    import subprocess
+    import sys
+    from pathlib import Path
+
     kw = dict(camera={"move": "dolly_in"}, motions=[{"subject": "animal", "action": "breathe"}, {"subject": "snow", "action": "fall"}])
-    a = render(photo, seed=5, **kw)
-    b = render(photo, seed=5, **kw)
-    c = render(photo, seed=6, **kw)
+    a = render(gh.photo("chelsea"), seed=5, **kw)
+    code = (
+        "import sys, numpy as np, skimage.data\n"
+        "from PIL import Image\n"
+        "from agent.plan import MotionPlan\n"
+        "from generation.preview import PreviewBackend\n"
+        "photo = Image.fromarray(skimage.data.chelsea()).convert('RGB')\n"
+        f"frames = PreviewBackend(max_area={SMALL}).render(MotionPlan.from_json(sys.argv[1]), photo)\n"
+        "np.save(sys.argv[2], frames)\n"
+    )
+    salt = "2" if os.environ.get("PYTHONHASHSEED") == "1" else "1"
+    root = Path(__file__).resolve().parents[2]
+    subprocess.run([sys.executable, "-c", code, plan(seed=5, **kw).to_json(), str(tmp_path / "b.npy")], check=True,
+                   cwd=root, env={**os.environ, "PYTHONHASHSEED": salt, "PYTHONPATH": str(root)}, timeout=120)
+    b = np.load(tmp_path / "b.npy")
+    c = render(gh.photo("chelsea"), seed=6, **kw)
     assert np.array_equal(a, b)
     assert not np.array_equal(a, c)
 

@@ -19,10 +19,10 @@ from generation.events import CancelToken, GenerationCancelled, Progress
 torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
+from devtools.tiny_wan import TINY_MAX_AREA, cached_tiny_pipeline_dir  # noqa: E402
 from generation import export as export_module  # noqa: E402
-from generation import wan  # noqa: E402
+from generation import wan, wan_load  # noqa: E402
 from generation.image import load_image, preprocess  # noqa: E402
-from generation.wan_tiny import TINY_MAX_AREA, cached_tiny_pipeline_dir  # noqa: E402
 
 MAX_LEN = 16  # tiny text encoder: short prompts keep it fast
 
@@ -54,21 +54,7 @@ pytestmark = pytest.mark.usefixtures("offline_single_torch_thread")
 
 @pytest.fixture(scope="module")
 def backend():
-    return wan.WanBackend(loaded=wan.load_pipeline(tiny_config()))
-
-
-@pytest.fixture
-def frames_seen(monkeypatch):
-    """The float frames each generate hands to export_video (the MP4 itself is lossy)."""
-    seen: list[np.ndarray] = []
-    real = export_module.export_video
-
-    def spy(frames, *args, **kwargs):
-        seen.append(np.array(frames))
-        return real(frames, *args, **kwargs)
-
-    monkeypatch.setattr(export_module, "export_video", spy)
-    return seen
+    return wan.WanBackend(loaded=wan_load.load_pipeline(tiny_config()))
 
 
 def files_in(folder: Path) -> list[Path]:
@@ -133,14 +119,51 @@ def test_frames_equal_a_direct_diffusers_call(backend, tmp_path, frames_seen):
     np.testing.assert_array_equal(frames_seen[0], direct)  # our wrapper adds no drift
 
 
-def test_same_seed_same_frames_new_seed_different(backend, tmp_path, frames_seen):
+def test_same_seed_same_frames_whatever_the_global_rng_new_seed_different(backend, tmp_path, frames_seen):
+    # the seed alone decides the noise: reseeding and draining the global RNGs between two calls
+    # changes nothing (across processes: frames equal a direct call with manual_seed(seed), above)
+    import random
+
     image = picture()
     backend.generate(make_plan(seed=11), image, out_dir=tmp_path / "a")
+    torch.manual_seed(12345)
+    torch.rand(1000)
+    np.random.seed(54321)
+    random.seed(7)
     backend.generate(make_plan(seed=11), image, out_dir=tmp_path / "b")
     backend.generate(make_plan(seed=12), image, out_dir=tmp_path / "c")
     first, again, other = frames_seen
     np.testing.assert_array_equal(first, again)
     assert np.abs(first - other).max() > 1e-3
+
+
+def test_vae_tiling_engages_beyond_the_tile_size_and_matches_untiled(backend, monkeypatch):
+    # load_pipeline turns VAE tiling on; the test clips (64 px) are below the 256-px tile, so decode
+    # 288-px frames here: the tiled path must run, and agree with an untiled decode up to the seams' blending
+    vae = backend.pipe.vae
+    assert vae.use_tiling and 288 > vae.tile_sample_min_height
+    tiled_calls = []
+    real_tiled_decode = vae.tiled_decode
+    monkeypatch.setattr(vae, "tiled_decode", lambda *a, **k: (tiled_calls.append(1), real_tiled_decode(*a, **k))[1])
+    latents = torch.randn(1, 16, 2, 36, 36, generator=torch.Generator("cpu").manual_seed(0))
+    tiled = wan.decode_latents(backend.pipe, latents)
+    assert tiled.shape == (5, 288, 288, 3) and tiled_calls == [1]
+    vae.disable_tiling()
+    try:
+        untiled = wan.decode_latents(backend.pipe, latents)
+    finally:
+        vae.enable_tiling()
+    assert tiled_calls == [1]  # the untiled decode did not tile
+    diff = np.abs(tiled - untiled)
+    assert diff.mean() < 0.05 * np.abs(untiled - untiled.mean()).mean(), diff.mean()
+
+
+def test_tiny_builder_returns_every_module_in_eval_mode():
+    from devtools.tiny_wan import build_tiny_pipeline
+
+    pipe = build_tiny_pipeline()
+    for name in ("vae", "text_encoder", "transformer", "transformer_2"):
+        assert not any(m.training for m in getattr(pipe, name).modules()), name
 
 
 def test_progress_once_per_step_with_both_experts(backend, tmp_path):
@@ -217,7 +240,7 @@ def test_params_carry_everything_to_reproduce(backend, tmp_path):
 
 
 def test_flow_shift_override_reaches_the_scheduler(tmp_path):
-    b = wan.WanBackend(loaded=wan.load_pipeline(tiny_config(flow_shift=5.0)))
+    b = wan.WanBackend(loaded=wan_load.load_pipeline(tiny_config(flow_shift=5.0)))
     r = b.generate(make_plan(), picture(), out_dir=tmp_path)
     assert r.params["flow_shift"] == 5.0 and b.pipe.scheduler.config.flow_shift == 5.0
 
@@ -228,8 +251,8 @@ def test_before_load_hooks_run_on_load_and_generate(tmp_path):
     def free_llm() -> None:
         calls.append("unload")
 
-    wan.register_before_load(free_llm)
-    wan.register_before_load(free_llm)  # once only
+    wan_load.register_before_load(free_llm)
+    wan_load.register_before_load(free_llm)  # once only
     try:
         b = wan.WanBackend(tiny_config())
         b.generate(make_plan(), picture(), out_dir=tmp_path)  # loads lazily, then generates
@@ -237,8 +260,8 @@ def test_before_load_hooks_run_on_load_and_generate(tmp_path):
         b.unload()
         assert b.pipe is None
     finally:
-        wan.unregister_before_load(free_llm)
-    assert free_llm not in wan._BEFORE_LOAD
+        wan_load.unregister_before_load(free_llm)
+    assert free_llm not in wan_load._BEFORE_LOAD
 
 
 def test_default_out_dir_is_under_vividflow_home(backend, _isolated_home):
@@ -251,7 +274,7 @@ def test_modules_import_without_torch():
     import sys
 
     code = (
-        "import sys, generation.config, generation.wan, generation.wan_tiny;"
+        "import sys, generation.config, generation.wan, generation.wan_load, devtools.tiny_wan;"
         "bad = [m for m in ('torch', 'diffusers', 'transformers', 'torchao', 'peft') if m in sys.modules];"
         "assert not bad, bad"
     )

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import struct
 import time
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -27,10 +25,9 @@ from generation.config import (
 torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
-from generation import export as export_module  # noqa: E402
-from generation import wan  # noqa: E402
+from devtools.tiny_wan import TINY_MAX_AREA, cached_tiny_pipeline_dir, save_tiny_lora  # noqa: E402
+from generation import wan, wan_load  # noqa: E402
 from generation.image import ImageError  # noqa: E402
-from generation.wan_tiny import TINY_MAX_AREA, cached_tiny_pipeline_dir, save_tiny_lora  # noqa: E402
 
 MAX_LEN = 16
 
@@ -67,13 +64,10 @@ def lora_dir(tmp_path_factory) -> Path:
     return d
 
 
-def render(loaded, out_dir: Path, monkeypatch) -> np.ndarray:
-    seen = []
-    real = export_module.export_video
-    monkeypatch.setattr(export_module, "export_video", lambda f, *a, **k: (seen.append(np.array(f)), real(f, *a, **k))[1])
+def render(loaded, out_dir: Path, frames_seen) -> np.ndarray:
+    """The float frames of PLAN rendered by `loaded` (seen by the `frames_seen` spy)."""
     wan.WanBackend(loaded=loaded).generate(PLAN, picture(), out_dir=out_dir)
-    monkeypatch.setattr(export_module, "export_video", real)
-    return seen[0]
+    return frames_seen[-1]
 
 
 def peft_layers(module) -> int:
@@ -88,7 +82,7 @@ def state(module) -> dict[str, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def base_weights():
-    loaded = wan.load_pipeline(tiny_config())
+    loaded = wan_load.load_pipeline(tiny_config())
     return state(loaded.pipe.transformer), state(loaded.pipe.transformer_2)
 
 
@@ -104,7 +98,7 @@ def changed(before: dict, after: dict) -> int:
 @pytest.mark.parametrize("expert", ["high_noise", "low_noise"])
 def test_lora_fuses_into_its_expert_only(lora_dir, base_weights, fmt, expert):
     lora = LoraSpec(str(lora_dir / f"{expert.split('_')[0]}_{fmt}.safetensors"), scale=0.7, expert=expert)
-    loaded = wan.load_pipeline(tiny_config(loras=(lora,)))
+    loaded = wan_load.load_pipeline(tiny_config(loras=(lora,)))
     high, low = state(loaded.pipe.transformer), state(loaded.pipe.transformer_2)
     target, other = (high, low) if expert == "high_noise" else (low, high)
     base_target, base_other = base_weights if expert == "high_noise" else base_weights[::-1]
@@ -114,20 +108,20 @@ def test_lora_fuses_into_its_expert_only(lora_dir, base_weights, fmt, expert):
     assert loaded.describe()["loras"] == [{**lora.to_dict(), "fused": True}]
 
 
-def test_lora_changes_output_and_fused_equals_unfused(lora_dir, tmp_path, monkeypatch):
+def test_lora_changes_output_and_fused_equals_unfused(lora_dir, tmp_path, frames_seen):
     loras = (
         LoraSpec(str(lora_dir / "high_lightx2v.safetensors"), scale=3.0, expert="high_noise"),
         LoraSpec(str(lora_dir), weight_name="low_diffusers.safetensors", scale=1.0, expert="low_noise"),
     )
-    base = render(wan.load_pipeline(tiny_config()), tmp_path / "base", monkeypatch)
-    fused_loaded = wan.load_pipeline(tiny_config(loras=loras))
-    fused = render(fused_loaded, tmp_path / "fused", monkeypatch)
+    base = render(wan_load.load_pipeline(tiny_config()), tmp_path / "base", frames_seen)
+    fused_loaded = wan_load.load_pipeline(tiny_config(loras=loras))
+    fused = render(fused_loaded, tmp_path / "fused", frames_seen)
     assert peft_layers(fused_loaded.pipe.transformer) == peft_layers(fused_loaded.pipe.transformer_2) == 0
 
-    unfused_loaded = wan.load_pipeline(tiny_config())
-    wan.apply_loras(unfused_loaded.pipe, loras, fuse=False)  # the same function, adapters left active
+    unfused_loaded = wan_load.load_pipeline(tiny_config())
+    wan_load.apply_loras(unfused_loaded.pipe, loras, fuse=False)  # the same function, adapters left active
     assert peft_layers(unfused_loaded.pipe.transformer) > 0 and peft_layers(unfused_loaded.pipe.transformer_2) > 0
-    unfused = render(unfused_loaded, tmp_path / "unfused", monkeypatch)
+    unfused = render(unfused_loaded, tmp_path / "unfused", frames_seen)
 
     assert np.abs(fused - base).max() > 1e-2  # the LoRA does something
     np.testing.assert_allclose(fused, unfused, atol=1e-5, rtol=0)
@@ -144,8 +138,8 @@ def test_lora_that_does_not_fit_is_a_clear_error(lora_dir, _isolated_home):
 
     before = pipelines_alive()
     bad = LoraSpec(str(lora_dir / "wrong_width.safetensors"), expert="low_noise")
-    with pytest.raises(wan.LoraError) as e:
-        wan.load_pipeline(tiny_config(loras=(bad,)))
+    with pytest.raises(wan_load.LoraError) as e:
+        wan_load.load_pipeline(tiny_config(loras=(bad,)))
     msg = str(e.value)
     assert "wrong_width.safetensors" in msg and "low_noise" in msg and "size mismatch" in msg
     assert not (Path(_isolated_home) / "media").exists()
@@ -162,41 +156,41 @@ def test_lora_matching_no_layer_is_a_clear_error(tmp_path):
          "transformer.nowhere.proj.lora_B.weight": torch.zeros(24, 4)},
         str(path),
     )
-    with pytest.raises(wan.LoraError, match="other_model.safetensors.*high_noise"):
-        wan.load_pipeline(tiny_config(loras=(LoraSpec(str(path)),)))
+    with pytest.raises(wan_load.LoraError, match="other_model.safetensors.*high_noise"):
+        wan_load.load_pipeline(tiny_config(loras=(LoraSpec(str(path)),)))
 
 
 def test_missing_lora_file_and_uncached_hub_lora(tmp_path):
-    with pytest.raises(wan.LoraError, match="not found"):
-        wan.load_pipeline(tiny_config(loras=(LoraSpec(str(tmp_path / "nope.safetensors")),)))
+    with pytest.raises(wan_load.LoraError, match="not found"):
+        wan_load.load_pipeline(tiny_config(loras=(LoraSpec(str(tmp_path / "nope.safetensors")),)))
     hub = LoraSpec("nobody/no-such-lora", weight_name="x.safetensors")
-    with pytest.raises(wan.LoraError, match="HF_HUB_OFFLINE.*hf download nobody/no-such-lora"):
-        wan.load_pipeline(tiny_config(loras=(hub,)))
+    with pytest.raises(wan_load.LoraError, match="HF_HUB_OFFLINE.*hf download nobody/no-such-lora"):
+        wan_load.load_pipeline(tiny_config(loras=(hub,)))
 
 
 # --- quantization ----------------------------------------------------------------------------------
 
 
-def test_int8_weight_only_on_cpu_runs_and_shrinks_the_experts(tmp_path, monkeypatch):
-    plain = wan.load_pipeline(tiny_config())
-    q = wan.load_pipeline(tiny_config(quantization="int8"))
+def test_int8_weight_only_on_cpu_runs_and_shrinks_the_experts(tmp_path, frames_seen):
+    plain = wan_load.load_pipeline(tiny_config())
+    q = wan_load.load_pipeline(tiny_config(quantization="int8"))
     assert q.quantization.mode == "int8" and q.quantization.experts == "Int8WeightOnlyConfig"
     for name in ("transformer", "transformer_2"):
         assert q.parameter_bytes[name] < 0.6 * plain.parameter_bytes[name], name
-        assert wan.parameter_bytes(getattr(q.pipe, name)) == q.parameter_bytes[name]
+        assert wan_load.parameter_bytes(getattr(q.pipe, name)) == q.parameter_bytes[name]
     assert q.parameter_bytes["text_encoder"] < plain.parameter_bytes["text_encoder"]
     weight = q.pipe.transformer.blocks[0].attn1.to_q.weight
     assert type(weight).__name__ == "Int8Tensor"
-    frames = render(q, tmp_path, monkeypatch)
+    frames = render(q, tmp_path, frames_seen)
     assert frames.shape == (9, 64, 64, 3) and np.isfinite(frames).all()
 
 
-def test_int8_with_lora_fuses_first_then_quantizes(lora_dir, tmp_path, monkeypatch):
+def test_int8_with_lora_fuses_first_then_quantizes(lora_dir, tmp_path, frames_seen):
     lora = LoraSpec(str(lora_dir / "high_diffusers.safetensors"), scale=1.0, expert="high_noise")
-    q = wan.load_pipeline(tiny_config(quantization="int8", loras=(lora,)))
+    q = wan_load.load_pipeline(tiny_config(quantization="int8", loras=(lora,)))
     assert peft_layers(q.pipe.transformer) == 0
     assert type(q.pipe.transformer.blocks[0].attn1.to_q.weight).__name__ == "Int8Tensor"
-    assert np.isfinite(render(q, tmp_path, monkeypatch)).all()
+    assert np.isfinite(render(q, tmp_path, frames_seen)).all()
 
 
 def _mock_cuda(monkeypatch, capability):
@@ -207,7 +201,7 @@ def _mock_cuda(monkeypatch, capability):
 def test_fp8_is_selected_on_capability_8_9_and_up(monkeypatch):
     for cap in ((8, 9), (9, 0), (10, 0)):
         _mock_cuda(monkeypatch, cap)
-        choice = wan.select_quantization("auto", "cuda")
+        choice = wan_load.select_quantization("auto", "cuda")
         assert choice.mode == "fp8", cap
         assert choice.experts == "Float8DynamicActivationFloat8WeightConfig"
         assert choice.text_encoder == "Int8WeightOnlyConfig"
@@ -215,76 +209,66 @@ def test_fp8_is_selected_on_capability_8_9_and_up(monkeypatch):
 
 
 def test_int8_on_older_gpus_and_none_on_cpu(monkeypatch):
-    assert wan.select_quantization("auto", "cpu").mode == "none"
-    assert wan.select_quantization("int8", "cpu").mode == "int8"
+    assert wan_load.select_quantization("auto", "cpu").mode == "none"
+    assert wan_load.select_quantization("int8", "cpu").mode == "int8"
     with pytest.raises(ConfigError, match="fp8.*8.9"):
-        wan.select_quantization("fp8", "cpu")
+        wan_load.select_quantization("fp8", "cpu")
     _mock_cuda(monkeypatch, (8, 0))
-    assert wan.select_quantization("auto", "cuda").mode == "int8"
+    assert wan_load.select_quantization("auto", "cuda").mode == "int8"
     with pytest.raises(ConfigError, match="compute capability 8.0"):
-        wan.select_quantization("fp8", "cuda")
-    assert wan.select_quantization("none", "cuda").mode == "none"
+        wan_load.select_quantization("fp8", "cuda")
+    assert wan_load.select_quantization("none", "cuda").mode == "none"
 
 
 # --- clear errors, nothing left behind -------------------------------------------------------------
 
 
-def _png_header_only(width: int, height: int) -> bytes:
-    """A PNG whose header claims width×height, with no pixel data: opening it must not decode anything."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    idat = zlib.compress(b"\x00" * 64)  # a sliver of the first row; the rest is missing
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
-
-
 @pytest.fixture(scope="module")
 def backend():
-    return wan.WanBackend(loaded=wan.load_pipeline(tiny_config()))
+    return wan.WanBackend(loaded=wan_load.load_pipeline(tiny_config()))
 
 
 @pytest.mark.parametrize(
     "make, match",
     [
-        (lambda tmp: b"\x89PNG\r\n\x1a\n this is not an image", "not a readable image"),
-        (lambda tmp: picture(1, 1), "at least"),
-        (lambda tmp: _png_header_only(20000, 20000), "20000×20000|decompression bomb"),
-        (lambda tmp: str(tmp / "missing.png"), "not found"),
+        (lambda tmp, gh: b"\x89PNG\r\n\x1a\n this is not an image", "not a readable image"),
+        (lambda tmp, gh: picture(1, 1), "at least"),
+        (lambda tmp, gh: gh.png_header_only(20000, 20000), "20000×20000|decompression bomb"),
+        (lambda tmp, gh: str(tmp / "missing.png"), "not found"),
     ],
     ids=["corrupt-bytes", "1x1", "20000x20000", "missing-file"],
 )
-def test_bad_images_are_refused_and_leave_no_file(backend, tmp_path, make, match):
+def test_bad_images_are_refused_and_leave_no_file(backend, tmp_path, gh, make, match):
     out = tmp_path / "out"
     started = time.perf_counter()
     with pytest.raises(ImageError, match=match):
-        backend.generate(PLAN, make(tmp_path), out_dir=out)
+        backend.generate(PLAN, make(tmp_path, gh), out_dir=out)
     assert time.perf_counter() - started < 5  # refused from the header, not after a 400 MP decode
     assert not out.exists() or not any(out.iterdir())
 
 
 def test_unknown_model_id_offline_says_which_and_how_to_fix(_isolated_home):
-    with pytest.raises(wan.ModelNotFound) as e:
-        wan.load_pipeline(GenerationConfig(model="nobody/not-a-wan-model", lightning=False))
+    with pytest.raises(wan_load.ModelNotFound) as e:
+        wan_load.load_pipeline(GenerationConfig(model="nobody/not-a-wan-model", lightning=False))
     msg = str(e.value)
     assert "nobody/not-a-wan-model" in msg and "HF_HUB_OFFLINE" in msg and "hf download" in msg
     assert not (Path(_isolated_home) / "media").exists()
 
 
 def test_missing_or_wrong_local_folder(tmp_path):
-    with pytest.raises(wan.ModelNotFound, match="no such folder"):
-        wan.load_pipeline(GenerationConfig(model=str(tmp_path / "absent"), lightning=False))
-    with pytest.raises(wan.ModelNotFound, match="model_index.json"):
-        wan.load_pipeline(GenerationConfig(model=str(tmp_path), lightning=False))
-    with pytest.raises(wan.ModelNotFound, match="transformer override.*nobody/no-transformer"):
-        wan.load_pipeline(tiny_config(transformer="nobody/no-transformer"))
+    with pytest.raises(wan_load.ModelNotFound, match="no such folder"):
+        wan_load.load_pipeline(GenerationConfig(model=str(tmp_path / "absent"), lightning=False))
+    with pytest.raises(wan_load.ModelNotFound, match="model_index.json"):
+        wan_load.load_pipeline(GenerationConfig(model=str(tmp_path), lightning=False))
+    with pytest.raises(wan_load.ModelNotFound, match="transformer override.*nobody/no-transformer"):
+        wan_load.load_pipeline(tiny_config(transformer="nobody/no-transformer"))
 
 
 def test_default_lightning_lora_offline_is_a_clear_error():
     cfg = tiny_config(lightning=True, defaults_from=DEFAULT_MODEL_ID)
     assert [lo.scale for lo in cfg.effective_loras()] == [3.0, 1.0]
-    with pytest.raises(wan.LoraError, match="Kijai/WanVideo_comfy.*VIVIDFLOW_WAN_LIGHTNING=0"):
-        wan.load_pipeline(cfg)
+    with pytest.raises(wan_load.LoraError, match="Kijai/WanVideo_comfy.*VIVIDFLOW_WAN_LIGHTNING=0"):
+        wan_load.load_pipeline(cfg)
 
 
 # --- the config -------------------------------------------------------------------------------------

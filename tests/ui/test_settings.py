@@ -111,7 +111,7 @@ def test_unavailable_backend_is_a_clear_message_not_a_crash(app, kit):
 def test_wan_backend_unloads_the_llm_planner_first(monkeypatch):
     # the runner's factory registers the LLM unload before Wan loads; without CUDA, Wan is then refused
     import agent.planner_llm as planner_llm
-    import generation.wan as wan
+    import generation.wan_load as wan
     from generation.backend import BackendUnavailable
     from generation.config import GenerationConfig
     from ui.services import make_backend
@@ -119,7 +119,7 @@ def test_wan_backend_unloads_the_llm_planner_first(monkeypatch):
     unloads = []
     monkeypatch.setattr(wan, "_BEFORE_LOAD", [])  # this test's hooks only
     monkeypatch.setattr(planner_llm, "unload_all", lambda: unloads.append("llm"))
-    monkeypatch.setattr("generation.backends.check_available",
+    monkeypatch.setattr("generation.choose.check_available",
                         lambda name, cfg=None: (_ for _ in ()).throw(BackendUnavailable("no CUDA device")))
     with pytest.raises(BackendUnavailable):
         make_backend("wan", GenerationConfig())

@@ -1,4 +1,4 @@
-"""Backends by name: `preview` (CPU warping, always available) and `wan` (Wan2.2 on a GPU).
+"""Choosing a backend by name: `preview` (CPU warping, always available) and `wan` (Wan2.2 on a GPU).
 
     backend = get_backend("preview")          # constructed and loaded, ready to generate
     name = default_backend_name()             # "wan" only with CUDA and Wan weights present

@@ -36,7 +36,7 @@ def _tokenizer() -> Any:
 def build_tiny_pipeline(
     *, boundary_ratio: float = 0.875, flow_shift: float = 3.0, seed: int = 0, attention_head_dim: int = TINY_HEAD_DIM
 ) -> Any:
-    """A random two-expert `WanImageToVideoPipeline` in float32 on CPU (~0.5 MB of weights).
+    """A random two-expert `WanImageToVideoPipeline` in float32 on CPU (~0.5 MB of weights), in eval mode.
 
     `attention_head_dim=16` makes every linear a multiple of 16 wide (what FP8 matmuls on a GPU need).
     """
@@ -71,6 +71,8 @@ def build_tiny_pipeline(
 
     transformer = expert()
     transformer_2 = expert()
+    for module in (vae, text_encoder, transformer, transformer_2):
+        module.eval()  # built in train mode: dropout (the text encoder's 0.1) would make two calls differ
     scheduler = UniPCMultistepScheduler(
         prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=flow_shift
     )
