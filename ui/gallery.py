@@ -12,7 +12,7 @@ from datetime import date
 import streamlit as st
 
 from agent.plan import TEMPLATE_IDS
-from generation.backends import BACKEND_NAMES
+from generation.choose import BACKEND_NAMES
 from storage import STATUSES, GalleryPage, GenerationRecord, Lineage, NotFoundError, Store
 
 from ui.format import (
