@@ -19,7 +19,6 @@ from generation.backend import Backend, BackendUnavailable
 log = logging.getLogger(__name__)
 
 BACKEND_NAMES = ("preview", "wan")
-BACKEND_ENV = "VIVIDFLOW_BACKEND"
 NO_CUDA_FIX = "no CUDA device: use the preview backend or run on a GPU machine"
 
 
@@ -111,11 +110,15 @@ def wan_weights_present(cfg: Any = None) -> bool:
         return False
 
 
-def default_backend_name(cfg: Any = None) -> str:
-    """`$VIVIDFLOW_BACKEND` if set; else "wan" when Wan weights are present and CUDA works; else "preview"."""
-    forced = os.environ.get(BACKEND_ENV, "").strip()
-    if forced:
-        return check_name(forced)
+def default_backend_name(cfg: Any = None, requested: str | None = None) -> str:
+    """`requested` (default: the settings' studio.backend, VIVIDFLOW_BACKEND) unless it is "auto"; then "wan"
+    when Wan weights are present and CUDA works, else "preview"."""
+    if requested is None:
+        from vividflow.settings import load_settings
+
+        requested = load_settings().backend
+    if requested != "auto":
+        return check_name(requested)
     try:
         if not wan_weights_present(cfg):
             return "preview"

@@ -3,7 +3,8 @@
 The registry (`MODELS`) is the one table of per-model defaults (Wan2.2's `wan/configs/` idea, typed):
 boundary ratio, flow shift per resolution tier, guidance pair, steps, fps, max area and the Lightning
 LoRA recipe. `GenerationConfig` is the frozen load-time configuration that the UI, the CLI and the job
-runner share; `GenerationConfig.from_env()` is the only place that reads environment variables.
+runner share: the `wan` section of the settings (`vividflow.sections.WanSettings`, which reads and checks
+every value) plus what the registry derives from it.
 
 Light on purpose: no torch import here.
 """
@@ -11,21 +12,24 @@ Light on purpose: no torch import here.
 from __future__ import annotations
 
 import logging
-import math
-import os
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, replace
-from typing import Any, Literal, get_args
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import model_validator
+
+from vividflow.sections import CRF_RANGE, DEFAULT_CRF, DTYPES, MIN_MAX_AREA, QUANTIZATIONS, DType, Quantization, WanSettings
+from vividflow.settings import section_from_env
+from vividflow.values import EXPERTS, Expert, LoraSpec, SettingsError, parse_bool, parse_loras
 
 log = logging.getLogger(__name__)
 
-Expert = Literal["high_noise", "low_noise"]
-Quantization = Literal["auto", "none", "int8", "fp8"]
-DType = Literal["auto", "bfloat16", "float16", "float32"]
+ConfigError = SettingsError  # a configuration value outside what we support (one error class for all settings)
+__all__ = ["CRF_RANGE", "DEFAULT_CRF", "DTYPES", "MIN_MAX_AREA", "QUANTIZATIONS", "DType", "Quantization", "Expert",
+           "EXPERTS", "LoraSpec", "parse_bool", "parse_loras", "ConfigError", "GenerationConfig", "ModelSpec",
+           "MODELS", "model_spec", "DEFAULT_MODEL_ID", "BF16_TRANSFORMER_ID", "EXPERT_COMPONENT", "AREA_480P",
+           "AREA_720P", "LIGHTX2V_REPO", "LIGHTX2V_FILE", "LIGHTNING_LORAS", "ALIASES"]
 
-EXPERTS: tuple[str, ...] = get_args(Expert)
-QUANTIZATIONS: tuple[str, ...] = get_args(Quantization)
-DTYPES: tuple[str, ...] = get_args(DType)
 # The pipeline component that holds each expert (Wan2.2 A14B: `transformer` runs t ≥ boundary).
 EXPERT_COMPONENT: dict[str, str] = {"high_noise": "transformer", "low_noise": "transformer_2"}
 
@@ -35,39 +39,6 @@ BF16_TRANSFORMER_ID = "cbensimon/Wan2.2-I2V-A14B-bf16-Diffusers"
 
 AREA_480P = 832 * 480  # 399,360
 AREA_720P = 1280 * 720  # 921,600
-CRF_RANGE = (0, 51)
-DEFAULT_CRF = 18
-MIN_MAX_AREA = 16 * 16
-
-
-class ConfigError(ValueError):
-    """A configuration value outside what we support; the message names the field, value and range."""
-
-
-@dataclass(frozen=True)
-class LoraSpec:
-    """One LoRA for one expert: a .safetensors file, or a folder / hub repo plus `weight_name`."""
-
-    source: str
-    weight_name: str | None = None
-    scale: float = 1.0
-    expert: Expert = "high_noise"
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.source, str) or not self.source.strip():
-            raise ConfigError(f"LoRA source must be a file, folder or hub repo id, got {self.source!r}")
-        if self.expert not in EXPERTS:
-            raise ConfigError(f"LoRA expert must be one of {', '.join(EXPERTS)}, got {self.expert!r}")
-        if not isinstance(self.scale, (int, float)) or not math.isfinite(self.scale) or abs(self.scale) > 100:
-            raise ConfigError(f"LoRA scale must be a finite number in -100–100, got {self.scale!r}")
-
-    @property
-    def label(self) -> str:
-        """`source` or `source::weight_name`, the form `parse_loras` reads back."""
-        return f"{self.source}::{self.weight_name}" if self.weight_name else self.source
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -124,55 +95,27 @@ def model_spec(model: str) -> ModelSpec | None:
 # --- the config ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class GenerationConfig:
+class GenerationConfig(WanSettings):
     """How to load and run the Wan backend: one frozen value shared by the UI, the CLI and the worker.
 
-    `None` means "the registry's value" (or, for a local folder outside the registry, the folder's own).
+    The fields and their checks are the settings' `wan` section; `None` means "the registry's value" (or, for a
+    local folder outside the registry, the folder's own).
     """
 
-    model: str = DEFAULT_MODEL_ID  # hub id, alias, or local Diffusers folder
-    defaults_from: str | None = None  # registry entry for a local folder of a registered model
-    transformer: str | None = None  # override for both experts, e.g. BF16_TRANSFORMER_ID
-    lightning: bool = True  # add the registry's Lightning LoRAs
-    loras: tuple[LoraSpec, ...] = ()  # user LoRAs, applied after Lightning, same path
-    quantization: Quantization = "auto"  # auto: fp8 on CUDA cc ≥ 8.9, int8 on older GPUs, none on CPU
-    cpu_offload: bool = False  # model CPU offload, for cards under ~40 GB
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    dtype: DType = "auto"  # auto: bfloat16 on CUDA, float32 on CPU
-    crf: int = DEFAULT_CRF  # H.264 quality in CRF_RANGE, 0 = lossless
-    max_area: int | None = None
-    boundary_ratio: float | None = None
-    flow_shift: float | None = None  # fixed shift; None: by resolution tier from the registry
-    max_sequence_length: int | None = None
-    vae_tiling: bool = True
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.model, str) or not self.model.strip():
-            raise ConfigError(f"model must be a hub id, alias or local folder, got {self.model!r}")
-        if self.quantization not in QUANTIZATIONS:
-            raise ConfigError(f"quantization must be one of {', '.join(QUANTIZATIONS)}, got {self.quantization!r}")
-        if self.dtype not in DTYPES:
-            raise ConfigError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
-        dev = self.device
-        if not isinstance(dev, str) or not (dev in ("auto", "cpu", "cuda") or _is_cuda_index(dev)):
-            raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, got {dev!r}")
-        lo, hi = CRF_RANGE
-        if not isinstance(self.crf, int) or isinstance(self.crf, bool) or not lo <= self.crf <= hi:
-            raise ConfigError(f"crf must be an integer in {lo}–{hi}, got {self.crf!r}")
-        if self.max_area is not None and (not isinstance(self.max_area, int) or self.max_area < MIN_MAX_AREA):
-            raise ConfigError(f"max_area must be an integer ≥ {MIN_MAX_AREA} (16×16), got {self.max_area!r}")
-        if self.boundary_ratio is not None and not 0.0 < self.boundary_ratio < 1.0:
-            raise ConfigError(f"boundary_ratio must be in (0, 1), got {self.boundary_ratio!r}")
-        if self.flow_shift is not None and not 0.0 < self.flow_shift <= 50.0:
-            raise ConfigError(f"flow_shift must be in (0, 50], got {self.flow_shift!r}")
-        if self.max_sequence_length is not None and not 1 <= self.max_sequence_length <= 512:
-            raise ConfigError(f"max_sequence_length must be in 1–512, got {self.max_sequence_length!r}")
+    @model_validator(mode="after")
+    def _known_registry_entry(self) -> GenerationConfig:
         if self.defaults_from is not None:
-            self.spec  # raises ConfigError for an unknown registry id
-        if not all(isinstance(x, LoraSpec) for x in self.loras):
-            raise ConfigError("loras must be LoraSpec values (see parse_loras for the text form)")
-        object.__setattr__(self, "loras", tuple(self.loras))
+            self.spec  # raises for an unknown registry id
+        return self
+
+    @classmethod
+    def from_settings(cls, wan: WanSettings) -> GenerationConfig:
+        return wan if isinstance(wan, cls) else cls(**wan.values())
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> GenerationConfig:
+        """The environment's VIVIDFLOW_WAN_* settings (no file), then `overrides` (e.g. CLI flags)."""
+        return section_from_env(cls, env, **overrides)
 
     # --- derived values -------------------------------------------------------------------------
 
@@ -210,97 +153,3 @@ class GenerationConfig:
         if self.max_area is not None:
             return self.max_area
         return self.spec.max_area if self.spec else AREA_480P
-
-    def replace(self, **changes: Any) -> GenerationConfig:
-        return replace(self, **changes)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["loras"] = [lora.to_dict() for lora in self.loras]
-        return d
-
-    # --- environment ----------------------------------------------------------------------------
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> GenerationConfig:
-        """Read ENV_VARS (unset or empty = default), then apply `overrides` (e.g. CLI flags)."""
-        env = os.environ if env is None else env
-        values: dict[str, Any] = {}
-        for name, (fieldname, parse) in ENV_VARS.items():
-            raw = env.get(name)
-            if raw is None or raw.strip() == "":
-                continue
-            try:
-                values[fieldname] = parse(raw.strip())
-            except ConfigError as e:
-                raise ConfigError(f"{name}: {e}") from None
-            except ValueError as e:
-                raise ConfigError(f"{name}={raw!r} is not valid: {e}") from None
-        from_env = {fieldname: name for name, (fieldname, _) in ENV_VARS.items() if fieldname in values}
-        values.update(overrides)
-        try:
-            return cls(**values)
-        except ConfigError as e:
-            fieldname = str(e).split(" ", 1)[0]
-            if fieldname in from_env and fieldname not in overrides:
-                raise ConfigError(f"{from_env[fieldname]}: {e}") from None
-            raise
-
-
-def _is_cuda_index(dev: str) -> bool:
-    head, _, idx = dev.partition(":")
-    return head == "cuda" and idx.isdigit()
-
-
-def parse_bool(text: str) -> bool:
-    t = text.strip().lower()
-    if t in ("1", "true", "yes", "on"):
-        return True
-    if t in ("0", "false", "no", "off"):
-        return False
-    raise ConfigError(f"expected 1/0, true/false, yes/no or on/off, got {text!r}")
-
-
-def _optional_str(text: str) -> str | None:
-    return None if text.lower() in ("none", "off") else text
-
-
-def parse_loras(text: str) -> tuple[LoraSpec, ...]:
-    """`expert:scale:source[::weight_name]` items separated by `;`.
-
-    e.g. `high_noise:3.0:Kijai/WanVideo_comfy::Lightx2v/x.safetensors;low_noise:1.0:/loras/mine.safetensors`.
-    """
-    specs = []
-    for item in (p.strip() for p in text.split(";")):
-        if not item:
-            continue
-        parts = item.split(":", 2)
-        if len(parts) != 3:
-            raise ConfigError(f"LoRA {item!r} must be expert:scale:source[::weight_name]")
-        expert, scale, rest = parts
-        source, _, weight_name = rest.partition("::")
-        try:
-            value = float(scale)
-        except ValueError:
-            raise ConfigError(f"LoRA {item!r}: scale {scale!r} is not a number") from None
-        specs.append(LoraSpec(source.strip(), weight_name.strip() or None, value, expert.strip()))  # type: ignore[arg-type]
-    return tuple(specs)
-
-
-# The one table of environment variables: name -> (GenerationConfig field, parser).
-ENV_VARS: dict[str, tuple[str, Any]] = {
-    "VIVIDFLOW_WAN_MODEL": ("model", str),
-    "VIVIDFLOW_WAN_DEFAULTS_FROM": ("defaults_from", str),
-    "VIVIDFLOW_WAN_TRANSFORMER": ("transformer", _optional_str),
-    "VIVIDFLOW_WAN_LIGHTNING": ("lightning", parse_bool),
-    "VIVIDFLOW_WAN_LORAS": ("loras", parse_loras),
-    "VIVIDFLOW_WAN_QUANT": ("quantization", str.lower),
-    "VIVIDFLOW_WAN_CPU_OFFLOAD": ("cpu_offload", parse_bool),
-    "VIVIDFLOW_WAN_DEVICE": ("device", str.lower),
-    "VIVIDFLOW_WAN_DTYPE": ("dtype", str.lower),
-    "VIVIDFLOW_CRF": ("crf", int),
-    "VIVIDFLOW_WAN_MAX_AREA": ("max_area", int),
-    "VIVIDFLOW_WAN_BOUNDARY": ("boundary_ratio", float),
-    "VIVIDFLOW_WAN_FLOW_SHIFT": ("flow_shift", float),
-    "VIVIDFLOW_WAN_VAE_TILING": ("vae_tiling", parse_bool),
-}

@@ -169,10 +169,10 @@ def export_video(
 
 
 def default_out_dir() -> str:
-    """Where a backend writes when given no `out_dir`: `$VIVIDFLOW_HOME/media/videos`."""
-    from storage import DEFAULT_HOME, HOME_ENV
+    """Where a backend writes when given no `out_dir`: `<home>/media/videos` (the settings' storage.home)."""
+    from storage.store import MEDIA_DIRNAME, resolve_location
 
-    return os.path.join(os.environ.get(HOME_ENV) or DEFAULT_HOME, "media", "videos")
+    return str(resolve_location()[1] / MEDIA_DIRNAME / "videos")
 
 
 def _temp_path(out_dir: str, suffix: str) -> str:

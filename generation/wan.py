@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from generation.config import EXPERTS, GenerationConfig
 from generation.events import CancelToken, EventListener, GenerationCancelled, GenerationResult, Progress, ignore
+from generation import export
 from generation.wan_load import LoadedPipeline, free_memory, library_versions, load_pipeline, run_before_load_hooks
 
 if TYPE_CHECKING:
@@ -31,13 +32,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 BACKEND_NAME = "wan"
-
-
-def default_out_dir() -> Path:
-    """`<VIVIDFLOW_HOME>/media/videos` — used when the caller (normally the job runner) gives none."""
-    from storage.store import MEDIA_DIRNAME, resolve_location
-
-    return resolve_location()[1] / MEDIA_DIRNAME / "videos"
 
 
 class WanBackend:
@@ -86,7 +80,6 @@ class WanBackend:
     ) -> GenerationResult:
         """Render `plan` from `image` into `out_dir`; raises GenerationCancelled (no file) when cancelled."""
         from agent.plan import MotionPlan
-        from generation.export import export_video
         from generation.image import load_image, preprocess
 
         cancel = cancel or CancelToken()
@@ -159,8 +152,8 @@ class WanBackend:
                 plan, loaded, flow_shift=flow_shift, size=(width, height), input_size=source.size,
                 max_len=max_len, device=device, expert_steps=expert_steps,
             )
-            out = Path(out_dir) if out_dir is not None else default_out_dir()
-            exported = export_video(frames, out, fps=plan.fps, metadata={"vividflow": params}, crf=cfg.crf)
+            out = out_dir if out_dir is not None else export.default_out_dir()
+            exported = export.export_video(frames, out, fps=plan.fps, metadata={"vividflow": params}, crf=cfg.crf)
             timings["export"] = time.perf_counter() - t
             timings["total"] = time.perf_counter() - t_start
             timings["per_step"] = timings["sample"] / max(plan.steps, 1)

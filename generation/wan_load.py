@@ -26,6 +26,7 @@ from typing import Any
 
 from generation.backend import BackendUnavailable
 from generation.config import EXPERT_COMPONENT, EXPERTS, ConfigError, GenerationConfig, LoraSpec, ModelSpec
+from vividflow.settings import offline
 
 log = logging.getLogger(__name__)
 
@@ -243,13 +244,6 @@ class LoadedPipeline:
         }
 
 
-def _offline() -> bool:
-    """HF_HUB_OFFLINE as huggingface_hub reads it: generation's one offline check (models and LoRAs)."""
-    from huggingface_hub import constants
-
-    return bool(constants.HF_HUB_OFFLINE)
-
-
 def _looks_like_path(source: str) -> bool:
     return source.startswith(("/", "./", "../", "~", "\\")) or os.path.splitdrive(source)[0] != "" or source.count("/") > 1
 
@@ -266,7 +260,7 @@ def _check_model_source(source: str, what: str, required_file: str) -> str:
         return path
     if _looks_like_path(source) or os.path.exists(path):
         raise ModelNotFound(f"{what} {source!r} not found: no such folder")
-    if _offline():
+    if offline():
         from huggingface_hub import try_to_load_from_cache
 
         cached = try_to_load_from_cache(source, required_file)
@@ -433,7 +427,7 @@ def _lora_location(lora: LoraSpec) -> tuple[str, dict[str, Any]]:
         return path, ({"weight_name": lora.weight_name} if lora.weight_name else {})
     if _looks_like_path(lora.source):
         raise LoraError(f"LoRA file {lora.source!r} not found")
-    if _offline():
+    if offline():
         from huggingface_hub import try_to_load_from_cache
 
         name = lora.weight_name or "pytorch_lora_weights.safetensors"

@@ -274,13 +274,6 @@ def resolved_backend(s: Settings) -> str:
 @st.cache_resource(show_spinner=False)
 def auto_backend(cfg: GenerationConfig) -> str:
     """`wan` when its weights are present and CUDA works, else `preview` (generation.choose's rule)."""
-    from generation.backend import BackendUnavailable
-    from generation.choose import check_available, wan_weights_present
+    from generation.choose import default_backend_name
 
-    try:
-        if wan_weights_present(cfg):
-            check_available("wan", cfg)
-            return "wan"
-    except BackendUnavailable as e:
-        log.info("auto backend: preview (%s)", e)
-    return "preview"
+    return default_backend_name(cfg, requested="auto")

@@ -322,7 +322,7 @@ def test_config_from_env_reads_every_variable():
     [
         ({"VIVIDFLOW_WAN_QUANT": "fp4"}, "VIVIDFLOW_WAN_QUANT: quantization must be one of auto, none, int8, fp8"),
         ({"VIVIDFLOW_CRF": "99"}, "VIVIDFLOW_CRF: crf must be an integer in 0–51, got 99"),
-        ({"VIVIDFLOW_CRF": "high"}, "VIVIDFLOW_CRF='high' is not valid"),
+        ({"VIVIDFLOW_CRF": "high"}, "VIVIDFLOW_CRF: crf must be an integer in 0–51, got 'high'"),
         ({"VIVIDFLOW_WAN_LIGHTNING": "maybe"}, "VIVIDFLOW_WAN_LIGHTNING: expected 1/0"),
         ({"VIVIDFLOW_WAN_LORAS": "middle:1:/x.safetensors"}, "expert must be one of high_noise, low_noise"),
         ({"VIVIDFLOW_WAN_LORAS": "/x.safetensors"}, "expert:scale:source"),
