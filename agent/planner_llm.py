@@ -563,11 +563,11 @@ def check_on_plan(plan: MotionPlan | None, edits: Sequence[Edit]) -> None:
     from agent.edits import apply
 
     if plan is None:
-        from agent.planner_rules import DEFAULT_TEMPLATE
-        from agent.templates import get_template
+        from agent.compiler import default_plan
+        from agent.templates import DEFAULT_TEMPLATE
 
         chosen = next((e.template for e in edits if e.op == "set_template"), None)  # type: ignore[union-attr]
-        plan = get_template(chosen or DEFAULT_TEMPLATE).default_plan(seed=0)
+        plan = default_plan(chosen or DEFAULT_TEMPLATE, seed=0)
     plan_edits = [e for e in edits if e.op not in SESSION_OPS]
     if plan_edits:
         apply(plan, plan_edits, rng=random.Random(0))

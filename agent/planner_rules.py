@@ -42,11 +42,12 @@ from agent.edits import (
     SetTemplate,
     Undo,
 )
+from agent.compiler import default_plan
 from agent.plan import LIMITS, MAX_SEED, MotionPlan
+from agent.templates import DEFAULT_TEMPLATE
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TEMPLATE = "portrait_subtle"  # a first message that names no category starts here
 MIN_FACTOR, MAX_FACTOR = 0.02, 10.0  # the range a ScaleMotion / ScaleCamera factor may take
 
 # --- compiled patterns ------------------------------------------------------------------------------
@@ -255,8 +256,6 @@ def parse(
     template_locked: bool = False,
 ) -> ParseResult:
     """Turn one chat message into edits for `plan` (None before the first turn)."""
-    from agent.templates import get_template
-
     raw = message.strip()
     if not raw:
         return ParseResult(edits=[], unparsed=[], planner="rules")
@@ -275,7 +274,7 @@ def parse(
         chosen = None if template_locked else template_for(text, hands_in_view=hands_in_view)
         if chosen:
             edits_head.append(SetTemplate(template=chosen))
-        plan = get_template(chosen or DEFAULT_TEMPLATE).default_plan(0)
+        plan = default_plan(chosen or DEFAULT_TEMPLATE, seed=0)
     turn = _Turn(plan=plan, template_locked=template_locked, hands_in_view=hands_in_view)
     if _CONTINUATION_RE.search(text):
         turn.previous_targets = _targets_of(next((t for role, t in reversed(history) if role == "user"), ""))

@@ -31,11 +31,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 def schema_check(planner, n: int) -> tuple[int, int, float]:
     """(schema-valid answers, calls, seconds) over the first `n` varied test messages."""
+    from agent.compiler import default_plan
     from agent.edits import parse_edits
-    from agent.templates import get_template
     from tests.agent.llm_fixtures import MESSAGES
 
-    plan = get_template("fashion").default_plan(seed=3)
+    plan = default_plan("fashion", seed=3)
     valid = 0
     started = time.monotonic()
     picks = MESSAGES[:: max(1, len(MESSAGES) // n)][:n]
@@ -104,7 +104,7 @@ def main() -> None:
         kept = 0
         started = time.monotonic()
         for template in all_templates():
-            out = llm.enhance(template.default_plan(seed=1))
+            out = llm.enhance(default_plan(template.id, seed=1))
             kept += out.ok
             print(f"    {'kept    ' if out.ok else 'fallback'} {template.id:17} {(out.prompt if out.ok else out.message)[:110]}")
         n = len(all_templates())

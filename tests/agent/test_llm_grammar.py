@@ -121,7 +121,7 @@ def test_random_walks_through_the_engine_always_give_schema_valid_edits():
     import numpy as np
 
     from agent.planner_llm import check_on_plan
-    from agent.templates import get_template
+    from agent.compiler import default_plan
     from tests.agent.llm_fixtures import build_tokenizer
 
     tok = build_tokenizer()
@@ -130,7 +130,7 @@ def test_random_walks_through_the_engine_always_give_schema_valid_edits():
     pattern = edit_list_pattern(spec)
     root = llguidance.LLMatcher(llt, llguidance.LLMatcher.grammar_from_regex(pattern.regex), log_level=0)
     assert not root.is_error(), root.get_error()
-    plan = get_template("fashion").default_plan(seed=5)
+    plan = default_plan("fashion", seed=5)
     rnd = random.Random(7)
     ops_seen: set[str] = set()
     for _ in range(400):

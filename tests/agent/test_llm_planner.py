@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.compiler import default_plan
 from agent.edits import ParseResult, ScaleMotion, SetDuration, edits_to_json, parse_edits
 from agent.planner_llm import (
     ENV_VARS,
@@ -35,7 +36,6 @@ from agent.planner_llm import (
 from agent.planner_rules import RulePlanner
 from agent.plan import MotionPlan
 from agent.session import new_conversation, plan_turn
-from agent.templates import get_template
 from tests.agent.llm_fixtures import MESSAGES, RaisingModel, ScriptedModel, SleepyModel, build_tiny_qwen
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,7 +69,7 @@ def planner_with(model, tokenizer, **settings) -> QwenPlanner:
 
 
 def fashion_plan() -> MotionPlan:
-    return get_template("fashion").default_plan(seed=3)
+    return default_plan("fashion", seed=3)
 
 
 def rules_only_turn(message: str, template: str | None = None, seed: int = 11):
@@ -276,7 +276,7 @@ def test_scripted_answer_is_parsed_grounded_and_merged_after_the_rules(tiny_toke
               '{"op":"add_motion","subject":"fire","action":"flicker","speed":1,"intensity":0.5}]')
     model = ScriptedModel(tiny_tokenizer, answer)
     llm = planner_with(model, tiny_tokenizer)
-    plan = get_template("landscape").default_plan(seed=3)
+    plan = default_plan("landscape", seed=3)
     assert RulePlanner().parse("water go brrr", plan).edits == []  # the rules make nothing of it
     result = HybridPlanner(RulePlanner(), llm).parse("water go brrr", plan)
     assert [e.op for e in result.edits] == ["scale_motion"]  # fire is not in the message: dropped

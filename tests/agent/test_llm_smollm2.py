@@ -9,10 +9,10 @@ import json
 
 import pytest
 
+from agent.compiler import default_plan
 from agent.edits import parse_edits
 from agent.planner_llm import ENV_VARS, HybridPlanner, LLMConfig, QwenPlanner, unload_all
 from agent.planner_rules import RulePlanner
-from agent.templates import get_template
 
 pytestmark = [
     pytest.mark.slow,
@@ -50,13 +50,13 @@ def test_smollm2_gguf_loads_as_a_chat_model_through_the_planner(smollm2):
 
 @pytest.mark.parametrize("message", MESSAGES)
 def test_smollm2_constrained_answers_are_schema_valid(smollm2, message):
-    plan = get_template("fashion").default_plan(seed=3)
+    plan = default_plan("fashion", seed=3)
     out = smollm2.propose(message, plan)
     assert out.status == "ok", (out.status, out.message, out.text)
     assert len(parse_edits(json.loads(out.text))) <= 2
 
 
 def test_smollm2_hybrid_keeps_the_rules_for_gibberish(smollm2):
-    plan = get_template("fashion").default_plan(seed=3)
+    plan = default_plan("fashion", seed=3)
     result = HybridPlanner(RulePlanner(), smollm2).parse("asdf qwerty zxcv", plan)
     assert result.edits == []  # whatever the model said, nothing in the message names it

@@ -5,16 +5,16 @@ from __future__ import annotations
 import pytest
 
 from agent import vocabulary as V
+from agent.compiler import default_plan
 from agent.edits import (
     AddAtmosphere, AddMotion, AddNegative, Recall, RemoveAtmosphere, RemoveMotion, Reset, ScaleCamera, ScaleMotion,
     SetCamera, SetDuration, SetGuidance, SetPrompt, SetSeed, SetSteps, SetTemplate, Undo, MAX_EDITS_PER_TURN,
 )
 from agent.planner_rules import RulePlanner, choose_template, parse, split_clauses
-from agent.templates import get_template
 
 
 def plan_of(template="portrait_subtle"):
-    return get_template(template).default_plan(seed=1)
+    return default_plan(template, seed=1)
 
 
 def ops(message, template="portrait_subtle", **kw):
