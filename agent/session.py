@@ -36,7 +36,7 @@ from agent.edits import (
 )
 from agent.compiler import compile_plan, default_plan
 from agent.plan import MotionPlan, PlanError
-from agent.planner_rules import RulePlanner, template_for
+from agent.rules import RulePlanner, template_for
 from agent.templates import DEFAULT_TEMPLATE, get_template
 
 log = logging.getLogger(__name__)

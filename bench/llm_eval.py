@@ -76,8 +76,8 @@ def main() -> None:
 
     import torch
 
-    from agent.planner_llm import HybridPlanner, LLMConfig, QwenPlanner
-    from agent.planner_rules import RulePlanner
+    from agent.llm import HybridPlanner, LLMConfig, LLMPlanner
+    from agent.rules import RulePlanner
     from tests.agent.conversations import CONVERSATIONS
 
     torch.set_num_threads(min(4, os.cpu_count() or 1))
@@ -89,7 +89,7 @@ def main() -> None:
         tmp = tempfile.TemporaryDirectory()
         model = str(build_tiny_qwen(Path(tmp.name)))
     config = LLMConfig(model=model, gguf_file=args.gguf_file, timeout_s=args.timeout)
-    llm = QwenPlanner(config)
+    llm = LLMPlanner(config)
     started = time.monotonic()
     llm.load()
     print(f"model {args.model}: loaded in {time.monotonic() - started:.1f} s")

@@ -1,4 +1,4 @@
-"""The edit schema compiled to a regex (agent.llm_grammar): bounded numbers, bounded strings, and every
+"""The edit schema compiled to a regex (agent.llm.grammar): bounded numbers, bounded strings, and every
 answer it allows passes parse_edits. No model needed: random walks through the constraint engine."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import re
 import pytest
 
 from agent.edits import MAX_EDITS_PER_TURN, parse_edits
-from agent.llm_grammar import (
+from agent.llm.grammar import (
     FIELD_BOUNDS,
     GrammarSpec,
     decimal_range,
@@ -21,7 +21,7 @@ from agent.llm_grammar import (
     op_name,
     words,
 )
-from agent.planner_llm import FEW_SHOT, OP_EXAMPLES
+from agent.llm.prompts import FEW_SHOT, OP_EXAMPLES
 
 INT_RANGES = [(0, 9), (1, 100), (4, 12), (0, 2**31 - 1), (-1, 99), (1, 99999), (3, 3), (17, 3456), (-25, -3)]
 
@@ -120,7 +120,7 @@ def test_random_walks_through_the_engine_always_give_schema_valid_edits():
     import llguidance.hf
     import numpy as np
 
-    from agent.planner_llm import check_on_plan
+    from agent.llm.planner import check_on_plan
     from agent.compiler import default_plan
     from tests.agent.llm_fixtures import build_tokenizer
 

@@ -16,25 +16,25 @@ import pytest
 
 from agent.compiler import default_plan
 from agent.edits import ParseResult, ScaleMotion, SetDuration, edits_to_json, parse_edits
-from agent.planner_llm import (
+from agent.llm import (
     ENV_VARS,
-    TIMEOUT_GRACE_S,
     HybridPlanner,
     LLMConfig,
     LLMConfigError,
+    LLMPlanner,
     LLMUnavailable,
-    QwenPlanner,
-    build_messages,
     enhance_prompt,
-    is_grounded,
     loaded_model,
     make_planner,
-    missing_elements,
-    resolve_source,
     unload_all,
 )
-from agent.planner_rules import RulePlanner
+from agent.llm.decoding import TIMEOUT_GRACE_S
+from agent.llm.enhance import missing_elements
+from agent.llm.grounding import is_grounded
+from agent.llm.loading import resolve_source
+from agent.llm.prompts import build_messages
 from agent.plan import MotionPlan
+from agent.rules import RulePlanner
 from agent.session import new_conversation, plan_turn
 from tests.agent.llm_fixtures import MESSAGES, RaisingModel, ScriptedModel, SleepyModel, build_tiny_qwen
 
@@ -62,10 +62,10 @@ def _offline_and_clean(monkeypatch):
     unload_all()
 
 
-def planner_with(model, tokenizer, **settings) -> QwenPlanner:
-    """A QwenPlanner whose loader hands over a stand-in model (same code path from there on)."""
+def planner_with(model, tokenizer, **settings) -> LLMPlanner:
+    """A LLMPlanner whose loader hands over a stand-in model (same code path from there on)."""
     config = LLMConfig(model=f"stub-{id(model)}", **settings)
-    return QwenPlanner(config, loader=lambda cfg: (model, tokenizer))
+    return LLMPlanner(config, loader=lambda cfg: (model, tokenizer))
 
 
 def fashion_plan() -> MotionPlan:
@@ -78,7 +78,7 @@ def rules_only_turn(message: str, template: str | None = None, seed: int = 11):
     return plan_turn(new_conversation(template=template), message, rng=random.Random(seed))
 
 
-def hybrid_turn(message: str, llm: QwenPlanner, template: str | None = None, seed: int = 11):
+def hybrid_turn(message: str, llm: LLMPlanner, template: str | None = None, seed: int = 11):
     import random
 
     return plan_turn(new_conversation(template=template), message, planner=HybridPlanner(RulePlanner(), llm),
@@ -89,7 +89,7 @@ def hybrid_turn(message: str, llm: QwenPlanner, template: str | None = None, see
 
 
 def test_importing_the_planner_does_not_import_torch():
-    code = "import sys, agent.planner_llm; print(sorted(m for m in ('torch', 'transformers', 'llguidance') if m in sys.modules))"
+    code = "import sys, agent.llm; print(sorted(m for m in ('torch', 'transformers', 'llguidance') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -135,7 +135,7 @@ def test_model_sources(tmp_path):
 
 
 def test_a_missing_model_is_a_clear_unavailable_result_and_the_reply_says_the_rules_were_used(tmp_path):
-    llm = QwenPlanner(LLMConfig(model=str(tmp_path / "nowhere")))
+    llm = LLMPlanner(LLMConfig(model=str(tmp_path / "nowhere")))
     out = llm.propose("make the hair flow", fashion_plan())
     assert out.status == "unavailable" and "nowhere" in out.message and "does not exist" in out.message
     state, reply = hybrid_turn("asdf qwerty", llm)
@@ -145,14 +145,14 @@ def test_a_missing_model_is_a_clear_unavailable_result_and_the_reply_says_the_ru
 
 
 def test_an_uncached_hub_id_fails_fast_offline():
-    out = QwenPlanner(LLMConfig(model="nobody-here/not-a-model-xyz")).propose("hair", None)
+    out = LLMPlanner(LLMConfig(model="nobody-here/not-a-model-xyz")).propose("hair", None)
     assert out.status == "unavailable" and "HF_HUB_OFFLINE" in out.message
 
 
 def test_tiny_model_loads_through_the_production_loader_offline_and_unloads(tiny_dir):
     from transformers import Qwen2ForCausalLM
 
-    llm = QwenPlanner(LLMConfig(model=str(tiny_dir)))
+    llm = LLMPlanner(LLMConfig(model=str(tiny_dir)))
     assert loaded_model() is None and not llm.is_loaded
     llm.load()
     model = loaded_model()
@@ -166,10 +166,10 @@ def test_tiny_model_loads_through_the_production_loader_offline_and_unloads(tiny
 
 
 def test_at_most_one_model_per_process(tiny_dir):
-    first = QwenPlanner(LLMConfig(model=str(tiny_dir), device="auto"))
+    first = LLMPlanner(LLMConfig(model=str(tiny_dir), device="auto"))
     first.load()
     ref = weakref.ref(loaded_model())
-    second = QwenPlanner(LLMConfig(model=str(tiny_dir), device="cpu"))
+    second = LLMPlanner(LLMConfig(model=str(tiny_dir), device="cpu"))
     second.load()  # another configuration: the first model goes before the second loads
     gc.collect()
     assert ref() is None and second.is_loaded and not first.is_loaded
@@ -187,7 +187,7 @@ def test_50_calls_on_varied_messages_all_give_schema_valid_edits(tiny_dir):
     ops, non_empty = set(), 0
     assert len(MESSAGES) == 50
     for i, message in enumerate(MESSAGES):
-        out = QwenPlanner(base.replace(seed=i)).propose(message, plan if i % 3 else None,
+        out = LLMPlanner(base.replace(seed=i)).propose(message, plan if i % 3 else None,
                                                         history=[("user", "hello"), ("assistant", "hi")])
         assert out.status == "ok", (message, out.status, out.message, out.text)
         again = parse_edits(json.loads(out.text))  # the raw answer itself is schema-valid JSON
@@ -198,7 +198,7 @@ def test_50_calls_on_varied_messages_all_give_schema_valid_edits(tiny_dir):
 
 
 def test_greedy_decoding_is_deterministic(tiny_dir):
-    llm = QwenPlanner(LLMConfig(model=str(tiny_dir)))
+    llm = LLMPlanner(LLMConfig(model=str(tiny_dir)))
     a = llm.propose("slower hair, same seed", fashion_plan())
     b = llm.propose("slower hair, same seed", fashion_plan())
     assert a.ok and a.text == b.text
@@ -207,7 +207,7 @@ def test_greedy_decoding_is_deterministic(tiny_dir):
 def test_hybrid_with_the_random_model_yields_a_valid_plan_every_time(tiny_dir):
     import random
 
-    llm = QwenPlanner(LLMConfig(model=str(tiny_dir), temperature=1.0, mode="always", grounded_only=False, timeout_s=60))
+    llm = LLMPlanner(LLMConfig(model=str(tiny_dir), temperature=1.0, mode="always", grounded_only=False, timeout_s=60))
     hybrid = HybridPlanner(RulePlanner(), llm)
     state, rng = new_conversation(), random.Random(5)
     used_llm = 0
@@ -253,7 +253,7 @@ def test_a_model_that_hangs_times_out_and_the_rule_result_stands(tiny_tokenizer)
 
 
 def test_an_answer_that_breaks_the_plan_is_rejected(tiny_tokenizer, monkeypatch):
-    import agent.planner_llm as mod
+    import agent.llm.planner as mod
 
     def refuse(plan, edits):
         raise ValueError("duration_s: refused by the plan")
@@ -362,7 +362,7 @@ def test_enhance_falls_back_when_the_rewrite_loses_a_subject(tiny_tokenizer):
 
 def test_enhance_with_the_random_model_is_deterministic_and_safe(tiny_dir):
     plan = fashion_plan()
-    llm = QwenPlanner(LLMConfig(model=str(tiny_dir), enhance_max_new_tokens=48))
+    llm = LLMPlanner(LLMConfig(model=str(tiny_dir), enhance_max_new_tokens=48))
     a, b = llm.enhance(plan), llm.enhance(plan)
     assert a == b  # greedy: same text, same decision
     assert a.prompt == plan.prompt and not a.ok  # random words never name every subject: compiled prompt kept
@@ -370,9 +370,9 @@ def test_enhance_with_the_random_model_is_deterministic_and_safe(tiny_dir):
 
 def test_enhance_without_a_model_or_with_a_typed_prompt_returns_the_prompt_as_is():
     plan = fashion_plan()
-    assert enhance_prompt(plan, planner=QwenPlanner(LLMConfig())) == plan.prompt
+    assert enhance_prompt(plan, planner=LLMPlanner(LLMConfig())) == plan.prompt
     typed = plan.with_changes(prompt_override="my own words")
-    out = QwenPlanner(LLMConfig(model="smollm2")).enhance(typed)
+    out = LLMPlanner(LLMConfig(model="smollm2")).enhance(typed)
     assert out.prompt == "my own words" and not out.ok and loaded_model() is None
 
 
@@ -384,7 +384,7 @@ def test_make_planner_builds_the_hybrid_from_arguments_and_environment(monkeypat
     p = make_planner(model=str(tiny_dir), gguf_file=None, mode="always")
     assert isinstance(p, HybridPlanner) and isinstance(p.rules, RulePlanner)
     assert p.config.model == str(tiny_dir) and p.config.timeout_s == 3 and p.config.mode == "always"
-    assert isinstance(make_planner(model=str(tiny_dir), hybrid=False), QwenPlanner)
+    assert isinstance(make_planner(model=str(tiny_dir), hybrid=False), LLMPlanner)
     assert loaded_model() is None  # nothing loads before the first message
 
 
@@ -410,7 +410,7 @@ def test_hybrid_never_scores_below_rules_on_the_shared_conversations(tiny_dir):
 
     rules_right = sum(check(c, *run_case(c)) for c in CONVERSATIONS)
     for seed in range(4):  # four different random answer streams
-        llm = QwenPlanner(LLMConfig(model=str(tiny_dir), temperature=1.0, timeout_s=60, seed=seed))
+        llm = LLMPlanner(LLMConfig(model=str(tiny_dir), temperature=1.0, timeout_s=60, seed=seed))
         hybrid = HybridPlanner(RulePlanner(), llm)
         hybrid_right = sum(check(c, *run_case(c, planner=hybrid)) for c in CONVERSATIONS)
         assert hybrid_right >= rules_right, seed

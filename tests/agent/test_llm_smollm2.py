@@ -11,8 +11,8 @@ import pytest
 
 from agent.compiler import default_plan
 from agent.edits import parse_edits
-from agent.planner_llm import ENV_VARS, HybridPlanner, LLMConfig, QwenPlanner, unload_all
-from agent.planner_rules import RulePlanner
+from agent.llm import ENV_VARS, HybridPlanner, LLMConfig, LLMPlanner, loaded_model, unload_all
+from agent.rules import RulePlanner
 
 pytestmark = [
     pytest.mark.slow,
@@ -27,7 +27,7 @@ def smollm2():
     import torch
 
     torch.set_num_threads(2)
-    llm = QwenPlanner(LLMConfig(model="smollm2", timeout_s=120, max_edits=2))
+    llm = LLMPlanner(LLMConfig(model="smollm2", timeout_s=120, max_edits=2))
     llm.load()
     yield llm
     unload_all()
@@ -41,8 +41,6 @@ def _clean_env(monkeypatch):
 
 
 def test_smollm2_gguf_loads_as_a_chat_model_through_the_planner(smollm2):
-    from agent.planner_llm import loaded_model
-
     model = loaded_model()
     assert model is not None and type(model).__name__ == "LlamaForCausalLM"
     assert smollm2.is_loaded

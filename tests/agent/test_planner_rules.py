@@ -10,7 +10,8 @@ from agent.edits import (
     AddAtmosphere, AddMotion, AddNegative, Recall, RemoveAtmosphere, RemoveMotion, Reset, ScaleCamera, ScaleMotion,
     SetCamera, SetDuration, SetGuidance, SetPrompt, SetSeed, SetSteps, SetTemplate, Undo, MAX_EDITS_PER_TURN,
 )
-from agent.planner_rules import RulePlanner, choose_template, parse, split_clauses
+from agent.rules import RulePlanner, choose_template, parse
+from agent.rules.clauses import split_clauses
 
 
 def plan_of(template="portrait_subtle"):

@@ -261,7 +261,7 @@ def _png_header_only(width: int, height: int) -> bytes:
 
 
 def test_enhance_prompt_only_with_the_llm_and_its_result_is_an_edit(app, kit, monkeypatch):
-    import agent.planner_llm as planner_llm
+    import agent.llm as planner_llm
 
     at = kit.chat(app, "make her hair flow in the wind")
     assert not any(b.key == "pp.enhance" for b in at.button)  # the LLM is off by default
