@@ -37,8 +37,16 @@ def test_product_negative_guards_against_deformation():
     assert {"deformation", "melting"} <= {w.strip() for w in get_template("product").negative_prompt.split(",")}
 
 
-def test_library_is_loaded_once():
-    assert library() is library()
+def test_library_is_loaded_once(monkeypatch):
+    import agent.templates
+
+    loads = []
+    monkeypatch.setattr(agent.templates, "load_library", lambda: loads.append(1) or load_library())
+    library.cache_clear()
+    try:
+        assert library().get("fashion") == library().get("fashion") and len(loads) == 1
+    finally:
+        library.cache_clear()
 
 
 def test_broken_library_file_is_refused(tmp_path):
