@@ -8,7 +8,7 @@
 
 from agent.edits import ParseResult, Planner, apply
 from agent.plan import Camera, Motion, MotionPlan, PlanError, frames_for
-from agent.planner_rules import RulePlanner
+from agent.rules import RulePlanner
 from agent.session import ConversationState, FieldChange, GenerationRef, Reply, new_conversation, plan_diff, plan_turn
 
 __all__ = [

@@ -4,7 +4,7 @@
         | python -m agent plan --rng-seed 7
 
 Each line is {"plan": {...MotionPlan...}, "reply": "..."}; `--explain` adds "diff" and "edits".
-`--planner qwen --model PATH [--gguf-file F]` uses agent.planner_llm.make_planner (loaded only then).
+`--planner qwen --model PATH [--gguf-file F]` uses agent.llm.make_planner (loaded only then).
 """
 
 from __future__ import annotations
@@ -46,20 +46,20 @@ def read_request(text: str) -> tuple[list[str], str | None]:
 
 def make_planner(args: argparse.Namespace) -> Any:
     if args.planner == "rules":
-        from agent.planner_rules import RulePlanner
+        from agent.rules import RulePlanner
 
         return RulePlanner()
     if not args.model:
         raise InputError("--planner qwen needs --model PATH (a Qwen2.5 folder, hub id or GGUF folder)")
     try:
         # import_module, not `from agent import`: it honours sys.modules, which tests use to stand in a planner
-        planner_llm = importlib.import_module("agent.planner_llm")
+        llm = importlib.import_module("agent.llm")
     except ModuleNotFoundError as e:
-        if e.name == "agent.planner_llm":
-            raise InputError("the LLM planner (agent/planner_llm.py) is not installed in this checkout; "
+        if e.name == "agent.llm":
+            raise InputError("the LLM planner (agent/llm/) is not installed in this checkout; "
                              "use --planner rules") from None
         raise
-    return planner_llm.make_planner(model=args.model, gguf_file=args.gguf_file)
+    return llm.make_planner(model=args.model, gguf_file=args.gguf_file)
 
 
 def cmd_plan(args: argparse.Namespace) -> int:

@@ -2,7 +2,8 @@
 
 The prompt follows the style of the templates' curated prompts: a framing for the category, then each
 motion as a short clause with a conjugated verb and pace words ("the hair flows gently in the wind,
-slowly"), the camera move in camera language, the atmosphere, and a quality tail.
+slowly"), the camera move in camera language, the atmosphere, and a quality tail. `default_plan` is a
+template's starting plan, compiled.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import re
 
 from agent.plan import Motion, MotionPlan
+from agent.templates import get_template, library
 
 # Opening framing per template, in the curated prompts' voice.
 FRAMING: dict[str, str] = {
@@ -217,8 +219,6 @@ def compile_prompt(plan: MotionPlan) -> str:
 
 def compile_negative(plan: MotionPlan) -> str:
     """The person's negative terms first, then the template's, then the common ones; each term once."""
-    from agent.templates import get_template, library
-
     terms: list[str] = []
     for chunk in (", ".join(plan.negative_terms), get_template(plan.template).negative_prompt,
                   library().common_negative_prompt):
@@ -231,3 +231,20 @@ def compile_negative(plan: MotionPlan) -> str:
 def compile_plan(plan: MotionPlan) -> MotionPlan:
     """The plan with `prompt` and `negative_prompt` written from its other fields."""
     return plan.with_changes(prompt=compile_prompt(plan), negative_prompt=compile_negative(plan))
+
+
+def default_plan(template_id: str, seed: int = 0) -> MotionPlan:
+    """The starting plan of template `template_id` with `seed`, its prompts compiled."""
+    t = get_template(template_id)
+    plan = MotionPlan.create(
+        template=t.id,
+        motions=t.motions,
+        camera=t.camera,
+        atmosphere=t.atmosphere,
+        duration_s=t.duration_s,
+        steps=t.steps,
+        guidance_scale=t.guidance[0],
+        guidance_scale_2=t.guidance[1],
+        seed=seed,
+    )
+    return compile_plan(plan)

@@ -14,14 +14,24 @@ import json
 import logging
 import random
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol, Sequence, Union
+from typing import Annotated, Any, Literal, Protocol, Sequence, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from agent.plan import LIMITS, MAX_ACTION_CHARS, MAX_ATMOSPHERE_ITEMS, MAX_SEED, CameraMove, Subject, TemplateId
-
-if TYPE_CHECKING:
-    from agent.plan import MotionPlan
+from agent.compiler import compile_plan
+from agent.plan import (
+    LIMITS,
+    MAX_ACTION_CHARS,
+    MAX_ATMOSPHERE_ITEMS,
+    MAX_SEED,
+    Camera,
+    CameraMove,
+    Motion,
+    MotionPlan,
+    Subject,
+    TemplateId,
+)
+from agent.templates import get_template
 
 MAX_TERM_CHARS = 40
 
@@ -276,8 +286,6 @@ def _clamped(field: str, value: float, what: str, notes: list[str], unit: str = 
 def _template_switch(plan: MotionPlan, new_id: str) -> dict[str, Any]:
     """Changes for a template switch: what still equals the old template's defaults follows the new template,
     what the person changed stays."""
-    from agent.templates import get_template
-
     old, new = get_template(plan.template), get_template(new_id)
     kept = [m for m in plan.motions if m not in old.motions]
     kept_subjects = {m.subject for m in kept}
@@ -323,8 +331,6 @@ def apply(
     hands are visible), except in `portrait_dynamic` itself. Session edits (undo, reset, recall) raise
     EditError: agent.session handles them.
     """
-    from agent.compiler import compile_plan
-
     notes: list[str] = []
     for edit in edits:
         if edit.op in SESSION_OPS:
@@ -352,8 +358,6 @@ def _with_negative(plan: MotionPlan, *terms: str) -> tuple[str, ...]:
 
 
 def _apply_one(plan: MotionPlan, edit: Edit, *, rng: random.Random, hands_in_view: bool, notes: list[str]) -> MotionPlan:
-    from agent.plan import Camera, Motion
-
     if isinstance(edit, SetTemplate):
         if edit.template == plan.template:
             return plan

@@ -34,11 +34,13 @@ from agent.edits import (
     apply,
     draw_seed,
 )
+from agent.compiler import compile_plan, default_plan
 from agent.plan import MotionPlan, PlanError
+from agent.rules import RulePlanner, template_for
+from agent.templates import DEFAULT_TEMPLATE, get_template
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TEMPLATE = "portrait_subtle"
 MAX_UNDO = 50
 MAX_TURNS_KEPT = 12
 MAX_REPLY_ITEMS = 5
@@ -98,8 +100,6 @@ class ConversationState:
         """Lock (or with None unlock) the template, as the app's template picker does. A plan that exists
         switches to the locked template through the normal template switch."""
         if template is not None:
-            from agent.templates import get_template
-
             get_template(template)  # KeyError names the allowed ids
         return replace(self, template_lock=template)
 
@@ -178,9 +178,6 @@ def plan_turn(
     (a random.Random; pass a seeded one for reproducible runs). `store` (storage.Store) resolves history
     references through the conversation's generation records; without it `state.generations` is used.
     """
-    from agent.planner_rules import RulePlanner
-    from agent.templates import get_template
-
     planner = planner or RulePlanner()
     rng = rng if rng is not None else random.Random()
     hands_in_view = (state.hands_in_view or V.says_hands_in_view(message)
@@ -190,7 +187,7 @@ def plan_turn(
     notes: list[str] = []
     start: MotionPlan | None = state.plan
     if start is None and state.template_lock:
-        start = get_template(state.template_lock).default_plan(seed=draw_seed(rng))
+        start = default_plan(state.template_lock, seed=draw_seed(rng))
     if start is not None and state.template_lock and start.template != state.template_lock:
         start, switch_notes = apply(start, [SetTemplate(template=state.template_lock)], rng=rng, hands_in_view=True)
         notes += switch_notes
@@ -208,8 +205,6 @@ def plan_turn(
     # 3. A plan still on the default template: category words in this message choose the template now
     if (state.plan is not None and state.template_guessed and not state.template_lock
             and not any(isinstance(e, SetTemplate) for e in edits)):
-        from agent.planner_rules import template_for
-
         chosen_now = template_for(message, hands_in_view=hands_in_view)
         if chosen_now and chosen_now != state.plan.template:
             edits.insert(0, SetTemplate(template=chosen_now))
@@ -223,7 +218,7 @@ def plan_turn(
         if chosen == "portrait_dynamic" and not hands_in_view:
             notes.append("gestures need the hands to be visible: started a subtle portrait instead")
             chosen = "portrait_subtle"
-        start = get_template(chosen).default_plan(seed=draw_seed(rng))
+        start = default_plan(chosen, seed=draw_seed(rng))
         created_from = chosen
         guessed = not any(isinstance(e, SetTemplate) for e in result.edits)
 
@@ -253,7 +248,7 @@ def plan_turn(
                 notes.append("there is nothing to undo yet")
         elif isinstance(edit, Reset):
             template = state.template_lock or plan.template
-            plan = get_template(template).default_plan(seed=plan.seed)
+            plan = default_plan(template, seed=plan.seed)
             recalled.append(f"started over from the {template} template")
         elif isinstance(edit, Recall):
             found, why = _recall(edit, state, store)
@@ -280,8 +275,6 @@ def plan_turn(
 
 def _parse(planner: Planner, message: str, plan: MotionPlan | None, state: ConversationState) -> ParseResult:
     """Run the planner; a planner other than the rules that raises falls back to the rules (and says so)."""
-    from agent.planner_rules import RulePlanner
-
     kwargs = dict(history=state.turns[-8:], template_locked=state.template_locked)
     if isinstance(planner, RulePlanner):
         return planner.parse(message, plan, **kwargs)
@@ -345,8 +338,6 @@ def _recall(edit: Recall, state: ConversationState, store: GenerationSource | No
     else:
         return None, "which earlier video? Say “#12”, “the second one” or “the last one”"
     try:
-        from agent.compiler import compile_plan
-
         return (ref.id, compile_plan(MotionPlan.from_dict(ref.plan))), ""
     except PlanError as e:
         log.warning("generation #%s has an unreadable plan: %s", ref.id, e)
@@ -479,8 +470,6 @@ def _phrase(c: FieldChange) -> str:
 def _reply(before: MotionPlan | None, base: MotionPlan | None, after: MotionPlan, *, created_from: str | None,
            edits: tuple[Edit, ...], notes: list[str], unparsed: Sequence[str], planner: str, understood: bool,
            undone: bool, recalled: list[str], message: str) -> Reply:
-    from agent.templates import get_template
-
     changes = plan_diff(before, after)
     shown = plan_diff(base, after) if created_from else changes
     items: list[str] = []

@@ -1,4 +1,7 @@
-"""The eight motion-template categories, loaded once from templates.toml and validated."""
+"""The eight motion-template categories: data, loaded once from templates.toml and validated.
+
+A template's starting plan (its prompts compiled) is `agent.compiler.default_plan`.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +11,11 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agent.plan import LIMITS, TEMPLATE_IDS, Camera, Motion, MotionPlan, TemplateId
+from agent.plan import LIMITS, TEMPLATE_IDS, Camera, Motion, TemplateId
 
 TEMPLATES_FILE = Path(__file__).with_name("templates.toml")
 MIN_PROMPTS = 6
+DEFAULT_TEMPLATE = "portrait_subtle"  # a first message that names no category starts here
 
 
 class Template(BaseModel):
@@ -31,23 +35,6 @@ class Template(BaseModel):
     negative_prompt: str
     motions: tuple[Motion, ...]
     prompts: tuple[str, ...] = Field(min_length=MIN_PROMPTS)
-
-    def default_plan(self, seed: int = 0) -> MotionPlan:
-        """The template's starting plan with `seed`, its prompts compiled."""
-        from agent.compiler import compile_plan
-
-        plan = MotionPlan.create(
-            template=self.id,
-            motions=self.motions,
-            camera=self.camera,
-            atmosphere=self.atmosphere,
-            duration_s=self.duration_s,
-            steps=self.steps,
-            guidance_scale=self.guidance[0],
-            guidance_scale_2=self.guidance[1],
-            seed=seed,
-        )
-        return compile_plan(plan)
 
 
 class TemplateLibrary(BaseModel):

@@ -1,5 +1,6 @@
-"""The words the rule planner knows, as data: subjects, actions, camera phrases, degrees, numbers,
-seeds, negations, atmosphere and template cues.
+"""The words the planners know, as data: subjects, actions, camera phrases, degrees, numbers, seeds,
+negations, atmosphere and template cues. The rule planner matches them (agent.rules); the LLM planner
+keeps only the edits whose target a message names in these words (agent.llm.grounding).
 
 Everything here is plain literals (no logic beyond building lookup tables once at import), so the
 vocabulary can be read, extended and tested on its own. Phrases are lower case; the planner
@@ -84,6 +85,17 @@ DEFAULT_ACTIONS: dict[str, str] = {
 # the negative prompt. Other subjects ("keep the head still") only stop moving.
 NEGATIVE_TERMS_ON_REMOVE: dict[str, str] = {"hands": "hands"}
 
+# Words besides the synonyms that point at a subject (its verbs, word stems): an LLM's motion edit is kept
+# when the message says one of them. "all" is every motion.
+SUBJECT_HINTS: dict[str, tuple[str, ...]] = {
+    "head": ("nod", "tilt"), "face": ("frown",), "eyes": ("blink", "wink", "look"), "mouth": ("talk", "speak"),
+    "hands": ("wave", "waving"), "body": ("breath", "breathe", "breathing", "dance", "sway"),
+    "clothing": ("cloth", "sleeve"), "tail": ("wag",), "wings": ("flap",), "water": ("wave", "ripple"),
+    "flowers": ("petal", "blossom"), "smoke": ("mist",), "rain": ("raindrop",),
+    "particles": ("particle", "sparkle", "ember"), "light": ("shine", "flicker", "sun"), "background": ("scene",),
+    "all": ("everything", "motion", "movement", "overall", "whole"),
+}
+
 # --- actions --------------------------------------------------------------------------------------
 # verb form -> (canonical action, subject when none is named)
 ACTIONS: dict[str, tuple[str, str]] = {}
@@ -167,9 +179,6 @@ DIRECTIONS: tuple[str, ...] = (
     "to face the camera", "toward the viewer", "towards the viewer", "into the distance",
 )
 
-# "she waves hello": a greeting makes "wave" a hand gesture, not the sea.
-HAND_WAVE = re.compile(r"\bwav(?:e|es|ing)\s+(?:hello|hi|goodbye|bye|at)\b|\bwaving\b(?!\s+(?:grass|flag|wheat|trees))")
-
 # --- degrees and paces ------------------------------------------------------------------------------
 MILD_WORDS = ("slightly", "a bit", "a little", "a little bit", "a touch", "somewhat", "a tad", "a little more",
               "bit", "little", "marginally")
@@ -220,6 +229,9 @@ NUMBER_WORDS: dict[str, float] = {
     "sixteen": 16, "seventeen": 17, "eighteen": 18, "nineteen": 19, "twenty": 20, "thirty": 30,
     "forty": 40, "fifty": 50, "sixty": 60, "a": 1, "an": 1, "a couple of": 2, "a couple": 2, "couple of": 2,
 }
+# The single words that say a number ("four", "twice", "half"), the articles left out.
+SPOKEN_NUMBERS: tuple[str, ...] = tuple(w for w in (*NUMBER_WORDS, *TIMES_WORDS)
+                                       if w.isalpha() and w not in ("a", "an"))
 ORDINALS: dict[str, int] = {
     "first": 1, "1st": 1, "second": 2, "2nd": 2, "third": 3, "3rd": 3, "fourth": 4, "4th": 4,
     "fifth": 5, "5th": 5, "sixth": 6, "6th": 6, "seventh": 7, "7th": 7, "eighth": 8, "8th": 8,
@@ -310,6 +322,9 @@ CAMERA_PATTERNS: tuple[tuple[str, str, bool], ...] = (
     (r"\bdolly(?:ing)?\b", "dolly_in", False),
 )
 CAMERA_WORDS = ("camera", "shot", "cam", "lens", "view", "framing")
+# Words that say a camera move or its absence; with CAMERA_WORDS they ground an LLM's camera edit.
+CAMERA_MOVE_WORDS = ("zoom", "pan", "tilt", "orbit", "dolly", "push", "pull", "circle", "rotate", "track", "crane",
+                     "rise", "still", "static", "steady")
 # A camera word plus a comparative without a move ("slower camera", "zoom faster") scales the pace.
 CAMERA_FAMILY: dict[str, tuple[str, ...]] = {
     "zoom": ("zoom_in", "zoom_out"), "push": ("zoom_in", "dolly_in"), "pan": ("pan_left", "pan_right"),
@@ -358,8 +373,6 @@ NEGATION_PATTERNS: tuple[str, ...] = (
     r"\bnot\s+(?:the\s+)?{x}\b",
     r"\b{x}\s+(?:still|frozen|off)\b",
 )
-# "avoid X", "no X" for things that are not subjects: they go to the negative prompt as said.
-AVOID_PATTERN = re.compile(r"\b(?:avoid|prevent|exclude|negative(?:\s+prompt)?:?|without|no)\s+(?:any\s+|the\s+)?([a-z][a-z \-]{1,38})")
 NEGATABLE_ARTIFACTS: tuple[str, ...] = (
     "text", "watermark", "watermarks", "logo", "logos", "subtitles", "captions", "blur", "blurriness",
     "blurry", "flicker", "flickering", "jitter", "distortion", "distortions", "warping", "morphing",
@@ -430,6 +443,27 @@ TEMPLATE_NAMES: dict[str, str] = {
     "product": "product", "product shot": "product", "showcase": "product", "commercial": "product",
     "abstract": "abstract", "artistic": "abstract",
 }
+# Words that name a category besides its strong cues and its names (they join TEMPLATE_WORDS).
+TEMPLATE_HINTS: dict[str, tuple[str, ...]] = {
+    "portrait_subtle": ("subtle", "photo"), "portrait_dynamic": ("dynamic", "gesture", "hands", "dance"),
+    "abstract": ("swirl", "particles"),
+}
+
+
+def _template_words(template: str) -> tuple[str, ...]:
+    words = [c for c, (t, weight) in TEMPLATE_CUES.items() if t == template and weight >= 3]
+    words += [n for n, t in TEMPLATE_NAMES.items() if t == template]
+    words += TEMPLATE_HINTS.get(template, ())
+    return tuple(dict.fromkeys(w for w in words if re.fullmatch(r"[a-z0-9']+", w)))
+
+
+# template -> the single words that name it: its strong cues (weight 3 and up), its names and its hints.
+# An LLM's template switch is kept only when the message says one of them.
+TEMPLATE_WORDS: dict[str, tuple[str, ...]] = {
+    t: _template_words(t) for t in dict.fromkeys(t for t, _ in TEMPLATE_CUES.values())
+}
+
+
 TEMPLATE_SWITCH = re.compile(
     r"\b(?:switch(?:\s+(?:it|this))?\s+to|change(?:\s+(?:it|this|the template))?\s+to|use(?:\s+the)?|"
     r"make\s+(?:it|this)(?:\s+an?)?|turn\s+(?:it|this)\s+into(?:\s+an?)?|treat\s+(?:it|this)\s+as(?:\s+an?)?|"

@@ -22,7 +22,7 @@ THREE_TURNS = ["make her hair flow in the wind, slow zoom in", "slower hair, sam
 
 
 def bench_turns(rounds: int) -> dict[str, float]:
-    from agent.planner_rules import parse
+    from agent.rules import parse
     from agent.session import plan_turn
     from tests.agent.conversations import CONVERSATIONS
 

@@ -39,7 +39,7 @@ def build_model(kind: str, folder: Path):
     if kind == "tiny":
         build_tiny_qwen(folder)
         return AutoModelForCausalLM.from_pretrained(folder).eval(), AutoTokenizer.from_pretrained(folder)
-    from agent.planner_llm import SMOLLM2_FILE, smollm2_folder
+    from agent.llm.loading import SMOLLM2_FILE, smollm2_folder
 
     tok = AutoTokenizer.from_pretrained(smollm2_folder(), gguf_file=SMOLLM2_FILE)
     torch.manual_seed(0)
@@ -68,15 +68,16 @@ def run(loaded, n_tokens: int, repeats: int, temperature: float) -> dict[str, fl
     import torch
     from transformers import LogitsProcessor
 
-    from agent.llm_grammar import GrammarSpec, edit_list_pattern
-    from agent.planner_llm import _eos_ids, _matcher, _vocab_size, build_messages, make_constraint
+    from agent.llm.decoding import eos_ids, grammar_matcher, make_constraint, vocab_size
+    from agent.llm.grammar import GrammarSpec, edit_list_pattern
+    from agent.llm.prompts import build_messages
 
     model, tok = loaded.model, loaded.tokenizer
     msgs = build_messages("slower hair, same seed", None)[-1:]  # a short prompt: decoding, not prefill, is measured
     ids = tok(tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True), return_tensors="pt",
               add_special_tokens=False)["input_ids"]
-    eos = _eos_ids(model, tok)
-    vocab = _vocab_size(model, tok)
+    eos = eos_ids(model, tok)
+    vocab = vocab_size(model, tok)
     pattern = edit_list_pattern(GrammarSpec(max_edits=12, max_action_chars=60, max_term_chars=40, max_terms=8))
 
     class NoEOS(LogitsProcessor):
@@ -101,7 +102,7 @@ def run(loaded, n_tokens: int, repeats: int, temperature: float) -> dict[str, fl
         plain += steps
         made, seed, c_steps = 0, 100 * r, []
         while made < n_tokens:  # constrained answers end early: start again until as many steps are measured
-            constraint = make_constraint(_matcher(loaded, pattern), vocab)
+            constraint = make_constraint(grammar_matcher(loaded, pattern), vocab)
             steps, n = gen([constraint], n_tokens, seed)
             c_steps += steps
             inside.append(constraint.seconds / max(1, constraint.masks))
@@ -118,7 +119,7 @@ def run(loaded, n_tokens: int, repeats: int, temperature: float) -> dict[str, fl
 
 def engines(tokenizer) -> None:
     """Mask computation per token for the same regex and answer in each importable engine."""
-    from agent.llm_grammar import GrammarSpec, edit_list_pattern
+    from agent.llm.grammar import GrammarSpec, edit_list_pattern
 
     regex = edit_list_pattern(GrammarSpec()).regex
     answer = ('[{"op":"scale_motion","subject":"hair","speed_factor":0.6,"intensity_factor":1},'
@@ -202,13 +203,14 @@ def main() -> None:
 
     import torch
 
-    from agent.planner_llm import LLMConfig, _Loaded, load_model_and_tokenizer
+    from agent.llm import LLMConfig
+    from agent.llm.loading import Loaded, load_model_and_tokenizer
 
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {args.threads} thread(s); {args.tokens} new tokens x {args.repeats} runs")
     with tempfile.TemporaryDirectory() as tmp:
         model, tok = build_model(args.vocab, Path(tmp))
-        loaded = _Loaded(("bench",), model, tok, threading.Lock())
+        loaded = Loaded(("bench",), model, tok, threading.Lock())
         print(f"tiny Qwen2 (2 layers, hidden 64), {len(tok)}-token vocabulary:")
         r = run(loaded, args.tokens, args.repeats, temperature=1.0)
         print(f"  unconstrained {r['plain_tps']:.0f} tokens/s ({r['plain_ms']:.3f} ms/token)")
@@ -222,7 +224,7 @@ def main() -> None:
         t = time.perf_counter()
         model, tok = load_model_and_tokenizer(LLMConfig(model="smollm2"))
         print(f"SmolLM2-135M-Instruct (GGUF, dequantized to float32) loaded in {time.perf_counter() - t:.1f} s")
-        loaded = _Loaded(("bench-smollm2",), model, tok, threading.Lock())
+        loaded = Loaded(("bench-smollm2",), model, tok, threading.Lock())
         r = run(loaded, min(args.tokens, 48), max(1, args.repeats // 2), temperature=1.0)
         print(f"  unconstrained {r['plain_tps']:.1f} tokens/s, constrained {r['constrained_tps']:.1f} tokens/s, "
               f"overhead {r['overhead_pct']:+.1f} % (processor {r['inside_ms']:.3f} ms/token)")

@@ -31,11 +31,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 def schema_check(planner, n: int) -> tuple[int, int, float]:
     """(schema-valid answers, calls, seconds) over the first `n` varied test messages."""
+    from agent.compiler import default_plan
     from agent.edits import parse_edits
-    from agent.templates import get_template
     from tests.agent.llm_fixtures import MESSAGES
 
-    plan = get_template("fashion").default_plan(seed=3)
+    plan = default_plan("fashion", seed=3)
     valid = 0
     started = time.monotonic()
     picks = MESSAGES[:: max(1, len(MESSAGES) // n)][:n]
@@ -76,8 +76,8 @@ def main() -> None:
 
     import torch
 
-    from agent.planner_llm import HybridPlanner, LLMConfig, QwenPlanner
-    from agent.planner_rules import RulePlanner
+    from agent.llm import HybridPlanner, LLMConfig, LLMPlanner
+    from agent.rules import RulePlanner
     from tests.agent.conversations import CONVERSATIONS
 
     torch.set_num_threads(min(4, os.cpu_count() or 1))
@@ -89,7 +89,7 @@ def main() -> None:
         tmp = tempfile.TemporaryDirectory()
         model = str(build_tiny_qwen(Path(tmp.name)))
     config = LLMConfig(model=model, gguf_file=args.gguf_file, timeout_s=args.timeout)
-    llm = QwenPlanner(config)
+    llm = LLMPlanner(config)
     started = time.monotonic()
     llm.load()
     print(f"model {args.model}: loaded in {time.monotonic() - started:.1f} s")
@@ -104,7 +104,7 @@ def main() -> None:
         kept = 0
         started = time.monotonic()
         for template in all_templates():
-            out = llm.enhance(template.default_plan(seed=1))
+            out = llm.enhance(default_plan(template.id, seed=1))
             kept += out.ok
             print(f"    {'kept    ' if out.ok else 'fallback'} {template.id:17} {(out.prompt if out.ok else out.message)[:110]}")
         n = len(all_templates())

@@ -45,7 +45,7 @@ def seed_store(home: Path, n: int, in_conversation: int) -> None:
     from PIL import Image
     from skimage import data
 
-    from agent.templates import get_template
+    from agent.compiler import default_plan
     from generation.events import CancelToken
     from generation.preview import PreviewBackend
     from storage import open_store
@@ -54,7 +54,7 @@ def seed_store(home: Path, n: int, in_conversation: int) -> None:
     buf = io.BytesIO()
     Image.fromarray(data.astronaut()).save(buf, "PNG")
     image = store.add_image(buf.getvalue(), filename="astronaut.png")
-    plan0 = get_template("fashion").default_plan(seed=1).with_changes(duration_s=0.5)
+    plan0 = default_plan("fashion", seed=1).with_changes(duration_s=0.5)
     video = PreviewBackend().generate(plan0, Image.open(image.path), cancel=CancelToken(),
                                       out_dir=store.media.root / "videos")
     conv = store.create_conversation("astronaut")
@@ -63,10 +63,10 @@ def seed_store(home: Path, n: int, in_conversation: int) -> None:
     first_in_conv = n - in_conversation
     for i in range(n):
         template = TEMPLATES[i % len(TEMPLATES)]
-        plan = get_template(template).default_plan(seed=rng.randrange(2**31))
+        plan = default_plan(template, seed=rng.randrange(2**31))
         in_conv = i >= first_in_conv
         if in_conv:
-            plan = get_template("fashion").default_plan(seed=rng.randrange(2**31))
+            plan = default_plan("fashion", seed=rng.randrange(2**31))
             store.append_message(conv.id, "user", f"turn {i}: slower hair")
             store.append_message(conv.id, "assistant", f"Hair slowed, seed {plan.seed} kept.", plan.to_dict(),
                                  {"kind": "chat", "diff": "hair speed 0.8 → 0.48", "template_lock": None})

@@ -2,6 +2,7 @@
 
 import pytest
 
+from agent.compiler import default_plan
 from agent.plan import TEMPLATE_IDS, MotionPlan
 from agent.templates import MIN_PROMPTS, all_templates, get_template, library, load_library
 
@@ -15,7 +16,7 @@ def test_template_compiles_to_a_valid_plan(template_id):
     t = get_template(template_id)
     assert len(t.prompts) >= MIN_PROMPTS and len(set(t.prompts)) == len(t.prompts)
     assert t.title and t.description and t.when
-    plan = t.default_plan(seed=42)
+    plan = default_plan(t.id, seed=42)
     assert MotionPlan.from_json(plan.to_json()) == plan
     assert plan.template == template_id and plan.seed == 42
     assert (plan.steps, plan.guidance_scale, plan.guidance_scale_2) == (t.steps, *t.guidance)
@@ -36,8 +37,16 @@ def test_product_negative_guards_against_deformation():
     assert {"deformation", "melting"} <= {w.strip() for w in get_template("product").negative_prompt.split(",")}
 
 
-def test_library_is_loaded_once():
-    assert library() is library()
+def test_library_is_loaded_once(monkeypatch):
+    import agent.templates
+
+    loads = []
+    monkeypatch.setattr(agent.templates, "load_library", lambda: loads.append(1) or load_library())
+    library.cache_clear()
+    try:
+        assert library().get("fashion") == library().get("fashion") and len(loads) == 1
+    finally:
+        library.cache_clear()
 
 
 def test_broken_library_file_is_refused(tmp_path):

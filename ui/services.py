@@ -100,7 +100,7 @@ def make_backend(name: str, wan_config: GenerationConfig) -> Any:
     from generation.choose import get_backend
 
     if name == "wan":
-        from agent.planner_llm import unload_all
+        from agent.llm import unload_all
         from generation.wan_load import register_before_load
 
         register_before_load(unload_all)
@@ -120,8 +120,8 @@ def _startup_settings(s: Settings) -> Settings:
 @st.cache_resource(show_spinner=False)
 def hybrid_planner(config: object) -> object:
     """One LLM planner per LLM configuration per process (the model loads lazily, on first use)."""
-    from agent.planner_llm import HybridPlanner, QwenPlanner
-    from agent.planner_rules import RulePlanner
+    from agent.llm import HybridPlanner, QwenPlanner
+    from agent.rules import RulePlanner
 
     return HybridPlanner(RulePlanner(), QwenPlanner(config), config)
 
@@ -167,7 +167,7 @@ class Context:
         llm = hybrid_planner(self.settings.llm).llm
 
         def enhance(plan: MotionPlan) -> str:
-            from agent.planner_llm import enhance_prompt
+            from agent.llm import enhance_prompt
 
             return enhance_prompt(plan, planner=llm)
 

@@ -10,7 +10,7 @@ The file is looked for at `$VIVIDFLOW_CONFIG`, then `./vividflow.toml`, then `$V
     loras = "high_noise:1.0:/loras/mine.safetensors"
     quantization = "auto"
 
-    [llm]                         # any LLMConfig field (env VIVIDFLOW_LLM_*, see agent/planner_llm.py)
+    [llm]                         # any LLMConfig field (env VIVIDFLOW_LLM_*, see agent/llm/config.py)
     model = "Qwen/Qwen2.5-1.5B-Instruct"   # or a folder, a .gguf file, or "smollm2"; none = LLM off
     enabled = true
 
@@ -28,8 +28,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from agent.planner_llm import ENV_VARS as LLM_ENV_VARS
-from agent.planner_llm import LLMConfig
+from agent.llm import ENV_VARS as LLM_ENV_VARS
+from agent.llm import LLMConfig
 from generation.config import ENV_VARS as WAN_ENV_VARS
 from generation.config import GenerationConfig
 

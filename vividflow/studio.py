@@ -20,14 +20,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from agent.compiler import default_plan
 from agent.edits import SetSeed, SetTemplate, apply, draw_seed
 from agent.plan import MotionPlan
 from agent.session import MAX_TURNS_KEPT, MAX_UNDO, ConversationState, Reply, diff_text, plan_diff, plan_turn
+from agent.templates import DEFAULT_TEMPLATE
 from storage import TERMINAL_STATUSES, GenerationRecord, ImageRecord, MessageRecord, NotFoundError, Store
 
 log = logging.getLogger(__name__)
-
-DEFAULT_TEMPLATE = "portrait_subtle"
 
 
 class StudioError(ValueError):
@@ -80,10 +80,8 @@ class Studio:
     @classmethod
     def fresh(cls, store: Store, rng: random.Random | None = None) -> Studio:
         """A new, empty session (the conversation row is created on the first thing worth keeping)."""
-        from agent.templates import get_template
-
         rng = rng or random.Random()
-        draft = get_template(DEFAULT_TEMPLATE).default_plan(seed=draw_seed(rng))
+        draft = default_plan(DEFAULT_TEMPLATE, seed=draw_seed(rng))
         return cls(store=store, state=ConversationState(), draft=draft, rng=rng)
 
     @classmethod

@@ -718,7 +718,7 @@ def run_case(case: Case, planner: Any = None, rng_seed: int = 1234) -> tuple[lis
 
 def failures(case: Case, states: Sequence[Any], replies: Sequence[Any] | None = None) -> list[str]:
     """Why a run of `case` (its states, and replies for "reply" checks) misses its expectations; [] = passed."""
-    from agent.templates import get_template
+    from agent.compiler import default_plan
 
     problems: list[str] = []
     if len(states) != len(case.turns):
@@ -732,7 +732,7 @@ def failures(case: Case, states: Sequence[Any], replies: Sequence[Any] | None = 
             continue
         before = previous
         if before is None:
-            before = get_template(plan.template).default_plan(seed=plan.seed)
+            before = default_plan(plan.template, seed=plan.seed)
         for path, expected in turn.expect.items():
             if path == "reply":
                 if replies is None:

@@ -123,7 +123,7 @@ MESSAGES = [
 ]
 
 
-# --- stand-ins for a model: they go through the same QwenPlanner code via its `loader` ----------------------
+# --- stand-ins for a model: they go through the same LLMPlanner code via its `loader` ----------------------
 
 
 class ScriptedModel:
@@ -178,19 +178,22 @@ class RaisingModel:
         raise self.error
 
 
-class SleepyModel:
-    """generate() ignores every stopping criterion and sleeps `seconds` (a stuck model)."""
+class StuckModel:
+    """generate() ignores every stopping criterion and blocks until `release()` (a stuck model)."""
 
-    def __init__(self, tokenizer, seconds: float):
+    def __init__(self, tokenizer, max_seconds: float = 30.0):
+        import threading
         from types import SimpleNamespace
 
         self.config = SimpleNamespace(vocab_size=len(tokenizer))
-        self.seconds = seconds
+        self.max_seconds = max_seconds
+        self.released = threading.Event()
         self.calls = 0
 
     def generate(self, input_ids, **kwargs):
-        import time
-
         self.calls += 1
-        time.sleep(self.seconds)
+        self.released.wait(self.max_seconds)
         return input_ids
+
+    def release(self) -> None:
+        self.released.set()

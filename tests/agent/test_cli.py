@@ -101,7 +101,7 @@ def run_main(monkeypatch, capsys, payload, *args):
     return rc, captured.out, captured.err
 
 
-def test_qwen_uses_planner_llm_make_planner(monkeypatch, capsys):
+def test_qwen_uses_the_llm_make_planner(monkeypatch, capsys):
     calls = []
 
     class Fake:
@@ -114,7 +114,7 @@ def test_qwen_uses_planner_llm_make_planner(monkeypatch, capsys):
         calls.append((model, gguf_file))
         return Fake()
 
-    monkeypatch.setitem(sys.modules, "agent.planner_llm", types.SimpleNamespace(make_planner=make_planner))
+    monkeypatch.setitem(sys.modules, "agent.llm", types.SimpleNamespace(make_planner=make_planner))
     rc, out, err = run_main(monkeypatch, capsys, {"turns": ["anything"]}, "--planner", "qwen", "--model", "/m",
                             "--gguf-file", "f.gguf", "--explain", "--rng-seed", "1")
     assert rc == 0, err
@@ -124,6 +124,6 @@ def test_qwen_uses_planner_llm_make_planner(monkeypatch, capsys):
 
 
 def test_qwen_without_the_llm_module_is_a_clear_error(monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, "agent.planner_llm", None)
+    monkeypatch.setitem(sys.modules, "agent.llm", None)
     rc, out, err = run_main(monkeypatch, capsys, {"turns": ["a"]}, "--planner", "qwen", "--model", "/m")
-    assert rc == 2 and "planner_llm" in err and out == ""
+    assert rc == 2 and "agent/llm" in err and out == ""

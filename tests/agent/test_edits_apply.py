@@ -7,6 +7,7 @@ import random
 
 import pytest
 
+from agent.compiler import default_plan
 from agent.edits import (
     AddAtmosphere, AddMotion, AddNegative, EditError, Recall, RemoveAtmosphere, RemoveMotion, Reset, ScaleCamera,
     ScaleMotion, SetCamera, SetDuration, SetGuidance, SetPrompt, SetSeed, SetSteps, SetTemplate, Undo, apply,
@@ -19,12 +20,12 @@ from tests.agent.conversations import flatten
 
 @pytest.fixture
 def fashion():
-    return get_template("fashion").default_plan(seed=1234)
+    return default_plan("fashion", seed=1234)
 
 
 @pytest.fixture
 def portrait():
-    return get_template("portrait_subtle").default_plan(seed=1234)
+    return default_plan("portrait_subtle", seed=1234)
 
 
 def changed(a, b):
@@ -201,13 +202,13 @@ def test_portrait_dynamic_only_with_hands_in_view(portrait, rng):
 
 
 def test_hands_move_in_portrait_dynamic(rng):
-    plan = get_template("portrait_dynamic").default_plan(seed=1)
+    plan = default_plan("portrait_dynamic", seed=1)
     plan, notes = apply(plan, [AddMotion(subject="hands", action="clap")], rng=rng)
     assert plan.motion("hands").action == "clap" and notes == []
 
 
 def test_switch_to_fashion_drops_hand_motion(rng):
-    plan = get_template("portrait_dynamic").default_plan(seed=1)
+    plan = default_plan("portrait_dynamic", seed=1)
     plan, notes = apply(plan, [SetTemplate(template="fashion")], rng=rng)
     assert plan.template == "fashion" and plan.motion("hands") is None
     assert "hands" in plan.negative_prompt

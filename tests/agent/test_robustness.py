@@ -55,5 +55,5 @@ def test_all_conversation_messages_in_any_order():
     r.shuffle(messages)
     state = new_conversation()
     for m in messages:
-        state, _ = plan_turn(state, m, rng=r)
-        MotionPlan.from_json(state.plan.to_json())
+        state, reply = plan_turn(state, m, rng=r)
+        assert MotionPlan.from_json(state.plan.to_json()) == state.plan and reply.text

@@ -9,9 +9,9 @@ import re
 import pytest
 
 from agent import ConversationState, MotionPlan, RulePlanner, new_conversation, plan_turn
+from agent.compiler import default_plan
 from agent.edits import AddMotion, ParseResult, ScaleMotion, SetDuration
 from agent.session import MAX_TURNS_KEPT, FieldChange, Reply, plan_diff
-from agent.templates import get_template
 from tests.agent.conversations import CONVERSATIONS, run_case
 
 
@@ -52,7 +52,7 @@ def test_gibberish_keeps_the_plan_and_asks():
 
 def test_first_message_gibberish_gives_the_default_plan():
     state, (reply,) = talk("xkcd plorf zzzt")
-    assert state.plan == get_template("portrait_subtle").default_plan(seed=state.plan.seed)
+    assert state.plan == default_plan("portrait_subtle", seed=state.plan.seed)
     assert "what should move" in reply.text
 
 
@@ -103,7 +103,7 @@ def test_unchanged_turns_do_not_fill_the_undo_history():
 
 def test_reset_keeps_template_and_seed():
     state, replies = talk("a dog", "slower tail, 5 seconds, add fog", "start over")
-    default = get_template("animals").default_plan(seed=state.plan.seed)
+    default = default_plan("animals", seed=state.plan.seed)
     assert state.plan == default
     assert "Started over from the animals template" in replies[-1].text
     state, _ = plan_turn(state, "undo", rng=random.Random(1))
@@ -195,7 +195,7 @@ def test_planner_sees_the_locked_template_start():
 
 
 def test_plan_diff_paths():
-    a = get_template("fashion").default_plan(seed=1)
+    a = default_plan("fashion", seed=1)
     b = a.with_changes(camera={"move": "pan_left", "speed": 0.5}, atmosphere=("wind",), seed=2)
     changes = plan_diff(a, b)
     assert [c.path for c in changes] == ["camera.move", "atmosphere", "seed"]
@@ -224,7 +224,7 @@ def test_template_guess_is_replaced_by_later_category_words():
 
 
 def test_a_restored_state_is_not_treated_as_a_guess():
-    plan = get_template("animals").default_plan(seed=5)
+    plan = default_plan("animals", seed=5)
     state = ConversationState(plan=plan)  # as the app rebuilds it from stored messages
     state, _ = plan_turn(state, "the woman next to the dog smiles", rng=random.Random(1))
     assert state.plan.template == "animals"

@@ -95,10 +95,10 @@ def finished_generation(template: str = "portrait_subtle", *, prompt_word: str =
                         with_files: bool = True):
     """A generation record made straight in the store (no rendering): queued → running → `status`,
     with a small (not playable) video file and a real JPEG thumbnail in the media folder."""
-    from agent.templates import get_template
+    from agent.compiler import default_plan
 
     s = store()
-    plan = get_template(template).default_plan(seed=seed)
+    plan = default_plan(template, seed=seed)
     if prompt_word:
         plan = plan.with_changes(prompt_override=f"{plan.prompt} {prompt_word}", prompt=f"{plan.prompt} {prompt_word}")
     image = s.add_image(photo_bytes(max_side=64), filename="astronaut.png")

@@ -157,7 +157,7 @@ def test_branch_into_chat_opens_plan_and_picture_in_a_new_conversation(kit):
 
 
 def test_deleting_a_queued_generation_takes_it_out_of_the_queue(kit):
-    from agent.templates import get_template
+    from agent.compiler import default_plan
 
     s = kit.store()
     image = s.add_image(kit.photo_bytes(max_side=64), filename="a.png")
@@ -167,7 +167,7 @@ def test_deleting_a_queued_generation_takes_it_out_of_the_queue(kit):
 
     settings = load_settings()
     runner = runner_for(str(settings.home), settings.generation)
-    plan = get_template("abstract").default_plan(seed=1).with_changes(duration_s=5.0)
+    plan = default_plan("abstract", seed=1).with_changes(duration_s=5.0)
     first = runner.submit(plan, image.id, backend="preview")
     second = runner.submit(plan, image.id, backend="preview")
     at.run()

@@ -260,7 +260,7 @@ def _png_header_only(width: int, height: int) -> bytes:
 
 
 def test_enhance_prompt_only_with_the_llm_and_its_result_is_an_edit(app, kit, monkeypatch):
-    import agent.planner_llm as planner_llm
+    import agent.llm as planner_llm
 
     at = kit.chat(app, "make her hair flow in the wind")
     assert not any(b.key == "pp.enhance" for b in at.button)  # the LLM is off by default
@@ -283,12 +283,12 @@ def test_enhance_prompt_only_with_the_llm_and_its_result_is_an_edit(app, kit, mo
 def test_a_job_interrupted_by_a_restart_shows_failed_and_can_be_retried(kit):
     """A generation left `running` by a dead process: the runner marks it failed when the app starts,
     the studio says so, and Retry runs it again (same record)."""
-    from agent.templates import get_template
+    from agent.compiler import default_plan
 
     s = kit.store()
     conv = s.create_conversation("before the crash")
     image = s.add_image(kit.photo_bytes(max_side=128), filename="astronaut.png")
-    plan = get_template("portrait_subtle").default_plan(seed=3).with_changes(duration_s=0.5)
+    plan = default_plan("portrait_subtle", seed=3).with_changes(duration_s=0.5)
     s.append_message(conv.id, "system", "Picture", plan.to_dict(), {"kind": "image", "image_id": image.id})
     g = s.create_generation(conv.id, plan.to_dict(), image.id, "preview", "preview-warp-1", width=624, height=624)
     s.append_message(conv.id, "system", f"#{g.id} queued (preview)", plan.to_dict(),

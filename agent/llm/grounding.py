@@ -1,0 +1,108 @@
+"""Grounding: does a message name what an edit changes? Small models invent edits ("make it 4 seconds" →
+also a new camera move), so the LLM planner keeps only the edits whose target the message names, in the
+words of agent.vocabulary: a subject or its verb, the camera, a number, a category, a seed ...
+
+The same words decide which edits conflict when rules and LLM are merged (`target_key`) and which of the
+rules' unparsed fragments the LLM answered (`is_covered`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from agent import vocabulary as V
+from agent.edits import SESSION_OPS
+
+if TYPE_CHECKING:
+    from agent.edits import Edit
+
+OP_WORDS: dict[str, tuple[str, ...]] = {
+    "set_duration": ("second", "sec", "longer", "shorter", "duration", "length", "long", "short") + V.SPOKEN_NUMBERS,
+    "set_steps": ("step", "quality", "draft", "render", "detail", "sharp") + V.SPOKEN_NUMBERS,
+    "set_guidance": ("guidance", "cfg", "adherence"),
+    "seed": ("seed", "variation", "again", "different", "another", "same", "reroll", "retry"),
+    "undo": ("undo", "back", "revert", "previous", "before"),
+    "reset": ("reset", "over", "scratch", "restart", "default"),
+    "recall": ("#", "same", "like", "last", "first", "second", "third", "previous", "earlier", "rerun", "one"),
+}
+_TOKEN = re.compile(r"#|[a-z0-9']+")
+
+
+def tokens(text: str) -> list[str]:
+    return _TOKEN.findall(text.lower())
+
+
+def _mentions(tokens: Sequence[str], word: str) -> bool:
+    """`word` (or a form of it: "flows", "flowing", "waves") is among the message's tokens."""
+    for t in tokens:
+        if t == word or (len(word) >= 3 and t.startswith(word)) or (len(t) >= 4 and word.startswith(t)):
+            return True
+    return False
+
+
+def mentions_any(tokens: Sequence[str], words: Sequence[str]) -> bool:
+    return any(_mentions(tokens, w) for w in words)
+
+
+def _names_any(tokens: Sequence[str], words: Sequence[str]) -> bool:
+    """One of `words` is among the tokens as a whole word, singular or plural ("cam" is not "campfire")."""
+    return any(t == w or t in (w + "s", w + "es") or w in (t + "s", t + "es") for t in tokens for w in words)
+
+
+def content_words(fragments: Sequence[str]) -> list[str]:
+    """Words of `fragments` that could carry an instruction (filler and punctuation left out)."""
+    return [t for t in tokens(" ".join(fragments)) if t not in V.FILLER and (len(t) > 2 or t[0].isdigit() or t == "#")]
+
+
+def subject_words(subject: str) -> tuple[str, ...]:
+    """The subject and the words people use for it (its single-word synonyms and hints)."""
+    synonyms = tuple(w for w, s in V.SUBJECT_SYNONYMS.items() if s == subject and " " not in w)
+    return (subject,) + V.SUBJECT_HINTS.get(subject, ()) + synonyms
+
+
+def is_grounded(edit: Edit, text: str) -> bool:
+    """Does the message name what `edit` changes? (a subject, the camera, a duration, a seed ...)"""
+    toks = tokens(text)
+    has_digit = any(t[0].isdigit() for t in toks if t)
+    op = edit.op
+    if op in ("add_motion", "remove_motion", "scale_motion"):
+        subject = edit.subject  # type: ignore[union-attr]
+        if mentions_any(toks, subject_words(subject)):
+            return True
+        return op == "add_motion" and mentions_any(toks, content_words([edit.action])[:1])  # type: ignore[union-attr]
+    if op in ("set_camera", "scale_camera"):
+        return mentions_any(toks, V.CAMERA_MOVE_WORDS) or _names_any(toks, V.CAMERA_WORDS)
+    if op in ("set_duration", "set_steps"):
+        return has_digit or mentions_any(toks, OP_WORDS[op])
+    if op == "set_template":
+        return _names_any(toks, V.TEMPLATE_WORDS.get(edit.template, ()))  # type: ignore[union-attr]
+    if op in ("add_negative", "remove_negative"):  # every term must be named ("no hands" → "hands"), not just any "no"
+        return all(mentions_any(toks, content_words([t])) for t in edit.terms)  # type: ignore[union-attr]
+    if op in ("add_atmosphere", "remove_atmosphere"):
+        return all(mentions_any(toks, content_words([item])) for item in edit.items)  # type: ignore[union-attr]
+    if op == "recall":
+        return has_digit or mentions_any(toks, OP_WORDS["recall"])
+    if op in OP_WORDS:
+        return mentions_any(toks, OP_WORDS[op])
+    return False
+
+
+def is_covered(fragment: str, edits: Sequence[Edit]) -> bool:
+    """Is `fragment` filler, or does one of `edits` come from it?"""
+    return not content_words([fragment]) or any(is_grounded(e, fragment) for e in edits)
+
+
+def target_key(edit: Edit) -> tuple[str, ...]:
+    """What an edit changes; two edits with the same key conflict (the rule planner's wins)."""
+    op = edit.op
+    if op in ("add_motion", "remove_motion", "scale_motion"):
+        return ("motion", edit.subject)  # type: ignore[union-attr]
+    if op in ("set_camera", "scale_camera"):
+        return ("camera",)
+    if op in ("add_atmosphere", "remove_atmosphere"):
+        return ("atmosphere",)
+    if op in SESSION_OPS:
+        return ("session",)
+    return (op,)

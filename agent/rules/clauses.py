@@ -1,0 +1,178 @@
+"""Reading a message clause by clause: splitting a normalised message into clauses, the `Clause` being read
+(a matcher blanks out the words it used, so no later matcher reads them twice), the `Turn` the clauses
+build up, and the degree, pace and strength words shared by the matchers."""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+
+from agent import vocabulary as V
+from agent.edits import SESSION_OPS, AddMotion, Edit, RemoveMotion
+from agent.plan import LIMITS, MotionPlan
+from agent.rules import patterns as P
+
+log = logging.getLogger(__name__)
+
+MIN_FACTOR, MAX_FACTOR = 0.02, 10.0  # the range a ScaleMotion / ScaleCamera factor may take
+
+# Phrases kept whole when a message is split into clauses ("back and forth" is not two clauses).
+_PROTECT = (
+    ("back and forth", "back_and_forth"), ("side to side", "side_to_side"), ("and a half", "and_a_half"),
+    ("rises and falls", "rises_and_falls"), ("rise and fall", "rise_and_fall"),
+    ("tilt and smile", "tilt_and_smile"), ("in and out", "in_and_out"), ("up and down", "up_and_down"),
+    ("black and white", "black_and_white"), ("rock and roll", "rock_and_roll"), ("one with", "one_with"),
+)
+_SPLIT_RE = re.compile(
+    r"[,;.!?]+(?!\d)|\s-\s|\b(?:and\s+then|and\s+also|then|but|and|plus|with|while|whilst|although|though|also)\b"
+    r"|\bas\b(?=\s+(?:the|she|he|they|it|her|his|its|their|we)\b)"
+)
+_HANDS_WAVE_FIX = re.compile(r"\bwaves\s+(hello|hi|goodbye|bye|at)\b")
+_PRONOUN_WAVES_FIX = re.compile(r"\b(she|he|they|person|man|woman|girl|boy|guy|lady|kid|child)\s+waves\b")
+_NUMBER_PAIR = re.compile(r"(\d)\s+and\s+(\d)")
+_THE_LIGHT_FIX = re.compile(r"\b(?:her|his|its|their|some|more)\s+light\b")
+_WORD_RE = re.compile(r"[a-z0-9#][a-z0-9_'#-]*")
+
+
+@dataclass
+class Clause:
+    """One clause being read: the text with used words blanked out."""
+
+    text: str
+    original: str
+    understood: bool = False
+
+    def take(self, m: re.Match[str]) -> None:
+        """Blank out a match so no later matcher reads it; the clause counts as understood."""
+        s, e = m.span()
+        self.text = self.text[:s] + " " * (e - s) + self.text[e:]
+        self.understood = True
+
+    def search(self, pattern: re.Pattern[str]) -> re.Match[str] | None:
+        return pattern.search(self.text)
+
+    def has(self, pattern: re.Pattern[str]) -> bool:
+        return pattern.search(self.text) is not None
+
+
+@dataclass
+class Turn:
+    """What one message is turning into."""
+
+    plan: MotionPlan  # the plan the message refers to (the template default on a first message)
+    template_locked: bool
+    hands_in_view: bool
+    edits: list[Edit] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    unparsed: list[str] = field(default_factory=list)
+    last_subjects: list[str] = field(default_factory=list)
+    previous_targets: list[str] = field(default_factory=list)  # what the last message was about ("camera" too)
+
+    def add(self, edit: Edit) -> None:
+        self.edits.append(edit)
+
+    def motion(self, subject: str):  # -> Motion | None, after the edits so far
+        current = self.plan.motion(subject)
+        for e in self.edits:
+            if isinstance(e, AddMotion) and e.subject == subject:
+                current = e  # type: ignore[assignment]
+            elif isinstance(e, RemoveMotion) and e.subject == subject:
+                current = None
+        return current
+
+
+def split_clauses(text: str) -> list[str]:
+    """Clauses of a normalised message; protected phrases ("back and forth") stay whole."""
+    for phrase, joined in _PROTECT:
+        text = text.replace(phrase, joined)
+    text = _NUMBER_PAIR.sub(r"\1/\2", text)
+    text = _HANDS_WAVE_FIX.sub(r"waving \1", text)
+    text = _PRONOUN_WAVES_FIX.sub(r"\1 waving", text)
+    text = _THE_LIGHT_FIX.sub("the light", text)
+    return [c.strip() for c in _SPLIT_RE.split(text) if c and c.strip()]
+
+
+def is_meaningful(clause: str) -> bool:
+    return any(w not in V.FILLER for w in _WORD_RE.findall(clause))
+
+
+def ordered(edits: list[Edit]) -> list[Edit]:
+    """Session edits (recall, undo, reset) first, then the rest in the order said; exact repeats dropped."""
+    out: list[Edit] = []
+    for e in [e for e in edits if e.op in SESSION_OPS] + [e for e in edits if e.op not in SESSION_OPS]:
+        if e not in out:
+            out.append(e)
+    return out
+
+
+def take_all(c: Clause, pattern: re.Pattern[str]) -> bool:
+    found = False
+    while (m := c.search(pattern)) is not None:
+        c.take(m)
+        found = True
+    return found
+
+
+def number_value(word: str) -> float | None:
+    try:
+        return float(word)
+    except ValueError:
+        return V.NUMBER_WORDS.get(word)
+
+
+def degree_of(c: Clause) -> str:
+    if c.has(P.STRONG_RE):
+        return "strong"
+    if c.has(P.MILD_RE):
+        return "mild"
+    return "normal"
+
+
+def read_pace(c: Clause, degree: str, *, take: bool) -> tuple[str | None, float, int]:
+    """(kind, value, direction) of the pace said: kind "comparative" (value is a factor: "slower", "twice as
+    fast") or "absolute" (value is a speed: "slow", "quickly") or None; direction -1 slower, +1 faster."""
+    m = c.search(P.TIMES_RE)
+    if m:
+        said = m.group(0)
+        factor = V.TIMES_WORDS.get(said.split()[0])
+        if factor is None:
+            num = re.match(r"(\d+(?:\.\d+)?)", said)
+            factor = float(num.group(1)) if num else 2.0
+        if "slow" in said and factor > 1:
+            factor = 1 / factor
+        if not MIN_FACTOR <= factor <= MAX_FACTOR:
+            log.info("scale factor %s out of %s..%s, clamped", factor, MIN_FACTOR, MAX_FACTOR)
+            factor = min(max(factor, MIN_FACTOR), MAX_FACTOR)
+        if take:
+            c.take(m)
+        return "comparative", factor, (1 if factor > 1 else -1)
+    for pattern, factor in ((P.HALF_SPEED_RE, 0.5), (P.DOUBLE_SPEED_RE, 2.0)):
+        m = c.search(pattern)
+        if m:
+            if take:
+                c.take(m)
+            return "comparative", factor, (1 if factor > 1 else -1)
+    return _graded(c, degree, P.PACE_WORDS, take=take)
+
+
+def read_strength(c: Clause, degree: str, *, take: bool) -> tuple[str | None, float, int]:
+    """Like `read_pace` for intensity: "more"/"subtler" (comparative), "gently"/"dramatically" (absolute)."""
+    return _graded(c, degree, P.STRENGTH_WORDS, take=take)
+
+
+def _graded(c: Clause, degree: str, words: P.Graded, *, take: bool) -> tuple[str | None, float, int]:
+    """The first of `words` the clause says: (kind, the value for `degree`, direction); the degree words go too."""
+    for pattern, kind, table, direction in words:
+        if c.has(pattern):
+            if take:
+                take_all(c, pattern)
+                take_all(c, P.MILD_RE)
+                take_all(c, P.STRONG_RE)
+            return kind, table[degree], direction
+    return None, 1.0, 0
+
+
+def clamp_speed(value: float) -> float:
+    lo, hi = LIMITS["speed"]
+    return round(min(max(value, lo), hi), 3)
