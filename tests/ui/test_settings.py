@@ -110,13 +110,8 @@ def test_unavailable_backend_is_a_clear_message_not_a_crash(app, kit):
 
 def test_wan_backend_unloads_the_llm_planner_first(monkeypatch):
     # the runner's factory registers the LLM unload before Wan loads; without CUDA, Wan is then refused
-<<<<<<< HEAD
     import agent.llm as planner_llm
     import generation.wan_load as wan
-=======
-    import generation.wan as wan
-    from agent.llm import unload_all
->>>>>>> house-agent
     from generation.backend import BackendUnavailable
     from generation.config import GenerationConfig
     from ui.services import make_backend
