@@ -95,6 +95,32 @@ def test_errors_name_the_variable_or_key(tmp_path, env, text, message):
     assert message in str(info.value) and len(str(info.value)) < 300 and "\n" not in str(info.value)
 
 
+def test_config_path_from_env_and_home(tmp_path):
+    other = tmp_path / "elsewhere.toml"
+    other.write_text('backend = "preview"\n')
+    assert load_settings(env={"VIVIDFLOW_CONFIG": str(other)}, cwd=tmp_path).backend == "preview"
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "vividflow.toml").write_text('backend = "wan"\n')
+    assert load_settings(env={"VIVIDFLOW_HOME": str(home)}, cwd=tmp_path).backend == "wan"
+
+
+@pytest.mark.parametrize(
+    "text, env, message",
+    [
+        ('backend = "gpu"\n', {}, "backend"),
+        ("colour = 1\n", {}, "unknown keys ['colour']"),
+        ("[wan]\nmodle = 'x'\n", {}, "unknown [wan] keys ['modle']"),
+        ("backend = \n", {}, "not valid TOML"),
+        ("", {"VIVIDFLOW_CONFIG": "/no/such/file.toml"}, "no such file"),
+    ],
+)
+def test_bad_files_name_the_problem(tmp_path, text, env, message):
+    (tmp_path / "vividflow.toml").write_text(text)
+    with pytest.raises(SettingsError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        load_settings(env=env, cwd=tmp_path)
+
+
 def test_sections_are_frozen_values_with_validated_copies():
     wan = WanSettings(crf=20)
     with pytest.raises(Exception):
@@ -124,3 +150,11 @@ def test_the_config_command_prints_every_setting_and_its_source(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "vividflow", "config"], cwd=tmp_path, env={
         **env, "VIVIDFLOW_CRF": "99", "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and bad.stderr.strip() == "vividflow config: VIVIDFLOW_CRF: crf must be an integer in 0–51, got 99"
+
+
+def test_sidebar_changes_mark_only_the_fields_that_changed(tmp_path):
+    s = load_settings(env={"VIVIDFLOW_LLM_MODEL": "smollm2"}, cwd=tmp_path)
+    changed = s.with_changes(llm=s.llm.replace(enabled=False), studio=s.studio.replace(backend="preview"))
+    assert (changed.llm.enabled, changed.backend, changed.llm.model) == (False, "preview", "smollm2")
+    assert changed.sources["llm.enabled"] == changed.sources["studio.backend"] == "sidebar (this session)"
+    assert changed.sources["llm.model"] == "env VIVIDFLOW_LLM_MODEL" and s.llm.enabled

@@ -17,7 +17,7 @@ from storage import GenerationRecord, Store, open_store
 from ui import create, plan_panel
 from ui.format import backend_label
 from ui.gallery import GalleryActions
-from ui.settings import Settings, SettingsError, load_settings
+from vividflow.settings import Settings, SettingsError, load_settings
 from vividflow.studio import Studio, StudioError
 
 if TYPE_CHECKING:
@@ -50,6 +50,18 @@ def settings() -> Settings:
             st.error(f"The settings cannot be read: {e}")
             st.stop()
     return st.session_state["settings"]
+
+
+def wan_config(s: Settings) -> GenerationConfig:
+    """The settings' `wan` section as the generation package's config (with the model registry)."""
+    return GenerationConfig.from_settings(s.wan)
+
+
+def llm_config(s: Settings) -> Any:
+    """The settings' `llm` section as the LLM planner's config."""
+    from agent.llm import LLMConfig
+
+    return LLMConfig.from_settings(s.llm)
 
 
 def store() -> Store:
@@ -109,7 +121,7 @@ def make_backend(name: str, wan_config: GenerationConfig) -> Any:
 
 def runner() -> Runner:
     s = settings()
-    return runner_for(str(s.home), _startup_settings(s).generation)
+    return runner_for(str(s.home), wan_config(_startup_settings(s)))
 
 
 def _startup_settings(s: Settings) -> Settings:
@@ -147,13 +159,13 @@ class Context:
     def model_id(self) -> str:
         from generation.choose import model_id_for
 
-        return model_id_for(self.backend_name, self.settings.generation)
+        return model_id_for(self.backend_name, wan_config(self.settings))
 
     @property
     def max_area(self) -> int:
         from generation.choose import max_area_for
 
-        return max_area_for(self.backend_name, self.settings.generation)
+        return max_area_for(self.backend_name, wan_config(self.settings))
 
     @property
     def backend_text(self) -> str:
@@ -162,9 +174,9 @@ class Context:
     @property
     def enhancer(self) -> Callable[[MotionPlan], str] | None:
         """The LLM prompt enhancer (same loaded model as the chat's LLM planner); None when the LLM is off."""
-        if not self.settings.llm_on:
+        if not self.settings.llm.available:
             return None
-        llm = hybrid_planner(self.settings.llm).llm
+        llm = hybrid_planner(llm_config(self.settings)).llm
 
         def enhance(plan: MotionPlan) -> str:
             from agent.llm import enhance_prompt
@@ -197,15 +209,15 @@ class Context:
     def planner(self) -> object | None:
         """The hybrid LLM planner when the LLM is on (rules first, fallback on any failure), else None:
         plan_turn then uses the rule planner."""
-        if not self.settings.llm_on:
+        if not self.settings.llm.available:
             return None
-        return hybrid_planner(self.settings.llm)
+        return hybrid_planner(llm_config(self.settings))
 
     def chat(self, message: str) -> None:
         """A chat turn; once a result exists, a turn that changes the plan renders again as its child."""
         before = self.studio.plan
         try:
-            if self.settings.llm_on:  # the model may load on first use (seconds to a minute)
+            if self.settings.llm.available:  # the model may load on first use (seconds to a minute)
                 with st.spinner("Thinking (LLM planner)…"):
                     self.studio.chat(message, planner=self.planner)
             else:
@@ -246,7 +258,7 @@ def backend_note() -> str:
     if s.backend == "auto":
         return f"auto → **{resolved_backend(s)}** on this machine"
     if s.backend == "wan":
-        problem = wan_problem(s.generation)
+        problem = wan_problem(wan_config(s))
         return f":material/warning: {problem}" if problem else ""
     return ""
 
@@ -268,7 +280,7 @@ def resolved_backend(s: Settings) -> str:
     """The backend name new renders use: the setting, with `auto` decided once per process and model."""
     if s.backend != "auto":
         return s.backend
-    return auto_backend(s.generation)
+    return auto_backend(wan_config(s))
 
 
 @st.cache_resource(show_spinner=False)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from ui import services
-from ui.settings import BACKENDS, Settings
+from vividflow.sections import BACKENDS, WanSettings
+from vividflow.settings import Settings
 
 K = "sb."
 
@@ -50,7 +51,8 @@ def _update(**changes: object) -> None:
 
 
 def _on_backend() -> None:
-    _update(backend=st.session_state[K + "backend"])
+    s = services.settings()
+    _update(studio=s.studio.replace(backend=st.session_state[K + "backend"]))
 
 
 def _on_llm() -> None:
@@ -68,13 +70,18 @@ def _on_llm_model() -> None:
         st.session_state[K + "error"] = f"LLM model: {e}"
 
 
+def lora_label(wan: WanSettings) -> str:
+    """The LoRAs as one line ("none" when there are none); Lightning is shown separately."""
+    return "; ".join(f"{lora.expert}:{lora.scale:g}:{lora.label}" for lora in wan.loras) or "none"
+
+
 def render_settings(backend_note: str = "") -> None:
     s: Settings = services.settings()
     state = st.session_state
     if state.get(K + "_synced") is not s:  # the settings changed (or first run): the widgets show them
         state[K + "backend"] = s.backend
-        state[K + "model"] = s.generation.model
-        state[K + "lora"] = s.lora_label
+        state[K + "model"] = s.wan.model
+        state[K + "lora"] = lora_label(s.wan)
         state[K + "llm"] = s.llm.enabled
         state[K + "llm_model"] = s.llm.model or ""
         state[K + "_synced"] = s
@@ -90,8 +97,8 @@ def render_settings(backend_note: str = "") -> None:
         st.text_input("LoRA", key=K + "lora", disabled=True,
                       help="VIVIDFLOW_WAN_LORAS (expert:scale:source[::weight_name]; …) or [wan] loras; "
                            "the Lightning 4-step LoRA is added on its own")
-        st.caption(f"Lightning 4-step LoRA: {'on' if s.generation.lightning else 'off'} · "
-                   f"quantization {s.generation.quantization} · the Wan settings are read at start-up")
+        st.caption(f"Lightning 4-step LoRA: {'on' if s.wan.lightning else 'off'} · "
+                   f"quantization {s.wan.quantization} · the Wan settings are read at start-up")
         st.toggle("LLM planner", key=K + "llm", on_change=_on_llm,
                   help="Let a local instruct model read the chat too (rules stay the fallback)")
         st.text_input("LLM model (hub id, folder, .gguf or smollm2)", key=K + "llm_model", on_change=_on_llm_model,

@@ -146,10 +146,13 @@ class Settings(BaseSettings):
         return self.studio.backend
 
     def with_changes(self, **changes: Any) -> Settings:
-        """A copy with sections replaced (e.g. from the sidebar); those sections are marked as changed here."""
+        """A copy with whole sections replaced (the sidebar's edits); each changed field is marked as set here."""
         sources = dict(self.sources)
-        for key in changes:
-            sources[key] = "sidebar (this session)"
+        for name, section in changes.items():
+            old = getattr(self, name)
+            for field, value in section.values().items():
+                if getattr(old, field) != value:
+                    sources[f"{name}.{field}"] = "sidebar (this session)"
         values = {name: getattr(self, name) for name in type(self).model_fields}
         values.update(changes, sources=sources)
         return Settings.model_construct(**values)

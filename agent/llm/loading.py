@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.llm.config import LLMConfig, LLMConfigError
+from vividflow.settings import offline
 
 log = logging.getLogger(__name__)
 
@@ -73,10 +74,6 @@ def resolve_source(model: str, gguf_file: str | None = None) -> tuple[str, str |
     return model, gguf_file
 
 
-def _offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
-
-
 def pick_device_dtype(device: str, dtype: str) -> tuple[str, Any]:
     """CUDA in bf16 when present (or asked), else CPU in float32."""
     import torch
@@ -98,7 +95,7 @@ def load_model_and_tokenizer(config: LLMConfig) -> tuple[Any, Any]:
     device, dtype = pick_device_dtype(config.device, config.dtype)
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    kwargs: dict[str, Any] = {"local_files_only": _offline()}
+    kwargs: dict[str, Any] = {"local_files_only": offline()}
     if gguf_file:
         kwargs["gguf_file"] = gguf_file
     started = time.monotonic()
@@ -106,7 +103,7 @@ def load_model_and_tokenizer(config: LLMConfig) -> tuple[Any, Any]:
         tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
         model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **kwargs)
     except OSError as e:
-        hint = " (HF_HUB_OFFLINE=1: only weights already in the local cache can load)" if _offline() else ""
+        hint = " (HF_HUB_OFFLINE=1: only weights already in the local cache can load)" if offline() else ""
         raise LLMUnavailable(f"cannot load LLM {config.model!r}{hint}: {e}") from None
     model.to(device)
     model.eval()

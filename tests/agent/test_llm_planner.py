@@ -18,7 +18,6 @@ import pytest
 from agent.compiler import default_plan
 from agent.edits import ParseResult, ScaleMotion, SetDuration, edits_to_json, parse_edits
 from agent.llm import (
-    ENV_VARS,
     HybridPlanner,
     LLMConfig,
     LLMConfigError,
@@ -76,7 +75,7 @@ def _offline_and_clean(monkeypatch, request):
     """Offline, no VIVIDFLOW_LLM_* settings, and no model in memory, except the shared tiny one: tests that
     use it keep it loaded (with its compiled grammars and prefix caches) for the next one."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    for name in ENV_VARS:
+    for name in LLMConfig.env_names.values():
         monkeypatch.delenv(name, raising=False)
     shared = "tiny_loader" in request.fixturenames
     if not shared:

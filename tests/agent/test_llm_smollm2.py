@@ -11,7 +11,7 @@ import pytest
 
 from agent.compiler import default_plan
 from agent.edits import parse_edits
-from agent.llm import ENV_VARS, LLMConfig, LLMPlanner, loaded_model, unload_all
+from agent.llm import LLMConfig, LLMPlanner, loaded_model, unload_all
 
 pytestmark = [
     pytest.mark.slow,
@@ -33,7 +33,7 @@ def smollm2():
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    for name in ENV_VARS:
+    for name in LLMConfig.env_names.values():
         monkeypatch.delenv(name, raising=False)
 
 

@@ -162,11 +162,11 @@ def test_deleting_a_queued_generation_takes_it_out_of_the_queue(kit):
     s = kit.store()
     image = s.add_image(kit.photo_bytes(max_side=64), filename="a.png")
     at = _gallery(kit)  # starts the runner for this data folder
-    from ui.services import runner_for
-    from ui.settings import load_settings
+    from ui.services import runner_for, wan_config
+    from vividflow.settings import load_settings
 
     settings = load_settings()
-    runner = runner_for(str(settings.home), settings.generation)
+    runner = runner_for(str(settings.home), wan_config(settings))
     plan = default_plan("abstract", seed=1).with_changes(duration_s=5.0)
     first = runner.submit(plan, image.id, backend="preview")
     second = runner.submit(plan, image.id, backend="preview")
