@@ -140,9 +140,13 @@ def test_processor_equals_a_direct_computation(loaded):
         try:
             assert text_embedder(pos_raw).equal(pos)  # the hook projects the negative, the output is untouched
             got = attn(x, pos)
+            attn.fuse_projections()  # one K/V matmul (fuse_projections): the same result
+            got_fused = attn(x, pos)
         finally:
+            attn.unfuse_projections()
             nag.disable_nag(transformer)
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(got_fused, expected, rtol=1e-5, atol=1e-6)
 
 
 def test_enable_disable_restores_processors_and_output(loaded):
