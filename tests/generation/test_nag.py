@@ -45,8 +45,8 @@ def picture() -> Image.Image:
 
 def make_plan(**changes) -> MotionPlan:
     fields = dict(
-        template="portrait_subtle", duration_s=0.5, prompt="the hair in the wind, slowly", negative_prompt="blur, water",
-        guidance_scale=1.0, guidance_scale_2=1.0, seed=7,
+        template="portrait_subtle", duration_s=0.5, prompt="the hair in the wind, slowly",
+        negative_prompt="blur, water", guidance_scale=1.0, guidance_scale_2=1.0, seed=7,
     )
     return MotionPlan.create(**{**fields, **changes})
 
@@ -206,7 +206,8 @@ def test_recipes_carry_the_reference_values():
 
 
 @pytest.mark.parametrize(
-    "setting, negative", [("off", "blur, water"), ("auto", ""), ("on", "")], ids=["nag-off", "empty-negative", "on-empty"]
+    "setting, negative", [("off", "blur, water"), ("auto", ""), ("on", "")],
+    ids=["nag-off", "empty-negative", "on-empty"],
 )
 def test_without_nag_frames_equal_plain_diffusers(loaded, tmp_path, frames_seen, setting, negative):
     plan = make_plan(negative_prompt=negative)
@@ -236,7 +237,9 @@ def test_nag_at_guidance_1_changes_frames_with_one_more_attention_per_block(load
 
 
 @pytest.mark.parametrize("setting, expected", [("auto", "cfg"), ("on", "cfg+nag")])
-def test_above_guidance_1_cfg_runs_and_nag_only_when_forced(loaded, tmp_path, frames_seen, monkeypatch, setting, expected):
+def test_above_guidance_1_cfg_runs_and_nag_only_when_forced(
+    loaded, tmp_path, frames_seen, monkeypatch, setting, expected
+):
     plan = make_plan(guidance_scale=3.5, guidance_scale_2=3.0)
     counter = Counter(loaded.pipe, monkeypatch)
     try:
