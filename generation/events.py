@@ -99,3 +99,4 @@ class GenerationResult:
     model_id: str | None
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
     params: dict[str, Any] = field(default_factory=dict)  # prompts, seed, scales, lora, quantization, versions
+    negative_guidance: str = "none"  # how the negative prompt acted: "nag" | "cfg" | "cfg+nag" | "none"

@@ -30,9 +30,11 @@ class Recipe:
     max_steps: int  # a plan may ask for up to this many steps
     max_guidance: float  # above this the guidance is clamped (1.0: CFG-distilled, the negative goes through NAG)
     step_cache: Literal["none", "first_block", "mag"] = "none"  # worth it only with many steps
-    nag_scale: float = 5.0  # NAG: extrapolation away from the negative text (guidance ≤ 1 only)
-    nag_tau: float = 2.5  # NAG: cap on the L1-norm ratio of guided to positive attention output
-    nag_alpha: float = 0.25  # NAG: blend of the guided output into the positive one
+    # NAG (`generation.nag`, the negative prompt at guidance ≤ 1): the reference's values for few-step Wan
+    # (its 4-step Wan2.1 demo: scale 11, tau 2.5, alpha 0.25)
+    nag_scale: float = 11.0  # extrapolation away from the negative text
+    nag_tau: float = 2.5  # cap on the L1-norm ratio of guided to positive attention output
+    nag_alpha: float = 0.25  # blend of the guided output into the positive one
 
     @property
     def cfg_distilled(self) -> bool:

@@ -16,12 +16,14 @@ import logging
 import os
 import threading
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from generation.config import EXPERTS, GenerationConfig
 from generation.events import CancelToken, EventListener, GenerationCancelled, GenerationResult, Progress, ignore
 from generation import export
+from generation.nag import NegativeGuidance, choose_negative_guidance, nag_guidance
 from generation.wan_load import LoadedPipeline, free_memory, library_versions, load_pipeline, run_before_load_hooks
 
 if TYPE_CHECKING:
@@ -112,21 +114,30 @@ class WanBackend:
             flow_shift = _set_flow_shift(pipe, _flow_shift_for(loaded, width, height))
             timings["preprocess"] = time.perf_counter() - t
 
-            # 3. Encode the prompt (and the negative one when guidance needs it)
+            # 3. Encode the prompt (and the negative one when CFG or NAG uses it)
             stage("encoding")
             t = time.perf_counter()
             device = pipe._execution_device
             max_len = cfg.max_sequence_length or (loaded.spec.max_sequence_length if loaded.spec else 512)
-            prompt_embeds, negative_embeds = encode_prompt(pipe, plan, max_len, device)
+            cfg_on = plan.guidance_scale > 1.0
+            negative_guidance = choose_negative_guidance(cfg.nag, plan.guidance_scale, plan.negative_prompt)
+            nag = _nag_settings(cfg) if "nag" in negative_guidance else None
+            with_negative = negative_guidance != "none"
+            prompt_embeds, negative_embeds = encode_prompt(pipe, plan, max_len, device, negative=with_negative)
             timings["encode"] = time.perf_counter() - t
             free_memory()
 
-            # 4. Sample: the two-expert denoising loop; progress and cancel at every step
+            # 4. Sample: the two-expert denoising loop (NAG inside its cross-attentions); progress and cancel
+            #    at every step
             _check_cancel(cancel, "sampling")
             t = time.perf_counter()
-            latents, expert_steps = self._sample(
-                pipe, plan, picture, prompt_embeds, negative_embeds, device, on_event, cancel, t_start
-            )
+            if nag is not None:
+                log.info("wan: negative prompt through NAG %s (%s)", nag, negative_guidance)
+            with nag_guidance(pipe, negative_embeds, **nag) if nag is not None else nullcontext():
+                latents, expert_steps = self._sample(
+                    pipe, plan, picture, prompt_embeds, negative_embeds if cfg_on else None, device, on_event,
+                    cancel, t_start,
+                )
             timings["sample"] = time.perf_counter() - t
             del prompt_embeds, negative_embeds
             if cancel.cancelled or pipe.interrupt:
@@ -150,7 +161,8 @@ class WanBackend:
             t = time.perf_counter()
             params = _reproduction_record(
                 plan, loaded, flow_shift=flow_shift, size=(width, height), input_size=source.size,
-                max_len=max_len, device=device, expert_steps=expert_steps,
+                max_len=max_len, device=device, expert_steps=expert_steps, negative_guidance=negative_guidance,
+                nag=nag,
             )
             out = out_dir if out_dir is not None else export.default_out_dir()
             exported = export.export_video(frames, out, fps=plan.fps, metadata={"vividflow": params}, crf=cfg.crf)
@@ -172,6 +184,7 @@ class WanBackend:
                 height=exported.height, num_frames=exported.num_frames, fps=exported.fps, backend=BACKEND_NAME,
                 model_id=loaded.model_id, timings=timings,
                 params={**params, "sha256": exported.sha256, "timings": dict(timings), "load_timings": dict(loaded.timings)},
+                negative_guidance=negative_guidance,
             )
 
     def _sample(
@@ -260,21 +273,30 @@ def _flow_shift_for(loaded: LoadedPipeline, width: int, height: int) -> float | 
     return loaded.spec.flow_shift_for(width, height) if loaded.spec else None
 
 
-def encode_prompt(pipe: Any, plan: MotionPlan, max_len: int, device: Any) -> tuple[Any, Any]:
-    """(prompt embeddings, negative embeddings or None): the negative prompt only when guidance needs it."""
+def encode_prompt(pipe: Any, plan: MotionPlan, max_len: int, device: Any, *, negative: bool) -> tuple[Any, Any]:
+    """(prompt embeddings, negative embeddings or None): the negative prompt only when CFG or NAG uses it."""
     import torch
 
     with torch.no_grad():
         return pipe.encode_prompt(
-            prompt=plan.prompt, negative_prompt=plan.negative_prompt,
-            do_classifier_free_guidance=plan.guidance_scale > 1.0, num_videos_per_prompt=1,
-            max_sequence_length=max_len, device=device,
+            prompt=plan.prompt, negative_prompt=plan.negative_prompt, do_classifier_free_guidance=negative,
+            num_videos_per_prompt=1, max_sequence_length=max_len, device=device,
         )
+
+
+def _nag_settings(cfg: GenerationConfig) -> dict[str, float]:
+    """NAG's scale, tau and alpha from the active recipe (a folder outside the registry: the default model's)."""
+    from generation import specs
+
+    spec = specs.model_spec(cfg.defaults_from or cfg.model) or specs.MODELS[specs.DEFAULT_MODEL_ID]
+    recipe = spec.recipe(cfg.lightning)
+    return {"scale": recipe.nag_scale, "tau": recipe.nag_tau, "alpha": recipe.nag_alpha}
 
 
 def _reproduction_record(
     plan: MotionPlan, loaded: LoadedPipeline, *, flow_shift: float | None, size: tuple[int, int],
     input_size: tuple[int, int], max_len: int, device: Any, expert_steps: dict[str, int],
+    negative_guidance: NegativeGuidance, nag: dict[str, float] | None,
 ) -> dict[str, Any]:
     """Everything needed to render the same clip again: the call's settings, the load-time facts, versions."""
     pipe = loaded.pipe
@@ -287,6 +309,8 @@ def _reproduction_record(
         "guidance_scale": plan.guidance_scale,
         "guidance_scale_2": plan.guidance_scale_2,
         "classifier_free_guidance": plan.guidance_scale > 1.0,
+        "negative_guidance": negative_guidance,  # how the negative prompt acted: nag | cfg | cfg+nag | none
+        "nag": nag,  # scale, tau, alpha when NAG applied
         "boundary_ratio": pipe.config.boundary_ratio,
         "flow_shift": flow_shift,
         "scheduler": type(pipe.scheduler).__name__,

@@ -32,10 +32,12 @@ MIN_MAX_AREA = 16 * 16
 Backend = Literal["auto", "preview", "wan"]
 Quantization = Literal["auto", "none", "int8", "fp8"]
 DType = Literal["auto", "bfloat16", "float16", "float32"]
+NagMode = Literal["auto", "on", "off"]
 LLMMode = Literal["fallback_only", "always"]
 BACKENDS: tuple[str, ...] = get_args(Backend)
 QUANTIZATIONS: tuple[str, ...] = get_args(Quantization)
 DTYPES: tuple[str, ...] = get_args(DType)
+NAG_MODES: tuple[str, ...] = get_args(NagMode)
 LLM_MODES: tuple[str, ...] = get_args(LLMMode)
 
 Bool = Annotated[bool, BeforeValidator(parse_bool)]
@@ -117,6 +119,9 @@ class WanSettings(Section):
     max_sequence_length: Annotated[int | None, BeforeValidator(
         int_in("max_sequence_length", 1, 512, optional=True))] = None
     vae_tiling: Bool = True
+    # negative prompt through NAG: auto = when guidance ≤ 1 and the negative prompt is not empty; on = also
+    # beside CFG; off = never (`generation.nag`)
+    nag: Annotated[NagMode, BeforeValidator(choice("nag", NAG_MODES))] = "auto"
 
     env_names: ClassVar[dict[str, str]] = {
         "model": "VIVIDFLOW_WAN_MODEL",
@@ -133,6 +138,7 @@ class WanSettings(Section):
         "boundary_ratio": "VIVIDFLOW_WAN_BOUNDARY",
         "flow_shift": "VIVIDFLOW_WAN_FLOW_SHIFT",
         "vae_tiling": "VIVIDFLOW_WAN_VAE_TILING",
+        "nag": "VIVIDFLOW_WAN_NAG",
     }
 
 
