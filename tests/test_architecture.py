@@ -4,6 +4,8 @@ modules of one concern. Static (AST) except for the one subprocess that imports 
 from __future__ import annotations
 
 import ast
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -159,17 +161,43 @@ def test_modules_stay_under_600_lines():
     assert not long, f"modules over {MAX_LINES} lines (split them by concern): {long}"
 
 
-def test_light_modules_import_no_heavy_library():
-    """One interpreter imports every module that must start fast (the CLIs, the packages, the settings) and
-    reports which heavy libraries came with them."""
-    light = ["agent", "storage", "generation", "vividflow.settings", "vividflow.cli", "agent.__main__",
-             "generation.__main__", "storage.__main__", "generation.preview", "generation.wan", "generation.jobs",
-             "generation.image", "generation.export", "agent.llm", "agent.llm.grammar"]
-    code = (
-        "import importlib, sys\n"
-        f"for m in {light!r}: importlib.import_module(m)\n"
-        f"print(','.join(m for m in {HEAVY[:-1]!r} if m in sys.modules))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+LIGHT_STAGES = {
+    # stage: (code run in one shared interpreter, libraries it must not bring in)
+    "agent CLI, 3 turns": (
+        "import io, json; sys.stdin = io.StringIO(json.dumps({'turns': ['a dog', 'slower tail', 'new seed']}))\n"
+        "from agent.__main__ import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()): assert main(['plan', '--rng-seed', '1']) == 0\n",
+        ("torch", "transformers", "diffusers", "llguidance", "sqlalchemy")),
+    "agent.llm": ("import agent.llm, agent.llm.grammar\n", ("torch", "transformers", "llguidance")),
+    "storage, a store opened": (
+        "import storage, storage.__main__\n"
+        "s = storage.open_store(home=os.path.join(TMP, 'h')); s.info(); s.close()\n",
+        ("torch", "diffusers", "transformers", "torchao", "peft", "skimage", "streamlit")),
+    "generation, backend choice": (
+        "import generation, generation.jobs, generation.preview, generation.choose, generation.export\n"
+        "import generation.image, generation.__main__, generation.specs\n"
+        "from generation.choose import default_backend_name\n"
+        "from generation.config import GenerationConfig\n"
+        "assert default_backend_name(GenerationConfig(model='/nonexistent'), requested='auto') == 'preview'\n",
+        ("torch", "diffusers", "transformers", "skimage", "scipy")),
+    "Wan modules, tiny builders": (
+        "import generation.config, generation.wan, generation.wan_load, generation.nag, devtools.tiny_wan\n",
+        ("torch", "diffusers", "transformers", "torchao", "peft")),
+    "settings, CLI, studio logic": (
+        "import vividflow.settings, vividflow.cli, vividflow.studio\n", ("torch", "diffusers", "transformers")),
+}
+
+
+def test_light_modules_import_no_heavy_library(tmp_path):
+    """One interpreter runs each stage in turn (the agent CLI, the packages, a store, the backend choice) and
+    reports which heavy libraries each stage newly brought in: none may."""
+    code = ["import contextlib, json, os, sys", f"TMP = {str(tmp_path)!r}", "report = {}"]
+    for stage, (body, banned) in LIGHT_STAGES.items():
+        code += ["before = set(sys.modules)", body.rstrip("\n"),
+                 f"report[{stage!r}] = sorted({{m.split('.')[0] for m in set(sys.modules) - before}} & set({banned!r}))"]
+    code.append("print(json.dumps(report))")
+    out = subprocess.run([sys.executable, "-c", "\n".join(code)], cwd=ROOT, capture_output=True, text=True,
+                         timeout=120, env={**os.environ, "VIVIDFLOW_HOME": str(tmp_path / "home")})
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "", f"imported at module level: {out.stdout.strip()}"
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert report == {stage: [] for stage in LIGHT_STAGES}, f"heavy libraries imported at module level: {report}"

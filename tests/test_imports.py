@@ -1,25 +1,11 @@
-"""Lazy heavy imports, and every third-party import of the code is installed (no silent skips)."""
+"""Every third-party import of the code is installed (no silent skips)."""
 
 import ast
 import importlib.util
-import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-HEAVY = ("torch", "diffusers", "transformers", "torchao", "peft", "accelerate")
-
-
-def test_light_packages_do_not_import_torch():
-    code = (
-        "import sys, agent, storage, generation\n"
-        "import agent.plan, agent.templates, agent.edits, agent.compiler\n"
-        f"heavy = [m for m in {HEAVY!r} if m in sys.modules]\n"
-        "print(','.join(heavy))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "", f"imported at module level: {out.stdout.strip()}"
 
 
 def _third_party_imports() -> set[str]:
