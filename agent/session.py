@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import random
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Protocol, Sequence
 

@@ -24,7 +24,7 @@ THREE_TURNS = ["make her hair flow in the wind, slow zoom in", "slower hair, sam
 def bench_turns(rounds: int) -> dict[str, float]:
     from agent.rules import parse
     from agent.session import plan_turn
-    from tests.agent.conversations import CONVERSATIONS
+    from devtools.conversations import CONVERSATIONS
 
     messages = [t.say for c in CONVERSATIONS for t in c.turns]
     # warm-up: templates loaded, regexes compiled

@@ -34,7 +34,7 @@ def build_model(kind: str, folder: Path):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
 
-    from tests.agent.llm_fixtures import build_tiny_qwen
+    from devtools.tiny_qwen import build_tiny_qwen
 
     if kind == "tiny":
         build_tiny_qwen(folder)

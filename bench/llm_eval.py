@@ -33,7 +33,7 @@ def schema_check(planner, n: int) -> tuple[int, int, float]:
     """(schema-valid answers, calls, seconds) over the first `n` varied test messages."""
     from agent.compiler import default_plan
     from agent.edits import parse_edits
-    from tests.agent.llm_fixtures import MESSAGES
+    from devtools.tiny_qwen import MESSAGES
 
     plan = default_plan("fashion", seed=3)
     valid = 0
@@ -48,7 +48,7 @@ def schema_check(planner, n: int) -> tuple[int, int, float]:
 
 
 def score(cases, planner) -> tuple[int, list[str], float]:
-    from tests.agent.conversations import failures, run_case
+    from devtools.conversations import failures, run_case
 
     right, wrong = 0, []
     started = time.monotonic()
@@ -78,13 +78,13 @@ def main() -> None:
 
     from agent.llm import HybridPlanner, LLMConfig, LLMPlanner
     from agent.rules import RulePlanner
-    from tests.agent.conversations import CONVERSATIONS
+    from devtools.conversations import CONVERSATIONS
 
     torch.set_num_threads(min(4, os.cpu_count() or 1))
     model = args.model
     tmp = None
     if model == "tiny":
-        from tests.agent.llm_fixtures import build_tiny_qwen
+        from devtools.tiny_qwen import build_tiny_qwen
 
         tmp = tempfile.TemporaryDirectory()
         model = str(build_tiny_qwen(Path(tmp.name)))

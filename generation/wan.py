@@ -17,7 +17,6 @@ import os
 import threading
 import time
 from contextlib import nullcontext
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from generation.config import EXPERTS, GenerationConfig

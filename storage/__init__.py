@@ -30,7 +30,8 @@ from storage.records import (
 )
 from storage.queue import TRANSITIONS
 from storage.recovery import DEFAULT_INTERRUPTED_MESSAGE
-from storage.store import DB_URL_ENV, DEFAULT_HOME, HOME_ENV, Store, open_store, resolve_location
+from storage.store import DB_URL_ENV, HOME_ENV, Store, open_store, resolve_location
+from vividflow.sections import DEFAULT_HOME
 from storage.validation import PLAN_COLUMNS
 
 __all__ = [

@@ -12,7 +12,8 @@ import json
 import sys
 
 from storage.errors import StorageError
-from storage.store import DB_FILENAME, DB_URL_ENV, DEFAULT_HOME, HOME_ENV, open_store
+from storage.store import DB_FILENAME, DB_URL_ENV, HOME_ENV, open_store
+from vividflow.sections import DEFAULT_HOME
 
 HOME_HELP = f"data folder (default ${HOME_ENV} or {DEFAULT_HOME})"
 

@@ -31,7 +31,7 @@ from storage.queue import QueueMixin
 from storage.records import ConversationRecord, ImageRecord, MessageRecord, StoreInfo
 from storage.recovery import RecoveryMixin
 from storage.validation import MAX_PAGE_SIZE, check_choice, check_int, check_str, json_dict
-from vividflow.sections import DEFAULT_HOME, StorageSettings
+from vividflow.sections import StorageSettings
 from vividflow.settings import load_settings
 
 log = logging.getLogger(__name__)

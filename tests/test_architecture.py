@@ -201,3 +201,14 @@ def test_light_modules_import_no_heavy_library(tmp_path):
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout.strip().splitlines()[-1])
     assert report == {stage: [] for stage in LIGHT_STAGES}, f"heavy libraries imported at module level: {report}"
+
+
+def test_bench_and_devtools_do_not_import_tests():
+    offenders = []
+    for folder in ("bench", "devtools"):
+        for path in (ROOT / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                    [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+                offenders += [f"{path.relative_to(ROOT)}: {n}" for n in names if n.split(".")[0] == "tests"]
+    assert not offenders, f"bench/ and devtools/ must not import tests/ (move the shared piece to devtools/): {offenders}"

@@ -20,7 +20,7 @@ from vividflow.values import (
     lora_specs,
     optional_text,
     parse_bool,
-    short,
+
     text,
 )
 

@@ -1,4 +1,4 @@
-"""Fixtures for the agent tests. The repository root goes on sys.path so `tests.agent.conversations`
+"""Fixtures for the agent tests. The repository root goes on sys.path so `tests.agent.llm_fixtures`
 imports the same way here and in bench/llm_eval.py."""
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ import pytest
 from typing import get_args
 
 from agent.edits import Edit
-from tests.agent.conversations import CONVERSATIONS, T, C, check, failures, run_case
+from devtools.conversations import CONVERSATIONS, T, C, check, failures, run_case
 
 ALL_OPS = {get_args(m.model_fields["op"].annotation)[0] for m in get_args(get_args(Edit)[0])}
 

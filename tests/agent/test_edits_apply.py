@@ -15,7 +15,7 @@ from agent.edits import (
 )
 from agent.plan import MAX_SEED
 from agent.templates import get_template
-from tests.agent.conversations import flatten
+from devtools.conversations import flatten
 
 
 @pytest.fixture

@@ -123,7 +123,7 @@ def test_random_walks_through_the_engine_always_give_schema_valid_edits():
 
     from agent.llm.planner import check_on_plan
     from agent.compiler import default_plan
-    from tests.agent.llm_fixtures import build_tokenizer
+    from devtools.tiny_qwen import build_tokenizer
 
     tok = build_tokenizer()
     llt = llguidance.hf.from_tokenizer(tok, n_vocab=len(tok))

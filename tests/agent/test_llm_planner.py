@@ -450,7 +450,7 @@ def test_cli_plans_with_the_qwen_planner(tiny_dir):
 
 def test_hybrid_never_scores_below_rules_on_the_shared_conversations(tiny_loader):
     """A random model asked about whatever the rules left: the conversation table must not get worse."""
-    from tests.agent.conversations import CONVERSATIONS, check, run_case
+    from devtools.conversations import CONVERSATIONS, check, run_case
 
     rules_right = sum(check(c, *run_case(c)) for c in CONVERSATIONS)
     for seed in range(4):  # four different random answer streams

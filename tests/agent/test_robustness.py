@@ -8,7 +8,7 @@ import pytest
 
 from agent import MotionPlan, new_conversation, plan_turn
 from agent import vocabulary as V
-from tests.agent.conversations import CONVERSATIONS
+from devtools.conversations import CONVERSATIONS
 
 ODD = [
     "0x faster", "1000 times slower", "100 times faster hair", "seed -5", "-3 seconds", "0 seconds", "0 steps",

@@ -12,7 +12,7 @@ from agent import ConversationState, MotionPlan, RulePlanner, new_conversation, 
 from agent.compiler import default_plan
 from agent.edits import AddMotion, ParseResult, ScaleMotion, SetDuration
 from agent.session import MAX_TURNS_KEPT, FieldChange, Reply, plan_diff
-from tests.agent.conversations import CONVERSATIONS, run_case
+from devtools.conversations import CONVERSATIONS, run_case
 
 
 def talk(*messages, template=None, seed=1234, **kw):
