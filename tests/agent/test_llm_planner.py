@@ -70,6 +70,18 @@ def tiny_tokenizer(tiny):
     return tiny[1]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread():
+    """One torch thread for this module's tests, restored afterwards (the tiny model's small ops on shared
+    cores run several times faster on one thread)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(autouse=True)
 def _offline_and_clean(monkeypatch, request):
     """Offline, no VIVIDFLOW_LLM_* settings, and no model in memory, except the shared tiny one: tests that
@@ -434,7 +446,7 @@ def test_make_planner_builds_the_hybrid_from_arguments_and_environment(monkeypat
 @pytest.mark.slow
 def test_cli_plans_with_the_qwen_planner(tiny_dir):
     env = dict(os.environ, HF_HUB_OFFLINE="1", VIVIDFLOW_LLM_MODE="always", VIVIDFLOW_LLM_TEMPERATURE="1.0",
-               VIVIDFLOW_LLM_MAX_EDITS="1", VIVIDFLOW_LLM_MAX_NEW_TOKENS="64")
+               VIVIDFLOW_LLM_MAX_EDITS="1", VIVIDFLOW_LLM_MAX_NEW_TOKENS="64", OMP_NUM_THREADS="1")
     turns = {"turns": ["make her hair flow in the wind, slow zoom in", "slower hair, same seed", "qwerty"],
              "template": None}
     out = subprocess.run([sys.executable, "-m", "agent", "plan", "--planner", "qwen", "--model", str(tiny_dir),

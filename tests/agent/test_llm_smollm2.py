@@ -23,11 +23,13 @@ pytestmark = [
 def smollm2():
     import torch
 
+    threads = torch.get_num_threads()
     torch.set_num_threads(2)
     llm = LLMPlanner(LLMConfig(model="smollm2", timeout_s=120, max_edits=1, max_new_tokens=48))
     llm.load()
     yield llm
     unload_all()
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(autouse=True)
