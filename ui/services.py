@@ -132,10 +132,10 @@ def _startup_settings(s: Settings) -> Settings:
 @st.cache_resource(show_spinner=False)
 def hybrid_planner(config: object) -> object:
     """One LLM planner per LLM configuration per process (the model loads lazily, on first use)."""
-    from agent.llm import HybridPlanner, QwenPlanner
+    from agent.llm import HybridPlanner, LLMPlanner
     from agent.rules import RulePlanner
 
-    return HybridPlanner(RulePlanner(), QwenPlanner(config), config)
+    return HybridPlanner(RulePlanner(), LLMPlanner(config), config)
 
 
 def context() -> Context:
