@@ -17,6 +17,9 @@ from typing import Literal
 
 Task = Literal["i2v", "ti2v", "t2v"]
 NUM_TRAIN_TIMESTEPS = 1000
+SCHEDULER = "UniPCMultistepScheduler"  # what every Wan2.2 Diffusers repo ships; `flow_timesteps` reproduces it
+# The pipeline component that holds each expert (Wan2.2 A14B: `transformer` runs t ≥ boundary).
+EXPERT_COMPONENT: dict[str, str] = {"high_noise": "transformer", "low_noise": "transformer_2"}
 
 
 @dataclass(frozen=True)
@@ -151,6 +154,11 @@ MODELS: dict[str, ModelSpec] = {
     ),
 }
 DEFAULT_MODEL_ID = I2V_A14B
+
+
+def default_spec() -> ModelSpec:
+    """The default model's entry (the size rule and fps of a model outside the registry fall back to it)."""
+    return MODELS[DEFAULT_MODEL_ID]
 
 
 def model_spec(model: str) -> ModelSpec | None:

@@ -1,4 +1,4 @@
-"""The Wan2.2-I2V-A14B backend: render a clip from a loaded pipeline (`generation.wan_load` loads it).
+"""The Wan2.2 backend: render a clip from a loaded pipeline (`generation.wan_load` loads it).
 
     loaded = wan_load.load_pipeline(GenerationConfig.from_env())   # minutes on a GPU, once per process
     backend = WanBackend(loaded=loaded)                             # or WanBackend(); backend.load(cfg)
@@ -6,8 +6,9 @@
 
 Loading (`load_pipeline`) and calling (`WanBackend.generate`) are separate, as in diffusers: LoRA and
 quantization are decided once at load time, never inside a call. `generate` reads top to bottom like
-a diffusers `__call__`; the work lives in the helpers below it. torch and diffusers are imported
-inside functions.
+a diffusers `__call__`; the work lives in the helpers below it. What the call samples with (steps, guidance,
+flow shift, frames at the model's fps) is the active recipe applied to the plan (`generation.sampling`).
+torch and diffusers are imported inside functions.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 from generation.config import EXPERTS, GenerationConfig
 from generation.events import CancelToken, EventListener, GenerationCancelled, GenerationResult, Progress, ignore
 from generation import export
+from generation.sampling import Sampling, resolve_sampling
+from generation.specs import expert_per_step
 from generation.wan_load import LoadedPipeline, free_memory, library_versions, load_pipeline, run_before_load_hooks
 
 if TYPE_CHECKING:
@@ -35,7 +38,7 @@ BACKEND_NAME = "wan"
 
 
 class WanBackend:
-    """The `wan` backend: Wan2.2-I2V-A14B through diffusers (see `load_pipeline` for what loading does)."""
+    """The `wan` backend: Wan2.2 through diffusers (see `load_pipeline` for what loading does)."""
 
     name = BACKEND_NAME
 
@@ -101,15 +104,16 @@ class WanBackend:
             loaded = self.loaded
             assert loaded is not None
             pipe, cfg = loaded.pipe, loaded.cfg
-            _check_plan(plan, loaded)
+            sampling = resolve_sampling(plan, cfg)
+            _check_plan(plan, loaded, sampling)
 
-            # 2. Preprocess the image: EXIF, RGB, size rule (multiples of 16 within the model's max area)
+            # 2. Preprocess the image: EXIF, RGB, the model's size rule (multiples of its size multiple, max area)
             stage("preprocessing")
             t = time.perf_counter()
             source = load_image(image)
-            picture = preprocess(source, max_area=cfg.effective_max_area())
+            picture = preprocess(source, max_area=cfg.effective_max_area(), multiple=loaded.size_multiple)
             width, height = picture.size
-            flow_shift = _set_flow_shift(pipe, _flow_shift_for(loaded, width, height))
+            flow_shift = _set_flow_shift(pipe, sampling.flow_shift)
             timings["preprocess"] = time.perf_counter() - t
 
             # 3. Encode the prompt (and the negative one when guidance needs it)
@@ -117,24 +121,23 @@ class WanBackend:
             t = time.perf_counter()
             device = pipe._execution_device
             max_len = cfg.max_sequence_length or (loaded.spec.max_sequence_length if loaded.spec else 512)
-            prompt_embeds, negative_embeds = encode_prompt(pipe, plan, max_len, device)
+            prompt_embeds, negative_embeds = encode_prompt(pipe, plan, max_len, device, sampling)
             timings["encode"] = time.perf_counter() - t
             free_memory()
 
-            # 4. Sample: the two-expert denoising loop; progress and cancel at every step
+            # 4. Sample: the denoising loop (one expert or two); progress and cancel at every step
             _check_cancel(cancel, "sampling")
             t = time.perf_counter()
-            latents, expert_steps = self._sample(
-                pipe, plan, picture, prompt_embeds, negative_embeds, device, on_event, cancel, t_start
+            latents, timesteps = self._sample(
+                pipe, plan, sampling, picture, prompt_embeds, negative_embeds, device, on_event, cancel, t_start
             )
+            experts = expert_per_step(timesteps, pipe.config.boundary_ratio)
             timings["sample"] = time.perf_counter() - t
             del prompt_embeds, negative_embeds
             if cancel.cancelled or pipe.interrupt:
                 del latents  # half-denoised: never decoded, never exported
                 free_memory()
-                raise GenerationCancelled(
-                    f"cancelled during sampling after {sum(expert_steps.values())} of {plan.steps} steps"
-                )
+                raise GenerationCancelled(f"cancelled during sampling after {len(timesteps)} of {sampling.steps} steps")
             free_memory()
 
             # 5. Decode the latents to frames (the VAE, tiled)
@@ -149,21 +152,22 @@ class WanBackend:
             stage("exporting")
             t = time.perf_counter()
             params = _reproduction_record(
-                plan, loaded, flow_shift=flow_shift, size=(width, height), input_size=source.size,
-                max_len=max_len, device=device, expert_steps=expert_steps,
+                plan, loaded, sampling, flow_shift=flow_shift, size=(width, height), input_size=source.size,
+                max_len=max_len, device=device, timesteps=timesteps, experts=experts,
             )
             out = out_dir if out_dir is not None else export.default_out_dir()
-            exported = export.export_video(frames, out, fps=plan.fps, metadata={"vividflow": params}, crf=cfg.crf)
+            exported = export.export_video(frames, out, fps=sampling.fps, metadata={"vividflow": params}, crf=cfg.crf)
             timings["export"] = time.perf_counter() - t
             timings["total"] = time.perf_counter() - t_start
-            timings["per_step"] = timings["sample"] / max(plan.steps, 1)
+            timings["per_step"] = timings["sample"] / max(sampling.steps, 1)
             tail = timings["decode"] + timings["export"]
-            self._tail_s_per_unit = tail / max(width * height * plan.num_frames, 1)
+            self._tail_s_per_unit = tail / max(width * height * sampling.num_frames, 1)
             on_event(Progress(stage="exporting", step=1, total=1, elapsed_s=timings["total"]))
             log.info(
-                "wan: %dx%d, %d frames, %d steps in %.2f s (sample %.2f, decode %.2f, export %.2f) → %s",
-                width, height, plan.num_frames, plan.steps, timings["total"], timings["sample"], timings["decode"],
-                timings["export"], exported.video_path,
+                "wan: %dx%d, %d frames at %d fps, %d steps (%s recipe) in %.2f s (sample %.2f, decode %.2f, "
+                "export %.2f) → %s", width, height, sampling.num_frames, sampling.fps, sampling.steps,
+                sampling.recipe or "no", timings["total"], timings["sample"], timings["decode"], timings["export"],
+                exported.video_path,
             )
 
             # 7. Return everything needed to reproduce it
@@ -175,29 +179,26 @@ class WanBackend:
             )
 
     def _sample(
-        self, pipe: Any, plan: MotionPlan, picture: Image.Image, prompt_embeds: Any, negative_embeds: Any,
-        device: Any, on_event: EventListener, cancel: CancelToken, t_start: float,
-    ) -> tuple[Any, dict[str, int]]:
+        self, pipe: Any, plan: MotionPlan, sampling: Sampling, picture: Image.Image, prompt_embeds: Any,
+        negative_embeds: Any, device: Any, on_event: EventListener, cancel: CancelToken, t_start: float,
+    ) -> tuple[Any, list[int]]:
         """The denoising loop to latents, a Progress event per step (naming the expert that ran it).
 
         A cancel sets the pipeline's interrupt flag: diffusers skips the remaining steps, and the
-        caller sees `pipe.interrupt`. Returns the latents and the steps each expert ran.
+        caller sees `pipe.interrupt`. Returns the latents and the timesteps that ran.
         """
         import torch
 
-        steps = plan.steps
+        steps = sampling.steps
         width, height = picture.size
-        boundary_t = (
-            pipe.config.boundary_ratio * pipe.scheduler.config.num_train_timesteps
-            if pipe.config.boundary_ratio is not None else None
-        )
-        tail_units = width * height * plan.num_frames
-        expert_steps = {e: 0 for e in EXPERTS}
+        boundary = pipe.config.boundary_ratio
+        tail_units = width * height * sampling.num_frames
+        timesteps: list[int] = []
         t_sample = time.perf_counter()
 
         def on_step_end(p: Any, i: int, timestep: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
-            expert = "high_noise" if boundary_t is None or float(timestep) >= boundary_t else "low_noise"
-            expert_steps[expert] += 1
+            timesteps.append(int(timestep))
+            expert = expert_per_step([int(timestep)], boundary)[0]
             now = time.perf_counter()
             per_step = (now - t_sample) / (i + 1)
             eta = per_step * (steps - i - 1)
@@ -211,14 +212,17 @@ class WanBackend:
             return {}
 
         generator = torch.Generator(device=device).manual_seed(plan.seed)
+        guidance = {"guidance_scale": sampling.guidance[0]}
+        if boundary is not None:  # diffusers takes a second guidance only with two experts
+            guidance["guidance_scale_2"] = sampling.guidance[1]
         with torch.no_grad():
             latents = pipe(
                 image=picture, prompt=None, prompt_embeds=prompt_embeds, negative_prompt_embeds=negative_embeds,
-                height=height, width=width, num_frames=plan.num_frames, num_inference_steps=steps,
-                guidance_scale=plan.guidance_scale, guidance_scale_2=plan.guidance_scale_2, generator=generator,
-                output_type="latent", callback_on_step_end=on_step_end, callback_on_step_end_tensor_inputs=[],
+                height=height, width=width, num_frames=sampling.num_frames, num_inference_steps=steps,
+                generator=generator, output_type="latent", callback_on_step_end=on_step_end,
+                callback_on_step_end_tensor_inputs=[], **guidance,
             ).frames
-        return latents, expert_steps
+        return latents, timesteps
 
 
 def _check_cancel(cancel: CancelToken, stage: str) -> None:
@@ -226,16 +230,18 @@ def _check_cancel(cancel: CancelToken, stage: str) -> None:
         raise GenerationCancelled(f"cancelled before {stage}")
 
 
-def _check_plan(plan: MotionPlan, loaded: LoadedPipeline) -> None:
+def _check_plan(plan: MotionPlan, loaded: LoadedPipeline, sampling: Sampling) -> None:
     """Warn about settings the model runs but that are likely not meant (never changes them)."""
     if not plan.prompt.strip():
         log.warning("wan: plan.prompt is empty (compile the plan first): rendering with an empty prompt")
-    if not loaded.loras and plan.steps < 20:
-        log.warning("wan: %d steps without a LoRA (Lightning is off): expect a blurry clip; the base model wants ~40", plan.steps)
-    if plan.guidance_scale <= 1.0 < plan.guidance_scale_2:
+    if not loaded.loras and sampling.steps < 20:
+        log.warning("wan: %d steps without a LoRA (Lightning is off): expect a blurry clip; the base model wants ~40",
+                    sampling.steps)
+    high, low = sampling.guidance
+    if loaded.pipe.config.boundary_ratio is not None and high <= 1.0 < low:
         log.warning(
             "wan: guidance_scale=%g ≤ 1 turns classifier-free guidance off for both experts in diffusers; "
-            "guidance_scale_2=%g has no effect", plan.guidance_scale, plan.guidance_scale_2,
+            "guidance_scale_2=%g has no effect", high, low,
         )
 
 
@@ -253,52 +259,51 @@ def _set_flow_shift(pipe: Any, flow_shift: float | None) -> float | None:
     return float(flow_shift)
 
 
-def _flow_shift_for(loaded: LoadedPipeline, width: int, height: int) -> float | None:
-    """The configured flow shift, else the model's for this resolution tier, else None (the scheduler's own)."""
-    if loaded.cfg.flow_shift is not None:
-        return loaded.cfg.flow_shift
-    return loaded.spec.flow_shift_for(width, height) if loaded.spec else None
-
-
-def encode_prompt(pipe: Any, plan: MotionPlan, max_len: int, device: Any) -> tuple[Any, Any]:
+def encode_prompt(pipe: Any, plan: MotionPlan, max_len: int, device: Any, sampling: Sampling) -> tuple[Any, Any]:
     """(prompt embeddings, negative embeddings or None): the negative prompt only when guidance needs it."""
     import torch
 
     with torch.no_grad():
         return pipe.encode_prompt(
             prompt=plan.prompt, negative_prompt=plan.negative_prompt,
-            do_classifier_free_guidance=plan.guidance_scale > 1.0, num_videos_per_prompt=1,
+            do_classifier_free_guidance=sampling.guidance[0] > 1.0, num_videos_per_prompt=1,
             max_sequence_length=max_len, device=device,
         )
 
 
 def _reproduction_record(
-    plan: MotionPlan, loaded: LoadedPipeline, *, flow_shift: float | None, size: tuple[int, int],
-    input_size: tuple[int, int], max_len: int, device: Any, expert_steps: dict[str, int],
+    plan: MotionPlan, loaded: LoadedPipeline, sampling: Sampling, *, flow_shift: float | None, size: tuple[int, int],
+    input_size: tuple[int, int], max_len: int, device: Any, timesteps: list[int], experts: list[str],
 ) -> dict[str, Any]:
     """Everything needed to render the same clip again: the call's settings, the load-time facts, versions."""
     pipe = loaded.pipe
+    two_experts = pipe.config.boundary_ratio is not None
+    names = EXPERTS if two_experts else tuple(dict.fromkeys(experts)) or ("transformer",)
     return {
         "backend": BACKEND_NAME,
         "prompt": plan.prompt,
         "negative_prompt": plan.negative_prompt,
         "seed": plan.seed,
-        "steps": plan.steps,
-        "guidance_scale": plan.guidance_scale,
-        "guidance_scale_2": plan.guidance_scale_2,
-        "classifier_free_guidance": plan.guidance_scale > 1.0,
+        "recipe": sampling.recipe,
+        "steps": sampling.steps,
+        "guidance_scale": sampling.guidance[0],
+        "guidance_scale_2": sampling.guidance[1] if two_experts else None,
+        "classifier_free_guidance": sampling.guidance[0] > 1.0,
+        "notes": list(sampling.notes),
         "boundary_ratio": pipe.config.boundary_ratio,
         "flow_shift": flow_shift,
         "scheduler": type(pipe.scheduler).__name__,
+        "timesteps": list(timesteps),
+        "expert_per_step": list(experts),
         "width": size[0],
         "height": size[1],
         "input_width": input_size[0],
         "input_height": input_size[1],
-        "num_frames": plan.num_frames,
-        "fps": plan.fps,
+        "num_frames": sampling.num_frames,
+        "fps": sampling.fps,
         "max_sequence_length": max_len,
         "generator_device": str(device),
-        "expert_steps": dict(expert_steps),
+        "expert_steps": {name: experts.count(name) for name in names},
         **loaded.describe(),
         "crf": loaded.cfg.crf,
         "versions": library_versions(),
@@ -307,7 +312,7 @@ def _reproduction_record(
 
 
 def decode_latents(pipe: Any, latents: Any) -> Any:
-    """Latents → (T, H, W, 3) float frames in [0, 1]: exactly the end of diffusers' Wan I2V `__call__`."""
+    """Latents → (T, H, W, 3) float frames in [0, 1]: exactly the end of diffusers' Wan `__call__`."""
     import torch
 
     with torch.no_grad():
