@@ -42,7 +42,7 @@ from agent.edits import (
     SetTemplate,
     Undo,
 )
-from agent.plan import LIMITS, MAX_SEED, MotionPlan
+from agent.plan import LIMITS, MAX_SEED, QUALITY_STEPS, MotionPlan
 
 log = logging.getLogger(__name__)
 
@@ -506,6 +506,8 @@ def _steps(c: _Clause, turn: _Turn) -> None:
         _take_all(c, _MILD_RE)
         _take_all(c, _STRONG_RE)
         current = _current_steps(turn)
+        if current < QUALITY_STEPS[1]:  # first up to the top of a Lightning render's range, then on
+            hi = QUALITY_STEPS[1]
         if current >= hi:
             turn.notes.append(f"steps are already at the {hi} maximum")
             return

@@ -5,6 +5,9 @@ The rule, in one place (`resolve_sampling`):
   (4–6 steps, guidance 1/1), so a plan that still has its template's steps (or its template's guidance
   pair) gets the base recipe's default when the base recipe runs (40 steps, guidance 3.5/3.5 for I2V-A14B);
   with the Lightning recipe the template's values are used as they are;
+- anything else the person asked for is kept, clamped into the recipe's limits with a note: steps up to
+  `max_steps` (8 with Lightning, 50 base), guidance up to `max_guidance` (10 base; 1 with Lightning fused,
+  because the Lightning LoRA is CFG-distilled: classifier-free guidance would double the cost and burn the clip);
 - frames are 4k+1 at the model's fps (a plan keeps `duration_s`: 5 s is 81 frames at 16 fps, 121 at 24 fps);
 - the flow shift is VIVIDFLOW_WAN_FLOW_SHIFT, else the recipe's.
 A model outside the registry (a local folder without VIVIDFLOW_WAN_DEFAULTS_FROM) has no recipe: the plan's
@@ -23,6 +26,7 @@ from generation.specs import SCHEDULER, default_spec, expert_per_step, flow_time
 if TYPE_CHECKING:
     from agent.plan import MotionPlan
     from generation.config import GenerationConfig
+    from generation.specs import Recipe
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,8 @@ def resolve_sampling(plan: MotionPlan, cfg: GenerationConfig) -> Sampling:
             steps = recipe.steps
         if guidance == tuple(template.guidance):
             guidance = recipe.guidance
+    if recipe is not None:
+        steps, guidance = _clamp_to_recipe(steps, guidance, recipe, notes)
     fps = (spec or default_spec()).fps
     num_frames = frames_for(plan.duration_s, fps)
     if spec is not None and num_frames > spec.max_frames:
@@ -67,6 +73,27 @@ def resolve_sampling(plan: MotionPlan, cfg: GenerationConfig) -> Sampling:
         recipe=recipe.name if recipe is not None else None, steps=int(steps), guidance=(float(guidance[0]),
         float(guidance[1])), flow_shift=cfg.effective_flow_shift(), fps=fps, num_frames=num_frames, notes=tuple(notes),
     )
+
+
+def _clamp_to_recipe(
+    steps: int, guidance: tuple[float, float], recipe: Recipe, notes: list[str]
+) -> tuple[int, tuple[float, float]]:
+    if steps > recipe.max_steps:
+        why = " (the Lightning LoRA was distilled for 4)" if recipe.name == "lightning" else ""
+        notes.append(f"{steps} steps is more than the {recipe.name} recipe runs: set to {recipe.max_steps}{why}")
+        steps = recipe.max_steps
+    top = max(guidance)
+    if top > recipe.max_guidance:
+        if recipe.cfg_distilled:
+            notes.append(
+                f"guidance {top:g} is clamped to {recipe.max_guidance:g}: the Lightning LoRA is CFG-distilled "
+                "(trained to run without classifier-free guidance); turn Lightning off for real guidance"
+            )
+        else:
+            notes.append(f"guidance {top:g} is past the {recipe.name} recipe's maximum {recipe.max_guidance:g}: "
+                         f"set to {recipe.max_guidance:g}")
+        guidance = (min(guidance[0], recipe.max_guidance), min(guidance[1], recipe.max_guidance))
+    return steps, guidance
 
 
 def describe_recipe(cfg: GenerationConfig) -> dict[str, Any]:

@@ -61,3 +61,57 @@ def test_a_folder_outside_the_registry_has_no_recipe(tmp_path):
     assert cfg.spec is None and cfg.recipe is None
     assert cfg.effective_flow_shift() is None and cfg.effective_boundary_ratio() is None
     assert cfg.replace(defaults_from="ti2v-5b").recipe is MODELS[TI2V_5B].base
+
+
+# --- the recipe applied to a plan (generation.sampling) ----------------------------------------------------
+
+
+def plan_of(**changes):
+    from agent.templates import get_template
+
+    return get_template("portrait_subtle").default_plan(seed=1).with_changes(**changes)
+
+
+def sampling(plan, **cfg):
+    from generation.sampling import resolve_sampling
+
+    return resolve_sampling(plan, GenerationConfig(**cfg))
+
+
+def test_template_defaults_become_the_base_recipe_defaults():
+    plan = plan_of()  # the template's Lightning values: 4 steps, guidance 1/1
+    base = sampling(plan, lightning=False)
+    assert (base.recipe, base.steps, base.guidance, base.flow_shift, base.notes) == ("base", 40, (3.5, 3.5), 5.0, ())
+    t2v = sampling(plan, model=T2V_A14B, lightning=False)
+    assert (t2v.steps, t2v.guidance, t2v.flow_shift) == (40, (3.0, 4.0), 12.0)
+    fast = sampling(plan)
+    assert (fast.recipe, fast.steps, fast.guidance, fast.flow_shift, fast.notes) == ("lightning", 4, (1.0, 1.0), 5.0, ())
+
+
+def test_what_the_person_asked_is_kept_within_the_recipe():
+    s = sampling(plan_of(steps=30, guidance_scale=6.0, guidance_scale_2=5.0), lightning=False)
+    assert (s.steps, s.guidance, s.notes) == (30, (6.0, 5.0), ())
+    s = sampling(plan_of(steps=50, guidance_scale=15.0, guidance_scale_2=4.0), lightning=False)
+    assert (s.steps, s.guidance) == (50, (10.0, 4.0))
+    assert s.notes == ("guidance 15 is past the base recipe's maximum 10: set to 10",)
+
+
+def test_lightning_clamps_steps_and_guidance_with_a_note():
+    s = sampling(plan_of(steps=12, guidance_scale=3.5, guidance_scale_2=3.0))
+    assert (s.recipe, s.steps, s.guidance) == ("lightning", 8, (1.0, 1.0))
+    assert s.notes[0] == "12 steps is more than the lightning recipe runs: set to 8 (the Lightning LoRA was distilled for 4)"
+    assert "guidance 3.5 is clamped to 1" in s.notes[1] and "the Lightning LoRA is CFG-distilled" in s.notes[1]
+
+
+@pytest.mark.parametrize("model, duration, fps, frames", [
+    (I2V_A14B, 5.0, 16, 81), (I2V_A14B, 3.0, 16, 49), (TI2V_5B, 5.0, 24, 121), (TI2V_5B, 0.5, 24, 13),
+])
+def test_frames_are_4k_plus_1_at_the_models_fps(model, duration, fps, frames):
+    s = sampling(plan_of(duration_s=duration), model=model)
+    assert (s.fps, s.num_frames) == (fps, frames)
+
+
+def test_a_folder_outside_the_registry_runs_the_plan_as_written(tmp_path):
+    plan = plan_of(steps=12, guidance_scale=3.5)
+    s = sampling(plan, model=str(tmp_path))
+    assert (s.recipe, s.steps, s.guidance, s.flow_shift, s.fps, s.num_frames) == (None, 12, (3.5, 1.0), None, 16, 49)
