@@ -115,3 +115,75 @@ def test_a_folder_outside_the_registry_runs_the_plan_as_written(tmp_path):
     plan = plan_of(steps=12, guidance_scale=3.5)
     s = sampling(plan, model=str(tmp_path))
     assert (s.recipe, s.steps, s.guidance, s.flow_shift, s.fps, s.num_frames) == (None, 12, (3.5, 1.0), None, 16, 49)
+
+
+# --- python -m generation recipe -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def clean_wan_env(monkeypatch):
+    import os
+
+    for name in [n for n in os.environ if n.startswith("VIVIDFLOW_WAN_")]:
+        monkeypatch.delenv(name)
+
+
+def recipe_json(capsys, *argv):
+    import json
+
+    from generation.__main__ import main
+
+    assert main(["recipe", *argv]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_recipe_a14b_lightning_is_shift_5_on_lightnings_timesteps(clean_wan_env, capsys):
+    r = recipe_json(capsys)
+    assert (r["model"], r["recipe"], r["experts"], r["boundary_ratio"]) == (I2V_A14B, "lightning", 2, 0.9)
+    assert (r["flow_shift"], r["steps"], r["guidance"], r["scheduler"]) == (5.0, 4, [1.0, 1.0], "UniPCMultistepScheduler")
+    assert r["timesteps"] == [999, 937, 833, 625]  # Lightning's 1000 / 937.5 / 833.3 / 625
+    assert r["expert_per_step"] == ["high_noise", "high_noise", "low_noise", "low_noise"]
+    assert (r["fps"], r["size_multiple"], r["max_area"]) == (16, 16, 832 * 480)
+    assert [lo["scale"] for lo in r["loras"]] == [3.0, 1.0]
+    assert {"attention", "quantization", "compile", "cache"} <= set(r)
+
+
+@pytest.mark.parametrize("model, experts, boundary, shift, steps, guidance, fps, multiple, high_steps", [
+    (I2V_A14B, 2, 0.9, 5.0, 40, [3.5, 3.5], 16, 16, 15),
+    (TI2V_5B, 1, None, 5.0, 50, [5.0, 5.0], 24, 32, None),
+    (T2V_A14B, 2, 0.875, 12.0, 40, [3.0, 4.0], 16, 16, 26),
+])
+def test_recipe_base_of_every_model(clean_wan_env, capsys, model, experts, boundary, shift, steps, guidance, fps,
+                                    multiple, high_steps):
+    from generation.specs import flow_timesteps
+
+    r = recipe_json(capsys, "--model", model, "--no-lightning")
+    assert (r["model"], r["recipe"], r["experts"], r["boundary_ratio"], r["flow_shift"]) == (
+        model, "base", experts, boundary, shift)
+    assert (r["steps"], r["guidance"], r["fps"], r["size_multiple"], r["loras"]) == (steps, guidance, fps, multiple, [])
+    assert r["timesteps"] == flow_timesteps(steps, shift) and len(r["timesteps"]) == steps
+    if high_steps is None:
+        assert r["expert_per_step"] == ["transformer"] * steps
+    else:
+        assert r["expert_per_step"] == ["high_noise"] * high_steps + ["low_noise"] * (steps - high_steps)
+
+
+def test_recipe_from_the_environment_and_through_vividflow(clean_wan_env, tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root), "VIVIDFLOW_WAN_MODEL": str(tmp_path),
+           "VIVIDFLOW_WAN_DEFAULTS_FROM": "t2v-a14b", "VIVIDFLOW_WAN_FLOW_SHIFT": "8"}
+    proc = subprocess.run([sys.executable, "-m", "vividflow", "recipe"], cwd=root, env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    r = json.loads(proc.stdout)
+    assert (r["model"], r["recipe"], r["flow_shift"], r["timesteps"][:2]) == (T2V_A14B, "lightning", 8.0, [999, 960])
+    env.pop("VIVIDFLOW_WAN_DEFAULTS_FROM")
+    proc = subprocess.run([sys.executable, "-m", "generation", "recipe"], cwd=root, env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 2 and "not in the registry" in proc.stderr and "VIVIDFLOW_WAN_DEFAULTS_FROM" in proc.stderr
