@@ -59,14 +59,15 @@ def model_id_for(name: str, cfg: Any = None) -> str:
     return _wan_config(cfg).model_id
 
 
-def max_area_for(name: str, cfg: Any = None) -> int:
-    """The output area budget of a backend (for the size rule), without loading anything."""
+def size_rule_for(name: str, cfg: Any = None) -> tuple[int, int]:
+    """(max area, size multiple) of a backend's size rule (`generation.image.output_size`), without loading anything."""
     check_name(name)
     if name == "preview":
-        from generation.image import MAX_AREA
+        from generation.image import MAX_AREA, MULTIPLE
 
-        return MAX_AREA
-    return int(_wan_config(cfg).effective_max_area())
+        return MAX_AREA, MULTIPLE
+    cfg = _wan_config(cfg)
+    return int(cfg.effective_max_area()), cfg.size_multiple
 
 
 def _wan_config(cfg: Any) -> Any:

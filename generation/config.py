@@ -97,6 +97,11 @@ class GenerationConfig(WanSettings):
             return self.max_area
         return (self.spec or default_spec()).max_area
 
+    @property
+    def size_multiple(self) -> int:
+        """Output sides are multiples of this (the spec's; the default model's outside the registry until loaded)."""
+        return (self.spec or default_spec()).size_multiple
+
     def effective_boundary_ratio(self) -> float | None:
         """The configured boundary, else the model's; None outside the registry (the folder's own)."""
         if self.boundary_ratio is not None:

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from generation.backend import Backend, BackendUnavailable
-from generation.choose import check_available, check_name, get_backend, max_area_for, model_id_for
+from generation.choose import check_available, check_name, get_backend, model_id_for, size_rule_for
 from generation.events import (
     Cancelled,
     CancelToken,
@@ -239,7 +239,7 @@ class Runner:
         size = pil.size
         self._check_refs(conversation_id, parent_id)
         if width is None or height is None:
-            width, height = output_size(*size, max_area=self._max_area(name))
+            width, height = output_size(*size, **self._size_rule(name))
         model = model_id if model_id is not None else self._model_id(name)
         # 2. Record it (queued), then queue it, under one lock so ids and queue order agree
         with self._lock:
@@ -379,10 +379,10 @@ class Runner:
         except NotFoundError as e:
             raise JobError(str(e)) from None
 
-    def _max_area(self, name: str) -> int:
-        backend = self._shared.get(name)
-        area = getattr(backend, "max_area", None)
-        return int(area) if area else max_area_for(name)
+    def _size_rule(self, name: str) -> dict[str, int]:
+        """The backend's max area (a shared backend's own when it has one) and size multiple."""
+        area, multiple = size_rule_for(name)
+        return {"max_area": int(getattr(self._shared.get(name), "max_area", None) or area), "multiple": multiple}
 
     def _model_id(self, name: str) -> str:
         backend = self._shared.get(name)

@@ -9,7 +9,8 @@ from PIL import Image
 
 from agent.templates import get_template
 from generation.config import GenerationConfig
-from generation.specs import EXPERT_COMPONENT, I2V_A14B, MODELS, expert_per_step, flow_timesteps
+from agent.plan import frames_for
+from generation.specs import EXPERT_COMPONENT, I2V_A14B, MODELS, TI2V_5B, expert_per_step, flow_timesteps
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
@@ -19,7 +20,8 @@ from generation import wan, wan_load  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("offline_single_torch_thread")
 
-RECIPES = [(I2V_A14B, True), (I2V_A14B, False)]
+RECIPES = [(I2V_A14B, True), (I2V_A14B, False), (TI2V_5B, False)]
+KIND = {I2V_A14B: "i2v", TI2V_5B: "ti2v"}  # the tiny pipeline of each model's shape
 
 
 def picture() -> Image.Image:
@@ -32,7 +34,7 @@ def test_each_recipe_runs_its_timesteps_on_its_experts(model, lightning, monkeyp
     recipe = spec.recipe(lightning)
     # The Lightning LoRA files are not here (no network): the schedule is what is under test, not the LoRA.
     monkeypatch.setattr(GenerationConfig, "effective_loras", lambda self: self.loras)
-    cfg = GenerationConfig(model=str(cached_tiny_pipeline_dir()), defaults_from=model, lightning=lightning,
+    cfg = GenerationConfig(model=str(cached_tiny_pipeline_dir(KIND[model])), defaults_from=model, lightning=lightning,
                            device="cpu", max_area=spec.size_multiple ** 2, max_sequence_length=16)
     backend = wan.WanBackend(loaded=wan_load.load_pipeline(cfg))
     pipe = backend.pipe
@@ -59,3 +61,6 @@ def test_each_recipe_runs_its_timesteps_on_its_experts(model, lightning, monkeyp
     ran = [calls[i * per_call][0] for i in range(recipe.steps)]
     assert ran == [EXPERT_COMPONENT.get(e, e) for e in experts]
     assert all(calls[i][0] == calls[i - i % per_call][0] for i in range(len(calls)))  # both passes: same expert
+    # the model's size rule, frames at its fps, the MP4 at its fps
+    assert result.width % spec.size_multiple == 0 and result.height % spec.size_multiple == 0
+    assert (result.fps, result.num_frames) == (spec.fps, frames_for(0.5, spec.fps))
