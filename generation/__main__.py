@@ -1,12 +1,13 @@
 """``python -m generation``: render a plan from the terminal, rerun one from history, list the queue, show a recipe.
 
-    python -m generation render --image IMG --plan plan.json [--backend preview] [--out x.mp4]
+    python -m generation render [--image IMG] --plan plan.json [--backend preview] [--out x.mp4]
     python -m generation rerun ID [--seed N] [--steps N] [--backend NAME] [--out x.mp4]
     python -m generation queue
     python -m generation recipe [--model ID] [--lightning | --no-lightning]
 
 `render` and `rerun` run synchronously in this process (a progress bar on stderr), record the
-generation in the store ($VIVIDFLOW_HOME or --home) and print its id and video path. `recipe` prints the
+generation in the store ($VIVIDFLOW_HOME or --home) and print its id and video path. Without `--image`,
+`render` starts from the words alone: that needs a text-to-video model (Wan2.2-TI2V-5B or T2V-A14B). `recipe` prints the
 resolved recipe of the configured (or named) model as one JSON object, without loading any weights. Like the app's
 runner, they first mark jobs left queued/running by processes that are gone as interrupted; the live
 jobs of a running app or of another render are left alone.
@@ -137,8 +138,6 @@ def cmd_rerun(args: argparse.Namespace) -> int:
             g = store.get_generation(args.id)
         except NotFoundError as e:
             raise BadInput(str(e)) from None
-        if g.source_image_id is None:
-            raise BadInput(f"generation #{g.id} has no source image any more; it cannot be rendered again")
         plan = MotionPlan.from_dict(g.plan)
         changes: dict[str, Any] = {}
         if args.seed is not None:
@@ -203,8 +202,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--home", default=None, help="data folder (default $VIVIDFLOW_HOME or ./vividflow-data)")
     parser.add_argument("--url", default=None, help="SQLAlchemy URL (default: the home's vividflow.db)")
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("render", help="render a plan from an image, synchronously")
-    p.add_argument("--image", required=True, help="PNG, JPEG or WebP picture")
+    p = sub.add_parser("render", help="render a plan from an image (or from words alone), synchronously")
+    p.add_argument("--image", default=None,
+                   help="PNG, JPEG or WebP picture (omit it to start from words alone: a text-to-video model)")
     p.add_argument("--plan", required=True, help="MotionPlan JSON file")
     p.add_argument("--backend", default=None, help="preview or wan (default: wan with CUDA and weights, else preview)")
     p.add_argument("--seed", type=int, default=None, help="override the plan's seed")

@@ -68,6 +68,7 @@ class ModelSpec:
     max_frames: int
     max_area: int  # default output area (480p for A14B)
     max_area_hd: int  # the largest area the model was trained for
+    text_size: tuple[int, int]  # (width, height) from words alone: no picture to take the aspect from
     base: Recipe
     lightning: Recipe | None = None
     lightning_loras: tuple[LoraRef, ...] = ()
@@ -121,6 +122,7 @@ MODELS: dict[str, ModelSpec] = {
         description="Wan2.2 image-to-video, 2×14B experts (MoE), 480p/720p, 16 fps",
         task="i2v", pipeline="WanImageToVideoPipeline", experts=2, boundary_ratio=0.9,
         vae_scale=8, patch_size=2, fps=16, max_frames=81, max_area=AREA_480P, max_area_hd=AREA_720P,
+        text_size=(832, 480),
         base=Recipe("base", steps=40, guidance=(3.5, 3.5), flow_shift=5.0, max_steps=50, max_guidance=10.0,
                     step_cache="first_block"),
         lightning=LIGHTNING_4_STEPS,
@@ -133,6 +135,7 @@ MODELS: dict[str, ModelSpec] = {
         description="Wan2.2 text/image-to-video, 5B dense, 720p (1280×704), 24 fps — fits 24 GB cards",
         task="ti2v", pipeline="WanImageToVideoPipeline", experts=1, boundary_ratio=None,
         vae_scale=16, patch_size=2, fps=24, max_frames=121, max_area=1280 * 704, max_area_hd=1280 * 704,
+        text_size=(1280, 704),
         base=Recipe("base", steps=50, guidance=(5.0, 5.0), flow_shift=5.0, max_steps=50, max_guidance=10.0,
                     step_cache="first_block"),
         expand_timesteps=True, params_b=5.0,
@@ -143,6 +146,7 @@ MODELS: dict[str, ModelSpec] = {
         description="Wan2.2 text-to-video, 2×14B experts (MoE), 480p/720p, 16 fps",
         task="t2v", pipeline="WanPipeline", experts=2, boundary_ratio=0.875,
         vae_scale=8, patch_size=2, fps=16, max_frames=81, max_area=AREA_480P, max_area_hd=AREA_720P,
+        text_size=(832, 480),
         base=Recipe("base", steps=40, guidance=(3.0, 4.0), flow_shift=12.0, max_steps=50, max_guidance=10.0,
                     step_cache="first_block"),
         lightning=LIGHTNING_4_STEPS,

@@ -17,14 +17,16 @@ import logging
 import os
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from generation.backend import PictureRequired, model_needs_picture
 from generation.config import EXPERTS, GenerationConfig
 from generation.events import CancelToken, EventListener, GenerationCancelled, GenerationResult, Progress, ignore
 from generation import export
 from generation.sampling import Sampling, resolve_sampling
-from generation.specs import expert_per_step
+from generation.specs import default_spec, expert_per_step
 from generation.wan_load import LoadedPipeline, free_memory, library_versions, load_pipeline, run_before_load_hooks
 
 if TYPE_CHECKING:
@@ -75,15 +77,16 @@ class WanBackend:
     def generate(
         self,
         plan: MotionPlan,
-        image: Image.Image | str | os.PathLike[str] | bytes,
+        image: Image.Image | str | os.PathLike[str] | bytes | None,
         on_event: EventListener = ignore,
         cancel: CancelToken | None = None,
         *,
         out_dir: str | os.PathLike[str] | None = None,
     ) -> GenerationResult:
-        """Render `plan` from `image` into `out_dir`; raises GenerationCancelled (no file) when cancelled."""
+        """Render `plan` from `image` (None: from the words alone, on a model that can) into `out_dir`; raises
+        GenerationCancelled (no file) when cancelled, PictureRequired without a picture on an image-to-video model."""
         from agent.plan import MotionPlan
-        from generation.image import load_image, preprocess
+        from generation.image import load_image, output_size, preprocess
 
         cancel = cancel or CancelToken()
         timings: dict[str, float] = {}
@@ -103,16 +106,19 @@ class WanBackend:
                 self.load()
             loaded = self.loaded
             assert loaded is not None
-            pipe, cfg = loaded.pipe, loaded.cfg
-            sampling = resolve_sampling(plan, cfg)
+            cfg = loaded.cfg
+            image, sampling = _choose_input(loaded, image, resolve_sampling(plan, cfg))
+            pipe = loaded.pipeline_for(image is not None)  # image-to-video, or text-to-video (T2V, TI2V-5B)
             _check_plan(plan, loaded, sampling)
 
-            # 2. Preprocess the image: EXIF, RGB, the model's size rule (multiples of its size multiple, max area)
+            # 2. Preprocess the image: EXIF, RGB, the model's size rule (multiples of its size multiple, max area);
+            #    from words alone, the model's own landscape size within the same rule
             stage("preprocessing")
             t = time.perf_counter()
-            source = load_image(image)
-            picture = preprocess(source, max_area=cfg.effective_max_area(), multiple=loaded.size_multiple)
-            width, height = picture.size
+            rule = {"max_area": cfg.effective_max_area(), "multiple": loaded.size_multiple}
+            source = load_image(image) if image is not None else None
+            picture = preprocess(source, **rule) if source is not None else None
+            width, height = picture.size if picture else output_size(*(loaded.spec or default_spec()).text_size, **rule)
             flow_shift = _set_flow_shift(pipe, sampling.flow_shift)
             timings["preprocess"] = time.perf_counter() - t
 
@@ -129,7 +135,8 @@ class WanBackend:
             _check_cancel(cancel, "sampling")
             t = time.perf_counter()
             latents, timesteps = self._sample(
-                pipe, plan, sampling, picture, prompt_embeds, negative_embeds, device, on_event, cancel, t_start
+                pipe, plan, sampling, picture, (width, height), prompt_embeds, negative_embeds, device, on_event,
+                cancel, t_start,
             )
             experts = expert_per_step(timesteps, pipe.config.boundary_ratio)
             timings["sample"] = time.perf_counter() - t
@@ -152,7 +159,8 @@ class WanBackend:
             stage("exporting")
             t = time.perf_counter()
             params = _reproduction_record(
-                plan, loaded, sampling, flow_shift=flow_shift, size=(width, height), input_size=source.size,
+                pipe, plan, loaded, sampling, flow_shift=flow_shift, size=(width, height),
+                input_size=source.size if source else (None, None),
                 max_len=max_len, device=device, timesteps=timesteps, experts=experts,
             )
             out = out_dir if out_dir is not None else export.default_out_dir()
@@ -179,8 +187,9 @@ class WanBackend:
             )
 
     def _sample(
-        self, pipe: Any, plan: MotionPlan, sampling: Sampling, picture: Image.Image, prompt_embeds: Any,
-        negative_embeds: Any, device: Any, on_event: EventListener, cancel: CancelToken, t_start: float,
+        self, pipe: Any, plan: MotionPlan, sampling: Sampling, picture: Image.Image | None, size: tuple[int, int],
+        prompt_embeds: Any, negative_embeds: Any, device: Any, on_event: EventListener, cancel: CancelToken,
+        t_start: float,
     ) -> tuple[Any, list[int]]:
         """The denoising loop to latents, a Progress event per step (naming the expert that ran it).
 
@@ -190,7 +199,7 @@ class WanBackend:
         import torch
 
         steps = sampling.steps
-        width, height = picture.size
+        width, height = size
         boundary = pipe.config.boundary_ratio
         tail_units = width * height * sampling.num_frames
         timesteps: list[int] = []
@@ -212,15 +221,17 @@ class WanBackend:
             return {}
 
         generator = torch.Generator(device=device).manual_seed(plan.seed)
-        guidance = {"guidance_scale": sampling.guidance[0]}
+        extra: dict[str, Any] = {"guidance_scale": sampling.guidance[0]}
         if boundary is not None:  # diffusers takes a second guidance only with two experts
-            guidance["guidance_scale_2"] = sampling.guidance[1]
+            extra["guidance_scale_2"] = sampling.guidance[1]
+        if picture is not None:
+            extra["image"] = picture
         with torch.no_grad():
             latents = pipe(
-                image=picture, prompt=None, prompt_embeds=prompt_embeds, negative_prompt_embeds=negative_embeds,
+                prompt=None, prompt_embeds=prompt_embeds, negative_prompt_embeds=negative_embeds,
                 height=height, width=width, num_frames=sampling.num_frames, num_inference_steps=steps,
                 generator=generator, output_type="latent", callback_on_step_end=on_step_end,
-                callback_on_step_end_tensor_inputs=[], **guidance,
+                callback_on_step_end_tensor_inputs=[], **extra,
             ).frames
         return latents, timesteps
 
@@ -228,6 +239,18 @@ class WanBackend:
 def _check_cancel(cancel: CancelToken, stage: str) -> None:
     if cancel.cancelled:
         raise GenerationCancelled(f"cancelled before {stage}")
+
+
+def _choose_input(loaded: LoadedPipeline, image: Any, sampling: Sampling) -> tuple[Any, Sampling]:
+    """The picture the call uses (None: words alone), and a note when the model cannot use the one given."""
+    name = (loaded.spec.model_id if loaded.spec else loaded.model_id).rstrip("/").split("/")[-1]
+    if image is None and not loaded.takes_text_only:
+        raise PictureRequired(model_needs_picture(name))
+    if image is not None and not loaded.takes_image:
+        note = f"{name} renders from words alone: the picture was not used"
+        log.warning("wan: %s", note)
+        return None, replace(sampling, notes=sampling.notes + (note,))
+    return image, sampling
 
 
 def _check_plan(plan: MotionPlan, loaded: LoadedPipeline, sampling: Sampling) -> None:
@@ -272,11 +295,10 @@ def encode_prompt(pipe: Any, plan: MotionPlan, max_len: int, device: Any, sampli
 
 
 def _reproduction_record(
-    plan: MotionPlan, loaded: LoadedPipeline, sampling: Sampling, *, flow_shift: float | None, size: tuple[int, int],
-    input_size: tuple[int, int], max_len: int, device: Any, timesteps: list[int], experts: list[str],
+    pipe: Any, plan: MotionPlan, loaded: LoadedPipeline, sampling: Sampling, *, flow_shift: float | None, size: tuple[int, int],
+    input_size: tuple[int | None, int | None], max_len: int, device: Any, timesteps: list[int], experts: list[str],
 ) -> dict[str, Any]:
     """Everything needed to render the same clip again: the call's settings, the load-time facts, versions."""
-    pipe = loaded.pipe
     two_experts = pipe.config.boundary_ratio is not None
     names = EXPERTS if two_experts else tuple(dict.fromkeys(experts)) or ("transformer",)
     return {
@@ -290,6 +312,7 @@ def _reproduction_record(
         "guidance_scale_2": sampling.guidance[1] if two_experts else None,
         "classifier_free_guidance": sampling.guidance[0] > 1.0,
         "notes": list(sampling.notes),
+        "pipeline": type(pipe).__name__,
         "boundary_ratio": pipe.config.boundary_ratio,
         "flow_shift": flow_shift,
         "scheduler": type(pipe.scheduler).__name__,

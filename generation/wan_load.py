@@ -271,7 +271,6 @@ class LoadedPipeline:
             "device": self.device,
             "dtype": self.dtype,
             "vae_dtype": self.vae_dtype,
-            "pipeline": type(self.pipe).__name__,
             "cpu_offload": self.cfg.cpu_offload,
             "vae_tiling": self.cfg.vae_tiling,
             "parameter_bytes": dict(self.parameter_bytes),

@@ -106,6 +106,7 @@ def test_render_rerun_and_queue_in_process(tmp_path, inputs, capsys):
         (["render", "--image", "{image}", "--plan", "{plan}", "--backend", "sora"], "unknown backend 'sora'"),
         (["render", "--image", "{image}", "--plan", "{plan}", "--seed", "-4"], "seed"),
         (["rerun", "99"], "no generation with id 99"),
+        (["render", "--plan", "{plan}", "--backend", "preview"], "the preview animates a picture: upload one"),
     ],
 )
 def test_bad_input_exits_2_and_writes_nothing(tmp_path, inputs, capsys, gh, argv, message):
