@@ -118,7 +118,8 @@ class WanBackend:
             rule = {"max_area": cfg.effective_max_area(), "multiple": loaded.size_multiple}
             source = load_image(image) if image is not None else None
             picture = preprocess(source, **rule) if source is not None else None
-            width, height = picture.size if picture else output_size(*(loaded.spec or default_spec()).text_size, **rule)
+            text_size = (loaded.spec or default_spec()).text_size
+            width, height = picture.size if picture is not None else output_size(*text_size, **rule)
             flow_shift = _set_flow_shift(pipe, sampling.flow_shift)
             timings["preprocess"] = time.perf_counter() - t
 
@@ -160,7 +161,7 @@ class WanBackend:
             t = time.perf_counter()
             params = _reproduction_record(
                 pipe, plan, loaded, sampling, flow_shift=flow_shift, size=(width, height),
-                input_size=source.size if source else (None, None),
+                input_size=source.size if source is not None else (None, None),
                 max_len=max_len, device=device, timesteps=timesteps, experts=experts,
             )
             out = out_dir if out_dir is not None else export.default_out_dir()

@@ -28,7 +28,8 @@ from typing import Any
 from generation.backend import BackendUnavailable
 from generation.config import EXPERTS, ConfigError, GenerationConfig, LoraSpec
 from generation.specs import EXPERT_COMPONENT, ModelSpec
-from generation.wan_lora import LoraError, apply_loras, looks_like_path, lora_location
+# LoraError: load_pipeline raises it, and callers catch it as `wan_load.LoraError`
+from generation.wan_lora import LoraError, apply_loras, looks_like_path, lora_location  # noqa: F401
 from vividflow.settings import offline
 
 log = logging.getLogger(__name__)
