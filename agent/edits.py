@@ -96,7 +96,7 @@ class SetDuration(_Edit):
 
 
 class SetSteps(_Edit):
-    """Set the number of inference steps; clamped to 4–12 by `apply`."""
+    """Set the number of inference steps; clamped into LIMITS["steps"] (4–50) by `apply`."""
 
     op: Literal["set_steps"] = "set_steps"
     steps: int = Field(ge=1, le=100)

@@ -42,15 +42,20 @@ CAMERA_MOVES: tuple[str, ...] = get_args(CameraMove)
 SEED_POLICIES: tuple[str, ...] = get_args(SeedPolicy)
 
 # One table of numeric bounds: the fields use it, and so do the error messages and the planners' clamps.
+# A plan says what the person asked; at render time the model's recipe applies its own, narrower limits
+# (Lightning: up to 8 steps, guidance 1; base: up to 50 steps, guidance 10) and says so in a note.
 LIMITS: dict[str, tuple[float, float]] = {
     "duration_s": (0.5, 5.0),
-    "steps": (4, 12),
+    "steps": (4, 50),
     "guidance_scale": (0.0, 20.0),
     "guidance_scale_2": (0.0, 20.0),
     "seed": (0, MAX_SEED),
     "speed": (0.05, 5.0),  # motion and camera speed; > 0, 1.0 = the template's normal pace
     "intensity": (0.0, 1.0),
 }
+# The steps the quality words ("higher quality", "best quality", "draft") move between first: a Lightning
+# render's useful range. Past its top they go on up to the LIMITS maximum (for the base recipe).
+QUALITY_STEPS: tuple[int, int] = (4, 12)
 MAX_ACTION_CHARS = 60
 MAX_ATMOSPHERE_ITEMS = 8
 MAX_PROMPT_CHARS = 2000

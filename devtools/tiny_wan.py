@@ -1,8 +1,15 @@
-"""A tiny random Wan2.2 I2V pipeline (two experts) for tests, benchmarks and offline demos.
+"""Tiny random Wan2.2 pipelines for tests, benchmarks and offline demos, one per supported model shape.
 
-Same classes and code path as `Wan-AI/Wan2.2-I2V-A14B-Diffusers`, with 2-layer components (the shapes
-diffusers' own tests use, see shared/OFFLINE-MODELS.md), an offline unigram T5 tokenizer, and tiny LoRA
-files in both key formats we load: diffusers/PEFT and lightx2v/ComfyUI. Nothing here touches the network.
+    kind "i2v":  `Wan-AI/Wan2.2-I2V-A14B-Diffusers` — WanImageToVideoPipeline, two experts, in_channels 36
+                 (16 noise + 4 mask + 16 image latents), VAE z_dim 16, spatial scale 8: sides multiples of 16;
+    kind "ti2v": `Wan-AI/Wan2.2-TI2V-5B-Diffusers` — saved as WanPipeline (as the hub repo is), one expert,
+                 `expand_timesteps=True`, in_channels 48, the Wan2.2 VAE (z_dim 48, patch_size 2, residual,
+                 spatial scale 16): sides multiples of 32;
+    kind "t2v":  `Wan-AI/Wan2.2-T2V-A14B-Diffusers` — WanPipeline, two experts, in_channels 16.
+
+Same classes and code path as the real models, with 2-layer components (the shapes diffusers' own tests use,
+see shared/OFFLINE-MODELS.md), an offline unigram T5 tokenizer, and tiny LoRA files in both key formats we
+load: diffusers/PEFT and lightx2v/ComfyUI. Nothing here touches the network.
 """
 
 from __future__ import annotations
@@ -13,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 TINY_MAX_AREA = 64 * 64  # the tiny model's registry max area: keeps test clips small
+TINY_KINDS = ("i2v", "ti2v", "t2v")
+TINY_FOLDERS = {"i2v": "tiny-wan2.2-i2v", "ti2v": "tiny-wan2.2-ti2v-5b", "t2v": "tiny-wan2.2-t2v"}
 TINY_NUM_LAYERS = 2
 TINY_HEADS = 2
 TINY_HEAD_DIM = 12
@@ -34,9 +43,11 @@ def _tokenizer() -> Any:
 
 
 def build_tiny_pipeline(
-    *, boundary_ratio: float = 0.875, flow_shift: float = 3.0, seed: int = 0, attention_head_dim: int = TINY_HEAD_DIM
+    *, kind: str = "i2v", boundary_ratio: float = 0.875, flow_shift: float = 3.0, seed: int = 0,
+    attention_head_dim: int = TINY_HEAD_DIM,
 ) -> Any:
-    """A random two-expert `WanImageToVideoPipeline` in float32 on CPU (~0.5 MB of weights), in eval mode.
+    """A random Wan2.2 pipeline of `kind`'s shape (module docstring) in float32 on CPU (~0.5 MB of weights), in
+    eval mode. `boundary_ratio` applies to the two-expert kinds.
 
     `attention_head_dim=16` makes every linear a multiple of 16 wide (what FP8 matmuls on a GPU need).
     """
@@ -45,15 +56,26 @@ def build_tiny_pipeline(
         AutoencoderKLWan,
         UniPCMultistepScheduler,
         WanImageToVideoPipeline,
+        WanPipeline,
         WanTransformer3DModel,
     )
     from transformers import UMT5Config, UMT5EncoderModel
 
+    if kind not in TINY_KINDS:
+        raise ValueError(f"kind must be one of {', '.join(TINY_KINDS)}, got {kind!r}")
     tok = _tokenizer()
     torch.manual_seed(seed)
-    vae = AutoencoderKLWan(
-        base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1, temperal_downsample=[False, True, True]
-    )
+    if kind == "ti2v":  # the Wan2.2 VAE: patchified RGB (3·2·2 channels), residual blocks, 16× spatial
+        vae = AutoencoderKLWan(
+            base_dim=3, z_dim=48, in_channels=12, out_channels=12, is_residual=True, patch_size=2,
+            latents_mean=[0.0] * 48, latents_std=[1.0] * 48, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
+            scale_factor_spatial=16, scale_factor_temporal=4, temperal_downsample=[False, True, True],
+        )
+    else:
+        vae = AutoencoderKLWan(
+            base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1, temperal_downsample=[False, True, True]
+        )
+    channels = {"i2v": (36, 16), "ti2v": (48, 48), "t2v": (16, 16)}[kind]  # (in, out)
     text_encoder = UMT5EncoderModel(
         UMT5Config(
             vocab_size=len(tok), d_model=TINY_TEXT_DIM, d_kv=8, d_ff=64, num_layers=2, num_heads=4,
@@ -64,22 +86,26 @@ def build_tiny_pipeline(
     def expert() -> Any:
         return WanTransformer3DModel(
             patch_size=(1, 2, 2), num_attention_heads=TINY_HEADS, attention_head_dim=attention_head_dim,
-            in_channels=36, out_channels=16, text_dim=TINY_TEXT_DIM, freq_dim=256, ffn_dim=TINY_FFN,
+            in_channels=channels[0], out_channels=channels[1], text_dim=TINY_TEXT_DIM, freq_dim=256, ffn_dim=TINY_FFN,
             num_layers=TINY_NUM_LAYERS, cross_attn_norm=True, qk_norm="rms_norm_across_heads",
             rope_max_seq_len=32, image_dim=None,
         )
 
     transformer = expert()
-    transformer_2 = expert()
+    transformer_2 = expert() if kind != "ti2v" else None
     for module in (vae, text_encoder, transformer, transformer_2):
-        module.eval()  # built in train mode: dropout (the text encoder's 0.1) would make two calls differ
+        if module is not None:
+            module.eval()  # built in train mode: dropout (the text encoder's 0.1) would make two calls differ
     scheduler = UniPCMultistepScheduler(
         prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=flow_shift
     )
-    return WanImageToVideoPipeline(
-        tokenizer=tok, text_encoder=text_encoder, vae=vae, scheduler=scheduler, transformer=transformer,
-        transformer_2=transformer_2, image_encoder=None, image_processor=None, boundary_ratio=boundary_ratio,
-    )
+    parts = dict(tokenizer=tok, text_encoder=text_encoder, vae=vae, scheduler=scheduler, transformer=transformer,
+                 transformer_2=transformer_2)
+    if kind == "i2v":
+        return WanImageToVideoPipeline(**parts, image_encoder=None, image_processor=None, boundary_ratio=boundary_ratio)
+    if kind == "ti2v":
+        return WanPipeline(**parts, boundary_ratio=None, expand_timesteps=True)
+    return WanPipeline(**parts, boundary_ratio=boundary_ratio)
 
 
 def save_tiny_pipeline(folder: str | os.PathLike[str], **kwargs: Any) -> Path:
@@ -143,14 +169,14 @@ def save_tiny_lora(path: str | os.PathLike[str], fmt: str = "diffusers", **kwarg
 _CACHED: dict[str, Path] = {}
 
 
-def cached_tiny_pipeline_dir() -> Path:
-    """The tiny pipeline saved once per process into a temp folder (removed at exit); tests share it."""
-    if "dir" not in _CACHED:
+def cached_tiny_pipeline_dir(kind: str = "i2v") -> Path:
+    """The tiny pipeline of `kind` saved once per process into a temp folder (removed at exit); tests share it."""
+    if kind not in _CACHED:
         import atexit
         import shutil
         import tempfile
 
         root = Path(tempfile.mkdtemp(prefix="vividflow-tiny-wan-"))
         atexit.register(shutil.rmtree, root, True)
-        _CACHED["dir"] = save_tiny_pipeline(root / "tiny-wan2.2-i2v")
-    return _CACHED["dir"]
+        _CACHED[kind] = save_tiny_pipeline(root / TINY_FOLDERS[kind], kind=kind)
+    return _CACHED[kind]

@@ -1,11 +1,14 @@
-"""``python -m generation``: render a plan from the terminal, rerun one from history, list the queue.
+"""``python -m generation``: render a plan from the terminal, rerun one from history, list the queue, show a recipe.
 
-    python -m generation render --image IMG --plan plan.json [--backend preview] [--out x.mp4]
+    python -m generation render [--image IMG] --plan plan.json [--backend preview] [--out x.mp4]
     python -m generation rerun ID [--seed N] [--steps N] [--backend NAME] [--out x.mp4]
     python -m generation queue
+    python -m generation recipe [--model ID] [--lightning | --no-lightning]
 
 `render` and `rerun` run synchronously in this process (a progress bar on stderr), record the
-generation in the store ($VIVIDFLOW_HOME or --home) and print its id and video path. Like the app's
+generation in the store ($VIVIDFLOW_HOME or --home) and print its id and video path. Without `--image`,
+`render` starts from the words alone: that needs a text-to-video model (Wan2.2-TI2V-5B or T2V-A14B). `recipe` prints the
+resolved recipe of the configured (or named) model as one JSON object, without loading any weights. Like the app's
 runner, they first mark jobs left queued/running by processes that are gone as interrupted; the live
 jobs of a running app or of another render are left alone.
 Exit status: 0 succeeded, 1 failed, 2 bad input, 130 cancelled (Ctrl-C).
@@ -135,8 +138,6 @@ def cmd_rerun(args: argparse.Namespace) -> int:
             g = store.get_generation(args.id)
         except NotFoundError as e:
             raise BadInput(str(e)) from None
-        if g.source_image_id is None:
-            raise BadInput(f"generation #{g.id} has no source image any more; it cannot be rendered again")
         plan = MotionPlan.from_dict(g.plan)
         changes: dict[str, Any] = {}
         if args.seed is not None:
@@ -171,6 +172,17 @@ def cmd_queue(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_recipe(args: argparse.Namespace) -> int:
+    import json
+
+    from generation.config import GenerationConfig
+    from generation.sampling import describe_recipe
+
+    overrides = {k: v for k, v in (("model", args.model), ("lightning", args.lightning)) if v is not None}
+    print(json.dumps(describe_recipe(GenerationConfig.from_env(**overrides))))
+    return 0
+
+
 class BadInput(ValueError):
     """Input the CLI refuses (exit status 2)."""
 
@@ -190,8 +202,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--home", default=None, help="data folder (default $VIVIDFLOW_HOME or ./vividflow-data)")
     parser.add_argument("--url", default=None, help="SQLAlchemy URL (default: the home's vividflow.db)")
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("render", help="render a plan from an image, synchronously")
-    p.add_argument("--image", required=True, help="PNG, JPEG or WebP picture")
+    p = sub.add_parser("render", help="render a plan from an image (or from words alone), synchronously")
+    p.add_argument("--image", default=None,
+                   help="PNG, JPEG or WebP picture (omit it to start from words alone: a text-to-video model)")
     p.add_argument("--plan", required=True, help="MotionPlan JSON file")
     p.add_argument("--backend", default=None, help="preview or wan (default: wan with CUDA and weights, else preview)")
     p.add_argument("--seed", type=int, default=None, help="override the plan's seed")
@@ -206,6 +219,11 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_rerun)
     p = sub.add_parser("queue", help="list queued and running generations")
     p.set_defaults(func=cmd_queue)
+    p = sub.add_parser("recipe", help="print the resolved model recipe as JSON (no weights loaded)")
+    p.add_argument("--model", default=None, help="hub id or alias (default: VIVIDFLOW_WAN_MODEL)")
+    p.add_argument("--lightning", action=argparse.BooleanOptionalAction, default=None,
+                   help="the Lightning recipe or the base one (default: VIVIDFLOW_WAN_LIGHTNING)")
+    p.set_defaults(func=cmd_recipe)
     args = parser.parse_args(argv)
 
     from generation.backend import BackendUnavailable

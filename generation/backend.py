@@ -21,18 +21,33 @@ class Backend(Protocol):
     def generate(
         self,
         plan: MotionPlan,
-        image: Image.Image,
+        image: Image.Image | None,
         on_event: EventListener,
         cancel: CancelToken,
         *,
         out_dir: str | os.PathLike[str] | None = None,
     ) -> GenerationResult:
-        """Render `plan` from `image` into `out_dir` (default: the media store's folder for videos).
+        """Render `plan` from `image` (None: from the words alone) into `out_dir` (default: the media store's
+        folder for videos).
 
-        Emits Progress events; raises GenerationCancelled when `cancel` was set (no video is kept).
+        Emits Progress events; raises GenerationCancelled when `cancel` was set (no video is kept), and
+        PictureRequired when it was given no picture and cannot start from words alone.
         """
         ...
 
 
 class BackendUnavailable(RuntimeError):
     """A backend that cannot run here; the message says how to fix it."""
+
+
+class PictureRequired(ValueError):
+    """A backend or model that animates a picture was given none; the message says what to do instead."""
+
+
+PREVIEW_NEEDS_PICTURE = "the preview animates a picture: upload one, or use a text-to-video model"
+
+
+def model_needs_picture(model: str) -> str:
+    """The sentence for an image-to-video model given no picture."""
+    return (f"{model} animates a picture: upload one, or use a text-to-video model (VIVIDFLOW_WAN_MODEL="
+            "Wan-AI/Wan2.2-TI2V-5B-Diffusers or Wan-AI/Wan2.2-T2V-A14B-Diffusers)")

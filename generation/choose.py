@@ -59,14 +59,30 @@ def model_id_for(name: str, cfg: Any = None) -> str:
     return _wan_config(cfg).model_id
 
 
-def max_area_for(name: str, cfg: Any = None) -> int:
-    """The output area budget of a backend (for the size rule), without loading anything."""
+def size_rule_for(name: str, cfg: Any = None) -> tuple[int, int, tuple[int, int]]:
+    """(max area, size multiple, size from words alone) of a backend's size rule (`generation.image.output_size`),
+    without loading anything."""
+    from generation.specs import default_spec
+
     check_name(name)
     if name == "preview":
-        from generation.image import MAX_AREA
+        from generation.image import MAX_AREA, MULTIPLE
 
-        return MAX_AREA
-    return int(_wan_config(cfg).effective_max_area())
+        return MAX_AREA, MULTIPLE, default_spec().text_size
+    cfg = _wan_config(cfg)
+    return int(cfg.effective_max_area()), cfg.size_multiple, (cfg.spec or default_spec()).text_size
+
+
+def picture_required(name: str, cfg: Any = None) -> str | None:
+    """Why backend `name` cannot start from words alone (one sentence), or None when it can (or may: a model outside
+    the registry says so when it loads)."""
+    from generation.backend import PREVIEW_NEEDS_PICTURE, model_needs_picture
+
+    check_name(name)
+    if name == "preview":
+        return PREVIEW_NEEDS_PICTURE
+    spec = _wan_config(cfg).spec
+    return model_needs_picture(spec.model_id.split("/")[-1]) if spec is not None and spec.needs_image else None
 
 
 def _wan_config(cfg: Any) -> Any:

@@ -31,7 +31,7 @@ class Progress:
     total: int
     eta_s: float | None = None
     elapsed_s: float | None = None
-    expert: str | None = None  # "high_noise" / "low_noise" for the Wan two-expert model
+    expert: str | None = None  # "high_noise" / "low_noise" (Wan two-expert models) or "transformer" (one expert)
     job_id: int | None = None
 
 

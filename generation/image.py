@@ -1,6 +1,8 @@
 """Input images: load safely, fix orientation and colour mode, and pick the output resolution.
 
-Both backends (`wan`, `preview`) use the same rule, so a preview and the final video have the same size.
+Both backends (`wan`, `preview`) use the same rule, so a preview and the final video have the same size; the
+model's spec (`generation.specs`) gives the size multiple and the max area (16 and 832×480 for Wan2.2-A14B,
+32 and 1280×704 for TI2V-5B); the defaults below are the default model's.
 
 The size rule (`output_size`), exactly:
 1. `a` = long side / short side of the input (after EXIF orientation). Aspects beyond `max_aspect`
@@ -12,7 +14,7 @@ The size rule (`output_size`), exactly:
    `multiple` nearest to `S * a`, lowered by `multiple` while `S * L > max_area'` (and never below `S`).
 4. Orientation is kept: landscape inputs give `(L, S)`, portrait ones `(S, L)`.
 
-Consequences: both sides are multiples of 16; the area never exceeds `max_area`; the long side is
+Consequences: both sides are multiples of `multiple`; the area never exceeds `max_area`; the long side is
 within half a multiple of `S * a` (one multiple when rounding up would break the area); the short
 side is ≥ `min_short_side` whenever the aspect allows it (`a ≤ max_area / min_short_side**2`, i.e.
 up to 832/480 ≈ 1.73 for the 480p budget). Examples at 480p: 16:9 → 832×464, 3:2 → 768×512,
@@ -32,13 +34,15 @@ from typing import TYPE_CHECKING, Union
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from generation.specs import default_spec
+
 if TYPE_CHECKING:
     from agent.plan import MotionPlan
 
 log = logging.getLogger(__name__)
 
-MAX_AREA = 832 * 480  # Wan2.2 480p budget: 399,360 pixels
-MULTIPLE = 16  # VAE spatial factor 8 × patch size 2
+MAX_AREA = default_spec().max_area  # Wan2.2-A14B's 480p budget: 832×480 = 399,360 pixels
+MULTIPLE = default_spec().size_multiple  # its VAE spatial factor 8 × patch size 2
 MIN_SHORT_SIDE = 480
 MAX_ASPECT = 4.0
 MIN_INPUT_SIDE = 16
@@ -285,17 +289,22 @@ def resolution_preview(
     max_area: int = MAX_AREA,
     multiple: int = MULTIPLE,
     max_long_side: int | None = None,
+    fps: int | None = None,
 ) -> ResolutionPreview:
-    """Input and output sizes, frames and duration for `plan`; loads no model and decodes no pixels."""
+    """Input and output sizes, frames (4k+1 at `fps`, default the plan's) and duration for `plan`; loads no model
+    and decodes no pixels."""
+    from agent.plan import frames_for
+
     if isinstance(image_or_size, Image.Image):
         iw, ih = _upright_size(image_or_size)
     else:
         iw, ih = image_or_size
     w, h = output_size(iw, ih, max_area=max_area, multiple=multiple, max_long_side=max_long_side)
-    n = plan.num_frames
+    fps = fps or plan.fps
+    n = frames_for(plan.duration_s, fps)
     return ResolutionPreview(
         input_width=iw, input_height=ih, width=w, height=h,
-        num_frames=n, fps=plan.fps, duration_s=round(n / plan.fps, 4),
+        num_frames=n, fps=fps, duration_s=round(n / fps, 4),
     )
 
 

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from generation.backend import Backend, BackendUnavailable
-from generation.choose import check_available, check_name, get_backend, max_area_for, model_id_for
+from generation.choose import check_available, check_name, get_backend, model_id_for, picture_required, size_rule_for
 from generation.events import (
     Cancelled,
     CancelToken,
@@ -195,7 +195,7 @@ class Runner:
     def submit(
         self,
         plan: MotionPlan | Mapping[str, Any] | str,
-        image: int | str | Path | bytes | Image.Image,
+        image: int | str | Path | bytes | Image.Image | None,
         *,
         backend: str | None = None,
         model_id: str | None = None,
@@ -207,11 +207,12 @@ class Runner:
     ) -> GenerationRecord:
         """Validate, record (`queued`) and queue one job; raise JobError / BackendUnavailable before any write.
 
-        `image`: a source image id from the store, or a path, bytes or PIL image (stored once by content).
+        `image`: a source image id from the store, or a path, bytes or PIL image (stored once by content);
+        None renders from the words alone, on a backend and model that can (text-to-video).
         `backend` defaults to `default_backend_name()`.
         """
         from generation.choose import default_backend_name
-        from generation.image import ImageError, load_image, output_size
+        from generation.image import ImageError, load_image
 
         if self._closed:
             raise RunnerClosed("the runner is closed")
@@ -227,8 +228,12 @@ class Runner:
         image_id: int | None = None
         data: bytes | None = None
         filename: str | None = None
+        pil: Image.Image | None = None
         try:
-            if isinstance(image, int) and not isinstance(image, bool):
+            if image is None:
+                if (reason := picture_required(name, getattr(self._shared.get(name), "cfg", None))) is not None:
+                    raise JobError(reason)
+            elif isinstance(image, int) and not isinstance(image, bool):
                 image_id = self._image_record(image).id
                 pil = load_image(self.store.get_image(image_id).path)
             else:
@@ -236,10 +241,9 @@ class Runner:
                 data, filename = _image_bytes(image, pil)
         except ImageError as e:
             raise JobError(str(e)) from None
-        size = pil.size
         self._check_refs(conversation_id, parent_id)
         if width is None or height is None:
-            width, height = output_size(*size, max_area=self._max_area(name))
+            width, height = self._render_size(name, pil.size if pil is not None else None)
         model = model_id if model_id is not None else self._model_id(name)
         # 2. Record it (queued), then queue it, under one lock so ids and queue order agree
         with self._lock:
@@ -379,10 +383,15 @@ class Runner:
         except NotFoundError as e:
             raise JobError(str(e)) from None
 
-    def _max_area(self, name: str) -> int:
-        backend = self._shared.get(name)
-        area = getattr(backend, "max_area", None)
-        return int(area) if area else max_area_for(name)
+    def _render_size(self, name: str, size: tuple[int, int] | None) -> tuple[int, int]:
+        """The backend's size rule (a shared backend's own max area when it has one) on the input's size, or on
+        its own size from words alone."""
+        from generation.image import output_size
+
+        shared = self._shared.get(name)
+        area, multiple, text_size = size_rule_for(name, getattr(shared, "cfg", None))
+        area = int(getattr(shared, "max_area", None) or area)
+        return output_size(*(size or text_size), max_area=area, multiple=multiple)
 
     def _model_id(self, name: str) -> str:
         backend = self._shared.get(name)
@@ -457,7 +466,8 @@ class Runner:
         try:
             # 2. Inputs: they were checked at submit; read them back from the store
             plan = MotionPlan.from_dict(record.plan)
-            image = load_image(self.store.get_image(record.source_image_id).path)
+            image_id = record.source_image_id  # None: from the words alone
+            image = load_image(self.store.get_image(image_id).path) if image_id is not None else None
             # 3. Backend (loaded once per worker)
             on_event(Progress(stage="loading", step=0, total=1))
             backend = self._backend(job.backend, device)

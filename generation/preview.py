@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
+from generation.backend import PREVIEW_NEEDS_PICTURE, PictureRequired
 from generation.events import (
     CancelToken,
     EventListener,
@@ -61,7 +62,7 @@ class PreviewBackend:
     def generate(
         self,
         plan: MotionPlan,
-        image: Image.Image,
+        image: Image.Image | None,
         on_event: EventListener = ignore,
         cancel: CancelToken | None = None,
         *,
@@ -73,6 +74,8 @@ class PreviewBackend:
         timings: dict[str, float] = {}
         t_start = time.perf_counter()
         # 1. Check inputs
+        if image is None:
+            raise PictureRequired(PREVIEW_NEEDS_PICTURE)
         if not isinstance(image, Image.Image):
             raise TypeError(f"image must be a PIL image, got {type(image).__name__}")
         if cancel.cancelled:

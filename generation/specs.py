@@ -17,6 +17,9 @@ from typing import Literal
 
 Task = Literal["i2v", "ti2v", "t2v"]
 NUM_TRAIN_TIMESTEPS = 1000
+SCHEDULER = "UniPCMultistepScheduler"  # what every Wan2.2 Diffusers repo ships; `flow_timesteps` reproduces it
+# The pipeline component that holds each expert (Wan2.2 A14B: `transformer` runs t ≥ boundary).
+EXPERT_COMPONENT: dict[str, str] = {"high_noise": "transformer", "low_noise": "transformer_2"}
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,7 @@ class ModelSpec:
     max_frames: int
     max_area: int  # default output area (480p for A14B)
     max_area_hd: int  # the largest area the model was trained for
+    text_size: tuple[int, int]  # (width, height) from words alone: no picture to take the aspect from
     base: Recipe
     lightning: Recipe | None = None
     lightning_loras: tuple[LoraRef, ...] = ()
@@ -120,6 +124,7 @@ MODELS: dict[str, ModelSpec] = {
         description="Wan2.2 image-to-video, 2×14B experts (MoE), 480p/720p, 16 fps",
         task="i2v", pipeline="WanImageToVideoPipeline", experts=2, boundary_ratio=0.9,
         vae_scale=8, patch_size=2, fps=16, max_frames=81, max_area=AREA_480P, max_area_hd=AREA_720P,
+        text_size=(832, 480),
         base=Recipe("base", steps=40, guidance=(3.5, 3.5), flow_shift=5.0, max_steps=50, max_guidance=10.0,
                     step_cache="first_block"),
         lightning=LIGHTNING_4_STEPS,
@@ -132,6 +137,7 @@ MODELS: dict[str, ModelSpec] = {
         description="Wan2.2 text/image-to-video, 5B dense, 720p (1280×704), 24 fps — fits 24 GB cards",
         task="ti2v", pipeline="WanImageToVideoPipeline", experts=1, boundary_ratio=None,
         vae_scale=16, patch_size=2, fps=24, max_frames=121, max_area=1280 * 704, max_area_hd=1280 * 704,
+        text_size=(1280, 704),
         base=Recipe("base", steps=50, guidance=(5.0, 5.0), flow_shift=5.0, max_steps=50, max_guidance=10.0,
                     step_cache="first_block"),
         expand_timesteps=True, params_b=5.0,
@@ -142,6 +148,7 @@ MODELS: dict[str, ModelSpec] = {
         description="Wan2.2 text-to-video, 2×14B experts (MoE), 480p/720p, 16 fps",
         task="t2v", pipeline="WanPipeline", experts=2, boundary_ratio=0.875,
         vae_scale=8, patch_size=2, fps=16, max_frames=81, max_area=AREA_480P, max_area_hd=AREA_720P,
+        text_size=(832, 480),
         base=Recipe("base", steps=40, guidance=(3.0, 4.0), flow_shift=12.0, max_steps=50, max_guidance=10.0,
                     step_cache="first_block"),
         lightning=LIGHTNING_4_STEPS,
@@ -153,6 +160,11 @@ MODELS: dict[str, ModelSpec] = {
     ),
 }
 DEFAULT_MODEL_ID = I2V_A14B
+
+
+def default_spec() -> ModelSpec:
+    """The default model's entry (the size rule and fps of a model outside the registry fall back to it)."""
+    return MODELS[DEFAULT_MODEL_ID]
 
 
 def model_spec(model: str) -> ModelSpec | None:

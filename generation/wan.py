@@ -1,4 +1,4 @@
-"""The Wan2.2-I2V-A14B backend: render a clip from a loaded pipeline (`generation.wan_load` loads it).
+"""The Wan2.2 backend: render a clip from a loaded pipeline (`generation.wan_load` loads it).
 
     loaded = wan_load.load_pipeline(GenerationConfig.from_env())   # minutes on a GPU, once per process
     backend = WanBackend(loaded=loaded)                             # or WanBackend(); backend.load(cfg)
@@ -6,8 +6,9 @@
 
 Loading (`load_pipeline`) and calling (`WanBackend.generate`) are separate, as in diffusers: LoRA and
 quantization are decided once at load time, never inside a call. `generate` reads top to bottom like
-a diffusers `__call__`; the work lives in the helpers below it. torch and diffusers are imported
-inside functions.
+a diffusers `__call__`; the work lives in the helpers below it. What the call samples with (steps, guidance,
+flow shift, frames at the model's fps) is the active recipe applied to the plan (`generation.sampling`).
+torch and diffusers are imported inside functions.
 """
 
 from __future__ import annotations
@@ -17,12 +18,16 @@ import os
 import threading
 import time
 from contextlib import nullcontext
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from generation.backend import PictureRequired, model_needs_picture
 from generation.config import EXPERTS, GenerationConfig
 from generation.events import CancelToken, EventListener, GenerationCancelled, GenerationResult, Progress, ignore
 from generation import export
 from generation.nag import NegativeGuidance, choose_negative_guidance, nag_guidance
+from generation.sampling import Sampling, resolve_sampling
+from generation.specs import default_spec, expert_per_step
 from generation.wan_load import LoadedPipeline, free_memory, library_versions, load_pipeline, run_before_load_hooks
 
 if TYPE_CHECKING:
@@ -36,7 +41,7 @@ BACKEND_NAME = "wan"
 
 
 class WanBackend:
-    """The `wan` backend: Wan2.2-I2V-A14B through diffusers (see `load_pipeline` for what loading does)."""
+    """The `wan` backend: Wan2.2 through diffusers (see `load_pipeline` for what loading does)."""
 
     name = BACKEND_NAME
 
@@ -73,15 +78,16 @@ class WanBackend:
     def generate(
         self,
         plan: MotionPlan,
-        image: Image.Image | str | os.PathLike[str] | bytes,
+        image: Image.Image | str | os.PathLike[str] | bytes | None,
         on_event: EventListener = ignore,
         cancel: CancelToken | None = None,
         *,
         out_dir: str | os.PathLike[str] | None = None,
     ) -> GenerationResult:
-        """Render `plan` from `image` into `out_dir`; raises GenerationCancelled (no file) when cancelled."""
+        """Render `plan` from `image` (None: from the words alone, on a model that can) into `out_dir`; raises
+        GenerationCancelled (no file) when cancelled, PictureRequired without a picture on an image-to-video model."""
         from agent.plan import MotionPlan
-        from generation.image import load_image, preprocess
+        from generation.image import load_image, output_size, preprocess
 
         cancel = cancel or CancelToken()
         timings: dict[str, float] = {}
@@ -101,16 +107,21 @@ class WanBackend:
                 self.load()
             loaded = self.loaded
             assert loaded is not None
-            pipe, cfg = loaded.pipe, loaded.cfg
-            _check_plan(plan, loaded)
+            cfg = loaded.cfg
+            image, sampling = _choose_input(loaded, image, resolve_sampling(plan, cfg))
+            pipe = loaded.pipeline_for(image is not None)  # image-to-video, or text-to-video (T2V, TI2V-5B)
+            _check_plan(plan, loaded, sampling)
 
-            # 2. Preprocess the image: EXIF, RGB, size rule (multiples of 16 within the model's max area)
+            # 2. Preprocess the image: EXIF, RGB, the model's size rule (multiples of its size multiple, max area);
+            #    from words alone, the model's own landscape size within the same rule
             stage("preprocessing")
             t = time.perf_counter()
-            source = load_image(image)
-            picture = preprocess(source, max_area=cfg.effective_max_area())
-            width, height = picture.size
-            flow_shift = _set_flow_shift(pipe, _flow_shift_for(loaded, width, height))
+            rule = {"max_area": cfg.effective_max_area(), "multiple": loaded.size_multiple}
+            source = load_image(image) if image is not None else None
+            picture = preprocess(source, **rule) if source is not None else None
+            text_size = (loaded.spec or default_spec()).text_size
+            width, height = picture.size if picture is not None else output_size(*text_size, **rule)
+            flow_shift = _set_flow_shift(pipe, sampling.flow_shift)
             timings["preprocess"] = time.perf_counter() - t
 
             # 3. Encode the prompt (and the negative one when CFG or NAG uses it)
@@ -118,33 +129,32 @@ class WanBackend:
             t = time.perf_counter()
             device = pipe._execution_device
             max_len = cfg.max_sequence_length or (loaded.spec.max_sequence_length if loaded.spec else 512)
-            cfg_on = plan.guidance_scale > 1.0
-            negative_guidance = choose_negative_guidance(cfg.nag, plan.guidance_scale, plan.negative_prompt)
+            cfg_on = sampling.guidance[0] > 1.0
+            negative_guidance = choose_negative_guidance(cfg.nag, sampling.guidance[0], plan.negative_prompt)
             nag = _nag_settings(cfg) if "nag" in negative_guidance else None
-            with_negative = negative_guidance != "none"
-            prompt_embeds, negative_embeds = encode_prompt(pipe, plan, max_len, device, negative=with_negative)
+            prompt_embeds, negative_embeds = encode_prompt(
+                pipe, plan, max_len, device, negative=negative_guidance != "none")
             timings["encode"] = time.perf_counter() - t
             free_memory()
 
-            # 4. Sample: the two-expert denoising loop (NAG inside its cross-attentions); progress and cancel
-            #    at every step
+            # 4. Sample: the denoising loop (one expert or two; NAG inside the text cross-attentions); progress
+            #    and cancel at every step
             _check_cancel(cancel, "sampling")
             t = time.perf_counter()
             if nag is not None:
                 log.info("wan: negative prompt through NAG %s (%s)", nag, negative_guidance)
             with nag_guidance(pipe, negative_embeds, **nag) if nag is not None else nullcontext():
-                latents, expert_steps = self._sample(
-                    pipe, plan, picture, prompt_embeds, negative_embeds if cfg_on else None, device, on_event,
-                    cancel, t_start,
+                latents, timesteps = self._sample(
+                    pipe, plan, sampling, picture, (width, height), prompt_embeds,
+                    negative_embeds if cfg_on else None, device, on_event, cancel, t_start,
                 )
+            experts = expert_per_step(timesteps, pipe.config.boundary_ratio)
             timings["sample"] = time.perf_counter() - t
             del prompt_embeds, negative_embeds
             if cancel.cancelled or pipe.interrupt:
                 del latents  # half-denoised: never decoded, never exported
                 free_memory()
-                raise GenerationCancelled(
-                    f"cancelled during sampling after {sum(expert_steps.values())} of {plan.steps} steps"
-                )
+                raise GenerationCancelled(f"cancelled during sampling after {len(timesteps)} of {sampling.steps} steps")
             free_memory()
 
             # 5. Decode the latents to frames (the VAE, tiled)
@@ -159,22 +169,24 @@ class WanBackend:
             stage("exporting")
             t = time.perf_counter()
             params = _reproduction_record(
-                plan, loaded, flow_shift=flow_shift, size=(width, height), input_size=source.size,
-                max_len=max_len, device=device, expert_steps=expert_steps, negative_guidance=negative_guidance,
-                nag=nag,
+                pipe, plan, loaded, sampling, flow_shift=flow_shift, size=(width, height),
+                input_size=source.size if source is not None else (None, None),
+                max_len=max_len, device=device, timesteps=timesteps, experts=experts,
+                negative_guidance=negative_guidance, nag=nag,
             )
             out = out_dir if out_dir is not None else export.default_out_dir()
-            exported = export.export_video(frames, out, fps=plan.fps, metadata={"vividflow": params}, crf=cfg.crf)
+            exported = export.export_video(frames, out, fps=sampling.fps, metadata={"vividflow": params}, crf=cfg.crf)
             timings["export"] = time.perf_counter() - t
             timings["total"] = time.perf_counter() - t_start
-            timings["per_step"] = timings["sample"] / max(plan.steps, 1)
+            timings["per_step"] = timings["sample"] / max(sampling.steps, 1)
             tail = timings["decode"] + timings["export"]
-            self._tail_s_per_unit = tail / max(width * height * plan.num_frames, 1)
+            self._tail_s_per_unit = tail / max(width * height * sampling.num_frames, 1)
             on_event(Progress(stage="exporting", step=1, total=1, elapsed_s=timings["total"]))
             log.info(
-                "wan: %dx%d, %d frames, %d steps in %.2f s (sample %.2f, decode %.2f, export %.2f) → %s",
-                width, height, plan.num_frames, plan.steps, timings["total"], timings["sample"], timings["decode"],
-                timings["export"], exported.video_path,
+                "wan: %dx%d, %d frames at %d fps, %d steps (%s recipe) in %.2f s (sample %.2f, decode %.2f, "
+                "export %.2f) → %s", width, height, sampling.num_frames, sampling.fps, sampling.steps,
+                sampling.recipe or "no", timings["total"], timings["sample"], timings["decode"], timings["export"],
+                exported.video_path,
             )
 
             # 7. Return everything needed to reproduce it
@@ -187,29 +199,27 @@ class WanBackend:
             )
 
     def _sample(
-        self, pipe: Any, plan: MotionPlan, picture: Image.Image, prompt_embeds: Any, negative_embeds: Any,
-        device: Any, on_event: EventListener, cancel: CancelToken, t_start: float,
-    ) -> tuple[Any, dict[str, int]]:
+        self, pipe: Any, plan: MotionPlan, sampling: Sampling, picture: Image.Image | None, size: tuple[int, int],
+        prompt_embeds: Any, negative_embeds: Any, device: Any, on_event: EventListener, cancel: CancelToken,
+        t_start: float,
+    ) -> tuple[Any, list[int]]:
         """The denoising loop to latents, a Progress event per step (naming the expert that ran it).
 
         A cancel sets the pipeline's interrupt flag: diffusers skips the remaining steps, and the
-        caller sees `pipe.interrupt`. Returns the latents and the steps each expert ran.
+        caller sees `pipe.interrupt`. Returns the latents and the timesteps that ran.
         """
         import torch
 
-        steps = plan.steps
-        width, height = picture.size
-        boundary_t = (
-            pipe.config.boundary_ratio * pipe.scheduler.config.num_train_timesteps
-            if pipe.config.boundary_ratio is not None else None
-        )
-        tail_units = width * height * plan.num_frames
-        expert_steps = {e: 0 for e in EXPERTS}
+        steps = sampling.steps
+        width, height = size
+        boundary = pipe.config.boundary_ratio
+        tail_units = width * height * sampling.num_frames
+        timesteps: list[int] = []
         t_sample = time.perf_counter()
 
         def on_step_end(p: Any, i: int, timestep: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
-            expert = "high_noise" if boundary_t is None or float(timestep) >= boundary_t else "low_noise"
-            expert_steps[expert] += 1
+            timesteps.append(int(timestep))
+            expert = expert_per_step([int(timestep)], boundary)[0]
             now = time.perf_counter()
             per_step = (now - t_sample) / (i + 1)
             eta = per_step * (steps - i - 1)
@@ -223,14 +233,19 @@ class WanBackend:
             return {}
 
         generator = torch.Generator(device=device).manual_seed(plan.seed)
+        extra: dict[str, Any] = {"guidance_scale": sampling.guidance[0]}
+        if boundary is not None:  # diffusers takes a second guidance only with two experts
+            extra["guidance_scale_2"] = sampling.guidance[1]
+        if picture is not None:
+            extra["image"] = picture
         with torch.no_grad():
             latents = pipe(
-                image=picture, prompt=None, prompt_embeds=prompt_embeds, negative_prompt_embeds=negative_embeds,
-                height=height, width=width, num_frames=plan.num_frames, num_inference_steps=steps,
-                guidance_scale=plan.guidance_scale, guidance_scale_2=plan.guidance_scale_2, generator=generator,
-                output_type="latent", callback_on_step_end=on_step_end, callback_on_step_end_tensor_inputs=[],
+                prompt=None, prompt_embeds=prompt_embeds, negative_prompt_embeds=negative_embeds,
+                height=height, width=width, num_frames=sampling.num_frames, num_inference_steps=steps,
+                generator=generator, output_type="latent", callback_on_step_end=on_step_end,
+                callback_on_step_end_tensor_inputs=[], **extra,
             ).frames
-        return latents, expert_steps
+        return latents, timesteps
 
 
 def _check_cancel(cancel: CancelToken, stage: str) -> None:
@@ -238,16 +253,30 @@ def _check_cancel(cancel: CancelToken, stage: str) -> None:
         raise GenerationCancelled(f"cancelled before {stage}")
 
 
-def _check_plan(plan: MotionPlan, loaded: LoadedPipeline) -> None:
+def _choose_input(loaded: LoadedPipeline, image: Any, sampling: Sampling) -> tuple[Any, Sampling]:
+    """The picture the call uses (None: words alone), and a note when the model cannot use the one given."""
+    name = (loaded.spec.model_id if loaded.spec else loaded.model_id).rstrip("/").split("/")[-1]
+    if image is None and not loaded.takes_text_only:
+        raise PictureRequired(model_needs_picture(name))
+    if image is not None and not loaded.takes_image:
+        note = f"{name} renders from words alone: the picture was not used"
+        log.warning("wan: %s", note)
+        return None, replace(sampling, notes=sampling.notes + (note,))
+    return image, sampling
+
+
+def _check_plan(plan: MotionPlan, loaded: LoadedPipeline, sampling: Sampling) -> None:
     """Warn about settings the model runs but that are likely not meant (never changes them)."""
     if not plan.prompt.strip():
         log.warning("wan: plan.prompt is empty (compile the plan first): rendering with an empty prompt")
-    if not loaded.loras and plan.steps < 20:
-        log.warning("wan: %d steps without a LoRA (Lightning is off): expect a blurry clip; the base model wants ~40", plan.steps)
-    if plan.guidance_scale <= 1.0 < plan.guidance_scale_2:
+    if not loaded.loras and sampling.steps < 20:
+        log.warning("wan: %d steps without a LoRA (Lightning is off): expect a blurry clip; the base model wants ~40",
+                    sampling.steps)
+    high, low = sampling.guidance
+    if loaded.pipe.config.boundary_ratio is not None and high <= 1.0 < low:
         log.warning(
             "wan: guidance_scale=%g ≤ 1 turns classifier-free guidance off for both experts in diffusers; "
-            "guidance_scale_2=%g has no effect", plan.guidance_scale, plan.guidance_scale_2,
+            "guidance_scale_2=%g has no effect", high, low,
         )
 
 
@@ -265,13 +294,6 @@ def _set_flow_shift(pipe: Any, flow_shift: float | None) -> float | None:
     return float(flow_shift)
 
 
-def _flow_shift_for(loaded: LoadedPipeline, width: int, height: int) -> float | None:
-    """The configured flow shift, else the model's for this resolution tier, else None (the scheduler's own)."""
-    if loaded.cfg.flow_shift is not None:
-        return loaded.cfg.flow_shift
-    return loaded.spec.flow_shift_for(width, height) if loaded.spec else None
-
-
 def encode_prompt(pipe: Any, plan: MotionPlan, max_len: int, device: Any, *, negative: bool) -> tuple[Any, Any]:
     """(prompt embeddings, negative embeddings or None): the negative prompt only when CFG or NAG uses it."""
     import torch
@@ -285,43 +307,46 @@ def encode_prompt(pipe: Any, plan: MotionPlan, max_len: int, device: Any, *, neg
 
 def _nag_settings(cfg: GenerationConfig) -> dict[str, float]:
     """NAG's scale, tau and alpha from the active recipe (a folder outside the registry: the default model's)."""
-    from generation import specs
-
-    spec = specs.model_spec(cfg.defaults_from or cfg.model) or specs.MODELS[specs.DEFAULT_MODEL_ID]
-    recipe = spec.recipe(cfg.lightning)
+    recipe = cfg.recipe or default_spec().recipe(cfg.lightning)
     return {"scale": recipe.nag_scale, "tau": recipe.nag_tau, "alpha": recipe.nag_alpha}
 
 
 def _reproduction_record(
-    plan: MotionPlan, loaded: LoadedPipeline, *, flow_shift: float | None, size: tuple[int, int],
-    input_size: tuple[int, int], max_len: int, device: Any, expert_steps: dict[str, int],
+    pipe: Any, plan: MotionPlan, loaded: LoadedPipeline, sampling: Sampling, *, flow_shift: float | None, size: tuple[int, int],
+    input_size: tuple[int | None, int | None], max_len: int, device: Any, timesteps: list[int], experts: list[str],
     negative_guidance: NegativeGuidance, nag: dict[str, float] | None,
 ) -> dict[str, Any]:
     """Everything needed to render the same clip again: the call's settings, the load-time facts, versions."""
-    pipe = loaded.pipe
+    two_experts = pipe.config.boundary_ratio is not None
+    names = EXPERTS if two_experts else tuple(dict.fromkeys(experts)) or ("transformer",)
     return {
         "backend": BACKEND_NAME,
         "prompt": plan.prompt,
         "negative_prompt": plan.negative_prompt,
         "seed": plan.seed,
-        "steps": plan.steps,
-        "guidance_scale": plan.guidance_scale,
-        "guidance_scale_2": plan.guidance_scale_2,
-        "classifier_free_guidance": plan.guidance_scale > 1.0,
+        "recipe": sampling.recipe,
+        "steps": sampling.steps,
+        "guidance_scale": sampling.guidance[0],
+        "guidance_scale_2": sampling.guidance[1] if two_experts else None,
+        "classifier_free_guidance": sampling.guidance[0] > 1.0,
         "negative_guidance": negative_guidance,  # how the negative prompt acted: nag | cfg | cfg+nag | none
         "nag": nag,  # scale, tau, alpha when NAG applied
+        "notes": list(sampling.notes),
+        "pipeline": type(pipe).__name__,
         "boundary_ratio": pipe.config.boundary_ratio,
         "flow_shift": flow_shift,
         "scheduler": type(pipe.scheduler).__name__,
+        "timesteps": list(timesteps),
+        "expert_per_step": list(experts),
         "width": size[0],
         "height": size[1],
         "input_width": input_size[0],
         "input_height": input_size[1],
-        "num_frames": plan.num_frames,
-        "fps": plan.fps,
+        "num_frames": sampling.num_frames,
+        "fps": sampling.fps,
         "max_sequence_length": max_len,
         "generator_device": str(device),
-        "expert_steps": dict(expert_steps),
+        "expert_steps": {name: experts.count(name) for name in names},
         **loaded.describe(),
         "crf": loaded.cfg.crf,
         "versions": library_versions(),
@@ -330,7 +355,7 @@ def _reproduction_record(
 
 
 def decode_latents(pipe: Any, latents: Any) -> Any:
-    """Latents → (T, H, W, 3) float frames in [0, 1]: exactly the end of diffusers' Wan I2V `__call__`."""
+    """Latents → (T, H, W, 3) float frames in [0, 1]: exactly the end of diffusers' Wan `__call__`."""
     import torch
 
     with torch.no_grad():

@@ -1,4 +1,5 @@
-"""Loading the Wan2.2-I2V-A14B pipeline: device, dtype, quantization, weights, LoRA, memory — once per process.
+"""Loading a Wan2.2 pipeline (I2V-A14B, TI2V-5B, T2V-A14B): device, dtype, quantization, weights, LoRA, memory —
+once per process.
 
     loaded = load_pipeline(GenerationConfig.from_env())        # minutes on a GPU, once per process
 
@@ -25,7 +26,10 @@ from importlib import metadata as _metadata
 from typing import Any
 
 from generation.backend import BackendUnavailable
-from generation.config import EXPERT_COMPONENT, EXPERTS, ConfigError, GenerationConfig, LoraSpec, ModelSpec
+from generation.config import EXPERTS, ConfigError, GenerationConfig, LoraSpec
+from generation.specs import EXPERT_COMPONENT, ModelSpec
+# LoraError: load_pipeline raises it, and callers catch it as `wan_load.LoraError`
+from generation.wan_lora import LoraError, apply_loras, looks_like_path, lora_location  # noqa: F401
 from vividflow.settings import offline
 
 log = logging.getLogger(__name__)
@@ -40,10 +44,6 @@ _OFFLINE_HINT = (
 
 class ModelNotFound(BackendUnavailable):
     """A model id or folder that cannot be loaded here; the message names it and says how to fix it."""
-
-
-class LoraError(ValueError):
-    """A LoRA that cannot be found or does not fit the model; the message names the file and the expert."""
 
 
 # --- hooks run before the video model loads or runs ----------------------------------------------
@@ -211,7 +211,11 @@ def free_memory(full: bool = False) -> None:
 
 @dataclass
 class LoadedPipeline:
-    """A loaded `WanImageToVideoPipeline` and every load-time decision, for the generation record."""
+    """A loaded Wan pipeline and every load-time decision, for the generation record.
+
+    `pipe` is the class the spec names (the folder's own outside the registry); `pipeline_for` gives the
+    image-to-video or text-to-video pipeline over the same components (TI2V-5B runs both).
+    """
 
     pipe: Any
     cfg: GenerationConfig
@@ -224,8 +228,38 @@ class LoadedPipeline:
     quantization: QuantizationChoice
     loras: tuple[LoraSpec, ...]
     boundary_ratio: float | None
+    size_multiple: int = 16  # output sides are multiples of this (the spec's; else the VAE scale × patch size)
     parameter_bytes: dict[str, int] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    _siblings: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def takes_image(self) -> bool:
+        """It can animate a picture: an I2V pipeline, or one that expands timesteps (TI2V-5B)."""
+        return type(self.pipe).__name__ == "WanImageToVideoPipeline" or bool(self.pipe.config.get("expand_timesteps"))
+
+    @property
+    def takes_text_only(self) -> bool:
+        """It can start from words alone: a text-to-video pipeline, or TI2V-5B."""
+        return type(self.pipe).__name__ == "WanPipeline" or bool(self.pipe.config.get("expand_timesteps"))
+
+    def pipeline_for(self, image: bool) -> Any:
+        """The pipeline for a call with or without a picture, sharing `pipe`'s components (built once, no copy)."""
+        from diffusers import WanImageToVideoPipeline, WanPipeline
+
+        cls = WanImageToVideoPipeline if image else WanPipeline
+        if isinstance(self.pipe, cls) or not (self.takes_image if image else self.takes_text_only):
+            return self.pipe
+        if cls.__name__ not in self._siblings:
+            import inspect
+
+            accepted = inspect.signature(cls.__init__).parameters
+            kwargs = {k: v for k, v in self.pipe.components.items() if k in accepted}
+            kwargs.update({k: self.pipe.config.get(k) for k in ("boundary_ratio", "expand_timesteps") if k in accepted})
+            sibling = cls(**kwargs)  # not `from_pipe`: that casts every component to float32
+            sibling.set_progress_bar_config(disable=True)
+            self._siblings[cls.__name__] = sibling
+        return self._siblings[cls.__name__]
 
     def describe(self) -> dict[str, Any]:
         """Load-time facts recorded with every generation."""
@@ -244,10 +278,6 @@ class LoadedPipeline:
         }
 
 
-def _looks_like_path(source: str) -> bool:
-    return source.startswith(("/", "./", "../", "~", "\\")) or os.path.splitdrive(source)[0] != "" or source.count("/") > 1
-
-
 def _check_model_source(source: str, what: str, required_file: str) -> str:
     """A local folder (checked) or a hub repo id (checked against the cache when offline)."""
     path = os.path.expanduser(source)
@@ -255,10 +285,10 @@ def _check_model_source(source: str, what: str, required_file: str) -> str:
         if not os.path.isfile(os.path.join(path, required_file)):
             raise ModelNotFound(
                 f"{what} folder {source!r} has no {required_file}: it is not a Diffusers "
-                f"WanImageToVideoPipeline folder (save one with pipe.save_pretrained, or `hf download` the repo)"
+                f"Wan pipeline folder (save one with pipe.save_pretrained, or `hf download` the repo)"
             )
         return path
-    if _looks_like_path(source) or os.path.exists(path):
+    if looks_like_path(source) or os.path.exists(path):
         raise ModelNotFound(f"{what} {source!r} not found: no such folder")
     if offline():
         from huggingface_hub import try_to_load_from_cache
@@ -273,9 +303,10 @@ def _check_model_source(source: str, what: str, required_file: str) -> str:
 
 
 def load_pipeline(cfg: GenerationConfig | None = None) -> LoadedPipeline:
-    """Build the Wan2.2 I2V pipeline for `cfg` (default: `GenerationConfig.from_env()`), ready to generate."""
+    """Build the Wan2.2 pipeline for `cfg` (default: `GenerationConfig.from_env()`), ready to generate."""
+    import diffusers
     import torch
-    from diffusers import WanImageToVideoPipeline, WanTransformer3DModel
+    from diffusers import WanTransformer3DModel
 
     cfg = cfg or GenerationConfig.from_env()
     t_start = time.perf_counter()
@@ -293,7 +324,7 @@ def load_pipeline(cfg: GenerationConfig | None = None) -> LoadedPipeline:
     log.info("wan: quantization %s — %s", quant.mode, quant.reason)
     loras = cfg.effective_loras()
     for lora in loras:
-        _lora_location(lora)  # a missing LoRA fails now, not after minutes of loading weights
+        lora_location(lora)  # a missing LoRA fails now, not after minutes of loading weights
     if cfg.cpu_offload and not device.startswith("cuda"):
         log.info("wan: cpu_offload ignored: the device is already the CPU")
     if device.startswith("cuda"):
@@ -305,27 +336,31 @@ def load_pipeline(cfg: GenerationConfig | None = None) -> LoadedPipeline:
     transformer_id = cfg.transformer_id
     dtype = getattr(torch, dtype_name)
     kwargs: dict[str, Any] = {"dtype": {"default": dtype, "vae": getattr(torch, vae_dtype_name)}}
-    boundary = cfg.boundary_ratio if cfg.boundary_ratio is not None else (spec.boundary_ratio if spec else None)
+    boundary = cfg.effective_boundary_ratio()
     if boundary is not None:
         kwargs["boundary_ratio"] = boundary
+    pipeline_class = spec.pipeline if spec else _folder_pipeline_class(source)
+    components = [EXPERT_COMPONENT[e] for e in EXPERTS][: spec.experts if spec else 2]
     t = time.perf_counter()
     try:
         if transformer_id is not None:
             tsource = _check_model_source(transformer_id, "transformer override", "transformer/config.json")
-            for sub in ("transformer", "transformer_2"):
+            for sub in components:
                 kwargs[sub] = WanTransformer3DModel.from_pretrained(tsource, subfolder=sub, dtype=dtype)
-        pipe = WanImageToVideoPipeline.from_pretrained(source, **kwargs)
+        pipe = getattr(diffusers, pipeline_class).from_pretrained(source, **kwargs)
     except OSError as e:
         raise ModelNotFound(
             f"cannot load model {cfg.model_id!r}"
             + (f" with transformer {transformer_id!r}" if transformer_id else "")
             + f": {e}. Fix: " + _OFFLINE_HINT.format(id=cfg.model_id)
         ) from e
-    if getattr(pipe, "transformer_2", None) is None or pipe.config.boundary_ratio is None:
+    if spec is not None and spec.experts == 2 and (pipe.transformer_2 is None or pipe.config.boundary_ratio is None):
         raise ModelNotFound(
             f"model {cfg.model_id!r} has no second expert (transformer_2) or no boundary_ratio: "
-            "it is not a Wan2.2 two-expert I2V model"
+            f"it is not a {spec.model_id.split('/')[-1]} folder (a two-expert Wan2.2 model)"
         )
+    if pipe.transformer is None:
+        raise ModelNotFound(f"model {cfg.model_id!r} has no transformer: it is not a Wan2.2 pipeline folder")
     pipe.set_progress_bar_config(disable=True)  # progress goes out as events
     timings["load_weights"] = time.perf_counter() - t
 
@@ -338,6 +373,9 @@ def load_pipeline(cfg: GenerationConfig | None = None) -> LoadedPipeline:
         for expert in EXPERTS:
             component = EXPERT_COMPONENT[expert]
             model = getattr(pipe, component)
+            if model is None:  # a one-expert model (TI2V-5B): a LoRA for the missing expert fails in apply_loras
+                apply_loras(pipe, [lora for lora in loras if lora.expert == expert], model_name=cfg.model_id)
+                continue
             if on_gpu:
                 model.to(device)  # fusing on the GPU takes seconds instead of minutes
             t = time.perf_counter()
@@ -391,7 +429,9 @@ def load_pipeline(cfg: GenerationConfig | None = None) -> LoadedPipeline:
     loaded = LoadedPipeline(
         pipe=pipe, cfg=cfg, spec=spec, model_id=cfg.model_id, transformer_id=transformer_id, device=device,
         dtype=dtype_name, vae_dtype=vae_dtype_name, quantization=quant, loras=tuple(loras),
-        boundary_ratio=pipe.config.boundary_ratio, parameter_bytes=sizes, timings=timings,
+        boundary_ratio=pipe.config.boundary_ratio,
+        size_multiple=spec.size_multiple if spec else pipe.vae_scale_factor_spatial * pipe.transformer.config.patch_size[1],
+        parameter_bytes=sizes, timings=timings,
     )
     log.info(
         "wan: loaded %s on %s (%s, %s) in %.1f s; LoRAs: %s; parameter bytes: %s",
@@ -399,6 +439,18 @@ def load_pipeline(cfg: GenerationConfig | None = None) -> LoadedPipeline:
         ", ".join(f"{lo.label}@{lo.scale:g}→{lo.expert}" for lo in loras) or "none", sizes,
     )
     return loaded
+
+
+def _folder_pipeline_class(source: str) -> str:
+    """The Wan pipeline class a folder outside the registry saved itself as (WanImageToVideoPipeline otherwise)."""
+    import json
+
+    try:
+        with open(os.path.join(source, "model_index.json"), encoding="utf-8") as f:
+            name = json.load(f).get("_class_name")
+    except (OSError, ValueError):
+        name = None
+    return name if name in ("WanImageToVideoPipeline", "WanPipeline") else "WanImageToVideoPipeline"
 
 
 def _drop_frames(error: BaseException) -> None:
@@ -412,74 +464,3 @@ def _drop_frames(error: BaseException) -> None:
         seen.add(id(e))
         traceback.clear_frames(e.__traceback__)
         stack += [x for x in (e.__cause__, e.__context__) if x is not None]
-
-
-def _lora_location(lora: LoraSpec) -> tuple[str, dict[str, Any]]:
-    """(path or repo id, load_lora_weights kwargs) for a LoRA; raises LoraError when it cannot be found."""
-    path = os.path.expanduser(lora.source)
-    if os.path.isfile(path):
-        if lora.weight_name:
-            raise LoraError(f"LoRA {lora.source!r} is a file: weight_name {lora.weight_name!r} applies to folders/repos")
-        return path, {}
-    if os.path.isdir(path):
-        if lora.weight_name and not os.path.isfile(os.path.join(path, lora.weight_name)):
-            raise LoraError(f"LoRA file {lora.weight_name!r} not found in folder {lora.source!r}")
-        return path, ({"weight_name": lora.weight_name} if lora.weight_name else {})
-    if _looks_like_path(lora.source):
-        raise LoraError(f"LoRA file {lora.source!r} not found")
-    if offline():
-        from huggingface_hub import try_to_load_from_cache
-
-        name = lora.weight_name or "pytorch_lora_weights.safetensors"
-        if not isinstance(try_to_load_from_cache(lora.source, name), str):
-            raise LoraError(
-                f"LoRA {lora.label!r} is not in the local Hugging Face cache and HF_HUB_OFFLINE=1: download it "
-                f"(`hf download {lora.source} {name}`), point the LoRA at a local .safetensors file, "
-                "or turn Lightning off (VIVIDFLOW_WAN_LIGHTNING=0)"
-            )
-    return lora.source, ({"weight_name": lora.weight_name} if lora.weight_name else {})
-
-
-def apply_loras(pipe: Any, loras: list[LoraSpec] | tuple[LoraSpec, ...], *, fuse: bool = True, model_name: str = "") -> None:
-    """Load `loras` into their experts at their scales; with `fuse`, fuse them and remove the PEFT layers.
-
-    High-noise LoRAs go into `transformer`, low-noise ones into `transformer_2`
-    (`load_into_transformer_2=True`). Both key formats load: diffusers/PEFT and lightx2v/ComfyUI.
-    With `fuse=False` the adapters stay active (unfused) — the same output within float tolerance.
-    """
-    from peft.tuners.tuners_utils import BaseTunerLayer
-    from safetensors import SafetensorError
-
-    names: dict[str, list[tuple[str, float]]] = {}
-    for lora in loras:
-        component = EXPERT_COMPONENT[lora.expert]
-        model = getattr(pipe, component)
-        adapter = f"{lora.expert}_{len(getattr(model, 'peft_config', {}) or {})}"
-        location, kwargs = _lora_location(lora)
-        where = f"the {lora.expert} expert ({component})" + (f" of {model_name}" if model_name else "")
-        try:
-            pipe.load_lora_weights(
-                location, adapter_name=adapter, load_into_transformer_2=lora.expert == "low_noise", **kwargs
-            )
-        except (RuntimeError, ValueError, KeyError, SafetensorError) as e:
-            first = " ".join(str(e).strip().splitlines()[:2])[:400]
-            raise LoraError(
-                f"LoRA {lora.label!r} does not fit {where}: {first}. A LoRA must be trained for this model "
-                "family and size (Wan2.1/2.2 14B for Wan2.2-I2V-A14B)"
-            ) from e
-        hit = sum(
-            1 for m in model.modules() if isinstance(m, BaseTunerLayer) and adapter in getattr(m, "lora_A", {})
-        )
-        if hit == 0:
-            raise LoraError(f"LoRA {lora.label!r} matched no layer of {where}")
-        names.setdefault(component, []).append((adapter, lora.scale))
-        log.info("wan: LoRA %s loaded into %s (%d layers) at scale %g", lora.label, component, hit, lora.scale)
-    for component, items in names.items():
-        model = getattr(pipe, component)
-        model.set_adapters([n for n, _ in items], weights=[s for _, s in items])
-        if fuse:
-            pipe.fuse_lora(components=[component], adapter_names=[n for n, _ in items])
-            model.unload_lora()
-            left = sum(1 for m in model.modules() if isinstance(m, BaseTunerLayer))
-            if left:
-                raise RuntimeError(f"{left} PEFT layers remain in {component} after fusing")

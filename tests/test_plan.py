@@ -87,7 +87,7 @@ def test_plan_is_immutable_and_with_changes_returns_a_new_plan():
 
 BOUNDS = [
     ("duration_s", 0.5, 5.0, 0.49, 5.01),
-    ("steps", 4, 12, 3, 13),
+    ("steps", 4, 50, 3, 51),
     ("guidance_scale", 0.0, 20.0, -0.1, 20.5),
     ("guidance_scale_2", 0.0, 20.0, -0.1, 20.5),
     ("seed", 0, MAX_SEED, -1, MAX_SEED + 1),
@@ -155,7 +155,7 @@ def test_schema_export_lists_the_contract():
     assert CONTRACT_FIELDS <= set(schema["properties"])
     assert schema["properties"]["duration_s"]["minimum"] == 0.5
     assert schema["properties"]["duration_s"]["maximum"] == 5.0
-    assert schema["properties"]["steps"]["minimum"] == 4 and schema["properties"]["steps"]["maximum"] == 12
+    assert schema["properties"]["steps"]["minimum"] == 4 and schema["properties"]["steps"]["maximum"] == 50
     assert "num_frames" in schema["required"]
     json.dumps(schema)  # serialisable
 

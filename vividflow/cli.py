@@ -4,6 +4,7 @@
     vividflow render     plan + picture → video        (python -m generation render)
     vividflow rerun      a generation again            (python -m generation rerun)
     vividflow queue      queued and running jobs       (python -m generation queue)
+    vividflow recipe     the model's resolved recipe   (python -m generation recipe)
     vividflow db …       info / recover                (python -m storage …)
     vividflow config     the effective settings and where each came from
     vividflow studio     start the studio (streamlit run streamlit_app.py)
@@ -27,9 +28,10 @@ from pathlib import Path
 # sub-command -> (module whose main(argv) runs it, the sub-command that module expects or None, help)
 DELEGATES: dict[str, tuple[str, str | None, str]] = {
     "plan": ("agent.__main__", "plan", "chat turns → MotionPlans (JSON lines); see `vividflow plan --help`"),
-    "render": ("generation.__main__", "render", "render a plan from a picture to an MP4"),
+    "render": ("generation.__main__", "render", "render a plan from a picture (or words alone) to an MP4"),
     "rerun": ("generation.__main__", "rerun", "render a generation from history again"),
     "queue": ("generation.__main__", "queue", "list queued and running generations"),
+    "recipe": ("generation.__main__", "recipe", "the resolved model recipe as JSON (no weights loaded)"),
     "db": ("storage.__main__", None, "the database: info, recover"),
 }
 

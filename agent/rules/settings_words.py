@@ -8,7 +8,7 @@ import re
 
 from agent import vocabulary as V
 from agent.edits import Recall, Reset, SetDuration, SetGuidance, SetPrompt, SetSeed, SetSteps, Undo
-from agent.plan import LIMITS, MAX_SEED
+from agent.plan import LIMITS, MAX_SEED, QUALITY_STEPS
 from agent.rules import patterns as P
 from agent.rules.clauses import Clause, Turn, degree_of, number_value, take_all
 
@@ -102,6 +102,8 @@ def read_steps(c: Clause, turn: Turn) -> None:
         take_all(c, P.MILD_RE)
         take_all(c, P.STRONG_RE)
         current = _current_steps(turn)
+        if current < QUALITY_STEPS[1]:  # first up to the top of a Lightning render's range, then on
+            hi = QUALITY_STEPS[1]
         if current >= hi:
             turn.notes.append(f"steps are already at the {hi} maximum")
             return

@@ -156,6 +156,15 @@ def test_steps_up(message, steps):
     assert ops(message) == [SetSteps(steps=steps)]
 
 
+def test_quality_words_go_past_the_lightning_range_up_to_the_contract_maximum():
+    assert parse("higher quality", plan_of().with_changes(steps=10)).edits == [SetSteps(steps=12)]
+    assert parse("higher quality", plan_of().with_changes(steps=12)).edits == [SetSteps(steps=16)]
+    assert parse("best quality", plan_of().with_changes(steps=12)).edits == [SetSteps(steps=50)]
+    r = parse("more steps", plan_of().with_changes(steps=50))
+    assert r.edits == [] and r.notes == ["steps are already at the 50 maximum"]
+    assert parse("fewer steps", plan_of().with_changes(steps=40)).edits == [SetSteps(steps=36)]
+
+
 def test_steps_down():
     plan = plan_of().with_changes(steps=12)
     assert parse("draft", plan).edits == [SetSteps(steps=4)]

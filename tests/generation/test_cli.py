@@ -46,6 +46,34 @@ def test_render_as_a_subprocess(tmp_path, inputs):
         assert Path(rec.video_path).read_bytes() == out.read_bytes()
 
 
+@pytest.mark.slow
+def test_render_ti2v_5b_shaped_folder_with_the_wan_backend(tmp_path, inputs):
+    """A tiny TI2V-5B-shaped folder renders through the CLI: frames at 24 fps, sides multiples of 32."""
+    pytest.importorskip("torch")
+    from devtools.tiny_wan import cached_tiny_pipeline_dir
+
+    image, plan = inputs
+    out = tmp_path / "ti2v.mp4"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "VIVIDFLOW_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1",
+           "VIVIDFLOW_WAN_MODEL": str(cached_tiny_pipeline_dir("ti2v")),
+           "VIVIDFLOW_WAN_DEFAULTS_FROM": "Wan-AI/Wan2.2-TI2V-5B-Diffusers", "VIVIDFLOW_WAN_DEVICE": "cpu",
+           "VIVIDFLOW_WAN_MAX_AREA": str(128 * 64)}
+    proc = subprocess.run([sys.executable, "-m", "generation", "render", "--backend", "wan", "--image", str(image),
+                           "--plan", str(plan), "--out", str(out)], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    info = probe_video(out)
+    assert info["fps"] == pytest.approx(24) and info["num_frames"] == 13  # 0.5 s at 24 fps: 4k+1
+    assert (info["width"], info["height"]) == (96, 64)  # the cat's 3:2 at multiples of 32
+    meta = info["metadata"]["vividflow"]
+    assert (meta["recipe"], meta["steps"], meta["guidance_scale"], meta["registry_id"]) == (
+        "base", 50, 5.0, "Wan-AI/Wan2.2-TI2V-5B-Diffusers")  # the template's defaults → TI2V-5B's base recipe
+    with open_store(home=tmp_path / "home") as store:
+        rec = store.get_generation(1)
+        assert (rec.status, rec.backend, rec.width, rec.height) == ("succeeded", "wan", 96, 64)
+        assert (rec.params["fps"], rec.params["num_frames"]) == (24, 13)
+
+
 def test_render_rerun_and_queue_in_process(tmp_path, inputs, capsys):
     image, plan = inputs
     home = str(tmp_path / "home")
@@ -78,6 +106,7 @@ def test_render_rerun_and_queue_in_process(tmp_path, inputs, capsys):
         (["render", "--image", "{image}", "--plan", "{plan}", "--backend", "sora"], "unknown backend 'sora'"),
         (["render", "--image", "{image}", "--plan", "{plan}", "--seed", "-4"], "seed"),
         (["rerun", "99"], "no generation with id 99"),
+        (["render", "--plan", "{plan}", "--backend", "preview"], "the preview animates a picture: upload one"),
     ],
 )
 def test_bad_input_exits_2_and_writes_nothing(tmp_path, inputs, capsys, gh, argv, message):

@@ -221,6 +221,8 @@ def _bad_inputs(tmp_path, cat):
         "no CUDA for wan": (dict(backend="wan"), BackendUnavailable, "no CUDA device: use the preview backend"),
         "unknown image id": (dict(image=999), JobError, "no source image with id 999"),
         "unknown conversation": (dict(conversation_id=42), JobError, "no conversation with id 42"),
+        "no picture for the preview": (dict(image=None), JobError,
+                                       "^the preview animates a picture: upload one, or use a text-to-video model$"),
     }
 
 

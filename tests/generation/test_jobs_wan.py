@@ -48,3 +48,19 @@ def test_runner_renders_and_cancels_with_the_tiny_wan_backend(gen_store, gh, tin
                          job_id=victim.id)
         cancelled = runner.wait(victim.id, timeout=300)
     assert cancelled.status == "cancelled" and cancelled.video_path is None
+
+
+def test_runner_renders_a_text_only_plan_with_the_tiny_text_to_video_model(gen_store, monkeypatch, tiny_wan_env):
+    from devtools.tiny_wan import cached_tiny_pipeline_dir
+
+    monkeypatch.setenv("VIVIDFLOW_WAN_MODEL", str(cached_tiny_pipeline_dir("t2v")))
+    monkeypatch.setenv("VIVIDFLOW_WAN_DEFAULTS_FROM", "t2v-a14b")
+    plan = MotionPlan.create(template="landscape", duration_s=0.5, steps=4, seed=1, prompt="water and light")
+    with Runner(gen_store) as runner:
+        rec = runner.submit(plan, None, backend="wan")
+        assert rec.source_image_id is None and (rec.width, rec.height) == (80, 48)  # T2V's 832×480 shape, tiny
+        final = runner.wait(rec.id, timeout=300)
+    assert final.status == "succeeded", final.error
+    info = probe_video(final.video_path)
+    assert (info["num_frames"], info["width"], info["height"]) == (9, 80, 48)
+    assert final.params["pipeline"] == "WanPipeline" and final.params["input_width"] is None

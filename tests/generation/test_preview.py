@@ -302,6 +302,15 @@ def test_generate_exports_mp4_with_plan_metadata_and_progress(tmp_path, gh):
     assert sorted(os.listdir(tmp_path)) == sorted([os.path.basename(res.video_path), os.path.basename(res.thumbnail_path)])
 
 
+def test_no_picture_is_refused_in_one_sentence(tmp_path):
+    from generation.backend import PictureRequired
+
+    with pytest.raises(PictureRequired, match="^the preview animates a picture: upload one, or use a text-to-video "
+                                              "model$"):
+        PreviewBackend(max_area=SMALL).generate(plan(), None, out_dir=tmp_path)
+    assert os.listdir(tmp_path) == []
+
+
 @pytest.mark.parametrize("at", [0, 5])
 def test_cancel_between_frames_exports_nothing(tmp_path, gh, at):
     token = CancelToken()

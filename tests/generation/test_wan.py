@@ -245,6 +245,17 @@ def test_flow_shift_override_reaches_the_scheduler(tmp_path):
     assert r.params["flow_shift"] == 5.0 and b.pipe.scheduler.config.flow_shift == 5.0
 
 
+def test_the_record_says_which_recipe_ran_with_what_and_why(tmp_path):
+    # the tiny folder as Wan2.2-I2V-A14B with Lightning off: the base recipe's shift and boundary, and its limits
+    b = wan.WanBackend(loaded=wan_load.load_pipeline(tiny_config(defaults_from="Wan-AI/Wan2.2-I2V-A14B-Diffusers")))
+    r = b.generate(make_plan(steps=5, guidance_scale=12.0, guidance_scale_2=3.0), picture(), out_dir=tmp_path)
+    p = r.params
+    assert (p["recipe"], p["steps"], p["guidance_scale"], p["guidance_scale_2"]) == ("base", 5, 10.0, 3.0)
+    assert p["notes"] == ["guidance 12 is past the base recipe's maximum 10: set to 10"]
+    assert (p["flow_shift"], p["boundary_ratio"], p["plan"]["guidance_scale"]) == (5.0, 0.9, 12.0)
+    assert b.pipe.scheduler.config.flow_shift == 5.0 and len(p["timesteps"]) == 5
+
+
 def test_before_load_hooks_run_on_load_and_generate(tmp_path):
     calls: list[str] = []
 

@@ -10,17 +10,8 @@ import pytest
 from PIL import Image
 
 from agent.plan import MotionPlan
-from generation.config import (
-    BF16_TRANSFORMER_ID,
-    DEFAULT_MODEL_ID,
-    LIGHTX2V_FILE,
-    LIGHTX2V_REPO,
-    ConfigError,
-    GenerationConfig,
-    LoraSpec,
-    model_spec,
-    parse_loras,
-)
+from generation.config import ConfigError, GenerationConfig, LoraSpec, parse_loras
+from generation.specs import BF16_TRANSFORMER_ID, DEFAULT_MODEL_ID
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
@@ -272,20 +263,6 @@ def test_default_lightning_lora_offline_is_a_clear_error():
 
 
 # --- the config -------------------------------------------------------------------------------------
-
-
-def test_registry_defaults():
-    spec = model_spec(DEFAULT_MODEL_ID)
-    assert spec is model_spec("wan2.2-i2v-a14b")
-    assert spec.boundary_ratio == 0.9 and spec.fps == 16 and spec.max_area == 832 * 480
-    assert (spec.guidance_scale, spec.guidance_scale_2, spec.steps) == (3.5, 3.5, 40)
-    assert spec.flow_shift_for(832, 480) == 3.0 and spec.flow_shift_for(1280, 720) == 5.0
-    high, low = spec.lightning_loras
-    assert (high.source, high.weight_name, high.scale, high.expert) == (LIGHTX2V_REPO, LIGHTX2V_FILE, 3.0, "high_noise")
-    assert (low.scale, low.expert) == (1.0, "low_noise")
-    cfg = GenerationConfig()
-    assert cfg.effective_loras() == spec.lightning_loras and cfg.effective_max_area() == 832 * 480
-    assert GenerationConfig(lightning=False).effective_loras() == ()
 
 
 def test_config_from_env_reads_every_variable():
