@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from agent.templates import get_template
+from agent.compiler import default_plan
 from generation.config import GenerationConfig
 from agent.plan import frames_for
 from generation.specs import EXPERT_COMPONENT, I2V_A14B, MODELS, T2V_A14B, TI2V_5B, expert_per_step, flow_timesteps
@@ -56,7 +56,7 @@ def test_each_recipe_runs_its_timesteps_on_its_experts(model, lightning, tmp_pat
         )
         for component in ("transformer", "transformer_2") if getattr(pipe, component) is not None
     ]
-    plan = get_template("portrait_subtle").default_plan(seed=1).with_changes(duration_s=0.5)
+    plan = default_plan("portrait_subtle", seed=1).with_changes(duration_s=0.5)
     try:
         result = backend.generate(plan, picture() if spec.takes_image else None, out_dir=tmp_path)
     finally:
@@ -88,7 +88,7 @@ def test_a_text_only_plan_renders_with_no_image(kind, pipeline, size, tmp_path, 
     from generation.export import probe_video
 
     backend = backend_for(kind)
-    plan = get_template("landscape").default_plan(seed=5).with_changes(duration_s=0.5, steps=5, prompt="water, light")
+    plan = default_plan("landscape", seed=5).with_changes(duration_s=0.5, steps=5, prompt="water, light")
     result = backend.generate(plan, None, out_dir=tmp_path)
     spec = backend.loaded.spec
     assert (result.width, result.height) == size  # the model's landscape size (text_size) within the max area
@@ -102,7 +102,7 @@ def test_a_text_only_plan_renders_with_no_image(kind, pipeline, size, tmp_path, 
 
 def test_ti2v_takes_a_picture_and_words_alone_through_one_load(tmp_path):
     backend = backend_for("ti2v")
-    plan = get_template("landscape").default_plan(seed=5).with_changes(duration_s=0.5, steps=4)
+    plan = default_plan("landscape", seed=5).with_changes(duration_s=0.5, steps=4)
     with_picture = backend.generate(plan, picture(), out_dir=tmp_path)
     words = backend.generate(plan, None, out_dir=tmp_path)
     assert (with_picture.params["pipeline"], words.params["pipeline"]) == ("WanImageToVideoPipeline", "WanPipeline")
@@ -113,7 +113,7 @@ def test_words_alone_on_an_image_to_video_model_says_what_to_do(tmp_path):
     from generation.backend import PictureRequired
 
     backend = backend_for("i2v")
-    plan = get_template("landscape").default_plan(seed=5).with_changes(duration_s=0.5)
+    plan = default_plan("landscape", seed=5).with_changes(duration_s=0.5)
     with pytest.raises(PictureRequired, match="Wan2.2-I2V-A14B-Diffusers animates a picture: upload one, or use a "
                                               "text-to-video model"):
         backend.generate(plan, None, out_dir=tmp_path)
@@ -122,7 +122,7 @@ def test_words_alone_on_an_image_to_video_model_says_what_to_do(tmp_path):
 
 def test_a_picture_given_to_text_to_video_is_left_out_with_a_note(tmp_path):
     backend = backend_for("t2v")
-    plan = get_template("landscape").default_plan(seed=5).with_changes(duration_s=0.5, steps=4)
+    plan = default_plan("landscape", seed=5).with_changes(duration_s=0.5, steps=4)
     result = backend.generate(plan, picture(), out_dir=tmp_path)
     assert result.params["notes"] == ["Wan2.2-T2V-A14B-Diffusers renders from words alone: the picture was not used"]
     assert result.params["input_width"] is None and result.params["pipeline"] == "WanPipeline"

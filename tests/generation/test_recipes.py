@@ -67,9 +67,9 @@ def test_a_folder_outside_the_registry_has_no_recipe(tmp_path):
 
 
 def plan_of(**changes):
-    from agent.templates import get_template
+    from agent.compiler import default_plan
 
-    return get_template("portrait_subtle").default_plan(seed=1).with_changes(**changes)
+    return default_plan("portrait_subtle", seed=1).with_changes(**changes)
 
 
 def sampling(plan, **cfg):
