@@ -20,8 +20,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from generation.config import EXPERTS, GenerationConfig
-from generation.events import CancelToken, EventListener, GenerationCancelled, GenerationResult, Progress, ignore
-from generation import export
+from generation.embedding_cache import EmbeddingCache, picture_key
+from generation.events import (
+    CancelToken, EventListener, GenerationCancelled, GenerationResult, Preview, Progress, ignore,
+)
+from generation import export, live_preview, step_cache, wan_speed
 from generation.wan_load import LoadedPipeline, free_memory, library_versions, load_pipeline, run_before_load_hooks
 
 if TYPE_CHECKING:
@@ -110,24 +113,33 @@ class WanBackend:
             picture = preprocess(source, max_area=cfg.effective_max_area())
             width, height = picture.size
             flow_shift = _set_flow_shift(pipe, _flow_shift_for(loaded, width, height))
+            speed = wan_speed.for_call(cfg, plan.steps, width, height)  # VAE tiling and step cache, logged
+            wan_speed.set_vae_tiling(pipe.vae, speed.vae_tiling.value == "on")
             timings["preprocess"] = time.perf_counter() - t
 
-            # 3. Encode the prompt (and the negative one when guidance needs it)
+            # 3. Encode the prompt (and the negative one when guidance needs it); a text seen before is reused
             stage("encoding")
             t = time.perf_counter()
             device = pipe._execution_device
             max_len = cfg.max_sequence_length or (loaded.spec.max_sequence_length if loaded.spec else 512)
-            prompt_embeds, negative_embeds = encode_prompt(pipe, plan, max_len, device)
+            cache = loaded.embedding_cache if cfg.embedding_cache else EmbeddingCache(size=0)
+            cache.stats()  # hits and misses from here on are this call's
+            prompt_embeds, negative_embeds = encode_prompt(pipe, plan, max_len, device, cache, loaded.model_id)
             timings["encode"] = time.perf_counter() - t
             free_memory()
 
-            # 4. Sample: the two-expert denoising loop; progress and cancel at every step
+            # 4. Sample: the two-expert denoising loop; progress, live preview and cancel at every step (the
+            #    picture's VAE encoding reused when seen, the step cache on for this call when it applies)
             _check_cancel(cancel, "sampling")
             t = time.perf_counter()
-            latents, expert_steps = self._sample(
-                pipe, plan, picture, prompt_embeds, negative_embeds, device, on_event, cancel, t_start
-            )
+            preview = cfg.live_preview and on_event is not ignore and live_preview.supported(pipe.vae.config.z_dim)
+            reuse = cache.vae_encodes(pipe.vae, picture_key(picture))
+            with step_cache.applied(pipe, speed.step_cache, plan.steps), reuse:
+                latents, expert_steps = self._sample(
+                    pipe, plan, picture, prompt_embeds, negative_embeds, device, on_event, cancel, t_start, preview
+                )
             timings["sample"] = time.perf_counter() - t
+            reused = cache.stats()
             del prompt_embeds, negative_embeds
             if cancel.cancelled or pipe.interrupt:
                 del latents  # half-denoised: never decoded, never exported
@@ -137,7 +149,7 @@ class WanBackend:
                 )
             free_memory()
 
-            # 5. Decode the latents to frames (the VAE, tiled)
+            # 5. Decode the latents to frames (the VAE; tiled when step 2 chose so)
             stage("decoding")
             t = time.perf_counter()
             frames = decode_latents(pipe, latents)
@@ -151,6 +163,7 @@ class WanBackend:
             params = _reproduction_record(
                 plan, loaded, flow_shift=flow_shift, size=(width, height), input_size=source.size,
                 max_len=max_len, device=device, expert_steps=expert_steps,
+                speed={**speed.to_dict(), "embedding_cache": reused, "live_preview": preview},
             )
             out = out_dir if out_dir is not None else export.default_out_dir()
             exported = export.export_video(frames, out, fps=plan.fps, metadata={"vividflow": params}, crf=cfg.crf)
@@ -176,9 +189,10 @@ class WanBackend:
 
     def _sample(
         self, pipe: Any, plan: MotionPlan, picture: Image.Image, prompt_embeds: Any, negative_embeds: Any,
-        device: Any, on_event: EventListener, cancel: CancelToken, t_start: float,
+        device: Any, on_event: EventListener, cancel: CancelToken, t_start: float, preview: bool,
     ) -> tuple[Any, dict[str, int]]:
-        """The denoising loop to latents, a Progress event per step (naming the expert that ran it).
+        """The denoising loop to latents, a Progress event per step (naming the expert that ran it), and with
+        `preview` a Preview strip of the step's predicted clean latents (`generation.live_preview`, no VAE).
 
         A cancel sets the pipeline's interrupt flag: diffusers skips the remaining steps, and the
         caller sees `pipe.interrupt`. Returns the latents and the steps each expert ran.
@@ -206,6 +220,9 @@ class WanBackend:
             on_event(Progress(
                 stage="sampling", step=i + 1, total=steps, eta_s=eta, elapsed_s=now - t_start, expert=expert,
             ))
+            if preview:
+                x0 = live_preview.predicted_x0(p.scheduler, kwargs["latents"])
+                on_event(Preview(frame=live_preview.strip(x0), step=i + 1, total=steps))
             if cancel.cancelled:
                 p._interrupt = True  # the pipeline skips the remaining steps
             return {}
@@ -216,7 +233,8 @@ class WanBackend:
                 image=picture, prompt=None, prompt_embeds=prompt_embeds, negative_prompt_embeds=negative_embeds,
                 height=height, width=width, num_frames=plan.num_frames, num_inference_steps=steps,
                 guidance_scale=plan.guidance_scale, guidance_scale_2=plan.guidance_scale_2, generator=generator,
-                output_type="latent", callback_on_step_end=on_step_end, callback_on_step_end_tensor_inputs=[],
+                output_type="latent", callback_on_step_end=on_step_end,
+                callback_on_step_end_tensor_inputs=["latents"] if preview else [],
             ).frames
         return latents, expert_steps
 
@@ -260,21 +278,21 @@ def _flow_shift_for(loaded: LoadedPipeline, width: int, height: int) -> float | 
     return loaded.spec.flow_shift_for(width, height) if loaded.spec else None
 
 
-def encode_prompt(pipe: Any, plan: MotionPlan, max_len: int, device: Any) -> tuple[Any, Any]:
-    """(prompt embeddings, negative embeddings or None): the negative prompt only when guidance needs it."""
-    import torch
+def encode_prompt(
+    pipe: Any, plan: MotionPlan, max_len: int, device: Any, cache: EmbeddingCache, model_id: str,
+) -> tuple[Any, Any]:
+    """(prompt embeddings, negative embeddings or None): the negative prompt only when guidance needs it; each
+    text encoded as diffusers' `encode_prompt` does, or taken from `cache`."""
+    def embed(text: str) -> Any:
+        return cache.prompt_embeds(pipe, text, max_len=max_len, device=device, model_id=model_id)
 
-    with torch.no_grad():
-        return pipe.encode_prompt(
-            prompt=plan.prompt, negative_prompt=plan.negative_prompt,
-            do_classifier_free_guidance=plan.guidance_scale > 1.0, num_videos_per_prompt=1,
-            max_sequence_length=max_len, device=device,
-        )
+    positive = embed(plan.prompt)
+    return positive, (embed(plan.negative_prompt or "") if plan.guidance_scale > 1.0 else None)
 
 
 def _reproduction_record(
     plan: MotionPlan, loaded: LoadedPipeline, *, flow_shift: float | None, size: tuple[int, int],
-    input_size: tuple[int, int], max_len: int, device: Any, expert_steps: dict[str, int],
+    input_size: tuple[int, int], max_len: int, device: Any, expert_steps: dict[str, int], speed: dict[str, Any],
 ) -> dict[str, Any]:
     """Everything needed to render the same clip again: the call's settings, the load-time facts, versions."""
     pipe = loaded.pipe
@@ -300,6 +318,7 @@ def _reproduction_record(
         "generator_device": str(device),
         "expert_steps": dict(expert_steps),
         **loaded.describe(),
+        "speed": {**loaded.speed, **speed},
         "crf": loaded.cfg.crf,
         "versions": library_versions(),
         "plan": plan.to_dict(),

@@ -24,7 +24,9 @@ from dataclasses import dataclass, field
 from importlib import metadata as _metadata
 from typing import Any
 
+from generation import wan_speed
 from generation.backend import BackendUnavailable
+from generation.embedding_cache import EmbeddingCache
 from generation.config import EXPERT_COMPONENT, EXPERTS, ConfigError, GenerationConfig, LoraSpec, ModelSpec
 from vividflow.settings import offline
 
@@ -226,6 +228,8 @@ class LoadedPipeline:
     boundary_ratio: float | None
     parameter_bytes: dict[str, int] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    speed: dict[str, Any] = field(default_factory=dict)  # load-time speed switches (generation.wan_speed)
+    embedding_cache: EmbeddingCache = field(default_factory=EmbeddingCache)  # reuse between renders
 
     def describe(self) -> dict[str, Any]:
         """Load-time facts recorded with every generation."""
@@ -241,6 +245,7 @@ class LoadedPipeline:
             "cpu_offload": self.cfg.cpu_offload,
             "vae_tiling": self.cfg.vae_tiling,
             "parameter_bytes": dict(self.parameter_bytes),
+            "speed": dict(self.speed),
         }
 
 
@@ -288,9 +293,10 @@ def load_pipeline(cfg: GenerationConfig | None = None) -> LoadedPipeline:
     spec = cfg.spec
     device = resolve_device(cfg.device)
     dtype_name = resolve_dtype(cfg.dtype, device)
-    vae_dtype_name = spec.vae_dtype if spec else "float32"
+    vae_dtype_name = cfg.vae_dtype or (spec.vae_dtype if spec else "float32")
     quant = select_quantization(cfg.quantization, device)
     log.info("wan: quantization %s — %s", quant.mode, quant.reason)
+    attention = wan_speed.select_attention(cfg.attention, device)  # an unusable backend fails before the weights
     loras = cfg.effective_loras()
     for lora in loras:
         _lora_location(lora)  # a missing LoRA fails now, not after minutes of loading weights
@@ -375,10 +381,11 @@ def load_pipeline(cfg: GenerationConfig | None = None) -> LoadedPipeline:
             pipe.enable_model_cpu_offload(device=device)
         else:
             pipe.to(device)
-        if cfg.vae_tiling:
-            pipe.vae.enable_tiling()  # `pipe.enable_vae_tiling` does not exist on this pipeline
         free_memory(full=True)
         timings["place"] = time.perf_counter() - t
+
+        # 6. Speed: attention backend, regional compilation (VAE tiling and step caching are per call)
+        speed = wan_speed.apply_at_load(pipe, cfg, attention)
     except BaseException as e:
         # A half-built pipeline must not outlive the error: the traceback keeps every frame's locals
         # (tens of GB on a GPU) alive until the caller drops the exception.
@@ -391,7 +398,7 @@ def load_pipeline(cfg: GenerationConfig | None = None) -> LoadedPipeline:
     loaded = LoadedPipeline(
         pipe=pipe, cfg=cfg, spec=spec, model_id=cfg.model_id, transformer_id=transformer_id, device=device,
         dtype=dtype_name, vae_dtype=vae_dtype_name, quantization=quant, loras=tuple(loras),
-        boundary_ratio=pipe.config.boundary_ratio, parameter_bytes=sizes, timings=timings,
+        boundary_ratio=pipe.config.boundary_ratio, parameter_bytes=sizes, timings=timings, speed=speed,
     )
     log.info(
         "wan: loaded %s on %s (%s, %s) in %.1f s; LoRAs: %s; parameter bytes: %s",
