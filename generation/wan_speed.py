@@ -28,14 +28,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# auto's order: (backend, the module it needs, the least CUDA compute capability it runs on)
-AUTO_ATTENTION: tuple[tuple[str, str, tuple[int, int]], ...] = (
-    ("_flash_3", "flash_attn_interface", (9, 0)),  # FlashAttention 3: Hopper
-    ("flash", "flash_attn", (8, 0)),
-    ("sage", "sageattention", (8, 0)),
-)
-_NEEDS_CUDA = ("_native_cudnn", "_native_flash", "_native_efficient", "flash", "flash_varlen", "_flash_3",
-               "_flash_varlen_3", "sage", "sage_varlen", "xformers")
+AUTO_ATTENTION = (("_flash_3", "flash_attn_interface"), ("flash", "flash_attn"), ("sage", "sageattention"))  # best first
+_LEAST_CAPABILITY = {  # CUDA-only backends: the least compute capability each runs on
+    "_native_cudnn": (8, 0), "_native_flash": (8, 0), "_native_efficient": (5, 0), "xformers": (5, 0),
+    "flash": (8, 0), "flash_varlen": (8, 0), "sage": (8, 0), "sage_varlen": (8, 0),
+    "_flash_3": (9, 0), "_flash_varlen_3": (9, 0),  # FlashAttention 3: Hopper
+}
 VAE_TILING_MIN_AREA = 1280 * 704  # 720p class (1280×720, TI2V-5B's 1280×704): tile from here under auto
 COMPILE_BACKEND = "inductor"
 
@@ -79,8 +77,12 @@ def _unusable(name: str, device: str) -> str | None:
     """Why diffusers' backend `name` cannot run on `device`, or None when it can."""
     from diffusers.models.attention_dispatch import AttentionBackendName, _check_attention_backend_requirements
 
-    if name in _NEEDS_CUDA and _capability(device) is None:
+    least = _LEAST_CAPABILITY.get(name)
+    cap = _capability(device)
+    if least is not None and cap is None:
         return f"it needs a CUDA GPU and this device is {device}"
+    if least is not None and cap is not None and cap < least:
+        return f"it needs CUDA compute capability ≥ {least[0]}.{least[1]}, this GPU has {cap[0]}.{cap[1]}"
     try:
         _check_attention_backend_requirements(AttentionBackendName(name))
     except RuntimeError as e:
@@ -99,8 +101,8 @@ def select_attention(requested: str, device: str) -> Choice:
     cap = _capability(device)
     if cap is None:
         return Choice("native", f"auto: torch SDPA on {device}")
-    for name, module, least in AUTO_ATTENTION:
-        if cap >= least and importlib.util.find_spec(module) is not None and _unusable(name, device) is None:
+    for name, module in AUTO_ATTENTION:
+        if importlib.util.find_spec(module) is not None and _unusable(name, device) is None:
             return Choice(name, f"auto: {module} is installed, compute capability {cap[0]}.{cap[1]}")
     return Choice("native", f"auto: no flash-attn / FA3 / sageattention installed; torch SDPA (capability "
                             f"{cap[0]}.{cap[1]})")

@@ -79,6 +79,10 @@ def test_native_attention_is_bit_identical_to_the_default_and_recorded(loaded, t
     np.testing.assert_array_equal(frames_seen[0], frames_seen[1])
     assert default.params["speed"]["attention"] == {"value": "native", "reason": "auto: torch SDPA on cpu"}
     assert native.params["speed"]["attention"] == {"value": "native", "reason": "requested native"}
+    # every switch is in the generation record (the MP4's metadata and the stored params)
+    assert set(default.params["speed"]) == {
+        "attention", "compile", "vae_tiling", "step_cache", "embedding_cache", "live_preview"}
+    assert (default.params["vae_dtype"], default.params["vae_tiling"]) == ("float32", "auto")
 
 
 @pytest.mark.parametrize("name", ["flash", "_flash_3", "sage"])
@@ -97,7 +101,9 @@ def test_an_unusable_attention_backend_is_one_clear_sentence_before_loading(name
 def test_auto_attention_prefers_fa3_then_flash_then_sage_then_native(monkeypatch):
     installed: set[str] = set()
     monkeypatch.setattr(wan_speed, "_capability", lambda device: (9, 0))
-    monkeypatch.setattr(wan_speed, "_unusable", lambda name, device: None)
+    from diffusers.models import attention_dispatch
+
+    monkeypatch.setattr(attention_dispatch, "_check_attention_backend_requirements", lambda backend: None)
     monkeypatch.setattr(wan_speed.importlib.util, "find_spec", lambda m: object() if m in installed else None)
     picks = []
     for module in ("", "sageattention", "flash_attn", "flash_attn_interface"):
@@ -106,6 +112,8 @@ def test_auto_attention_prefers_fa3_then_flash_then_sage_then_native(monkeypatch
     assert picks == ["native", "sage", "flash", "_flash_3"]
     monkeypatch.setattr(wan_speed, "_capability", lambda device: (8, 6))  # Ampere: no FA3
     assert wan_speed.select_attention("auto", "cuda").value == "flash"
+    with pytest.raises(ConfigError, match=r"needs CUDA compute capability ≥ 9.0, this GPU has 8.6"):
+        wan_speed.select_attention("_flash_3", "cuda")
     monkeypatch.setattr(wan_speed, "_capability", lambda device: None)
     assert wan_speed.select_attention("auto", "cpu").value == "native"
 
