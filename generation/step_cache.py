@@ -113,30 +113,28 @@ def _configs(pipe: Any, choice: StepCacheChoice, steps: int) -> list[tuple[Any, 
     """(expert model, diffusers cache config) pairs for this call."""
     from diffusers import FirstBlockCacheConfig, MagCacheConfig
 
-    experts = [m for m in (pipe.transformer, getattr(pipe, "transformer_2", None)) if m is not None]
+    high, low = pipe.transformer, getattr(pipe, "transformer_2", None)  # low: None for one-expert models
     if choice.mode == "first_block":
-        return [(m, FirstBlockCacheConfig(threshold=FIRST_BLOCK_THRESHOLD)) for m in experts]
+        return [(m, FirstBlockCacheConfig(threshold=FIRST_BLOCK_THRESHOLD)) for m in (high, low) if m is not None]
     curve = choice.curve
     assert curve is not None
     ratios = _nearest(curve.ratios, steps)
-    high = steps
-    if getattr(pipe, "transformer_2", None) is not None and pipe.config.boundary_ratio is not None:
+    n_high = steps
+    if low is not None:  # the steps at or above the boundary run on the high-noise expert
         sched = type(pipe.scheduler).from_config(pipe.scheduler.config)
         sched.set_timesteps(steps)
         boundary_t = pipe.config.boundary_ratio * sched.config.num_train_timesteps
-        high = int(sum(1 for t in sched.timesteps if float(t) >= boundary_t))
-    spans = [(pipe.transformer, ratios[:high])]
-    if getattr(pipe, "transformer_2", None) is not None:
-        spans.append((pipe.transformer_2, ratios[high:]))
-    out = []
-    for i, (model, part) in enumerate(spans):
-        if model is None or not part or (i == 0 and len(spans) == 2 and not curve.high_noise):
-            continue
-        out.append((model, MagCacheConfig(
+        n_high = sum(1 for t in sched.timesteps if float(t) >= boundary_t)
+    spans = [(high, ratios[:n_high])] if (low is None or curve.high_noise) else []
+    if low is not None:
+        spans.append((low, ratios[n_high:]))
+    return [
+        (model, MagCacheConfig(
             threshold=curve.threshold, max_skip_steps=curve.max_skip_steps, retention_ratio=curve.retention_ratio,
             num_inference_steps=len(part), mag_ratios=list(part),
-        )))
-    return out
+        ))
+        for model, part in spans if part
+    ]
 
 
 @contextlib.contextmanager
