@@ -37,8 +37,12 @@ class Progress:
 
 @dataclass(frozen=True)
 class Preview:
+    """A cheap look at the clip while it renders (e.g. a strip of a few frames after a denoising step)."""
+
     frame: Any  # an RGB uint8 numpy array (H, W, 3)
     job_id: int | None = None
+    step: int | None = None
+    total: int | None = None
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,7 @@ from generation.events import (
     Finished,
     GenerationCancelled,
     GenerationResult,
+    Preview,
     Progress,
     Queued,
     Started,
@@ -130,6 +131,7 @@ class Runner:
         self._queue: deque[_Job] = deque()
         self._jobs: dict[int, _Job] = {}  # queued or running in this runner
         self._running: dict[int, str] = {}  # job id -> device
+        self._previews: dict[int, Preview] = {}  # running job id -> its newest Preview
         self._listeners: list[tuple[EventListener, int | None]] = []
         self._built: dict[tuple[str, str], Backend] = {}
         self._closed = False
@@ -319,6 +321,11 @@ class Runner:
         with self._lock:
             return dict(self._running)
 
+    def latest_preview(self, job_id: int) -> Preview | None:
+        """The newest Preview of a job running in this runner (a live look at the clip); None otherwise."""
+        with self._lock:
+            return self._previews.get(job_id)
+
     def wait(self, job_id: int, timeout: float | None = None) -> GenerationRecord:
         """Block until the job has ended here (or was never ours), then return its record."""
         with self._lock:
@@ -440,6 +447,7 @@ class Runner:
                 with self._lock:
                     self._running.pop(job.id, None)
                     self._jobs.pop(job.id, None)
+                    self._previews.pop(job.id, None)
                 job.done.set()
 
     def _run(self, job: _Job, device: str) -> None:
@@ -527,6 +535,9 @@ class Runner:
         def on_event(event: Event) -> None:
             if hasattr(event, "job_id") and getattr(event, "job_id") is None:
                 event = dataclasses.replace(event, job_id=job.id)  # type: ignore[arg-type]
+            if isinstance(event, Preview):
+                with self._lock:
+                    self._previews[job.id] = event
             if isinstance(event, Progress):
                 now = time.monotonic()
                 final = event.total is not None and event.step >= event.total

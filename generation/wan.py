@@ -23,8 +23,11 @@ from typing import TYPE_CHECKING, Any
 
 from generation.backend import PictureRequired, model_needs_picture
 from generation.config import EXPERTS, GenerationConfig
-from generation.events import CancelToken, EventListener, GenerationCancelled, GenerationResult, Progress, ignore
-from generation import export
+from generation.embedding_cache import EmbeddingCache, picture_key
+from generation.events import (
+    CancelToken, EventListener, GenerationCancelled, GenerationResult, Preview, Progress, ignore,
+)
+from generation import export, live_preview, step_cache, wan_speed
 from generation.nag import NegativeGuidance, choose_negative_guidance, nag_guidance
 from generation.sampling import Sampling, resolve_sampling
 from generation.specs import default_spec, expert_per_step
@@ -122,9 +125,11 @@ class WanBackend:
             text_size = (loaded.spec or default_spec()).text_size
             width, height = picture.size if picture is not None else output_size(*text_size, **rule)
             flow_shift = _set_flow_shift(pipe, sampling.flow_shift)
+            speed = wan_speed.for_call(cfg, sampling.steps, width, height)  # VAE tiling and step cache, logged
+            wan_speed.set_vae_tiling(pipe.vae, speed.vae_tiling.value == "on")
             timings["preprocess"] = time.perf_counter() - t
 
-            # 3. Encode the prompt (and the negative one when CFG or NAG uses it)
+            # 3. Encode the prompt (and the negative one when CFG or NAG uses it); a text seen before is reused
             stage("encoding")
             t = time.perf_counter()
             device = pipe._execution_device
@@ -132,24 +137,31 @@ class WanBackend:
             cfg_on = sampling.guidance[0] > 1.0
             negative_guidance = choose_negative_guidance(cfg.nag, sampling.guidance[0], plan.negative_prompt)
             nag = _nag_settings(cfg) if "nag" in negative_guidance else None
+            cache = loaded.embedding_cache if cfg.embedding_cache else EmbeddingCache(size=0)
+            cache.stats()  # hits and misses from here on are this call's
             prompt_embeds, negative_embeds = encode_prompt(
-                pipe, plan, max_len, device, negative=negative_guidance != "none")
+                pipe, plan, max_len, device, cache, loaded.model_id, negative=negative_guidance != "none")
             timings["encode"] = time.perf_counter() - t
             free_memory()
 
-            # 4. Sample: the denoising loop (one expert or two; NAG inside the text cross-attentions); progress
-            #    and cancel at every step
+            # 4. Sample: the denoising loop (one expert or two; NAG inside the text cross-attentions); progress,
+            #    live preview and cancel at every step (the picture's VAE encoding reused when seen, the step
+            #    cache on for this call when it applies)
             _check_cancel(cancel, "sampling")
             t = time.perf_counter()
             if nag is not None:
                 log.info("wan: negative prompt through NAG %s (%s)", nag, negative_guidance)
-            with nag_guidance(pipe, negative_embeds, **nag) if nag is not None else nullcontext():
+            preview = cfg.live_preview and on_event is not ignore and live_preview.supported(pipe.vae.config.z_dim)
+            reuse = cache.vae_encodes(pipe.vae, picture_key(picture)) if picture is not None else nullcontext()
+            with (nag_guidance(pipe, negative_embeds, **nag) if nag is not None else nullcontext(),
+                  step_cache.applied(pipe, speed.step_cache, sampling.steps), reuse):
                 latents, timesteps = self._sample(
                     pipe, plan, sampling, picture, (width, height), prompt_embeds,
-                    negative_embeds if cfg_on else None, device, on_event, cancel, t_start,
+                    negative_embeds if cfg_on else None, device, on_event, cancel, t_start, preview,
                 )
             experts = expert_per_step(timesteps, pipe.config.boundary_ratio)
             timings["sample"] = time.perf_counter() - t
+            reused = cache.stats()
             del prompt_embeds, negative_embeds
             if cancel.cancelled or pipe.interrupt:
                 del latents  # half-denoised: never decoded, never exported
@@ -157,7 +169,7 @@ class WanBackend:
                 raise GenerationCancelled(f"cancelled during sampling after {len(timesteps)} of {sampling.steps} steps")
             free_memory()
 
-            # 5. Decode the latents to frames (the VAE, tiled)
+            # 5. Decode the latents to frames (the VAE; tiled when step 2 chose so)
             stage("decoding")
             t = time.perf_counter()
             frames = decode_latents(pipe, latents)
@@ -173,6 +185,7 @@ class WanBackend:
                 input_size=source.size if source is not None else (None, None),
                 max_len=max_len, device=device, timesteps=timesteps, experts=experts,
                 negative_guidance=negative_guidance, nag=nag,
+                speed={**speed.to_dict(), "embedding_cache": reused, "live_preview": preview},
             )
             out = out_dir if out_dir is not None else export.default_out_dir()
             exported = export.export_video(frames, out, fps=sampling.fps, metadata={"vividflow": params}, crf=cfg.crf)
@@ -201,9 +214,10 @@ class WanBackend:
     def _sample(
         self, pipe: Any, plan: MotionPlan, sampling: Sampling, picture: Image.Image | None, size: tuple[int, int],
         prompt_embeds: Any, negative_embeds: Any, device: Any, on_event: EventListener, cancel: CancelToken,
-        t_start: float,
+        t_start: float, preview: bool,
     ) -> tuple[Any, list[int]]:
-        """The denoising loop to latents, a Progress event per step (naming the expert that ran it).
+        """The denoising loop to latents, a Progress event per step (naming the expert that ran it), and with
+        `preview` a Preview strip of the step's predicted clean latents (`generation.live_preview`, no VAE).
 
         A cancel sets the pipeline's interrupt flag: diffusers skips the remaining steps, and the
         caller sees `pipe.interrupt`. Returns the latents and the timesteps that ran.
@@ -228,6 +242,9 @@ class WanBackend:
             on_event(Progress(
                 stage="sampling", step=i + 1, total=steps, eta_s=eta, elapsed_s=now - t_start, expert=expert,
             ))
+            if preview:
+                x0 = live_preview.predicted_x0(p.scheduler, kwargs["latents"])
+                on_event(Preview(frame=live_preview.strip(x0), step=i + 1, total=steps))
             if cancel.cancelled:
                 p._interrupt = True  # the pipeline skips the remaining steps
             return {}
@@ -243,7 +260,7 @@ class WanBackend:
                 prompt=None, prompt_embeds=prompt_embeds, negative_prompt_embeds=negative_embeds,
                 height=height, width=width, num_frames=sampling.num_frames, num_inference_steps=steps,
                 generator=generator, output_type="latent", callback_on_step_end=on_step_end,
-                callback_on_step_end_tensor_inputs=[], **extra,
+                callback_on_step_end_tensor_inputs=["latents"] if preview else [], **extra,
             ).frames
         return latents, timesteps
 
@@ -294,15 +311,15 @@ def _set_flow_shift(pipe: Any, flow_shift: float | None) -> float | None:
     return float(flow_shift)
 
 
-def encode_prompt(pipe: Any, plan: MotionPlan, max_len: int, device: Any, *, negative: bool) -> tuple[Any, Any]:
-    """(prompt embeddings, negative embeddings or None): the negative prompt only when CFG or NAG uses it."""
-    import torch
+def encode_prompt(
+    pipe: Any, plan: MotionPlan, max_len: int, device: Any, cache: EmbeddingCache, model_id: str, *, negative: bool,
+) -> tuple[Any, Any]:
+    """(prompt embeddings, negative embeddings or None): the negative prompt only when CFG or NAG uses it; each
+    text encoded as diffusers' `encode_prompt` does, or taken from `cache`."""
+    def embed(text: str) -> Any:
+        return cache.prompt_embeds(pipe, text, max_len=max_len, device=device, model_id=model_id)
 
-    with torch.no_grad():
-        return pipe.encode_prompt(
-            prompt=plan.prompt, negative_prompt=plan.negative_prompt, do_classifier_free_guidance=negative,
-            num_videos_per_prompt=1, max_sequence_length=max_len, device=device,
-        )
+    return embed(plan.prompt), (embed(plan.negative_prompt or "") if negative else None)
 
 
 def _nag_settings(cfg: GenerationConfig) -> dict[str, float]:
@@ -314,7 +331,7 @@ def _nag_settings(cfg: GenerationConfig) -> dict[str, float]:
 def _reproduction_record(
     pipe: Any, plan: MotionPlan, loaded: LoadedPipeline, sampling: Sampling, *, flow_shift: float | None, size: tuple[int, int],
     input_size: tuple[int | None, int | None], max_len: int, device: Any, timesteps: list[int], experts: list[str],
-    negative_guidance: NegativeGuidance, nag: dict[str, float] | None,
+    negative_guidance: NegativeGuidance, nag: dict[str, float] | None, speed: dict[str, Any],
 ) -> dict[str, Any]:
     """Everything needed to render the same clip again: the call's settings, the load-time facts, versions."""
     two_experts = pipe.config.boundary_ratio is not None
@@ -348,6 +365,7 @@ def _reproduction_record(
         "generator_device": str(device),
         "expert_steps": {name: experts.count(name) for name in names},
         **loaded.describe(),
+        "speed": {**loaded.speed, **speed},
         "crf": loaded.cfg.crf,
         "versions": library_versions(),
         "plan": plan.to_dict(),

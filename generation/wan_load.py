@@ -25,11 +25,13 @@ from dataclasses import dataclass, field
 from importlib import metadata as _metadata
 from typing import Any
 
+from generation import wan_speed
 from generation.backend import BackendUnavailable
 from generation.config import EXPERTS, ConfigError, GenerationConfig, LoraSpec
 from generation.specs import EXPERT_COMPONENT, ModelSpec
 # LoraError: load_pipeline raises it, and callers catch it as `wan_load.LoraError`
 from generation.wan_lora import LoraError, apply_loras, looks_like_path, lora_location  # noqa: F401
+from generation.embedding_cache import EmbeddingCache
 from vividflow.settings import offline
 
 log = logging.getLogger(__name__)
@@ -232,6 +234,8 @@ class LoadedPipeline:
     parameter_bytes: dict[str, int] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     _siblings: dict[str, Any] = field(default_factory=dict, repr=False)
+    speed: dict[str, Any] = field(default_factory=dict)  # load-time speed switches (generation.wan_speed)
+    embedding_cache: EmbeddingCache = field(default_factory=EmbeddingCache)  # reuse between renders
 
     @property
     def takes_image(self) -> bool:
@@ -275,6 +279,7 @@ class LoadedPipeline:
             "cpu_offload": self.cfg.cpu_offload,
             "vae_tiling": self.cfg.vae_tiling,
             "parameter_bytes": dict(self.parameter_bytes),
+            "speed": dict(self.speed),
         }
 
 
@@ -319,9 +324,10 @@ def load_pipeline(cfg: GenerationConfig | None = None) -> LoadedPipeline:
     spec = cfg.spec
     device = resolve_device(cfg.device)
     dtype_name = resolve_dtype(cfg.dtype, device)
-    vae_dtype_name = spec.vae_dtype if spec else "float32"
+    vae_dtype_name = cfg.vae_dtype or (spec.vae_dtype if spec else "float32")
     quant = select_quantization(cfg.quantization, device)
     log.info("wan: quantization %s — %s", quant.mode, quant.reason)
+    attention = wan_speed.select_attention(cfg.attention, device)  # an unusable backend fails before the weights
     loras = cfg.effective_loras()
     for lora in loras:
         lora_location(lora)  # a missing LoRA fails now, not after minutes of loading weights
@@ -413,10 +419,11 @@ def load_pipeline(cfg: GenerationConfig | None = None) -> LoadedPipeline:
             pipe.enable_model_cpu_offload(device=device)
         else:
             pipe.to(device)
-        if cfg.vae_tiling:
-            pipe.vae.enable_tiling()  # `pipe.enable_vae_tiling` does not exist on this pipeline
         free_memory(full=True)
         timings["place"] = time.perf_counter() - t
+
+        # 6. Speed: attention backend, regional compilation (VAE tiling and step caching are per call)
+        speed = wan_speed.apply_at_load(pipe, cfg, attention)
     except BaseException as e:
         # A half-built pipeline must not outlive the error: the traceback keeps every frame's locals
         # (tens of GB on a GPU) alive until the caller drops the exception.
@@ -431,7 +438,7 @@ def load_pipeline(cfg: GenerationConfig | None = None) -> LoadedPipeline:
         dtype=dtype_name, vae_dtype=vae_dtype_name, quantization=quant, loras=tuple(loras),
         boundary_ratio=pipe.config.boundary_ratio,
         size_multiple=spec.size_multiple if spec else pipe.vae_scale_factor_spatial * pipe.transformer.config.patch_size[1],
-        parameter_bytes=sizes, timings=timings,
+        parameter_bytes=sizes, timings=timings, speed=speed,
     )
     log.info(
         "wan: loaded %s on %s (%s, %s) in %.1f s; LoRAs: %s; parameter bytes: %s",

@@ -35,6 +35,8 @@ def test_every_variable_reaches_its_field():
         "VIVIDFLOW_WAN_DTYPE": "bfloat16", "VIVIDFLOW_CRF": "23", "VIVIDFLOW_WAN_MAX_AREA": "921600",
         "VIVIDFLOW_WAN_BOUNDARY": "0.9", "VIVIDFLOW_WAN_FLOW_SHIFT": "5", "VIVIDFLOW_WAN_VAE_TILING": "0",
         "VIVIDFLOW_WAN_NAG": "Off",
+        "VIVIDFLOW_WAN_VAE_DTYPE": "bfloat16", "VIVIDFLOW_WAN_ATTENTION": "sage", "VIVIDFLOW_WAN_COMPILE": "on",
+        "VIVIDFLOW_WAN_EMBEDDING_CACHE": "off", "VIVIDFLOW_WAN_LIVE_PREVIEW": "0", "VIVIDFLOW_WAN_STEP_CACHE": "mag",
         "VIVIDFLOW_LLM_MODEL": "smollm2", "VIVIDFLOW_LLM_GGUF_FILE": "x.gguf", "VIVIDFLOW_LLM_DEVICE": "CPU",
         "VIVIDFLOW_LLM_DTYPE": "float32", "VIVIDFLOW_LLM_MAX_NEW_TOKENS": "300",
         "VIVIDFLOW_LLM_ENHANCE_MAX_NEW_TOKENS": "100", "VIVIDFLOW_LLM_TIMEOUT_S": "7.5", "VIVIDFLOW_LLM_ENABLED": "off",
@@ -49,6 +51,8 @@ def test_every_variable_reaches_its_field():
     assert (s.home, s.backend, s.wan.transformer, s.wan.quantization, s.wan.crf) == (
         Path("/data/vf"), "preview", "me/bf16", "int8", 23)
     assert s.wan.loras == (LoraSpec("/l.safetensors", None, 0.5, "low_noise"),)
+    assert (s.wan.vae_tiling, s.wan.vae_dtype, s.wan.attention, s.wan.compile, s.wan.step_cache) == (
+        "off", "bfloat16", "sage", True, "mag")
     assert (s.llm.device, s.llm.timeout_s, s.llm.grounded_only, s.llm.available) == ("cpu", 7.5, False, False)
 
 

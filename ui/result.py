@@ -2,7 +2,8 @@
 
 The progress is a fragment that re-runs on its own every `POLL_S` seconds while a job is queued or
 running: it reads the generation record (the runner writes progress there), so the rest of the page stays
-usable; when the job ends, it re-runs the whole page once to show the video.
+usable, and shows the newest live preview strip when this process's runner renders the job; when the job
+ends, it re-runs the whole page once to show the video.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import streamlit as st
 from storage import GenerationRecord
 
 from ui.format import PREVIEW_NOTE, backend_label, eta_text, seconds, status_label
-from ui.services import ACTION_ERROR, AUTO_RENDER, Context
+from ui.services import ACTION_ERROR, AUTO_RENDER, Context, runner
 from ui.widgets import download_button
 
 POLL_S = 0.5
@@ -51,6 +52,10 @@ def render_progress(ctx: Context, job_id: int) -> None:
     cols = st.columns([5, 1], vertical_alignment="center")
     cols[0].progress(frac, text=text)
     cols[1].button("Cancel", key=K + "cancel", on_click=ctx.cancel, args=(job_id,), width="stretch")
+    preview = runner().latest_preview(job_id) if g.status == "running" else None
+    if preview is not None:
+        st.image(preview.frame, width="stretch",
+                 caption=f"Live preview after step {preview.step}/{preview.total} (approximate colours)")
 
 
 def render_result(ctx: Context, g: GenerationRecord) -> None:

@@ -34,14 +34,38 @@ Quantization = Literal["auto", "none", "int8", "fp8"]
 DType = Literal["auto", "bfloat16", "float16", "float32"]
 NagMode = Literal["auto", "on", "off"]
 LLMMode = Literal["fallback_only", "always"]
+# diffusers' attention backends that need no download (`diffusers.models.attention_dispatch.AttentionBackendName`)
+Attention = Literal["auto", "native", "_native_cudnn", "_native_flash", "_native_efficient", "flash", "flash_varlen",
+                    "_flash_3", "_flash_varlen_3", "sage", "sage_varlen", "flex", "xformers"]
+VaeDType = Literal["float32", "bfloat16"]
+VaeTiling = Literal["auto", "on", "off"]
+StepCache = Literal["auto", "off", "first_block", "mag"]
 BACKENDS: tuple[str, ...] = get_args(Backend)
 QUANTIZATIONS: tuple[str, ...] = get_args(Quantization)
 DTYPES: tuple[str, ...] = get_args(DType)
 NAG_MODES: tuple[str, ...] = get_args(NagMode)
 LLM_MODES: tuple[str, ...] = get_args(LLMMode)
+ATTENTIONS: tuple[str, ...] = get_args(Attention)
+VAE_DTYPES: tuple[str, ...] = get_args(VaeDType)
+VAE_TILINGS: tuple[str, ...] = get_args(VaeTiling)
+STEP_CACHES: tuple[str, ...] = get_args(StepCache)
 
 Bool = Annotated[bool, BeforeValidator(parse_bool)]
 OptionalText = Annotated[str | None, BeforeValidator(optional_text)]
+
+
+def _switch(name: str, choices: tuple[str, ...]) -> Any:
+    """A choice that also takes the boolean words (1/true/yes → "on", 0/false/no → "off")."""
+    pick = choice(name, choices)
+
+    def check(value: Any) -> str:
+        try:
+            value = "on" if parse_bool(value) else "off"
+        except ValueError:
+            pass
+        return pick(value)
+
+    return check
 
 class Section(BaseModel):
     """A frozen group of settings. Constructing one with a bad value raises SettingsError with one sentence."""
@@ -118,10 +142,17 @@ class WanSettings(Section):
         float_in("flow_shift", 0.0, 50.0, lo_open=True, optional=True))] = None  # None: from the recipe
     max_sequence_length: Annotated[int | None, BeforeValidator(
         int_in("max_sequence_length", 1, 512, optional=True))] = None
-    vae_tiling: Bool = True
     # negative prompt through NAG: auto = when guidance ≤ 1 and the negative prompt is not empty; on = also
     # beside CFG; off = never (`generation.nag`)
     nag: Annotated[NagMode, BeforeValidator(choice("nag", NAG_MODES))] = "auto"
+    vae_tiling: Annotated[VaeTiling, BeforeValidator(_switch("vae_tiling", VAE_TILINGS))] = "auto"  # auto: offload or ≥720p
+    vae_dtype: Annotated[VaeDType | None, BeforeValidator(
+        lambda v: None if optional_text(v) is None else choice("vae_dtype", VAE_DTYPES)(v))] = None  # None: the spec's
+    attention: Annotated[Attention, BeforeValidator(choice("attention", ATTENTIONS))] = "auto"  # auto: best installed
+    compile: Bool = False  # regional torch.compile of both experts' repeated blocks
+    embedding_cache: Bool = True  # reuse prompt embeddings and image latents between renders (small LRU)
+    live_preview: Bool = True  # a cheap latent→RGB strip at every step (no VAE)
+    step_cache: Annotated[StepCache, BeforeValidator(choice("step_cache", STEP_CACHES))] = "auto"  # auto: the recipe's
 
     env_names: ClassVar[dict[str, str]] = {
         "model": "VIVIDFLOW_WAN_MODEL",
@@ -139,6 +170,12 @@ class WanSettings(Section):
         "flow_shift": "VIVIDFLOW_WAN_FLOW_SHIFT",
         "vae_tiling": "VIVIDFLOW_WAN_VAE_TILING",
         "nag": "VIVIDFLOW_WAN_NAG",
+        "vae_dtype": "VIVIDFLOW_WAN_VAE_DTYPE",
+        "attention": "VIVIDFLOW_WAN_ATTENTION",
+        "compile": "VIVIDFLOW_WAN_COMPILE",
+        "embedding_cache": "VIVIDFLOW_WAN_EMBEDDING_CACHE",
+        "live_preview": "VIVIDFLOW_WAN_LIVE_PREVIEW",
+        "step_cache": "VIVIDFLOW_WAN_STEP_CACHE",
     }
 
 

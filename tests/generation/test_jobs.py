@@ -6,11 +6,12 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from agent.plan import MotionPlan
 from generation.backend import BackendUnavailable
-from generation.events import Cancelled, Failed, Finished, Progress, Queued, Started
+from generation.events import Cancelled, Failed, Finished, Preview, Progress, Queued, Started
 from generation.export import probe_video
 from generation.jobs import JobError, Runner
 from generation.preview import PreviewBackend
@@ -59,6 +60,26 @@ def test_preview_job_end_to_end(gen_store, cat):
     assert list((Path(gen_store.media.root) / ".tmp").iterdir()) == []  # staging cleaned
     # the source image was stored once, by content
     assert gen_store.get_image(final.source_image_id).path.read_bytes() == cat.read_bytes()
+
+
+def test_previews_reach_subscribers_and_the_newest_is_kept_while_running(gen_store, cat, gh):
+    class PreviewingBackend(gh.FakeBackend):
+        def generate(self, plan, image, on_event, cancel, *, out_dir=None):
+            def with_preview(event):
+                on_event(event)
+                if isinstance(event, Progress):
+                    on_event(Preview(frame=np.full((4, 8, 3), event.step, np.uint8), step=event.step, total=event.total))
+
+            return super().generate(plan, image, with_preview, cancel, out_dir=out_dir)
+
+    seen = []
+    with Runner(gen_store, {"preview": PreviewingBackend(steps=3)}) as runner:
+        runner.subscribe(lambda e: seen.append((e, runner.latest_preview(e.job_id))) if isinstance(e, Preview) else None)
+        rec = runner.submit(_plan(), cat, backend="preview")
+        assert runner.wait(rec.id, 30).status == "succeeded"
+        assert runner.latest_preview(rec.id) is None  # kept while the job runs only
+    assert [(e.job_id, e.step, int(e.frame[0, 0, 0])) for e, _ in seen] == [(rec.id, s, s) for s in (1, 2, 3)]
+    assert all(kept is e for e, kept in seen)
 
 
 def test_progress_is_written_throttled_and_events_are_all_pushed(gen_store, cat, gh, monkeypatch):

@@ -71,7 +71,8 @@ def test_load_pipeline_offline_from_a_saved_folder(backend):
     assert loaded.device == "cpu" and loaded.dtype == "float32"
     assert loaded.quantization.mode == "none"  # auto on CPU
     assert loaded.boundary_ratio == pytest.approx(0.875)  # the folder's own (not in the registry)
-    assert loaded.pipe.vae.use_tiling is True
+    assert loaded.cfg.vae_tiling == "auto"  # decided per call (test_wan_speed.py)
+    assert loaded.speed["attention"] == {"value": "native", "reason": "auto: torch SDPA on cpu"}
     assert set(loaded.parameter_bytes) == {"transformer", "transformer_2", "text_encoder", "vae"}
 
 
@@ -138,9 +139,10 @@ def test_same_seed_same_frames_whatever_the_global_rng_new_seed_different(backen
 
 
 def test_vae_tiling_engages_beyond_the_tile_size_and_matches_untiled(backend, monkeypatch):
-    # load_pipeline turns VAE tiling on; the test clips (64 px) are below the 256-px tile, so decode
-    # 288-px frames here: the tiled path must run, and agree with an untiled decode up to the seams' blending
+    # the test clips (64 px) are below the 256-px tile, so decode 288-px frames here with tiling on: the tiled
+    # path must run, and agree with an untiled decode up to the seams' blending
     vae = backend.pipe.vae
+    wan.wan_speed.set_vae_tiling(vae, True)
     assert vae.use_tiling and 288 > vae.tile_sample_min_height
     tiled_calls = []
     real_tiled_decode = vae.tiled_decode
@@ -148,11 +150,8 @@ def test_vae_tiling_engages_beyond_the_tile_size_and_matches_untiled(backend, mo
     latents = torch.randn(1, 16, 2, 36, 36, generator=torch.Generator("cpu").manual_seed(0))
     tiled = wan.decode_latents(backend.pipe, latents)
     assert tiled.shape == (5, 288, 288, 3) and tiled_calls == [1]
-    vae.disable_tiling()
-    try:
-        untiled = wan.decode_latents(backend.pipe, latents)
-    finally:
-        vae.enable_tiling()
+    wan.wan_speed.set_vae_tiling(vae, False)
+    untiled = wan.decode_latents(backend.pipe, latents)
     assert tiled_calls == [1]  # the untiled decode did not tile
     diff = np.abs(tiled - untiled)
     assert diff.mean() < 0.05 * np.abs(untiled - untiled.mean()).mean(), diff.mean()
@@ -169,7 +168,7 @@ def test_tiny_builder_returns_every_module_in_eval_mode():
 def test_progress_once_per_step_with_both_experts(backend, tmp_path):
     events: list[Progress] = []
     plan = make_plan(steps=6)
-    result = backend.generate(plan, picture(), events.append, out_dir=tmp_path)
+    result = backend.generate(plan, picture(), lambda e: isinstance(e, Progress) and events.append(e), out_dir=tmp_path)
     sampling = [e for e in events if e.stage == "sampling"]
     assert [e.step for e in sampling] == list(range(1, 7))
     assert all(e.total == 6 for e in sampling)
@@ -198,8 +197,10 @@ def test_cancel_after_step_one_discards_frames(backend, tmp_path, frames_seen):
     events: list[Progress] = []
 
     def listener(event):
+        if not isinstance(event, Progress):
+            return
         events.append(event)
-        if getattr(event, "stage", None) == "sampling" and event.step == 1:
+        if event.stage == "sampling" and event.step == 1:
             cancel.cancel()
 
     with pytest.raises(GenerationCancelled, match="1 of 4 steps"):

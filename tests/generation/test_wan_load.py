@@ -289,7 +289,7 @@ def test_config_from_env_reads_every_variable():
     )
     assert cfg.effective_loras() == cfg.loras  # Lightning off
     assert (cfg.quantization, cfg.cpu_offload, cfg.device, cfg.dtype, cfg.crf) == ("int8", True, "cuda:1", "bfloat16", 23)
-    assert (cfg.max_area, cfg.flow_shift, cfg.boundary_ratio, cfg.vae_tiling) == (921600, 5.0, 0.9, False)
+    assert (cfg.max_area, cfg.flow_shift, cfg.boundary_ratio, cfg.vae_tiling) == (921600, 5.0, 0.9, "off")
     assert GenerationConfig.from_env({}) == GenerationConfig()
     assert GenerationConfig.from_env(env, crf=30).crf == 30  # overrides (CLI flags) win
 
