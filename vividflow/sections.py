@@ -9,6 +9,8 @@ from typing import Annotated, Any, ClassVar, Literal, get_args
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 
 from vividflow.values import (
+    FALSE_WORDS,
+    TRUE_WORDS,
     gguf_name,
     LoraSpec,
     SettingsError,
@@ -33,13 +35,31 @@ Backend = Literal["auto", "preview", "wan"]
 Quantization = Literal["auto", "none", "int8", "fp8"]
 DType = Literal["auto", "bfloat16", "float16", "float32"]
 LLMMode = Literal["fallback_only", "always"]
+Offload = Literal["auto", "none", "model", "group"]
+VaeTiling = Literal["auto", "on", "off"]
 BACKENDS: tuple[str, ...] = get_args(Backend)
 QUANTIZATIONS: tuple[str, ...] = get_args(Quantization)
 DTYPES: tuple[str, ...] = get_args(DType)
 LLM_MODES: tuple[str, ...] = get_args(LLMMode)
+OFFLOADS: tuple[str, ...] = get_args(Offload)
+VAE_TILINGS: tuple[str, ...] = get_args(VaeTiling)
 
 Bool = Annotated[bool, BeforeValidator(parse_bool)]
 OptionalText = Annotated[str | None, BeforeValidator(optional_text)]
+
+
+def switch(name: str, choices: tuple[str, ...], on: str, off: str) -> Any:
+    """One of `choices`, where the yes/no words (1/0, true/false, on/off) mean `on` / `off`."""
+    check = choice(name, choices)
+
+    def parse(value: Any) -> str:
+        if isinstance(value, bool):
+            return on if value else off
+        text = str(value).strip().lower()
+        return on if text in TRUE_WORDS else off if text in FALSE_WORDS else check(value)
+
+    return parse
+
 
 class Section(BaseModel):
     """A frozen group of settings. Constructing one with a bad value raises SettingsError with one sentence."""
@@ -104,7 +124,9 @@ class WanSettings(Section):
     lightning: Bool = True  # add the registry's Lightning LoRAs
     loras: Annotated[tuple[LoraSpec, ...], BeforeValidator(lora_specs)] = ()  # user LoRAs, after Lightning
     quantization: Annotated[Quantization, BeforeValidator(choice("quantization", QUANTIZATIONS))] = "auto"
-    cpu_offload: Bool = False  # model CPU offload, for cards under ~40 GB
+    # auto: from the free GPU memory (generation.wan_memory); model: one component on the GPU at a time (1/on);
+    # group: block by block, streamed; none: everything resident (0/off)
+    cpu_offload: Annotated[Offload, BeforeValidator(switch("cpu_offload", OFFLOADS, "model", "none"))] = "auto"
     device: Annotated[str, BeforeValidator(device_name())] = "auto"
     dtype: Annotated[DType, BeforeValidator(choice("dtype", DTYPES))] = "auto"
     crf: Annotated[int, BeforeValidator(int_in("crf", *CRF_RANGE))] = DEFAULT_CRF
@@ -116,7 +138,8 @@ class WanSettings(Section):
         float_in("flow_shift", 0.0, 50.0, lo_open=True, optional=True))] = None  # None: from the recipe
     max_sequence_length: Annotated[int | None, BeforeValidator(
         int_in("max_sequence_length", 1, 512, optional=True))] = None
-    vae_tiling: Bool = True
+    vae_tiling: Annotated[VaeTiling, BeforeValidator(switch("vae_tiling", VAE_TILINGS, "on", "off"))] = "auto"
+    weight_cache: Bool = True  # save the fused + quantized experts under <home>/cache/wan, load them next time
 
     env_names: ClassVar[dict[str, str]] = {
         "model": "VIVIDFLOW_WAN_MODEL",
@@ -133,6 +156,7 @@ class WanSettings(Section):
         "boundary_ratio": "VIVIDFLOW_WAN_BOUNDARY",
         "flow_shift": "VIVIDFLOW_WAN_FLOW_SHIFT",
         "vae_tiling": "VIVIDFLOW_WAN_VAE_TILING",
+        "weight_cache": "VIVIDFLOW_WAN_WEIGHT_CACHE",
     }
 
 
