@@ -92,6 +92,9 @@ def check_available(name: str, cfg: Any = None) -> None:
             f"backend 'wan' is unavailable: {NO_CUDA_FIX} (or set VIVIDFLOW_WAN_DEVICE=cpu to force the CPU, "
             "which is only practical for tiny test models)"
         )
+    from generation.wan_memory import plan_for_config
+
+    plan_for_config(cfg, "cuda" if cfg.device == "auto" else cfg.device)  # too small a card: the message names the tier
 
 
 def wan_weights_present(cfg: Any = None) -> bool:

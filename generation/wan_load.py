@@ -29,15 +29,7 @@ from typing import Any
 from generation import weight_cache
 from generation.backend import BackendUnavailable
 from generation.config import EXPERT_COMPONENT, EXPERTS, GenerationConfig, LoraSpec, ModelSpec
-from generation.wan_memory import (
-    MemoryPlan,
-    check_plan,
-    choose_offload,
-    choose_vae_tiling,
-    log_plan,
-    place_pipeline,
-    plan_for_device,
-)
+from generation.wan_memory import MemoryPlan, choose_offload, choose_vae_tiling, place_pipeline, plan_for_config
 from generation.wan_quant import (
     QuantizationChoice,
     parameter_bytes,
@@ -240,12 +232,7 @@ def load_pipeline(cfg: GenerationConfig | None = None) -> LoadedPipeline:
     device = resolve_device(cfg.device)
     dtype_name = resolve_dtype(cfg.dtype, device)
     vae_dtype_name = spec.vae_dtype if spec else "float32"
-    registry_id = cfg.defaults_from or cfg.model_id
-    plan = plan_for_device(device, registry_id, max_area=cfg.max_area, quantization=cfg.quantization,
-                           offload=cfg.cpu_offload)
-    if plan is not None:
-        log_plan(plan)
-        check_plan(plan, registry_id)  # too small for this model: a clear message naming the tier that fits
+    plan = plan_for_config(cfg, device)  # too small for this model: a clear message naming the tier that fits
     quant = select_quantization(cfg.quantization, device, plan.precision if plan else None)
     log.info("wan: quantization %s — %s", quant.mode, quant.reason)
     offload = choose_offload(cfg.cpu_offload, device, plan)
@@ -262,9 +249,9 @@ def load_pipeline(cfg: GenerationConfig | None = None) -> LoadedPipeline:
     transformer_id = cfg.transformer_id
     cache = _weight_cache_key(cfg, source, transformer_id, loras, lora_locations, quant, dtype_name, device)
     t = time.perf_counter()
-    prepared = cache[0].load(cache[1], device if on_gpu else "cpu") if cache else None
-    cache_status = {"status": "off" if cache is None else "hit" if prepared else "miss",
-                    "key": cache[1] if cache else None}
+    prepared = cache[0].load(cache[1], device if on_gpu else "cpu") if not isinstance(cache, str) else None
+    cache_status = ({"status": cache} if isinstance(cache, str)
+                    else {"status": "hit" if prepared else "miss", "key": cache[1]})
     timings["cache_load"] = time.perf_counter() - t
 
     # 3. Load the other components (weights stay on the CPU until each is ready)
@@ -314,9 +301,12 @@ def load_pipeline(cfg: GenerationConfig | None = None) -> LoadedPipeline:
                 t_quant += time.perf_counter() - t
             if offload != "none":
                 model.to("cpu")  # quantize_(device=...) left the quantized layers on the GPU
+            if not device.startswith("cuda"):
+                weight_cache.own_allocations(model)  # the same frames from the model files or the cache
             sizes[component] = parameter_bytes(model)
-            free_memory(full=True)
-        if cache is not None and prepared is None:
+            if prepared is None:
+                free_memory(full=True)  # the weights fusing and quantizing replaced
+        if not isinstance(cache, str) and prepared is None:
             t = time.perf_counter()
             experts = {EXPERT_COMPONENT[e]: getattr(pipe, EXPERT_COMPONENT[e]) for e in EXPERTS}
             cache_status["saved"] = cache[0].save(cache[1], cache[2], experts) is not None
@@ -363,11 +353,13 @@ def load_pipeline(cfg: GenerationConfig | None = None) -> LoadedPipeline:
 def _weight_cache_key(
     cfg: GenerationConfig, source: str, transformer_id: str | None, loras: tuple[LoraSpec, ...],
     lora_locations: list[tuple[str, dict[str, Any]]], quant: QuantizationChoice, dtype: str, device: str,
-) -> tuple[weight_cache.WeightCache, str, dict[str, Any]] | None:
-    """(cache, key, key parts) when the weight cache is on and has work to skip (a LoRA to fuse or experts to
-    quantize); None otherwise, or when a hub model or LoRA is not in the local cache yet."""
-    if not cfg.weight_cache or (not loras and quant.experts is None):
-        return None
+) -> tuple[weight_cache.WeightCache, str, dict[str, Any]] | str:
+    """(cache, key, key parts), or why the weight cache is not used: "off" (the setting), "nothing to prepare"
+    (no LoRA to fuse, no expert to quantize), "not in the HF cache yet" (written on the next load)."""
+    if not cfg.weight_cache:
+        return "off"
+    if not loras and quant.experts is None:
+        return "nothing to prepare"
     parts: dict[str, Any] = {
         "model": weight_cache.source_fingerprint(source, "model_index.json"),
         "transformer": (weight_cache.source_fingerprint(transformer_id, "transformer/config.json")
@@ -380,8 +372,8 @@ def _weight_cache_key(
         "versions": {k: v for k, v in library_versions().items() if k in ("torch", "torchao", "diffusers", "peft")},
     }
     if parts["model"] is None or (transformer_id and parts["transformer"] is None) or None in parts["loras"]:
-        log.info("wan: weight cache skipped: the model or a LoRA is not in the local cache yet")
-        return None
+        log.info("wan: weight cache skipped: the model or a LoRA is not in the local HF cache yet")
+        return "not in the HF cache yet"
     return weight_cache.WeightCache(weight_cache.cache_root()), weight_cache.cache_key(parts), parts
 
 

@@ -304,6 +304,18 @@ def log_plan(plan: MemoryPlan) -> None:
         log.info("wan: memory: %s", reason)
 
 
+def plan_for_config(cfg: Any, device: str) -> MemoryPlan | None:
+    """The memory plan for a GenerationConfig on `device`, logged and checked (raises BackendUnavailable when
+    the card is too small for the configured model); None on the CPU or outside the registry."""
+    registry_id = cfg.defaults_from or cfg.model_id
+    plan = plan_for_device(device, registry_id, max_area=cfg.max_area, quantization=cfg.quantization,
+                           offload=cfg.cpu_offload)
+    if plan is not None:
+        log_plan(plan)
+        check_plan(plan, registry_id)
+    return plan
+
+
 def choose_offload(setting: str, device: str, plan: MemoryPlan | None) -> str:
     """The offload in use: the setting when not auto, else the plan's; always none on the CPU."""
     if not device.startswith("cuda"):

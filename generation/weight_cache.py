@@ -266,3 +266,21 @@ def _build_expert(entry: Path, info: Mapping[str, Any], device: str) -> Any:
         state.update({k.removeprefix(_PREFIX): v for k, v in tensors.items()})
     model.load_state_dict(state, strict=True, assign=True)
     return model.eval().requires_grad_(False)
+
+
+def own_allocations(model: Any) -> None:
+    """Give every parameter and buffer of `model` its own allocation (torch aligns those to 64 bytes).
+
+    CPU BLAS kernels pick their code path by the alignment of the data, so an expert whose tensors sit at
+    arbitrary offsets of a file (the model's shards or a cache entry) can differ from another copy in the last
+    bits; with its own allocations the frames are the same whichever way the weights arrived.
+    """
+    import torch
+
+    for module in model.modules():
+        for name, p in list(module._parameters.items()):
+            if p is not None:
+                module._parameters[name] = torch.nn.Parameter(p.detach().clone(), requires_grad=p.requires_grad)
+        for name, b in list(module._buffers.items()):
+            if b is not None:
+                module._buffers[name] = b.clone()
