@@ -35,6 +35,7 @@ from generation.wan_quant import (
     parameter_bytes,
     quantize_expert,
     quantize_text_encoder,
+    restore_process_settings,
     select_quantization,
     torchao_config,
 )
@@ -250,6 +251,8 @@ def load_pipeline(cfg: GenerationConfig | None = None) -> LoadedPipeline:
     cache = _weight_cache_key(cfg, source, transformer_id, loras, lora_locations, quant, dtype_name, device)
     t = time.perf_counter()
     prepared = cache[0].load(cache[1], device if on_gpu else "cpu") if not isinstance(cache, str) else None
+    if prepared:
+        restore_process_settings(quant)
     cache_status = ({"status": cache} if isinstance(cache, str)
                     else {"status": "hit" if prepared else "miss", "key": cache[1]})
     timings["cache_load"] = time.perf_counter() - t

@@ -115,6 +115,15 @@ def quantize_expert(model: Any, quant: QuantizationChoice, device: str) -> None:
     quantize_(model, torchao_config(quant.experts), filter_fn=is_block_linear, device=_quant_device(device))
 
 
+def restore_process_settings(quant: QuantizationChoice) -> None:
+    """What `quantize_` sets process-wide (torchao's recommended torch.compile settings), for experts that arrive
+    already quantized from the weight cache, so compiled kernels are chosen as after a fresh quantization."""
+    if quant.experts is not None and torchao_config(quant.experts).set_inductor_config:
+        from torchao.quantization.utils import recommended_inductor_config_setter
+
+        recommended_inductor_config_setter()
+
+
 def quantize_text_encoder(model: Any, quant: QuantizationChoice, device: str) -> None:
     """Quantize the text encoder in place with `quant.text_encoder` (every Linear layer)."""
     if quant.text_encoder is None:

@@ -6,9 +6,11 @@
 
 An entry `<home>/cache/wan/<key>/` holds each expert's state dict in safetensors shards and `manifest.json`
 (the key, what it was computed from, each expert's class and config, each file's size and sha256). torchao's
-quantized tensors (int8 `Int8Tensor`, FP8 `Float8Tensor`) are flattened to plain tensors plus JSON metadata by
-torchao's safetensors support, so nothing is pickled; a tensor type it cannot flatten means the entry is not
-written (logged), never a pickle. The key is a hash of everything the prepared weights depend on: the model's
+quantized tensors are flattened to plain tensors plus JSON metadata by torchao's safetensors support
+(`torchao.prototype.safetensors`), so nothing is pickled: int8 `Int8Tensor` (round-trip tested on the CPU) and
+FP8 per-row `Float8Tensor` (its stored form tested on the CPU; FP8 matmuls need CUDA ≥ 8.9). A tensor type it
+cannot flatten means the entry is not written (logged), never a pickle (`torch.save(weights_only=False)` would
+run code from the cache folder on load). The key is a hash of everything the prepared weights depend on: the model's
 revision (a local folder: its files' sizes and mtimes), the LoRA files with their scales and experts, the
 quantization config, dtype, device type and the library versions.
 

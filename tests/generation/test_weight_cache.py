@@ -168,6 +168,27 @@ def test_int8_experts_round_trip(pristine):
     assert torch.equal(expected, got)
 
 
+def test_fp8_per_row_experts_round_trip(monkeypatch, tmp_path):
+    # FP8 quantizes only on CUDA ≥ 8.9; with torchao's hardware check bypassed it quantizes on the CPU, which is
+    # enough to test what is stored (the FP8 matmuls themselves need the GPU)
+    import torchao.quantization.quant_api as quant_api
+
+    monkeypatch.setattr(quant_api, "_check_hardware_support", lambda granularity: None)
+    model = build_tiny_pipeline(attention_head_dim=16).transformer.to(torch.bfloat16)  # per-row FP8 wants bf16
+    quantize_expert(model, QuantizationChoice("fp8", "test", "Float8DynamicActivationFloat8WeightConfig"), "cpu")
+    fp8 = sorted(n for n, m in model.named_modules() if type(getattr(m, "weight", None)).__name__ == "Float8Tensor")
+    assert len(fp8) == 20 and all(n.startswith("blocks.") for n in fp8)  # the blocks' Linear layers only
+    cache = weight_cache.WeightCache(tmp_path)
+    cache.save("fp8", {}, {"transformer": model})
+    loaded = cache.load("fp8")["transformer"]
+    for name in fp8:
+        a, b = model.get_submodule(name).weight, loaded.get_submodule(name).weight
+        assert type(b).__name__ == "Float8Tensor" and a.__tensor_flatten__()[1] == b.__tensor_flatten__()[1]
+        assert type(b.__tensor_flatten__()[1]["act_quant_kwargs"].granularity).__name__ == "PerRow"  # activations
+        assert b.block_size == [1, a.shape[1]]  # one weight scale per row
+        assert torch.equal(a.qdata.view(torch.uint8), b.qdata.view(torch.uint8)) and torch.equal(a.scale, b.scale)
+
+
 def _flip_a_byte(entry: Path) -> None:
     shard = sorted(entry.glob("*.safetensors"))[0]
     data = bytearray(shard.read_bytes())
