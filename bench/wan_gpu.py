@@ -358,10 +358,10 @@ def print_table(results: dict[str, Any]) -> None:
 
 
 def main() -> None:
-    from generation.specs import I2V_A14B, TI2V_5B
+    from generation.specs import TI2V_5B
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--a14b", default=I2V_A14B, help="Wan2.2-I2V-A14B hub id or Diffusers folder")
+    ap.add_argument("--a14b", help="Wan2.2-I2V-A14B hub id or Diffusers folder (default: the settings' wan.model)")
     ap.add_argument("--ti2v", default=TI2V_5B, help="Wan2.2-TI2V-5B hub id or Diffusers folder")
     ap.add_argument("--ti2v-steps", type=int, default=4, help="TI2V-5B steps measured (the recipe's are extrapolated)")
     ap.add_argument("--budget-s", type=float, default=540.0, help="stop starting new rows after this many seconds")
@@ -369,6 +369,10 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if args.a14b is None:
+        from generation.config import GenerationConfig
+
+        args.a14b = GenerationConfig.from_env().model
     logging.basicConfig(level=logging.WARNING)
     args.out.mkdir(parents=True, exist_ok=True)
     import torch
