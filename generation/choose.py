@@ -94,7 +94,9 @@ def check_available(name: str, cfg: Any = None) -> None:
         )
     from generation.wan_memory import plan_for_config
 
-    plan_for_config(cfg, "cuda" if cfg.device == "auto" else cfg.device)  # too small a card: the message names the tier
+    # a card too small for the model: the message names the tier that fits (memory this process would free first,
+    # the LLM's, counts as free)
+    plan_for_config(cfg, "cuda" if cfg.device == "auto" else cfg.device, count_own=True)
 
 
 def wan_weights_present(cfg: Any = None) -> bool:

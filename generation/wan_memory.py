@@ -266,8 +266,12 @@ def workloads_for(model_id: str, max_area: int | None = None) -> list[Workload]:
 
 def plan_for_device(
     device: str, model_id: str, *, max_area: int | None = None, quantization: str = "auto", offload: str = "auto",
+    count_own: bool = False,
 ) -> MemoryPlan | None:
-    """The plan for a CUDA `device` and a registry model (None on the CPU or for a model outside the registry)."""
+    """The plan for a CUDA `device` and a registry model (None on the CPU or for a model outside the registry).
+
+    `count_own` counts what this process holds as free too (before a load, the models it frees first: the LLM).
+    """
     if not device.startswith("cuda"):
         return None
     workloads = workloads_for(model_id, max_area)
@@ -277,6 +281,8 @@ def plan_for_device(
     import torch
 
     free, total = torch.cuda.mem_get_info(device)
+    if count_own:
+        free = min(total, free + torch.cuda.memory_reserved(device))
     capability = tuple(torch.cuda.get_device_capability(device))
     precision = None if quantization == "auto" else PRECISION_OF_MODE[quantization]
     return plan_memory(free, total, capability, workloads, precision=precision,
@@ -304,12 +310,12 @@ def log_plan(plan: MemoryPlan) -> None:
         log.info("wan: memory: %s", reason)
 
 
-def plan_for_config(cfg: Any, device: str) -> MemoryPlan | None:
+def plan_for_config(cfg: Any, device: str, *, count_own: bool = False) -> MemoryPlan | None:
     """The memory plan for a GenerationConfig on `device`, logged and checked (raises BackendUnavailable when
     the card is too small for the configured model); None on the CPU or outside the registry."""
     registry_id = cfg.defaults_from or cfg.model_id
     plan = plan_for_device(device, registry_id, max_area=cfg.max_area, quantization=cfg.quantization,
-                           offload=cfg.cpu_offload)
+                           offload=cfg.cpu_offload, count_own=count_own)
     if plan is not None:
         log_plan(plan)
         check_plan(plan, registry_id)

@@ -106,6 +106,7 @@ torch = pytest.importorskip("torch")
 
 def fake_cuda(monkeypatch, total_gib: float, capability: tuple[int, int]) -> None:
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device=None: 0)
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
     monkeypatch.setattr(torch.cuda, "mem_get_info",
                         lambda device=None: (int((total_gib - 0.5) * GiB), int(total_gib * GiB)))
@@ -128,6 +129,13 @@ def test_the_card_decides_through_mem_get_info(monkeypatch, caplog):
         choose.check_available("wan", GenerationConfig(model="wan"))
     choose.check_available("wan", GenerationConfig(model="wan-5b"))  # fits
     choose.check_available("wan", GenerationConfig(model="wan", cpu_offload="group"))  # streamed: fits
+
+    # an LLM of this process holding 20 GiB: the availability check counts it as free (it is freed before a load)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (int(3.5 * GiB), 24 * GiB))
+    monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device=None: 20 * GiB)
+    choose.check_available("wan", GenerationConfig(model="wan-5b"))
+    with pytest.raises(BackendUnavailable, match="too small"):
+        plan_for_config(GenerationConfig(model="wan-5b"), "cuda")  # at load time, after the LLM is freed
 
     fake_cuda(monkeypatch, 8, (8, 6))
     with pytest.raises(BackendUnavailable, match=f"too small.*{TI2V_5B}, needs about 9.5 GiB"):
