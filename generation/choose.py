@@ -108,6 +108,11 @@ def check_available(name: str, cfg: Any = None) -> None:
             f"backend 'wan' is unavailable: {NO_CUDA_FIX} (or set VIVIDFLOW_WAN_DEVICE=cpu to force the CPU, "
             "which is only practical for tiny test models)"
         )
+    from generation.wan_memory import plan_for_config
+
+    # a card too small for the model: the message names the tier that fits (memory this process would free first,
+    # the LLM's, counts as free)
+    plan_for_config(cfg, "cuda" if cfg.device == "auto" else cfg.device, count_own=True)
 
 
 def wan_weights_present(cfg: Any = None) -> bool:

@@ -125,7 +125,8 @@ class WanBackend:
             text_size = (loaded.spec or default_spec()).text_size
             width, height = picture.size if picture is not None else output_size(*text_size, **rule)
             flow_shift = _set_flow_shift(pipe, sampling.flow_shift)
-            speed = wan_speed.for_call(cfg, sampling.steps, width, height)  # VAE tiling and step cache, logged
+            speed = wan_speed.for_call(  # VAE tiling and step cache, logged
+                cfg, sampling.steps, width, height, with_image=picture is not None, offload=loaded.offload != "none")
             wan_speed.set_vae_tiling(pipe.vae, speed.vae_tiling.value == "on")
             timings["preprocess"] = time.perf_counter() - t
 

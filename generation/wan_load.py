@@ -3,8 +3,10 @@ once per process.
 
     loaded = load_pipeline(GenerationConfig.from_env())        # minutes on a GPU, once per process
 
-Every load-time decision is made here and recorded in `LoadedPipeline.describe()`: LoRA is fused and
-quantization (torchao) applied at load time, never inside a call (`generation.wan` does the calling).
+Every load-time decision is made here and recorded in `LoadedPipeline.describe()`: the memory plan
+(`generation.wan_memory`: precision, offload, VAE tiling from the free GPU memory), LoRA fused and quantization
+(`generation.wan_quant`) applied at load time, never inside a call (`generation.wan` does the calling), and the
+fused + quantized experts saved to and loaded from the weight cache (`generation.weight_cache`).
 torch, diffusers, transformers, torchao and peft are imported inside functions.
 
 Before the video model loads or runs, the callables given to `register_before_load` are called
@@ -25,18 +27,27 @@ from dataclasses import dataclass, field
 from importlib import metadata as _metadata
 from typing import Any
 
-from generation import wan_speed
+from generation import wan_speed, weight_cache
 from generation.backend import BackendUnavailable
-from generation.config import EXPERTS, ConfigError, GenerationConfig, LoraSpec
+from generation.config import EXPERTS, GenerationConfig, LoraSpec
+from generation.embedding_cache import EmbeddingCache
 from generation.specs import EXPERT_COMPONENT, ModelSpec
 # LoraError: load_pipeline raises it, and callers catch it as `wan_load.LoraError`
 from generation.wan_lora import LoraError, apply_loras, looks_like_path, lora_location  # noqa: F401
-from generation.embedding_cache import EmbeddingCache
+from generation.wan_memory import MemoryPlan, choose_offload, place_pipeline, plan_for_config
+from generation.wan_quant import (  # noqa: F401 (select_quantization: tests reach it here)
+    QuantizationChoice,
+    parameter_bytes,
+    quantize_expert,
+    quantize_text_encoder,
+    restore_process_settings,
+    select_quantization,
+    torchao_config,
+)
 from vividflow.settings import offline
 
 log = logging.getLogger(__name__)
 
-FP8_MIN_CAPABILITY = (8, 9)  # Ada / Hopper: FP8 tensor cores
 VERSIONED_LIBRARIES = ("torch", "diffusers", "transformers", "torchao", "peft", "accelerate", "imageio-ffmpeg")
 _OFFLINE_HINT = (
     "download it on a connected machine (`hf download {id}`, same HF_HOME) or copy the folder here and set "
@@ -81,7 +92,7 @@ def run_before_load_hooks() -> None:
         fn()
 
 
-# --- device, dtype, quantization -----------------------------------------------------------------
+# --- device, dtype, versions ---------------------------------------------------------------------
 
 
 def resolve_device(device: str = "auto") -> str:
@@ -103,80 +114,6 @@ def resolve_dtype(dtype: str, device: str) -> str:
     if dtype != "auto":
         return dtype
     return "bfloat16" if device.startswith("cuda") else "float32"
-
-
-@dataclass(frozen=True)
-class QuantizationChoice:
-    """What load_pipeline quantizes with (torchao config names) and why."""
-
-    mode: str  # "none" | "int8" | "fp8"
-    reason: str
-    experts: str | None = None
-    text_encoder: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"mode": self.mode, "reason": self.reason, "experts": self.experts, "text_encoder": self.text_encoder}
-
-
-_INT8 = "Int8WeightOnlyConfig"
-_FP8 = "Float8DynamicActivationFloat8WeightConfig"
-
-
-def select_quantization(requested: str, device: str) -> QuantizationChoice:
-    """Pick the quantization for `device` ("auto" | "none" | "int8" | "fp8"); the reason is logged by the caller.
-
-    auto: FP8 dynamic activation+weight on both experts and int8 weight-only on the text encoder on CUDA
-    with compute capability ≥ 8.9; int8 weight-only everywhere on older GPUs; none on CPU.
-    """
-    import torch
-
-    on_cuda = device.startswith("cuda")
-    if on_cuda and not torch.cuda.is_available():
-        raise BackendUnavailable(f"device={device!r} but CUDA is not available here")
-    cap = tuple(torch.cuda.get_device_capability(device)) if on_cuda else None
-    cap_text = f"compute capability {cap[0]}.{cap[1]}" if cap else "CPU"
-    fp8_ok = cap is not None and cap >= FP8_MIN_CAPABILITY
-    if requested == "auto":
-        if fp8_ok:
-            return QuantizationChoice(
-                "fp8", f"auto: CUDA {cap_text} ≥ 8.9 has FP8 tensor cores: FP8 experts, int8 text encoder", _FP8, _INT8
-            )
-        if on_cuda:
-            return QuantizationChoice("int8", f"auto: CUDA {cap_text} < 8.9 has no FP8: int8 weight-only", _INT8, _INT8)
-        return QuantizationChoice(
-            "none", "auto: CPU runs unquantized by default (quantization=int8 works on CPU too)"
-        )
-    if requested == "none":
-        return QuantizationChoice("none", f"requested none ({cap_text})")
-    if requested == "int8":
-        return QuantizationChoice("int8", f"requested int8 weight-only ({cap_text})", _INT8, _INT8)
-    if requested == "fp8":
-        if not fp8_ok:
-            raise ConfigError(
-                f"quantization='fp8' needs CUDA compute capability ≥ 8.9 (Ada, Hopper, Blackwell); this device is "
-                f"{cap_text}: use quantization='int8' or 'auto'"
-            )
-        return QuantizationChoice("fp8", f"requested fp8 ({cap_text})", _FP8, _INT8)
-    raise ConfigError(f"quantization must be one of auto, none, int8, fp8, got {requested!r}")
-
-
-def _torchao_config(name: str) -> Any:
-    from torchao import quantization as q
-
-    return getattr(q, name)()
-
-
-def parameter_bytes(module: Any) -> int:
-    """Bytes held by a module's parameters and buffers, counting the inner tensors of torchao subclasses."""
-    from torch.utils._python_dispatch import is_traceable_wrapper_subclass
-
-    def size(t: Any) -> int:
-        if is_traceable_wrapper_subclass(t):
-            names, _ = t.__tensor_flatten__()
-            return sum(size(getattr(t, n)) for n in names)
-        return t.numel() * t.element_size()
-
-    return sum(size(p) for p in module.parameters()) + sum(size(b) for b in module.buffers())
 
 
 @functools.lru_cache(maxsize=1)
@@ -235,6 +172,9 @@ class LoadedPipeline:
     timings: dict[str, float] = field(default_factory=dict)
     _siblings: dict[str, Any] = field(default_factory=dict, repr=False)
     speed: dict[str, Any] = field(default_factory=dict)  # load-time speed switches (generation.wan_speed)
+    offload: str = "none"  # none | model | group (generation.wan_memory)
+    memory_plan: MemoryPlan | None = None
+    weight_cache: dict[str, Any] = field(default_factory=dict)  # status (hit, miss, off, …) and key
     embedding_cache: EmbeddingCache = field(default_factory=EmbeddingCache)  # reuse between renders
 
     @property
@@ -276,8 +216,9 @@ class LoadedPipeline:
             "device": self.device,
             "dtype": self.dtype,
             "vae_dtype": self.vae_dtype,
-            "cpu_offload": self.cfg.cpu_offload,
-            "vae_tiling": self.cfg.vae_tiling,
+            "offload": self.offload,
+            "memory_plan": self.memory_plan.to_dict() if self.memory_plan else None,
+            "weight_cache": dict(self.weight_cache),
             "parameter_bytes": dict(self.parameter_bytes),
             "speed": dict(self.speed),
         }
@@ -320,28 +261,39 @@ def load_pipeline(cfg: GenerationConfig | None = None) -> LoadedPipeline:
     # 0. Free other models first (the LLM planner)
     run_before_load_hooks()
 
-    # 1. Resolve device, dtype and quantization (decided here, once, from the device)
+    # 1. Resolve device, dtype, the memory plan and quantization (decided here, once, from the device)
     spec = cfg.spec
     device = resolve_device(cfg.device)
     dtype_name = resolve_dtype(cfg.dtype, device)
     vae_dtype_name = cfg.vae_dtype or (spec.vae_dtype if spec else "float32")
-    quant = select_quantization(cfg.quantization, device)
+    plan = plan_for_config(cfg, device)  # too small for this model: a clear message naming the tier that fits
+    quant = select_quantization(cfg.quantization, device, plan.precision if plan else None)
     log.info("wan: quantization %s — %s", quant.mode, quant.reason)
+    offload = choose_offload(cfg.cpu_offload, device, plan)
     attention = wan_speed.select_attention(cfg.attention, device)  # an unusable backend fails before the weights
     loras = cfg.effective_loras()
-    for lora in loras:
-        lora_location(lora)  # a missing LoRA fails now, not after minutes of loading weights
-    if cfg.cpu_offload and not device.startswith("cuda"):
-        log.info("wan: cpu_offload ignored: the device is already the CPU")
+    lora_locations = [lora_location(lora) for lora in loras]  # a missing LoRA fails now, not after minutes
     if device.startswith("cuda"):
         torch.backends.cuda.matmul.allow_tf32 = True  # TF32 for the fp32 parts (VAE)
         torch.backends.cudnn.allow_tf32 = True
 
-    # 2. Load the components (weights stay on the CPU until each is ready)
+    on_gpu = device.startswith("cuda") and offload == "none"
+
+    # 2. The experts fused and quantized by an earlier load, from the weight cache
     source = _check_model_source(cfg.model_id, "model", "model_index.json")
     transformer_id = cfg.transformer_id
+    cache = _weight_cache_key(cfg, source, transformer_id, loras, lora_locations, quant, dtype_name, device)
+    t = time.perf_counter()
+    prepared = cache[0].load(cache[1], device if on_gpu else "cpu") if not isinstance(cache, str) else None
+    if prepared:
+        restore_process_settings(quant)
+    cache_status = ({"status": cache} if isinstance(cache, str)
+                    else {"status": "hit" if prepared else "miss", "key": cache[1]})
+    timings["cache_load"] = time.perf_counter() - t
+
+    # 3. Load the other components (weights stay on the CPU until each is ready)
     dtype = getattr(torch, dtype_name)
-    kwargs: dict[str, Any] = {"dtype": {"default": dtype, "vae": getattr(torch, vae_dtype_name)}}
+    kwargs: dict[str, Any] = {"dtype": {"default": dtype, "vae": getattr(torch, vae_dtype_name)}, **(prepared or {})}
     boundary = cfg.effective_boundary_ratio()
     if boundary is not None:
         kwargs["boundary_ratio"] = boundary
@@ -349,7 +301,7 @@ def load_pipeline(cfg: GenerationConfig | None = None) -> LoadedPipeline:
     components = [EXPERT_COMPONENT[e] for e in EXPERTS][: spec.experts if spec else 2]
     t = time.perf_counter()
     try:
-        if transformer_id is not None:
+        if transformer_id is not None and prepared is None:
             tsource = _check_model_source(transformer_id, "transformer override", "transformer/config.json")
             for sub in components:
                 kwargs[sub] = WanTransformer3DModel.from_pretrained(tsource, subfolder=sub, dtype=dtype)
@@ -372,8 +324,8 @@ def load_pipeline(cfg: GenerationConfig | None = None) -> LoadedPipeline:
 
     model = None
     try:
-        # 3. LoRA per expert, fused at full precision, then quantized (the reverse order hits a PEFT bug)
-        on_gpu = device.startswith("cuda") and not cfg.cpu_offload
+        # 4. LoRA per expert, fused at full precision, then quantized (the reverse order hits a PEFT bug);
+        #    cached experts come fused and quantized
         sizes: dict[str, int] = {}
         t_lora = t_quant = 0.0
         for expert in EXPERTS:
@@ -384,41 +336,37 @@ def load_pipeline(cfg: GenerationConfig | None = None) -> LoadedPipeline:
                 continue
             if on_gpu:
                 model.to(device)  # fusing on the GPU takes seconds instead of minutes
-            t = time.perf_counter()
-            apply_loras(pipe, [lora for lora in loras if lora.expert == expert], fuse=True, model_name=cfg.model_id)
-            t_lora += time.perf_counter() - t
-            # 4. Quantize this expert (torchao), then free before the next one
-            t = time.perf_counter()
-            if quant.experts is not None:
-                from torchao.quantization import quantize_
-
-                quantize_(model, _torchao_config(quant.experts), device=device if device.startswith("cuda") else None)
-            if cfg.cpu_offload:
-                model.to("cpu")
+            if prepared is None:
+                t = time.perf_counter()
+                apply_loras(pipe, [lora for lora in loras if lora.expert == expert], fuse=True,
+                            model_name=cfg.model_id)
+                t_lora += time.perf_counter() - t
+                t = time.perf_counter()
+                quantize_expert(model, quant, device)  # the blocks' Linear layers only
+                t_quant += time.perf_counter() - t
+            if offload != "none":
+                model.to("cpu")  # quantize_(device=...) left the quantized layers on the GPU
+            if not device.startswith("cuda"):
+                weight_cache.own_allocations(model)  # the same frames from the model files or the cache
             sizes[component] = parameter_bytes(model)
-            t_quant += time.perf_counter() - t
-            free_memory(full=True)
+            if prepared is None:
+                free_memory(full=True)  # the weights fusing and quantizing replaced
+        if not isinstance(cache, str) and prepared is None:
+            t = time.perf_counter()
+            experts = {c: getattr(pipe, c) for c in (EXPERT_COMPONENT[e] for e in EXPERTS) if getattr(pipe, c, None)}
+            cache_status["saved"] = cache[0].save(cache[1], cache[2], experts) is not None
+            timings["cache_save"] = time.perf_counter() - t
         t = time.perf_counter()
-        if quant.text_encoder is not None:
-            from torchao.quantization import quantize_
-
-            quantize_(
-                pipe.text_encoder, _torchao_config(quant.text_encoder),
-                device=device if device.startswith("cuda") else None,
-            )
+        quantize_text_encoder(pipe.text_encoder, quant, device)
         sizes["text_encoder"] = parameter_bytes(pipe.text_encoder)
         sizes["vae"] = parameter_bytes(pipe.vae)
         t_quant += time.perf_counter() - t
         timings["lora"] = t_lora
         timings["quantize"] = t_quant
 
-        # 5. Memory: place the rest, VAE tiling, optional model CPU offload
+        # 5. Memory: place the pipeline (resident or offloaded); VAE tiling is decided per call
         t = time.perf_counter()
-        if cfg.cpu_offload and device.startswith("cuda"):
-            pipe.to("cpu")  # quantize_(device=...) left the quantized layers on the GPU
-            pipe.enable_model_cpu_offload(device=device)
-        else:
-            pipe.to(device)
+        place_pipeline(pipe, offload, device)
         free_memory(full=True)
         timings["place"] = time.perf_counter() - t
 
@@ -428,7 +376,7 @@ def load_pipeline(cfg: GenerationConfig | None = None) -> LoadedPipeline:
         # A half-built pipeline must not outlive the error: the traceback keeps every frame's locals
         # (tens of GB on a GPU) alive until the caller drops the exception.
         _drop_frames(e)
-        pipe = model = None
+        pipe = model = prepared = None
         kwargs.clear()
         free_memory(full=True)
         raise
@@ -438,11 +386,12 @@ def load_pipeline(cfg: GenerationConfig | None = None) -> LoadedPipeline:
         dtype=dtype_name, vae_dtype=vae_dtype_name, quantization=quant, loras=tuple(loras),
         boundary_ratio=pipe.config.boundary_ratio,
         size_multiple=spec.size_multiple if spec else pipe.vae_scale_factor_spatial * pipe.transformer.config.patch_size[1],
-        parameter_bytes=sizes, timings=timings, speed=speed,
+        parameter_bytes=sizes, timings=timings, speed=speed, offload=offload, memory_plan=plan,
+        weight_cache=cache_status,
     )
     log.info(
-        "wan: loaded %s on %s (%s, %s) in %.1f s; LoRAs: %s; parameter bytes: %s",
-        cfg.model_id, device, dtype_name, quant.mode, timings["total"],
+        "wan: loaded %s on %s (%s, %s, offload %s, weight cache %s) in %.1f s; LoRAs: %s; parameter bytes: %s",
+        cfg.model_id, device, dtype_name, quant.mode, offload, cache_status["status"], timings["total"],
         ", ".join(f"{lo.label}@{lo.scale:g}→{lo.expert}" for lo in loras) or "none", sizes,
     )
     return loaded
@@ -458,6 +407,33 @@ def _folder_pipeline_class(source: str) -> str:
     except (OSError, ValueError):
         name = None
     return name if name in ("WanImageToVideoPipeline", "WanPipeline") else "WanImageToVideoPipeline"
+
+
+def _weight_cache_key(
+    cfg: GenerationConfig, source: str, transformer_id: str | None, loras: tuple[LoraSpec, ...],
+    lora_locations: list[tuple[str, dict[str, Any]]], quant: QuantizationChoice, dtype: str, device: str,
+) -> tuple[weight_cache.WeightCache, str, dict[str, Any]] | str:
+    """(cache, key, key parts), or why the weight cache is not used: "off" (the setting), "nothing to prepare"
+    (no LoRA to fuse, no expert to quantize), "not in the HF cache yet" (written on the next load)."""
+    if not cfg.weight_cache:
+        return "off"
+    if not loras and quant.experts is None:
+        return "nothing to prepare"
+    parts: dict[str, Any] = {
+        "model": weight_cache.source_fingerprint(source, "model_index.json"),
+        "transformer": (weight_cache.source_fingerprint(transformer_id, "transformer/config.json")
+                        if transformer_id else None),
+        "loras": [weight_cache.lora_fingerprint(lo, *where) for lo, where in zip(loras, lora_locations)],
+        "quantization": repr(torchao_config(quant.experts)) if quant.experts else None,
+        "quantized_layers": "blocks.*.Linear" if quant.experts else None,
+        "dtype": dtype,
+        "device": device.split(":")[0],
+        "versions": {k: v for k, v in library_versions().items() if k in ("torch", "torchao", "diffusers", "peft")},
+    }
+    if parts["model"] is None or (transformer_id and parts["transformer"] is None) or None in parts["loras"]:
+        log.info("wan: weight cache skipped: the model or a LoRA is not in the local HF cache yet")
+        return "not in the HF cache yet"
+    return weight_cache.WeightCache(weight_cache.cache_root()), weight_cache.cache_key(parts), parts
 
 
 def _drop_frames(error: BaseException) -> None:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from generation import step_cache
 from generation.config import ConfigError, GenerationConfig
+from generation.wan_memory import HD_AREA, needs_vae_tiling
 
 if TYPE_CHECKING:
     from generation.specs import Recipe
@@ -34,7 +35,6 @@ _LEAST_CAPABILITY = {  # CUDA-only backends: the least compute capability each r
     "flash": (8, 0), "flash_varlen": (8, 0), "sage": (8, 0), "sage_varlen": (8, 0),
     "_flash_3": (9, 0), "_flash_varlen_3": (9, 0),  # FlashAttention 3: Hopper
 }
-VAE_TILING_MIN_AREA = 1280 * 704  # 720p class (1280×720, TI2V-5B's 1280×704): tile from here under auto
 COMPILE_BACKEND = "inductor"
 
 
@@ -148,10 +148,9 @@ def vae_tiling_for(mode: str, *, offload: bool, width: int, height: int) -> Choi
         return Choice(mode, f"requested {mode}")
     if offload:
         return Choice("on", "auto: CPU offload")
-    area = width * height
-    if area >= VAE_TILING_MIN_AREA:
-        return Choice("on", f"auto: {width}×{height} is 720p class (≥ {VAE_TILING_MIN_AREA} px)")
-    return Choice("off", f"auto: {width}×{height} decodes whole (< {VAE_TILING_MIN_AREA} px)")
+    if needs_vae_tiling("none", width * height):
+        return Choice("on", f"auto: {width}×{height} is 720p class (≥ {HD_AREA} px)")
+    return Choice("off", f"auto: {width}×{height} decodes whole (< {HD_AREA} px)")
 
 
 def set_vae_tiling(vae: Any, on: bool) -> None:
@@ -172,11 +171,13 @@ class CallSpeed:
         return {"vae_tiling": self.vae_tiling.to_dict(), "step_cache": self.step_cache.to_dict()}
 
 
-def for_call(cfg: GenerationConfig, steps: int, width: int, height: int, *, with_image: bool = True) -> CallSpeed:
-    """Decide (and log) the per-call switches for a `steps`-step `width`×`height` render."""
+def for_call(cfg: GenerationConfig, steps: int, width: int, height: int, *, with_image: bool = True,
+             offload: bool = False) -> CallSpeed:
+    """Decide (and log) the per-call switches for a `steps`-step `width`×`height` render (`offload`: the
+    pipeline was placed with CPU or group offload at load)."""
     from generation.specs import model_spec
 
-    tiling = vae_tiling_for(cfg.vae_tiling, offload=cfg.cpu_offload, width=width, height=height)
+    tiling = vae_tiling_for(cfg.vae_tiling, offload=offload, width=width, height=height)
     recipe = recipe_of(cfg)
     spec = model_spec(cfg.defaults_from or cfg.model)
     cache = step_cache.choose(

@@ -9,6 +9,8 @@ from typing import Annotated, Any, ClassVar, Literal, get_args
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 
 from vividflow.values import (
+    FALSE_WORDS,
+    TRUE_WORDS,
     gguf_name,
     LoraSpec,
     SettingsError,
@@ -40,6 +42,7 @@ Attention = Literal["auto", "native", "_native_cudnn", "_native_flash", "_native
 VaeDType = Literal["float32", "bfloat16"]
 VaeTiling = Literal["auto", "on", "off"]
 StepCache = Literal["auto", "off", "first_block", "mag"]
+Offload = Literal["auto", "none", "model", "group"]
 BACKENDS: tuple[str, ...] = get_args(Backend)
 QUANTIZATIONS: tuple[str, ...] = get_args(Quantization)
 DTYPES: tuple[str, ...] = get_args(DType)
@@ -49,23 +52,24 @@ ATTENTIONS: tuple[str, ...] = get_args(Attention)
 VAE_DTYPES: tuple[str, ...] = get_args(VaeDType)
 VAE_TILINGS: tuple[str, ...] = get_args(VaeTiling)
 STEP_CACHES: tuple[str, ...] = get_args(StepCache)
+OFFLOADS: tuple[str, ...] = get_args(Offload)
 
 Bool = Annotated[bool, BeforeValidator(parse_bool)]
 OptionalText = Annotated[str | None, BeforeValidator(optional_text)]
 
 
-def _switch(name: str, choices: tuple[str, ...]) -> Any:
-    """A choice that also takes the boolean words (1/true/yes → "on", 0/false/no → "off")."""
-    pick = choice(name, choices)
+def switch(name: str, choices: tuple[str, ...], on: str, off: str) -> Any:
+    """One of `choices`, where the yes/no words (1/0, true/false, on/off) mean `on` / `off`."""
+    check = choice(name, choices)
 
-    def check(value: Any) -> str:
-        try:
-            value = "on" if parse_bool(value) else "off"
-        except ValueError:
-            pass
-        return pick(value)
+    def parse(value: Any) -> str:
+        if isinstance(value, bool):
+            return on if value else off
+        text = str(value).strip().lower()
+        return on if text in TRUE_WORDS else off if text in FALSE_WORDS else check(value)
 
-    return check
+    return parse
+
 
 class Section(BaseModel):
     """A frozen group of settings. Constructing one with a bad value raises SettingsError with one sentence."""
@@ -130,7 +134,9 @@ class WanSettings(Section):
     lightning: Bool = True  # add the registry's Lightning LoRAs
     loras: Annotated[tuple[LoraSpec, ...], BeforeValidator(lora_specs)] = ()  # user LoRAs, after Lightning
     quantization: Annotated[Quantization, BeforeValidator(choice("quantization", QUANTIZATIONS))] = "auto"
-    cpu_offload: Bool = False  # model CPU offload, for cards under ~40 GB
+    # auto: from the free GPU memory (generation.wan_memory); model: one component on the GPU at a time (1/on);
+    # group: block by block, streamed; none: everything resident (0/off)
+    cpu_offload: Annotated[Offload, BeforeValidator(switch("cpu_offload", OFFLOADS, "model", "none"))] = "auto"
     device: Annotated[str, BeforeValidator(device_name())] = "auto"
     dtype: Annotated[DType, BeforeValidator(choice("dtype", DTYPES))] = "auto"
     crf: Annotated[int, BeforeValidator(int_in("crf", *CRF_RANGE))] = DEFAULT_CRF
@@ -145,7 +151,7 @@ class WanSettings(Section):
     # negative prompt through NAG: auto = when guidance ≤ 1 and the negative prompt is not empty; on = also
     # beside CFG; off = never (`generation.nag`)
     nag: Annotated[NagMode, BeforeValidator(choice("nag", NAG_MODES))] = "auto"
-    vae_tiling: Annotated[VaeTiling, BeforeValidator(_switch("vae_tiling", VAE_TILINGS))] = "auto"  # auto: offload or ≥720p
+    vae_tiling: Annotated[VaeTiling, BeforeValidator(switch("vae_tiling", VAE_TILINGS, "on", "off"))] = "auto"  # auto: offload or ≥720p
     vae_dtype: Annotated[VaeDType | None, BeforeValidator(
         lambda v: None if optional_text(v) is None else choice("vae_dtype", VAE_DTYPES)(v))] = None  # None: the spec's
     attention: Annotated[Attention, BeforeValidator(choice("attention", ATTENTIONS))] = "auto"  # auto: best installed
@@ -153,6 +159,7 @@ class WanSettings(Section):
     embedding_cache: Bool = True  # reuse prompt embeddings and image latents between renders (small LRU)
     live_preview: Bool = True  # a cheap latent→RGB strip at every step (no VAE)
     step_cache: Annotated[StepCache, BeforeValidator(choice("step_cache", STEP_CACHES))] = "auto"  # auto: the recipe's
+    weight_cache: Bool = True  # save the fused + quantized experts under <home>/cache/wan, load them next time
 
     env_names: ClassVar[dict[str, str]] = {
         "model": "VIVIDFLOW_WAN_MODEL",
@@ -176,6 +183,7 @@ class WanSettings(Section):
         "embedding_cache": "VIVIDFLOW_WAN_EMBEDDING_CACHE",
         "live_preview": "VIVIDFLOW_WAN_LIVE_PREVIEW",
         "step_cache": "VIVIDFLOW_WAN_STEP_CACHE",
+        "weight_cache": "VIVIDFLOW_WAN_WEIGHT_CACHE",
     }
 
 

@@ -162,18 +162,50 @@ def test_missing_lora_file_and_uncached_hub_lora(tmp_path):
 # --- quantization ----------------------------------------------------------------------------------
 
 
-def test_int8_weight_only_on_cpu_runs_and_shrinks_the_experts(tmp_path, frames_seen):
+def block_linears(model) -> list[str]:
+    return [n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and n.startswith("blocks.")]
+
+
+def test_int8_weight_only_on_cpu_quantizes_the_blocks_linears_only_and_renders(tmp_path, frames_seen):
+    from generation.wan_quant import tensor_bytes
+
     plain = wan_load.load_pipeline(tiny_config())
     q = wan_load.load_pipeline(tiny_config(quantization="int8"))
     assert q.quantization.mode == "int8" and q.quantization.experts == "Int8WeightOnlyConfig"
     for name in ("transformer", "transformer_2"):
-        assert q.parameter_bytes[name] < 0.6 * plain.parameter_bytes[name], name
-        assert wan_load.parameter_bytes(getattr(q.pipe, name)) == q.parameter_bytes[name]
+        model, base = getattr(q.pipe, name), getattr(plain.pipe, name)
+        blocks = block_linears(model)
+        assert len(blocks) == 20  # q, k, v, out of self- and cross-attention + 2 FFN layers × 2 blocks
+        quantized = sorted(n for n, p in model.named_parameters() if type(p).__name__ != "Parameter"
+                           or type(p.data).__name__ != "Tensor")
+        assert quantized == sorted(f"{n}.weight" for n in blocks)  # not the embedders, not proj_out
+        assert all(type(model.get_submodule(n).weight).__name__ == "Int8Tensor" for n in blocks)
+        before = sum(tensor_bytes(base.get_submodule(n).weight) for n in blocks)
+        after = sum(tensor_bytes(model.get_submodule(n).weight) for n in blocks)
+        assert after < 0.35 * before  # fp32 → int8 + per-row scales (rows are only 24 wide here)
+        assert q.parameter_bytes[name] == plain.parameter_bytes[name] - before + after
+        assert wan_load.parameter_bytes(model) == q.parameter_bytes[name]
     assert q.parameter_bytes["text_encoder"] < plain.parameter_bytes["text_encoder"]
-    weight = q.pipe.transformer.blocks[0].attn1.to_q.weight
-    assert type(weight).__name__ == "Int8Tensor"
     frames = render(q, tmp_path, frames_seen)
     assert frames.shape == (9, 64, 64, 3) and np.isfinite(frames).all()
+
+
+def test_fp8_is_per_row_on_the_blocks_linears_only():
+    from generation.wan_quant import FP8, is_block_linear, torchao_config
+    from torchao.quantization import PerRow
+
+    config = torchao_config(FP8)
+    assert type(config).__name__ == "Float8DynamicActivationFloat8WeightConfig"
+    assert config.granularity == [PerRow(), PerRow()]  # activations and weights, one scale per row
+    model = wan_load.load_pipeline(tiny_config()).pipe.transformer
+    chosen = [n for n, m in model.named_modules() if is_block_linear(m, n)]
+    assert chosen == block_linears(model) and len(chosen) == 20
+    linears = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)]
+    assert sorted(set(linears) - set(chosen)) == [
+        "condition_embedder.text_embedder.linear_1", "condition_embedder.text_embedder.linear_2",
+        "condition_embedder.time_embedder.linear_1", "condition_embedder.time_embedder.linear_2",
+        "condition_embedder.time_proj", "proj_out",
+    ]
 
 
 def test_int8_with_lora_fuses_first_then_quantizes(lora_dir, tmp_path, frames_seen):
@@ -280,6 +312,7 @@ def test_config_from_env_reads_every_variable():
         "VIVIDFLOW_WAN_FLOW_SHIFT": "5",
         "VIVIDFLOW_WAN_BOUNDARY": "0.9",
         "VIVIDFLOW_WAN_VAE_TILING": "off",
+        "VIVIDFLOW_WAN_WEIGHT_CACHE": "0",
     }
     cfg = GenerationConfig.from_env(env)
     assert cfg.model_id == DEFAULT_MODEL_ID and cfg.transformer_id == BF16_TRANSFORMER_ID
@@ -288,8 +321,10 @@ def test_config_from_env_reads_every_variable():
         LoraSpec("me/repo", "a/b.safetensors", 2.0, "high_noise"),
     )
     assert cfg.effective_loras() == cfg.loras  # Lightning off
-    assert (cfg.quantization, cfg.cpu_offload, cfg.device, cfg.dtype, cfg.crf) == ("int8", True, "cuda:1", "bfloat16", 23)
+    assert (cfg.quantization, cfg.cpu_offload, cfg.device, cfg.dtype, cfg.crf) == ("int8", "model", "cuda:1", "bfloat16", 23)
     assert (cfg.max_area, cfg.flow_shift, cfg.boundary_ratio, cfg.vae_tiling) == (921600, 5.0, 0.9, "off")
+    assert cfg.weight_cache is False
+    assert GenerationConfig.from_env({"VIVIDFLOW_WAN_CPU_OFFLOAD": "group"}).cpu_offload == "group"
     assert GenerationConfig.from_env({}) == GenerationConfig()
     assert GenerationConfig.from_env(env, crf=30).crf == 30  # overrides (CLI flags) win
 
