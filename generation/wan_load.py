@@ -217,6 +217,7 @@ class LoadedPipeline:
             "dtype": self.dtype,
             "vae_dtype": self.vae_dtype,
             "offload": self.offload,
+            "vae_tiling": self.cfg.vae_tiling,  # the setting; each call's choice is in "speed"
             "memory_plan": self.memory_plan.to_dict() if self.memory_plan else None,
             "weight_cache": dict(self.weight_cache),
             "parameter_bytes": dict(self.parameter_bytes),

@@ -56,7 +56,7 @@ pytestmark = pytest.mark.usefixtures("offline_single_torch_thread")
 def backend():
     # VAE tiling on (auto leaves it off on the CPU below 720p); test clips are below the tile size, so only the
     # tiling test below decodes tiled
-    return wan.WanBackend(loaded=wan_load.load_pipeline(tiny_config(vae_tiling="on")))
+    return wan.WanBackend(loaded=wan_load.load_pipeline(tiny_config()))
 
 
 def files_in(folder: Path) -> list[Path]:

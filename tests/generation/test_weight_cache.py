@@ -126,7 +126,7 @@ def test_off_and_nothing_to_prepare_use_no_cache(lora_file):
     from generation.wan_quant import select_quantization
 
     def key(cfg, locations=None):
-        locations = locations or [wan_load._lora_location(lo) for lo in cfg.effective_loras()]
+        locations = locations or [wan_load.lora_location(lo) for lo in cfg.effective_loras()]
         quant = select_quantization(cfg.quantization, "cpu")
         return wan_load._weight_cache_key(cfg, cfg.model_id, None, cfg.effective_loras(), locations, quant,
                                           "float32", "cpu")
