@@ -135,18 +135,21 @@ def picture(width: int, height: int) -> Any:
 
 def plan_for(case: Case) -> Any:
     """The plan for a case, or a string saying why the plan cannot ask for it yet."""
-    from agent.plan import MotionPlan, PlanError
+    from agent.plan import MotionPlan, PlanError, frames_for
+    from generation.specs import model_spec
 
+    fps = model_spec(case.model).fps  # a plan keeps duration_s; the frames come from the model's fps
     try:
         plan = MotionPlan.create(
-            template="portrait_subtle", duration_s=(case.frames - 1) / 16, prompt="the hair moves gently in the wind",
+            template="portrait_subtle", duration_s=(case.frames - 1) / fps, prompt="the hair moves gently in the wind",
             negative_prompt="blur, static", steps=case.steps, guidance_scale=case.guidance,
             guidance_scale_2=case.guidance, seed=42,
         )
     except PlanError as e:
         return f"the plan cannot ask for this yet ({e})"
-    if plan.num_frames != case.frames:
-        return f"the plan gives {plan.num_frames} frames, not {case.frames}"
+    frames = frames_for(plan.duration_s, fps)
+    if frames != case.frames:
+        return f"the plan gives {frames} frames at {fps} fps, not {case.frames}"
     return plan
 
 
@@ -220,13 +223,14 @@ def setups(args: argparse.Namespace, tiny: bool, work: Path) -> tuple[Any, list[
     from devtools.tiny_wan import save_tiny_lora, save_tiny_pipeline
 
     folder = save_tiny_pipeline(work / "tiny-wan")
+    ti2v_folder = save_tiny_pipeline(work / "tiny-ti2v", kind="ti2v")
     lora = save_tiny_lora(work / "tiny-lora.safetensors", "lightx2v")
     base = GenerationConfig(model=str(folder), lightning=False, max_area=32 * 32, max_sequence_length=64,
                             quantization="int8", loras=(f"high_noise:1.0:{lora}",))
     return base, [
         Case("tiny A14B-shaped 49 frames 32×32", I2V_A14B, str(folder), 49, 32, 32, 4, 4, 1.0),
         Case("tiny A14B-shaped 81 frames 32×32", I2V_A14B, str(folder), 81, 32, 32, 4, 4, 1.0),
-        Case("TI2V-5B 121 frames", TI2V_5B, "", 121, 32, 32, 4, ti2v.base.steps, ti2v.base.guidance[0]),
+        Case("tiny TI2V-5B-shaped 121 frames 64×64", TI2V_5B, str(ti2v_folder), 121, 64, 64, 4, 4, 1.0),
     ]
 
 
