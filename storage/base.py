@@ -150,9 +150,12 @@ class StoreBase:
         )
 
     @staticmethod
-    def _get(s: Session, model: type[Any], id: int, what: str) -> Any:
+    def _get(s: Session, model: type[Any], id: int, what: str, *, for_update: bool = False) -> Any:
+        """The row, or NotFoundError; ``for_update`` locks it until the transaction ends (PostgreSQL: a
+        read-modify-write must not overwrite a change another worker made meanwhile; SQLite's write
+        transactions hold the database lock already)."""
         check_int(f"{what} id", id)
-        row = s.get(model, id)
+        row = s.get(model, id, with_for_update=for_update or None)
         if row is None:
             raise NotFoundError(f"no {what} with id {id}")
         return row

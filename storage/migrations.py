@@ -169,9 +169,29 @@ def _m002_generation_owner(conn: Connection) -> None:
     conn.execute(text("ALTER TABLE generations ADD COLUMN owner TEXT"))
 
 
+def _m003_timestamps_with_time_zone(conn: Connection) -> None:
+    """PostgreSQL: every timestamp column becomes ``timestamp with time zone`` (the values were written as
+    UTC), so times compare with the server's ``now()`` whatever its time zone. SQLite keeps no zone: nothing
+    to do there."""
+    if conn.dialect.name != "postgresql":
+        return
+    columns = {
+        "conversations": ("created_at", "updated_at"),
+        "messages": ("created_at",),
+        "source_images": ("created_at",),
+        "generations": ("progress_updated_at", "created_at", "started_at", "finished_at"),
+    }
+    for table, names in columns.items():
+        changes = ", ".join(
+            f"ALTER COLUMN {c} TYPE TIMESTAMP WITH TIME ZONE USING {c} AT TIME ZONE 'UTC'" for c in names
+        )
+        conn.execute(text(f"ALTER TABLE {table} {changes}"))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "m001_initial", _m001_initial),
     Migration(2, "m002_generation_owner", _m002_generation_owner),
+    Migration(3, "m003_timestamps_with_time_zone", _m003_timestamps_with_time_zone),
 )
 """The real migrations, in order. Versions are 1, 2, 3 ... without gaps."""
 

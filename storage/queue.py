@@ -246,7 +246,7 @@ class QueueMixin(StoreBase):
         timings = json_dict("timings", timings) if timings is not None else None
         params = json_dict("params", params) if params is not None else None
         with self._write() as s:
-            current = self._get(s, Generation, generation_id, "generation")
+            current = self._get(s, Generation, generation_id, "generation", for_update=True)
             values: dict[str, Any] = {"finished_at": utcnow(), "error": error}
             if video is not None:
                 values["video_path"] = video
@@ -275,7 +275,7 @@ class QueueMixin(StoreBase):
         ``cancel_requested`` set, which its runner sees in the record ``update_progress`` returns.
         A finished job is left as it is."""
         with self._write() as s:
-            row = self._get(s, Generation, generation_id, "generation")
+            row = self._get(s, Generation, generation_id, "generation", for_update=True)
             if row.status == "queued":
                 row.status = "cancelled"
                 row.finished_at = utcnow()

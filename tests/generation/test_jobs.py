@@ -16,6 +16,8 @@ from generation.jobs import JobError, Runner
 from generation.preview import PreviewBackend
 from storage import DEFAULT_INTERRUPTED_MESSAGE
 
+both_databases = pytest.mark.parametrize("gen_store", ["sqlite", "postgresql"], indirect=True)
+
 
 def _plan(seed=0, **kw):
     kw.setdefault("template", "landscape")
@@ -61,6 +63,7 @@ def test_preview_job_end_to_end(gen_store, cat):
     assert gen_store.get_image(final.source_image_id).path.read_bytes() == cat.read_bytes()
 
 
+@both_databases
 def test_progress_is_written_throttled_and_events_are_all_pushed(gen_store, cat, gh, monkeypatch):
     writes = []
     real = gen_store.update_progress
@@ -78,6 +81,7 @@ def test_progress_is_written_throttled_and_events_are_all_pushed(gen_store, cat,
     assert len([e for e in pushed if e.stage == "sampling"]) == 60  # listeners get every event
 
 
+@both_databases
 def test_fifo_queue_positions_and_cancel_queued(gen_store, cat, gh):
     fake = gh.FakeBackend()
     runner = Runner(gen_store, {"preview": fake}, start=False)
@@ -98,6 +102,7 @@ def test_fifo_queue_positions_and_cancel_queued(gen_store, cat, gh):
     assert finals[1].started_at is None
 
 
+@both_databases
 def test_twenty_jobs_from_four_threads_five_cancelled(gen_store, cat, gh):
     fake = gh.FakeBackend(steps=3)
     started = []
@@ -145,6 +150,7 @@ def test_twenty_jobs_from_four_threads_five_cancelled(gen_store, cat, gh):
     assert all(Path(f.video_path).is_file() for f in succeeded)
 
 
+@both_databases
 def test_cancel_running_job_keeps_no_video(gen_store, cat, gh):
     gate = threading.Event()
     fake = gh.FakeBackend(steps=50, delay=0.01, gate=gate)
@@ -162,6 +168,7 @@ def test_cancel_running_job_keeps_no_video(gen_store, cat, gh):
     assert _media_videos(gen_store) == []
 
 
+@both_databases
 def test_cancel_from_another_process_through_the_record(gen_store, cat, gh):
     fake = gh.FakeBackend(steps=200, delay=0.01)
     with Runner(gen_store, {"preview": fake}, progress_interval_s=0.05) as runner:
@@ -241,6 +248,7 @@ def test_bad_inputs_fail_before_anything_is_written(gen_store, cat, gh, tmp_path
     runner.close()
 
 
+@both_databases
 def test_recovery_marks_interrupted_and_requeue_runs_them(gen_store, cat, gh):
     # what a dead process leaves: one running (with a half-written staging file) and one queued
     img = gen_store.add_image(cat.read_bytes(), filename="cat.jpg")

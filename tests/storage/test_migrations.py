@@ -6,7 +6,8 @@ import json
 import sqlite3
 
 import pytest
-from sqlalchemy import inspect, text
+from sqlalchemy import DateTime, inspect, text
+from sqlalchemy.exc import IntegrityError
 
 from storage import (
     LATEST_VERSION,
@@ -20,6 +21,8 @@ from storage import (
 )
 from storage.db import make_engine
 from storage.models import Base
+
+DATABASES = ("sqlite", "postgresql")
 
 EXPECTED_COLUMNS = {
     "schema_migrations": ["version", "name", "applied_at"],
@@ -50,9 +53,14 @@ EXPECTED_GENERATION_INDEXES = {
 }
 
 
-@pytest.fixture
-def engine(tmp_path):
-    e = make_engine(f"sqlite:///{tmp_path / 'm.db'}")
+@pytest.fixture(params=DATABASES)
+def engine(request, tmp_path):
+    """A blank database on each dialect."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'm.db'}"
+    else:
+        url = request.getfixturevalue("postgres").create_database()
+    e = make_engine(url)
     yield e
     e.dispose()
 
@@ -81,7 +89,10 @@ def test_migrated_schema_matches_the_orm_models(engine):
         assert list(db_cols) == [c.name for c in table.columns], table.name
         for col in table.columns:
             assert db_cols[col.name]["nullable"] == col.nullable, f"{table.name}.{col.name}"
-        db_idx = {i["name"]: i["column_names"] for i in insp.get_indexes(table.name)}
+            if engine.dialect.name == "postgresql" and isinstance(db_cols[col.name]["type"], DateTime):
+                assert db_cols[col.name]["type"].timezone, f"{table.name}.{col.name} keeps no time zone"
+        db_idx = {i["name"]: i["column_names"] for i in insp.get_indexes(table.name)
+                  if not i.get("duplicates_constraint")}  # PostgreSQL: the index behind a UNIQUE
         orm_idx = {i.name: [c.name for c in i.columns] for i in table.indexes}
         assert db_idx == orm_idx, table.name
 
@@ -94,16 +105,18 @@ def test_migrate_is_idempotent_and_recorded(engine):
     assert [tuple(r) for r in rows] == [(m.version, m.name) for m in MIGRATIONS]
 
 
-def test_sqlite_pragmas(engine):
+def test_sqlite_pragmas(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'm.db'}")
     migrate(engine)
     with engine.connect() as c:
         assert c.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert c.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
         assert c.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 5000
+    engine.dispose()
 
 
 def test_foreign_keys_are_enforced(store):
-    with pytest.raises(Exception, match="FOREIGN KEY constraint failed"):
+    with pytest.raises(IntegrityError, match="FOREIGN KEY constraint failed|violates foreign key constraint"):
         with store._write() as s:
             s.execute(text("INSERT INTO messages (conversation_id, role, text, created_at) "
                            "VALUES (999, 'user', 'x', '2026-01-01')"))
@@ -150,7 +163,7 @@ def test_a_real_version_1_database_gets_the_owner_column_and_keeps_its_rows(tmp_
     engine.dispose()
 
     with open_store(home=home) as store:
-        assert store.info().schema_version == 2
+        assert store.info().schema_version == LATEST_VERSION
         cols = [c["name"] for c in inspect(store._engine).get_columns("generations")]
         assert cols == EXPECTED_COLUMNS["generations"]
         old = [store.get_generation(i) for i in (1, 2, 3)]
@@ -163,7 +176,8 @@ def test_a_real_version_1_database_gets_the_owner_column_and_keeps_its_rows(tmp_
         assert store.requeue(2, owner="h:1:2:a").owner == "h:1:2:a"
     with engine.connect() as c:
         rows = c.execute(text("SELECT version, name FROM schema_migrations ORDER BY version")).all()
-    assert [tuple(r) for r in rows] == [(1, "m001_initial"), (2, "m002_generation_owner")]
+    assert [tuple(r) for r in rows][:2] == [(1, "m001_initial"), (2, "m002_generation_owner")]
+    assert [tuple(r) for r in rows] == [(m.version, m.name) for m in MIGRATIONS]
     engine.dispose()
 
 
