@@ -1,7 +1,8 @@
 """Schema migrations: an ordered list of small numbered functions, applied ones recorded in a table.
 
 Every open of the store calls :func:`migrate`, which applies the missing migrations in one write
-transaction, so a crash mid-way leaves the database at its old version. The schema version is the
+transaction under a lock (two processes opening a fresh database at once migrate it once), so a crash
+mid-way leaves the database at its old version. The schema version is the
 number of the last applied migration. A database whose version is newer than the code knows is
 refused with :class:`SchemaTooNewError`.
 
@@ -44,6 +45,7 @@ from storage.models import utcnow
 log = logging.getLogger(__name__)
 
 MIGRATIONS_TABLE = "schema_migrations"
+MIGRATION_LOCK_KEY = 0x7669766964666C77  # "vividflw": the PostgreSQL advisory lock migrators take
 
 _migrations_meta = MetaData()
 schema_migrations = Table(
@@ -230,6 +232,14 @@ def _check_not_newer(applied: dict[int, str], migrations: Sequence[Migration], w
             )
 
 
+def _lock(conn: Connection) -> None:
+    """Hold the migration lock until the transaction ends, so processes opening a fresh database at the same
+    moment migrate it once: PostgreSQL's transaction-level advisory lock; SQLite's write transaction began
+    with BEGIN IMMEDIATE (``storage.db``) and holds the database's write lock already."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+
+
 def schema_version(engine: Engine) -> int:
     """The version of the last applied migration; 0 for a blank database."""
     with engine.connect() as conn:
@@ -252,8 +262,9 @@ def migrate(engine: Engine, migrations: Sequence[Migration] = MIGRATIONS) -> int
         return len(migrations)
 
     with writer(engine).begin() as conn:
+        _lock(conn)
         _migrations_meta.create_all(conn)
-        applied = _applied(conn)  # again, under the write lock: another process may have migrated
+        applied = _applied(conn)  # again, under the lock: another process may have migrated meanwhile
         _check_not_newer(applied, migrations, where)
         for m in migrations:
             if m.version in applied:

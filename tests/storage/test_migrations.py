@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 from sqlalchemy import DateTime, inspect, text
@@ -23,6 +27,7 @@ from storage.db import make_engine
 from storage.models import Base
 
 DATABASES = ("sqlite", "postgresql")
+REPO = Path(__file__).resolve().parents[2]
 
 EXPECTED_COLUMNS = {
     "schema_migrations": ["version", "name", "applied_at"],
@@ -219,3 +224,33 @@ def test_migration_list_must_be_numbered_in_order(engine):
         migrate(engine, (MIGRATIONS[0], Migration(3, "gap", _m002_add_rating)))
 
 
+
+
+MIGRATE_SCRIPT = """
+import os, sys, time
+from sqlalchemy import text
+from storage import MIGRATIONS, Migration, open_store
+
+def slow(conn):  # takes a while, and counts how often it ran
+    conn.execute(text("CREATE TABLE IF NOT EXISTS migration_runs (pid INTEGER)"))
+    time.sleep(0.5)
+    conn.execute(text("INSERT INTO migration_runs VALUES (:pid)"), {"pid": os.getpid()})
+
+time.sleep(max(0.0, float(sys.argv[3]) - time.time()))  # both start at the same moment
+migrations = (*MIGRATIONS, Migration(len(MIGRATIONS) + 1, "m_test_slow", slow))
+open_store(url=sys.argv[1], home=sys.argv[2], migrations=migrations).close()
+"""
+
+
+def test_two_processes_opening_a_fresh_database_at_once_migrate_it_once(engine, tmp_path):
+    url = engine.url.render_as_string(hide_password=False)
+    start_at = time.time() + 1.5
+    procs = [subprocess.Popen([sys.executable, "-c", MIGRATE_SCRIPT, url, str(tmp_path / f"h{i}"), str(start_at)],
+                              cwd=REPO, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    for p in procs:
+        _, err = p.communicate(timeout=60)
+        assert p.returncode == 0, err
+    with engine.connect() as c:
+        versions = c.execute(text("SELECT version FROM schema_migrations ORDER BY version")).scalars().all()
+        runs = c.execute(text("SELECT count(*) FROM migration_runs")).scalar()
+    assert versions == list(range(1, len(MIGRATIONS) + 2)) and runs == 1
