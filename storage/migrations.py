@@ -190,10 +190,21 @@ def _m003_timestamps_with_time_zone(conn: Connection) -> None:
         conn.execute(text(f"ALTER TABLE {table} {changes}"))
 
 
+def _m004_generation_lease(conn: Connection) -> None:
+    """generations.heartbeat_at, lease_expires_at, lease_retries: a job claimed from the shared queue is held
+    under a lease its worker renews; when the lease runs out the job goes back to the queue once, then fails
+    (storage.leases). Existing rows hold no lease."""
+    timestamp = "TIMESTAMP WITH TIME ZONE" if conn.dialect.name == "postgresql" else "DATETIME"
+    conn.execute(text(f"ALTER TABLE generations ADD COLUMN heartbeat_at {timestamp}"))
+    conn.execute(text(f"ALTER TABLE generations ADD COLUMN lease_expires_at {timestamp}"))
+    conn.execute(text("ALTER TABLE generations ADD COLUMN lease_retries INTEGER NOT NULL DEFAULT 0"))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "m001_initial", _m001_initial),
     Migration(2, "m002_generation_owner", _m002_generation_owner),
     Migration(3, "m003_timestamps_with_time_zone", _m003_timestamps_with_time_zone),
+    Migration(4, "m004_generation_lease", _m004_generation_lease),
 )
 """The real migrations, in order. Versions are 1, 2, 3 ... without gaps."""
 

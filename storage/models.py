@@ -31,6 +31,8 @@ STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 TERMINAL_STATUSES = ("succeeded", "failed", "cancelled")
 ACTIVE_STATUSES = ("queued", "running")
 ROLES = ("user", "assistant", "system")
+SHARED_QUEUE = "shared-queue"
+"""The owner of a queued generation that any worker may claim (storage.leases)."""
 
 
 def utcnow() -> datetime:
@@ -171,3 +173,7 @@ class Generation(Base):
     finished_at: Mapped[datetime | None] = mapped_column()
     # the process holding a queued/running job (storage.owner); None: nobody we can check (migration 2)
     owner: Mapped[str | None] = mapped_column(Text)
+    # the lease of a job claimed from the shared queue (storage.leases, migration 4)
+    heartbeat_at: Mapped[datetime | None] = mapped_column()
+    lease_expires_at: Mapped[datetime | None] = mapped_column()
+    lease_retries: Mapped[int] = mapped_column(Integer, default=0)

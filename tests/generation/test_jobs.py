@@ -14,7 +14,7 @@ from generation.events import Cancelled, Failed, Finished, Progress, Queued, Sta
 from generation.export import probe_video
 from generation.jobs import JobError, Runner
 from generation.preview import PreviewBackend
-from storage import DEFAULT_INTERRUPTED_MESSAGE
+from storage import DEFAULT_INTERRUPTED_MESSAGE, SHARED_QUEUE
 
 both_databases = pytest.mark.parametrize("gen_store", ["sqlite", "postgresql"], indirect=True)
 
@@ -328,3 +328,27 @@ def test_worker_survives_a_store_error_and_close_releases_waiters(gen_store, cat
     assert left.status == "queued" and left.owner is None  # released: the next start marks it interrupted
     with Runner(gen_store, {"preview": gh.FakeBackend()}, start=False) as again:  # same process
         assert again.interrupted == [rec.id]
+
+
+@both_databases
+def test_a_shared_queue_runner_keeps_its_lease_and_hears_a_cancel(gen_store, cat, gh):
+    fake = gh.FakeBackend(steps=30, delay=0.03)  # ~1 s, three leases long
+    with Runner(gen_store, {"preview": fake}, shared_queue=True, lease_s=0.3, poll_s=0.05) as runner:
+        rec = runner.submit(_plan(seed=1), cat, backend="preview")
+        assert rec.owner == SHARED_QUEUE  # any worker may take it
+        final = runner.wait(rec.id, 30)
+        assert (final.status, final.attempts, final.lease_retries, final.owner) == ("succeeded", 1, 0, runner.owner)
+        assert final.heartbeat_at > final.started_at and final.lease_expires_at is None  # renewed, then ended
+        fake.steps = 1000
+        rec = runner.submit(_plan(seed=2), cat, backend="preview")
+        while gen_store.get_generation(rec.id).status != "running":
+            time.sleep(0.01)
+        gen_store.request_cancel(rec.id)  # from another process: reaches the worker with the next renewal
+        assert runner.wait(rec.id, 30).status == "cancelled"
+    # a runner without devices only queues: the studio under VIVIDFLOW_WORKERS=external
+    with Runner(gen_store, devices=(), shared_queue=True) as studio:
+        queued = studio.submit(_plan(seed=3), cat, backend="preview")
+        with pytest.raises(TimeoutError):
+            studio.wait(queued.id, timeout=0.3)
+        assert gen_store.get_generation(queued.id).status == "queued"
+        assert studio.cancel(queued.id).status == "cancelled"

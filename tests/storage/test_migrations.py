@@ -44,6 +44,7 @@ EXPECTED_COLUMNS = {
         "progress_stage", "progress_step", "progress_total", "progress_eta_s", "progress_updated_at",
         "timings", "params", "video_path", "thumbnail_path", "created_at", "started_at", "finished_at",
         "owner",  # migration 2
+        "heartbeat_at", "lease_expires_at", "lease_retries",  # migration 4
     ],
 }
 

@@ -504,3 +504,6 @@ def test_open_store_env_and_url(tmp_path, monkeypatch):
     with open_store(url="sqlite://", home=tmp_path / "mem") as s:  # in-memory works too
         s.create_conversation("m")
         assert s.database_path is None and s.counts()["conversations"] == 1
+    monkeypatch.setenv("VIVIDFLOW_MEDIA_ROOT", str(tmp_path / "shared-media"))  # a folder all hosts mount
+    with open_store() as s:
+        assert s.media.root == (tmp_path / "shared-media").resolve() and s.home == (tmp_path / "envhome").resolve()
