@@ -152,10 +152,18 @@ class WorkerMixin:
                 except Exception:  # the database is away: the lease may run out; the job is then retried
                     log.exception("could not renew the lease of generation %d", job.id)
                     continue
+                if record is None and not self._ended_here(job.id):
+                    log.warning("generation %d: lease lost (it ran out); stopping it", job.id)
                 if record is None or record.cancel_requested:
-                    if record is None:
-                        log.warning("generation %d: lease lost (it ran out); stopping it", job.id)
                     job.token.cancel()
+
+    def _ended_here(self, job_id: int) -> bool:
+        """The job has just ended on this runner (its lease is gone because it is finished)."""
+        try:
+            record = self.store.get_generation(job_id)
+        except Exception:
+            return False
+        return record.is_terminal and record.owner == self.owner
 
     def _work(self, device: str) -> None:
         while True:
@@ -180,7 +188,10 @@ class WorkerMixin:
 
         # 1. Claim: queued → running (None: cancelled or taken elsewhere meanwhile)
         if job.token.cancelled:
-            self.store.cancel_queued(job.id)
+            if job.claimed is not None:
+                self._finish(job.id, "cancelled")
+            else:
+                self.store.cancel_queued(job.id)
             self._emit(Cancelled(job_id=job.id))
             return
         record = job.claimed or self.store.claim_generation(job.id, owner=self.owner)
