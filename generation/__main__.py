@@ -4,12 +4,14 @@
     python -m generation rerun ID [--seed N] [--steps N] [--backend NAME] [--out x.mp4]
     python -m generation queue
     python -m generation worker [--backend preview] [--concurrency N] [--device cuda:0 …] [--lease-s S]
+    python -m generation ray-workers [--address auto|ray://…] [--gpus-per-worker 1] [--cpu-workers N]
 
 `render` and `rerun` run synchronously in this process (a progress bar on stderr), record the
 generation in the store ($VIVIDFLOW_HOME or --home) and print its id and video path. `worker` serves the
 database's shared queue (storage.leases: jobs the studio queues under VIVIDFLOW_WORKERS=external) until
 SIGTERM or Ctrl-C, printing a line per job; any number of workers on any hosts may share one database
-(PostgreSQL for more than one host; media on a folder every host mounts, VIVIDFLOW_MEDIA_ROOT). Like the app's
+(PostgreSQL for more than one host; media on a folder every host mounts, VIVIDFLOW_MEDIA_ROOT).
+`ray-workers` starts such workers as Ray actors, one per GPU of the cluster (generation.ray_workers). Like the app's
 runner, they first mark jobs left queued/running by processes that are gone as interrupted; the live
 jobs of a running app or of another render are left alone.
 Exit status: 0 succeeded, 1 failed, 2 bad input, 130 cancelled (Ctrl-C).
@@ -205,6 +207,35 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ray_workers(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    try:
+        import ray
+    except ImportError:
+        raise BadInput("Ray is not installed (pip install 'ray>=2.40')") from None
+    from generation.ray_workers import gpu_worker_count, start_actors
+    from vividflow.settings import load_settings
+
+    ray.init(address=args.address, include_dashboard=False)
+    gpu_workers = gpu_worker_count(args.gpus_per_worker)
+    if gpu_workers + args.cpu_workers == 0:
+        raise BadInput("the Ray cluster has no GPU and --cpu-workers is 0: no worker to start")
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    lease_s = args.lease_s if args.lease_s is not None else load_settings().storage.lease_s
+    actors = start_actors(gpu_workers=gpu_workers, cpu_workers=args.cpu_workers, gpus_per_worker=args.gpus_per_worker,
+                          url=args.url, home=args.home, lease_s=lease_s, max_restarts=args.max_restarts)
+    for stats in ray.get([a.stats.remote() for a in actors]):
+        print(f"actor {stats['owner']}: warm {', '.join(stats['loads'])}", flush=True)
+    while not stop.wait(0.5):
+        pass
+    ray.shutdown()  # the actors end with this driver; a running job's lease runs out and it is retried
+    return 0
+
+
 def _report(event: Any) -> None:
     """One line per job event a person (or a test) reads in the worker's output."""
     from generation.events import Cancelled, Failed, Finished, Started
@@ -274,6 +305,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--preview-max-area", type=_positive_int, default=None,
                    help="render previews at most this many pixels (default: the 480p budget)")
     p.set_defaults(func=cmd_worker)
+    p = sub.add_parser("ray-workers", help="start workers as Ray actors (one per GPU) until SIGTERM or Ctrl-C")
+    p.add_argument("--address", default=None, help="the Ray cluster: auto, ray://head:10001 (default: a local one)")
+    p.add_argument("--gpus-per-worker", type=float, default=1.0, help="GPUs per wan actor (default 1)")
+    p.add_argument("--cpu-workers", type=int, default=0, help="CPU actors for previews (default 0)")
+    p.add_argument("--lease-s", type=float, default=None, help="default VIVIDFLOW_LEASE_S, 30")
+    p.add_argument("--max-restarts", type=int, default=3, help="how often Ray restarts an actor that died")
+    p.set_defaults(func=cmd_ray_workers)
     args = parser.parse_args(argv)
 
     from generation.backend import BackendUnavailable

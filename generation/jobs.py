@@ -146,6 +146,12 @@ class Runner(WorkerMixin):
             if self.shared_queue and self._devices:
                 threading.Thread(target=self._keep_leases, name="vividflow-leases", daemon=True).start()
 
+    def warm(self, names: Sequence[str]) -> None:
+        """Build the backends `names` for every device now, so the first job does not wait for loading."""
+        for device in dict.fromkeys(self._devices):
+            for name in names:
+                self._backend(check_name(name), device)
+
     def close(self, *, cancel_running: bool = False, timeout: float | None = 30.0) -> None:
         """Stop taking jobs; queued jobs stay `queued` in the store, released by this process (no owner),
         so the next start of a runner in any process marks them interrupted."""

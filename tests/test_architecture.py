@@ -164,6 +164,7 @@ def test_light_modules_import_no_heavy_library():
     reports which heavy libraries came with them."""
     light = ["agent", "storage", "generation", "vividflow.settings", "vividflow.cli", "agent.__main__",
              "generation.__main__", "storage.__main__", "generation.preview", "generation.wan", "generation.jobs",
+             "generation.workers", "generation.ray_workers", "storage.leases",
              "generation.image", "generation.export", "agent.llm", "agent.llm.grammar"]
     code = (
         "import importlib, sys\n"
