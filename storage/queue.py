@@ -6,7 +6,8 @@ Generation lifecycle (anything else raises InvalidTransitionError)::
     queued ──cancel_queued / finish(failed|cancelled) / mark_interrupted──> cancelled | failed
     failed | cancelled ──requeue──> queued   (the same record, same id: "#12" stays #12)
 
-Every queued/running generation may name its ``owner``: the process that holds it (storage.owner).
+Every queued/running generation may name its ``owner``: the process that holds it (storage.owner), or
+``SHARED_QUEUE`` for a job any worker may claim under a lease (storage.leases).
 """
 
 from __future__ import annotations

@@ -47,7 +47,7 @@ def postgres():
 
 @pytest.fixture(scope="session")
 def postgres_migrated(postgres, tmp_path_factory):
-    """The name of a database migrated to the latest schema, the template of every test's database."""
+    """The name of a database migrated to the latest schema, which `postgres_url` empties for each test."""
     from storage import open_store
 
     postgres.create_database("migrated")
@@ -57,10 +57,10 @@ def postgres_migrated(postgres, tmp_path_factory):
 
 @pytest.fixture
 def postgres_url(postgres, postgres_migrated):
-    """A fresh PostgreSQL database for this test, already migrated; dropped afterwards."""
-    url = postgres.create_database(template=postgres_migrated)
-    yield url
-    postgres.drop_database(url.rsplit("/", 1)[1])
+    """A migrated PostgreSQL database with no rows and ids starting at 1, for this test alone (the session's
+    one, emptied: much faster than a new database per test)."""
+    postgres.empty_database(postgres_migrated, keep=("schema_migrations",))
+    return postgres.url(postgres_migrated)
 
 
 @pytest.fixture(params=DATABASES)

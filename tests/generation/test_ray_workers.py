@@ -30,15 +30,15 @@ def ray_local():
 
 
 @pytest.fixture(scope="module")
-def cluster(ray_local, postgres, postgres_migrated, tmp_path_factory):
-    """Two preview actors on one PostgreSQL database, and a studio-like submitter (no devices)."""
+def cluster(ray_local, postgres, tmp_path_factory):
+    """Two preview actors on a PostgreSQL database of their own, and a studio-like submitter (no devices)."""
     from generation.ray_workers import start_actors
 
-    url = postgres.create_database(template=postgres_migrated)
+    url = postgres.create_database()
     home = tmp_path_factory.mktemp("ray-home")
+    store = open_store(url=url, home=home)
     actors = start_actors(gpu_workers=0, cpu_workers=2, url=url, home=str(home), media_root=str(home / "media"),
                           lease_s=LEASE_S, poll_s=0.1, preview_max_area=320 * 240, max_restarts=0)
-    store = open_store(url=url, home=home)
     picture = home / "cat.jpg"
     from skimage import data
     from PIL import Image
