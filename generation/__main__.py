@@ -4,11 +4,17 @@
     python -m generation rerun ID [--seed N] [--steps N] [--backend NAME] [--out x.mp4]
     python -m generation queue
     python -m generation recipe [--model ID] [--lightning | --no-lightning]
+    python -m generation worker [--backend preview] [--concurrency N] [--device cuda:0 …] [--lease-s S]
+    python -m generation ray-workers [--address auto|ray://…] [--gpus-per-worker 1] [--cpu-workers N]
 
 `render` and `rerun` run synchronously in this process (a progress bar on stderr), record the
 generation in the store ($VIVIDFLOW_HOME or --home) and print its id and video path. Without `--image`,
 `render` starts from the words alone: that needs a text-to-video model (Wan2.2-TI2V-5B or T2V-A14B). `recipe` prints the
-resolved recipe of the configured (or named) model as one JSON object, without loading any weights. Like the app's
+resolved recipe of the configured (or named) model as one JSON object, without loading any weights. `worker`
+serves the database's shared queue (storage.leases: jobs the studio queues under VIVIDFLOW_WORKERS=external) until
+SIGTERM or Ctrl-C, printing a line per job; any number of workers on any hosts may share one database
+(PostgreSQL for more than one host; media on a folder every host mounts, VIVIDFLOW_MEDIA_ROOT).
+`ray-workers` starts such workers as Ray actors, one per GPU of the cluster (generation.ray_workers). Like the app's
 runner, they first mark jobs left queued/running by processes that are gone as interrupted; the live
 jobs of a running app or of another render are left alone.
 Exit status: 0 succeeded, 1 failed, 2 bad input, 130 cancelled (Ctrl-C).
@@ -183,6 +189,79 @@ def cmd_recipe(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from generation.jobs import DEFAULT_DEVICE, Runner
+    from vividflow.settings import load_settings
+
+    lease_s = args.lease_s if args.lease_s is not None else load_settings().storage.lease_s
+    devices = [d for d in (args.device or [DEFAULT_DEVICE]) for _ in range(args.concurrency)]
+    backends = None
+    if args.preview_max_area is not None:
+        from generation.preview import PreviewBackend
+
+        backends = {"preview": PreviewBackend(max_area=args.preview_max_area)}
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    with _store(args) as store:
+        runner = Runner(store, backends, devices=devices, serves={d: args.backend for d in devices} if args.backend
+                        else None, shared_queue=True, lease_s=lease_s, poll_s=args.poll_s)
+        runner.subscribe(_report)
+        served = ", ".join(args.backend) if args.backend else "every backend"
+        print(f"worker {runner.owner}: {len(devices)} slot(s) for {served}, lease {lease_s:g} s", flush=True)
+        while not stop.wait(0.5):
+            pass
+        print("stopping: running jobs finish, nothing new is claimed", file=sys.stderr, flush=True)
+        runner.close(timeout=None)
+    return 0
+
+
+def cmd_ray_workers(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    try:
+        import ray
+    except ImportError:
+        raise BadInput("Ray is not installed (pip install 'ray>=2.40')") from None
+    from generation.ray_workers import gpu_worker_count, start_actors
+    from vividflow.settings import load_settings
+
+    ray.init(address=args.address, include_dashboard=False)
+    gpu_workers = gpu_worker_count(args.gpus_per_worker)
+    if gpu_workers + args.cpu_workers == 0:
+        raise BadInput("the Ray cluster has no GPU and --cpu-workers is 0: no worker to start")
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    lease_s = args.lease_s if args.lease_s is not None else load_settings().storage.lease_s
+    actors = start_actors(gpu_workers=gpu_workers, cpu_workers=args.cpu_workers, gpus_per_worker=args.gpus_per_worker,
+                          url=args.url, home=args.home, lease_s=lease_s, max_restarts=args.max_restarts)
+    for stats in ray.get([a.stats.remote() for a in actors]):
+        print(f"actor {stats['owner']}: warm {', '.join(stats['loads'])}", flush=True)
+    while not stop.wait(0.5):
+        pass
+    ray.shutdown()  # the actors end with this driver; a running job's lease runs out and it is retried
+    return 0
+
+
+def _report(event: Any) -> None:
+    """One line per job event a person (or a test) reads in the worker's output."""
+    from generation.events import Cancelled, Failed, Finished, Started
+
+    if isinstance(event, Started):
+        print(f"#{event.job_id} started ({event.backend})", flush=True)
+    elif isinstance(event, Finished):
+        print(f"#{event.job_id} succeeded: {event.video_path}", flush=True)
+    elif isinstance(event, Failed):
+        print(f"#{event.job_id} failed: {event.message}", flush=True)
+    elif isinstance(event, Cancelled):
+        print(f"#{event.job_id} cancelled", flush=True)
+
+
 class BadInput(ValueError):
     """Input the CLI refuses (exit status 2)."""
 
@@ -194,6 +273,13 @@ def _with(plan: Any, **changes: Any) -> Any:
         return plan.with_changes(**changes)
     except PlanError as e:
         raise BadInput(str(e)) from None
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -224,6 +310,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lightning", action=argparse.BooleanOptionalAction, default=None,
                    help="the Lightning recipe or the base one (default: VIVIDFLOW_WAN_LIGHTNING)")
     p.set_defaults(func=cmd_recipe)
+    from generation.choose import BACKEND_NAMES
+
+    p = sub.add_parser("worker", help="run jobs of the shared queue until SIGTERM or Ctrl-C")
+    p.add_argument("--backend", action="append", choices=BACKEND_NAMES,
+                   help="serve only this backend (repeatable; default: every backend)")
+    p.add_argument("--concurrency", type=_positive_int, default=1, help="jobs at once per device (default 1)")
+    p.add_argument("--device", action="append", help="a device to run on, e.g. cuda:0 (repeatable)")
+    p.add_argument("--lease-s", type=float, default=None,
+                   help="seconds a claim lasts unless renewed (default VIVIDFLOW_LEASE_S, 30)")
+    p.add_argument("--poll-s", type=float, default=0.5, help="how often an idle worker looks for jobs")
+    p.add_argument("--preview-max-area", type=_positive_int, default=None,
+                   help="render previews at most this many pixels (default: the 480p budget)")
+    p.set_defaults(func=cmd_worker)
+    p = sub.add_parser("ray-workers", help="start workers as Ray actors (one per GPU) until SIGTERM or Ctrl-C")
+    p.add_argument("--address", default=None, help="the Ray cluster: auto, ray://head:10001 (default: a local one)")
+    p.add_argument("--gpus-per-worker", type=float, default=1.0, help="GPUs per wan actor (default 1)")
+    p.add_argument("--cpu-workers", type=int, default=0, help="CPU actors for previews (default 0)")
+    p.add_argument("--lease-s", type=float, default=None, help="default VIVIDFLOW_LEASE_S, 30")
+    p.add_argument("--max-restarts", type=int, default=3, help="how often Ray restarts an actor that died")
+    p.set_defaults(func=cmd_ray_workers)
     args = parser.parse_args(argv)
 
     from generation.backend import BackendUnavailable

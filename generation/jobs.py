@@ -16,39 +16,31 @@ before anything is written. Every record a runner creates, claims or requeues na
 owner) are marked failed ("interrupted ...") and their half-written files removed, while the live jobs
 of other processes (the app and a `python -m generation render` side by side) are left alone;
 `requeue(id)` runs one again.
+
+With `shared_queue=True` the jobs go through the database's shared queue instead (storage.leases), so any
+number of runners in any processes and hosts serve one queue: `submit` records a job for any worker,
+and the worker threads (generation.workers) claim jobs under a lease. A runner with no devices only
+submits (the studio under `VIVIDFLOW_WORKERS=external`); `python -m generation worker` is a runner with
+devices that submits nothing.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import logging
 import shutil
 import threading
 import time
-import traceback
-import uuid
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from generation.backend import Backend, BackendUnavailable
+from generation.backend import Backend
 from generation.choose import check_available, check_name, get_backend, model_id_for, picture_required, size_rule_for
-from generation.events import (
-    Cancelled,
-    CancelToken,
-    Event,
-    EventListener,
-    Failed,
-    Finished,
-    GenerationCancelled,
-    GenerationResult,
-    Preview,
-    Progress,
-    Queued,
-    Started,
-)
+from generation.events import Cancelled, CancelToken, Event, EventListener, Preview, Queued
+from generation.workers import STAGING_PREFIX, Job, WorkerMixin
+from storage.leases import MIN_LEASE_S, SHARED_QUEUE
 from storage.owner import current_owner, owner_alive
 
 if TYPE_CHECKING:
@@ -59,8 +51,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-STAGING_PREFIX = "job-"
 DEFAULT_DEVICE = "default"
+DEFAULT_LEASE_S = 30.0
 
 
 class JobError(ValueError):
@@ -83,22 +75,15 @@ def default_factory(name: str, device: str) -> Backend:
     return get_backend(name)
 
 
-@dataclasses.dataclass
-class _Job:
-    id: int
-    backend: str
-    token: CancelToken
-    done: threading.Event
-    queued_at: float
-
-
-class Runner:
-    """FIFO queue + one worker thread per device; every job is a generation record first.
+class Runner(WorkerMixin):
+    """FIFO queue + one worker thread per device (generation.workers); every job is a generation record first.
 
     `backends`: ready backend instances by name, shared by all workers (e.g. {"preview": PreviewBackend()});
     any other name is built by `factory(name, device)` once per worker. `devices`: one worker thread each
     (e.g. ("cuda:0", "cuda:1")); `serves` optionally limits which backend names a device runs
     (e.g. {"cpu": {"preview"}, "cuda:0": {"wan"}}), so a preview never waits behind a GPU job.
+    `shared_queue`: serve the database's shared queue (see the module docstring), polling it every `poll_s`
+    when idle, each job under a lease of `lease_s`.
     """
 
     def __init__(
@@ -112,9 +97,14 @@ class Runner:
         progress_interval_s: float = 0.25,
         recover: bool = True,
         start: bool = True,
+        shared_queue: bool = False,
+        lease_s: float = DEFAULT_LEASE_S,
+        poll_s: float = 0.5,
     ) -> None:
-        if not devices:
+        if not devices and not shared_queue:
             raise ValueError("devices must name at least one device")
+        if lease_s < MIN_LEASE_S or poll_s <= 0:
+            raise ValueError(f"lease_s must be ≥ {MIN_LEASE_S} and poll_s > 0, got {lease_s} and {poll_s}")
         if progress_interval_s < 0:
             raise ValueError(f"progress_interval_s must be ≥ 0, got {progress_interval_s}")
         self.store = store
@@ -125,11 +115,14 @@ class Runner:
         self._devices = tuple(devices)
         self._serves = {d: frozenset(serves[d]) for d in serves} if serves else {}
         self.progress_interval_s = progress_interval_s
+        self.shared_queue, self.lease_s, self.poll_s = shared_queue, lease_s, poll_s
+        self._last_expiry = -1e9
+        self._build_lock = threading.Lock()
         self.owner = current_owner()
         """This process's owner id, written on every record this runner creates, claims or requeues."""
         self._lock = threading.Condition()
-        self._queue: deque[_Job] = deque()
-        self._jobs: dict[int, _Job] = {}  # queued or running in this runner
+        self._queue: deque[Job] = deque()
+        self._jobs: dict[int, Job] = {}  # queued or running in this runner
         self._running: dict[int, str] = {}  # job id -> device
         self._previews: dict[int, Preview] = {}  # running job id -> its newest Preview
         self._listeners: list[tuple[EventListener, int | None]] = []
@@ -151,6 +144,14 @@ class Runner:
                 t = threading.Thread(target=self._work, args=(device,), name=f"vividflow-worker-{device}", daemon=True)
                 self._threads.append(t)
                 t.start()
+            if self.shared_queue and self._devices:
+                threading.Thread(target=self._keep_leases, name="vividflow-leases", daemon=True).start()
+
+    def warm(self, names: Sequence[str]) -> None:
+        """Build the backends `names` for every device now, so the first job does not wait for loading."""
+        for device in dict.fromkeys(self._devices):
+            for name in names:
+                self._backend(check_name(name), device)
 
     def close(self, *, cancel_running: bool = False, timeout: float | None = 30.0) -> None:
         """Stop taking jobs; queued jobs stay `queued` in the store, released by this process (no owner),
@@ -209,8 +210,7 @@ class Runner:
     ) -> GenerationRecord:
         """Validate, record (`queued`) and queue one job; raise JobError / BackendUnavailable before any write.
 
-        `image`: a source image id from the store, or a path, bytes or PIL image (stored once by content);
-        None renders from the words alone, on a backend and model that can (text-to-video).
+        `image`: a source image id from the store, or a path, bytes or PIL image (stored once by content).
         `backend` defaults to `default_backend_name()`.
         """
         from generation.choose import default_backend_name
@@ -225,7 +225,7 @@ class Runner:
             check_name(name)
         except ValueError as e:
             raise JobError(str(e)) from None
-        if name not in self._shared:
+        if name not in self._shared and self._devices:  # no devices here: the workers' hosts decide
             check_available(name)  # BackendUnavailable with the fix
         image_id: int | None = None
         data: bytes | None = None
@@ -255,18 +255,23 @@ class Runner:
                 image_id = self.store.add_image(data, filename=filename).id
             record = self.store.create_generation(
                 conversation_id, plan_obj.to_dict(), image_id, name, model, parent_id,
-                dict(params) if params else None, width=width, height=height, owner=self.owner,
+                dict(params) if params else None, width=width, height=height, owner=self._holder,
             )
             position = self._enqueue(record.id, name)
             self._emit(Queued(job_id=record.id, position=position))  # under the lock: before Started
         return record
+
+    @property
+    def _holder(self) -> str:
+        """Who holds the jobs this runner queues: any worker of the shared queue, or this process."""
+        return SHARED_QUEUE if self.shared_queue else self.owner
 
     def requeue(self, job_id: int) -> GenerationRecord:
         """Run a failed or cancelled generation again (same record, same inputs)."""
         with self._lock:
             if self._closed:
                 raise RunnerClosed("the runner is closed")
-            record = self.store.requeue(job_id, owner=self.owner)
+            record = self.store.requeue(job_id, owner=self._holder)
             position = self._enqueue(record.id, record.backend)
             self._emit(Queued(job_id=record.id, position=position))
         return record
@@ -277,7 +282,10 @@ class Runner:
         return [self.requeue(i) for i in ids]
 
     def _enqueue(self, job_id: int, backend: str) -> int:
-        job = _Job(job_id, backend, CancelToken(), threading.Event(), time.monotonic())
+        if self.shared_queue:  # the database is the queue: wake this runner's idle workers, if any
+            self._lock.notify_all()
+            return self.store.queue_position(job_id) or 0
+        job = Job(job_id, backend, CancelToken(), threading.Event(), time.monotonic())
         self._queue.append(job)
         self._jobs[job_id] = job
         self._lock.notify_all()
@@ -332,7 +340,14 @@ class Runner:
             job = self._jobs.get(job_id)
         if job is not None and not job.done.wait(timeout):
             raise TimeoutError(f"generation {job_id} did not finish within {timeout} s")
-        return self.store.get_generation(job_id)
+        record = self.store.get_generation(job_id)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.shared_queue and not record.is_terminal:  # another process runs it: watch the record
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"generation {job_id} did not finish within {timeout} s")
+            time.sleep(min(self.poll_s, 0.2))
+            record = self.store.get_generation(job_id)
+        return record
 
     def subscribe(self, listener: EventListener, job_id: int | None = None) -> Callable[[], None]:
         """Call `listener(event)` for every event (of `job_id` only, if given); returns the unsubscribe."""
@@ -405,160 +420,6 @@ class Runner:
         mid = getattr(backend, "model_id", None)
         return str(mid) if mid else model_id_for(name)
 
-    def _backend(self, name: str, device: str) -> Backend:
-        if name in self._shared:
-            return self._shared[name]
-        key = (name, device)
-        if key not in self._built:
-            self._built[key] = self._factory(name, device)
-        return self._built[key]
-
-    def _staging_root(self) -> Path:
-        from storage.media import TEMP_DIR
-
-        return Path(self.store.media.root) / TEMP_DIR
-
-    def _next(self, device: str) -> _Job | None:
-        """The first queued job this device serves; blocks until there is one or the runner closes."""
-        allowed = self._serves.get(device)
-        with self._lock:
-            while not self._closed:
-                job = next((j for j in self._queue if allowed is None or j.backend in allowed), None)
-                if job is not None:
-                    self._queue.remove(job)
-                    self._running[job.id] = device
-                    self._emit_positions()
-                    return job
-                self._lock.wait()
-        return None
-
-    def _work(self, device: str) -> None:
-        while True:
-            job = self._next(device)
-            if job is None:
-                return
-            try:
-                self._run(job, device)
-            except Exception:  # a store error outside the job's own handling: keep the worker alive
-                log.exception("worker %s: generation %d could not be run or recorded", device, job.id)
-                self._finish(job.id, "failed", error="internal error while running the job (see the log)")
-                self._emit(Failed(message="internal error while running the job (see the log)", job_id=job.id))
-            finally:
-                with self._lock:
-                    self._running.pop(job.id, None)
-                    self._jobs.pop(job.id, None)
-                    self._previews.pop(job.id, None)
-                job.done.set()
-
-    def _run(self, job: _Job, device: str) -> None:
-        from agent.plan import MotionPlan
-        from generation.image import load_image
-
-        # 1. Claim: queued → running (None: cancelled or taken elsewhere meanwhile)
-        if job.token.cancelled:
-            self.store.cancel_queued(job.id)
-            self._emit(Cancelled(job_id=job.id))
-            return
-        record = self.store.claim_generation(job.id, owner=self.owner)
-        if record is None:
-            status = self.store.get_generation(job.id).status
-            log.info("generation %d was not queued any more (%s); skipped", job.id, status)
-            if status == "cancelled":
-                self._emit(Cancelled(job_id=job.id))
-            return
-        self._emit(Started(job_id=job.id, backend=job.backend))
-        on_event = self._listener(job)
-        staging = self._staging_root() / f"{STAGING_PREFIX}{job.id}-{uuid.uuid4().hex[:8]}"
-        t0 = time.perf_counter()
-        wait_s = time.monotonic() - job.queued_at
-        try:
-            # 2. Inputs: they were checked at submit; read them back from the store
-            plan = MotionPlan.from_dict(record.plan)
-            image_id = record.source_image_id  # None: from the words alone
-            image = load_image(self.store.get_image(image_id).path) if image_id is not None else None
-            # 3. Backend (loaded once per worker)
-            on_event(Progress(stage="loading", step=0, total=1))
-            backend = self._backend(job.backend, device)
-            # 4. Generate into a staging folder inside the media root (same file system)
-            staging.mkdir(parents=True, exist_ok=True)
-            result = backend.generate(plan, image, on_event, job.token, out_dir=staging)
-            if job.token.cancelled:  # cancel arrived after the last step: the user asked for no video
-                raise GenerationCancelled("cancelled after the last step")
-            # 5. Publish: move the files to their content address, then record success
-            video, thumb = self._publish(result)
-        except GenerationCancelled:
-            self._finish(job.id, "cancelled", timings={"total_s": time.perf_counter() - t0, "queue_wait_s": wait_s})
-            self._emit(Cancelled(job_id=job.id))
-        except Exception as e:  # any failure of a job ends as `failed` with a readable message; traceback logged
-            message = _readable(e)
-            log.error("generation %d failed: %s\n%s", job.id, message, traceback.format_exc())
-            self._finish(job.id, "failed", error=message,
-                         timings={"total_s": time.perf_counter() - t0, "queue_wait_s": wait_s})
-            self._emit(Failed(message=message, job_id=job.id))
-        else:
-            timings = {**result.timings, "total_s": time.perf_counter() - t0, "queue_wait_s": wait_s}
-            params = {
-                **result.params, "backend": result.backend, "model_id": result.model_id, "device": device,
-                "width": result.width, "height": result.height, "num_frames": result.num_frames, "fps": result.fps,
-            }
-            if self._finish(job.id, "succeeded", video_path=video, thumbnail_path=thumb, timings=timings, params=params):
-                self._emit(Finished(video_path=str(video), thumbnail_path=str(thumb) if thumb else None, job_id=job.id))
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-
-    def _publish(self, result: GenerationResult) -> tuple[Path, Path | None]:
-        media = self.store.media
-        video = media.commit(result.video_path).path
-        thumb = media.commit(result.thumbnail_path).path if result.thumbnail_path else None
-        return video, thumb
-
-    def _finish(self, job_id: int, status: str, **kw: Any) -> bool:
-        from storage import InvalidTransitionError
-
-        try:
-            self.store.finish_generation(job_id, status, **kw)
-            return True
-        except InvalidTransitionError as e:  # ended elsewhere (e.g. marked interrupted by another process)
-            log.warning("generation %d could not be marked %s: %s", job_id, status, e)
-            return False
-        except Exception:  # the database itself failed; the job's record stays as it was (logged)
-            log.exception("generation %d could not be marked %s", job_id, status)
-            return False
-
-    def _listener(self, job: _Job) -> EventListener:
-        """Tag backend events with the job id, push them, and write progress to the record (throttled)."""
-        from storage import InvalidTransitionError
-
-        last_write = [-1e9]
-        last_stage = [None]
-
-        def on_event(event: Event) -> None:
-            if hasattr(event, "job_id") and getattr(event, "job_id") is None:
-                event = dataclasses.replace(event, job_id=job.id)  # type: ignore[arg-type]
-            if isinstance(event, Preview):
-                with self._lock:
-                    self._previews[job.id] = event
-            if isinstance(event, Progress):
-                now = time.monotonic()
-                final = event.total is not None and event.step >= event.total
-                if now - last_write[0] >= self.progress_interval_s or final or event.stage != last_stage[0]:
-                    last_write[0], last_stage[0] = now, event.stage
-                    try:
-                        rec = self.store.update_progress(
-                            job.id, event.stage, max(0, min(event.step, event.total)), event.total,
-                            max(0.0, event.eta_s) if event.eta_s is not None else None,
-                        )
-                    except InvalidTransitionError as e:  # ended elsewhere: stop working on it
-                        log.warning("generation %d: %s; stopping it", job.id, e)
-                        job.token.cancel()
-                    else:
-                        if rec.cancel_requested:  # cancel asked by another process or page, via the record
-                            job.token.cancel()
-            self._emit(event)
-
-        return on_event
-
-
 # --- helpers ---------------------------------------------------------------------------------------
 
 
@@ -589,11 +450,3 @@ def _image_bytes(source: Any, pil: Image.Image) -> tuple[bytes, str | None]:
     buf = io.BytesIO()
     pil.save(buf, "PNG")
     return buf.getvalue(), None
-
-
-def _readable(e: BaseException) -> str:
-    """An error message a person can read: the exception's own text, with its kind when it is not obvious."""
-    text = str(e).strip() or repr(e)
-    if isinstance(e, (ValueError, BackendUnavailable)) and text:
-        return text
-    return f"{type(e).__name__}: {text}"

@@ -17,7 +17,8 @@ from storage.errors import (
 )
 from storage.media import MediaFile, MediaStore, PendingWrite
 from storage.migrations import LATEST_VERSION, MIGRATIONS, Migration, migrate, schema_version
-from storage.models import ACTIVE_STATUSES, ROLES, STATUSES, TERMINAL_STATUSES
+from storage.leases import MAX_LEASE_RETRIES
+from storage.models import ACTIVE_STATUSES, ROLES, SHARED_QUEUE, STATUSES, TERMINAL_STATUSES
 from storage.records import (
     ConversationRecord,
     GalleryPage,
@@ -41,9 +42,11 @@ __all__ = [
     "DEFAULT_INTERRUPTED_MESSAGE",
     "HOME_ENV",
     "LATEST_VERSION",
+    "MAX_LEASE_RETRIES",
     "MIGRATIONS",
     "PLAN_COLUMNS",
     "ROLES",
+    "SHARED_QUEUE",
     "STATUSES",
     "TERMINAL_STATUSES",
     "TRANSITIONS",

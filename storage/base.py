@@ -9,13 +9,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Self
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func, update
 from sqlalchemy.orm import Session
 
 from storage.db import is_sqlite, writer
 from storage.errors import InvalidFieldError, NotFoundError
 from storage.media import MediaStore
-from storage.models import Conversation, Generation, Message, SourceImage
+from storage.models import Conversation, Generation, Message, SourceImage, utcnow
 from storage.records import ConversationRecord, GenerationRecord, ImageRecord, MessageRecord, Progress
 from storage.validation import check_int
 
@@ -29,6 +29,15 @@ class StoreBase:
         self._writer = writer(engine)
         self.media = media
         self.home = home
+
+    @property
+    def is_postgres(self) -> bool:
+        return self._engine.dialect.name == "postgresql"
+
+    def _clock(self) -> Any:
+        """Now, by the clock leases are measured with: the PostgreSQL server's (one clock for the workers of
+        every host), else this process's (SQLite: one host)."""
+        return func.now() if self.is_postgres else utcnow()
 
     @property
     def url(self) -> str:
@@ -147,12 +156,29 @@ class StoreBase:
             started_at=row.started_at,
             finished_at=row.finished_at,
             owner=row.owner,
+            heartbeat_at=row.heartbeat_at,
+            lease_expires_at=row.lease_expires_at,
+            lease_retries=row.lease_retries,
         )
 
     @staticmethod
-    def _get(s: Session, model: type[Any], id: int, what: str) -> Any:
+    def _update_generation(s: Session, conds: list[Any], values: dict[str, Any]) -> Generation | None:
+        """One ``UPDATE generations … RETURNING`` the row (fresh in the session), or None if none matched."""
+        return s.scalars(
+            update(Generation)
+            .where(*conds)
+            .values(**values)
+            .returning(Generation)
+            .execution_options(synchronize_session=False, populate_existing=True)
+        ).first()
+
+    @staticmethod
+    def _get(s: Session, model: type[Any], id: int, what: str, *, for_update: bool = False) -> Any:
+        """The row, or NotFoundError; ``for_update`` locks it until the transaction ends (PostgreSQL: a
+        read-modify-write must not overwrite a change another worker made meanwhile; SQLite's write
+        transactions hold the database lock already)."""
         check_int(f"{what} id", id)
-        row = s.get(model, id)
+        row = s.get(model, id, with_for_update=for_update or None)
         if row is None:
             raise NotFoundError(f"no {what} with id {id}")
         return row

@@ -25,6 +25,16 @@ def _as_utc(name: str, value: datetime | date, end: bool) -> datetime:
     raise InvalidFieldError(f"{name} must be a datetime or a date, got {value!r}")
 
 
+LIKE_ESCAPE = "/"
+
+
+def _escape_like(text: str) -> str:
+    """``text`` matched literally by LIKE: its wildcards (% and _) and the escape character escaped."""
+    for c in (LIKE_ESCAPE, "%", "_"):
+        text = text.replace(c, LIKE_ESCAPE + c)
+    return text
+
+
 def _one_or_many(name: str, value: str | Iterable[str] | None) -> list[str] | None:
     if value is None:
         return None
@@ -88,7 +98,7 @@ class GalleryMixin(StoreBase):
         if seed is not None:
             conds.append(Generation.seed == check_int("seed", seed))
         if text is not None and check_str("text", text).strip():
-            conds.append(Generation.prompt.icontains(text.strip(), autoescape=True))
+            conds.append(Generation.prompt.ilike(f"%{_escape_like(text.strip())}%", escape=LIKE_ESCAPE))
         if created_from is not None:
             conds.append(Generation.created_at >= _as_utc("created_from", created_from, end=False))
         if created_to is not None:
@@ -138,7 +148,7 @@ class GalleryMixin(StoreBase):
         folder and no other generation uses the same file.
         """
         with self._write() as s:
-            row = self._get(s, Generation, generation_id, "generation")
+            row = self._get(s, Generation, generation_id, "generation", for_update=True)
             if row.status == "running":
                 raise InvalidTransitionError(
                     f"generation {generation_id} is running; cancel it before deleting it"

@@ -1,7 +1,8 @@
 """Schema migrations: an ordered list of small numbered functions, applied ones recorded in a table.
 
 Every open of the store calls :func:`migrate`, which applies the missing migrations in one write
-transaction, so a crash mid-way leaves the database at its old version. The schema version is the
+transaction under a lock (two processes opening a fresh database at once migrate it once), so a crash
+mid-way leaves the database at its old version. The schema version is the
 number of the last applied migration. A database whose version is newer than the code knows is
 refused with :class:`SchemaTooNewError`.
 
@@ -44,6 +45,7 @@ from storage.models import utcnow
 log = logging.getLogger(__name__)
 
 MIGRATIONS_TABLE = "schema_migrations"
+MIGRATION_LOCK_KEY = 0x7669766964666C77  # "vividflw": the PostgreSQL advisory lock migrators take
 
 _migrations_meta = MetaData()
 schema_migrations = Table(
@@ -169,9 +171,40 @@ def _m002_generation_owner(conn: Connection) -> None:
     conn.execute(text("ALTER TABLE generations ADD COLUMN owner TEXT"))
 
 
+def _m003_timestamps_with_time_zone(conn: Connection) -> None:
+    """PostgreSQL: every timestamp column becomes ``timestamp with time zone`` (the values were written as
+    UTC), so times compare with the server's ``now()`` whatever its time zone. SQLite keeps no zone: nothing
+    to do there."""
+    if conn.dialect.name != "postgresql":
+        return
+    columns = {
+        "conversations": ("created_at", "updated_at"),
+        "messages": ("created_at",),
+        "source_images": ("created_at",),
+        "generations": ("progress_updated_at", "created_at", "started_at", "finished_at"),
+    }
+    for table, names in columns.items():
+        changes = ", ".join(
+            f"ALTER COLUMN {c} TYPE TIMESTAMP WITH TIME ZONE USING {c} AT TIME ZONE 'UTC'" for c in names
+        )
+        conn.execute(text(f"ALTER TABLE {table} {changes}"))
+
+
+def _m004_generation_lease(conn: Connection) -> None:
+    """generations.heartbeat_at, lease_expires_at, lease_retries: a job claimed from the shared queue is held
+    under a lease its worker renews; when the lease runs out the job goes back to the queue once, then fails
+    (storage.leases). Existing rows hold no lease."""
+    timestamp = "TIMESTAMP WITH TIME ZONE" if conn.dialect.name == "postgresql" else "DATETIME"
+    conn.execute(text(f"ALTER TABLE generations ADD COLUMN heartbeat_at {timestamp}"))
+    conn.execute(text(f"ALTER TABLE generations ADD COLUMN lease_expires_at {timestamp}"))
+    conn.execute(text("ALTER TABLE generations ADD COLUMN lease_retries INTEGER NOT NULL DEFAULT 0"))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "m001_initial", _m001_initial),
     Migration(2, "m002_generation_owner", _m002_generation_owner),
+    Migration(3, "m003_timestamps_with_time_zone", _m003_timestamps_with_time_zone),
+    Migration(4, "m004_generation_lease", _m004_generation_lease),
 )
 """The real migrations, in order. Versions are 1, 2, 3 ... without gaps."""
 
@@ -210,6 +243,14 @@ def _check_not_newer(applied: dict[int, str], migrations: Sequence[Migration], w
             )
 
 
+def _lock(conn: Connection) -> None:
+    """Hold the migration lock until the transaction ends, so processes opening a fresh database at the same
+    moment migrate it once: PostgreSQL's transaction-level advisory lock; SQLite's write transaction began
+    with BEGIN IMMEDIATE (``storage.db``) and holds the database's write lock already."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+
+
 def schema_version(engine: Engine) -> int:
     """The version of the last applied migration; 0 for a blank database."""
     with engine.connect() as conn:
@@ -232,8 +273,9 @@ def migrate(engine: Engine, migrations: Sequence[Migration] = MIGRATIONS) -> int
         return len(migrations)
 
     with writer(engine).begin() as conn:
+        _lock(conn)
         _migrations_meta.create_all(conn)
-        applied = _applied(conn)  # again, under the write lock: another process may have migrated
+        applied = _applied(conn)  # again, under the lock: another process may have migrated meanwhile
         _check_not_newer(applied, migrations, where)
         for m in migrations:
             if m.version in applied:

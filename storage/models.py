@@ -31,6 +31,8 @@ STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 TERMINAL_STATUSES = ("succeeded", "failed", "cancelled")
 ACTIVE_STATUSES = ("queued", "running")
 ROLES = ("user", "assistant", "system")
+SHARED_QUEUE = "shared-queue"
+"""The owner of a queued generation that any worker may claim (storage.leases)."""
 
 
 def utcnow() -> datetime:
@@ -39,25 +41,26 @@ def utcnow() -> datetime:
 
 
 class UTCDateTime(TypeDecorator[datetime]):
-    """A datetime stored as naive UTC (SQLite keeps no zone) and read back as aware UTC.
-
-    Naive input is taken to be UTC already; aware input is converted to UTC.
+    """A UTC datetime, read back timezone-aware: ``timestamp with time zone`` on PostgreSQL, naive UTC on
+    SQLite (which keeps no zone). Naive input is taken to be UTC already; aware input is converted to UTC.
     """
 
     impl = DateTime
     cache_ok = True
 
+    def load_dialect_impl(self, dialect: Any) -> Any:
+        return dialect.type_descriptor(DateTime(timezone=dialect.name == "postgresql"))
+
     def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
         if value is None:
             return None
-        if value.tzinfo is not None:
-            value = value.astimezone(UTC).replace(tzinfo=None)
-        return value
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return value if dialect.name == "postgresql" else value.replace(tzinfo=None)
 
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
         if value is None:
             return None
-        return value.replace(tzinfo=UTC)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -170,3 +173,7 @@ class Generation(Base):
     finished_at: Mapped[datetime | None] = mapped_column()
     # the process holding a queued/running job (storage.owner); None: nobody we can check (migration 2)
     owner: Mapped[str | None] = mapped_column(Text)
+    # the lease of a job claimed from the shared queue (storage.leases, migration 4)
+    heartbeat_at: Mapped[datetime | None] = mapped_column()
+    lease_expires_at: Mapped[datetime | None] = mapped_column()
+    lease_retries: Mapped[int] = mapped_column(Integer, default=0)

@@ -11,9 +11,9 @@ An owner id reads ``hostname:pid:start:nonce``:
 
 ``owner_alive`` judges only processes on this host. An owner on another host is treated as alive,
 because nothing here can see its processes: a deployment whose processes share one database from
-several hosts (or from containers with their own hostnames and pid namespaces) needs a heartbeat
-column and a timeout for this, which is not built. Until then a job held by a process on another host
-that died stays queued/running until someone cancels it.
+several hosts (or from containers with their own hostnames and pid namespaces) runs its jobs through
+the shared queue, whose workers hold each job under a lease they renew (``storage.leases``); a job
+whose worker died goes back to the queue when its lease runs out.
 """
 
 from __future__ import annotations

@@ -6,13 +6,15 @@ Generation lifecycle (anything else raises InvalidTransitionError)::
     queued ──cancel_queued / finish(failed|cancelled) / mark_interrupted──> cancelled | failed
     failed | cancelled ──requeue──> queued   (the same record, same id: "#12" stays #12)
 
-Every queued/running generation may name its ``owner``: the process that holds it (storage.owner).
+Every queued/running generation may name its ``owner``: the process that holds it (storage.owner), or
+``SHARED_QUEUE`` for a job any worker may claim under a lease (storage.leases).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -108,24 +110,26 @@ class QueueMixin(StoreBase):
             return self._generation(row)
 
     def _transition(
-        self, s: Session, generation_id: int, to: str, values: dict[str, Any]
+        self, s: Session, generation_id: int, to: str, values: dict[str, Any], owner: str | None = None
     ) -> Generation:
-        """Move ``generation_id`` to ``to`` iff its current status allows it, in one UPDATE."""
+        """Move ``generation_id`` to ``to`` iff its current status allows it (and, with ``owner``, iff that
+        process still holds it), in one UPDATE … RETURNING."""
         sources = [st for st, targets in TRANSITIONS.items() if to in targets]
-        result = s.execute(
-            update(Generation)
-            .where(Generation.id == generation_id, Generation.status.in_(sources))
-            .values(status=to, **values)
-            .execution_options(synchronize_session=False)
-        )
-        if result.rowcount == 0:
+        conds = [Generation.id == generation_id, Generation.status.in_(sources)]
+        if owner is not None:
+            conds.append(Generation.owner == owner)
+        row = self._update_generation(s, conds, {"status": to, **values})
+        if row is None:
             row = self._get(s, Generation, generation_id, "generation")
+            if owner is not None and row.status in sources:
+                raise InvalidTransitionError(
+                    f"generation {generation_id} is held by {row.owner}, not {owner}; it cannot become {to}"
+                )
             raise InvalidTransitionError(
                 f"generation {generation_id} is {row.status}; it cannot become {to} "
                 f"(only from {' or '.join(sources) or 'nothing'})"
             )
-        s.expire_all()
-        return s.get_one(Generation, generation_id)
+        return row
 
     def claim_generation(self, generation_id: int, owner: str | None = None) -> GenerationRecord | None:
         """queued -> running, atomically, held by ``owner`` (None: nobody known); None if it is not
@@ -133,47 +137,59 @@ class QueueMixin(StoreBase):
         owner = check_owner(owner)
         with self._write() as s:
             self._get(s, Generation, generation_id, "generation")
-            return self._claim(s, generation_id, owner)
-
-    def _claim(self, s: Session, generation_id: int, owner: str | None) -> GenerationRecord | None:
-        now = utcnow()
-        result = s.execute(
-            update(Generation)
-            .where(Generation.id == generation_id, Generation.status == "queued")
-            .values(
-                status="running",
-                owner=owner,
-                started_at=now,
-                attempts=Generation.attempts + 1,
-                progress_stage="starting",
-                progress_step=None,
-                progress_total=None,
-                progress_eta_s=None,
-                progress_updated_at=now,
+            row = self._update_generation(
+                s, [Generation.id == generation_id, Generation.status == "queued"], self._claim_values(owner, None)
             )
-            .execution_options(synchronize_session=False)
-        )
-        if result.rowcount == 0:
-            return None
-        s.expire_all()
-        return self._generation(s.get_one(Generation, generation_id))
+            return self._generation(row) if row is not None else None
+
+    def _claim_values(self, owner: str | None, lease_s: float | None) -> dict[str, Any]:
+        """The columns a claim sets; with ``lease_s``, a lease that runs out that many seconds from now."""
+        now = utcnow()
+        values: dict[str, Any] = {
+            "status": "running",
+            "owner": owner,
+            "started_at": now,
+            "attempts": Generation.attempts + 1,
+            "progress_stage": "starting",
+            "progress_step": None,
+            "progress_total": None,
+            "progress_eta_s": None,
+            "progress_updated_at": now,
+        }
+        if lease_s is not None:
+            clock = self._clock()
+            values.update(heartbeat_at=clock, lease_expires_at=clock + timedelta(seconds=lease_s))
+        return values
 
     def claim_next(self, backend: str | None = None, owner: str | None = None) -> GenerationRecord | None:
         """Claim the oldest queued generation (of ``backend``, if given) for ``owner``; None if the
         queue is empty."""
         owner = check_owner(owner)
-        while True:
+        conds = [] if backend is None else [Generation.backend == backend]
+        return self._claim_oldest(conds, owner, None)
+
+    def _claim_oldest(self, conds: list[Any], owner: str | None, lease_s: float | None) -> GenerationRecord | None:
+        """Claim the oldest queued generation matching ``conds`` in one UPDATE … RETURNING. PostgreSQL picks
+        it with FOR UPDATE SKIP LOCKED, so concurrent claimers take different rows without waiting for each
+        other; SQLite's write transaction makes the claimer the only writer."""
+        for _ in range(3):
             with self._write() as s:
-                q = select(Generation.id).where(Generation.status == "queued")
-                if backend is not None:
-                    q = q.where(Generation.backend == backend)
-                next_id = s.scalars(q.order_by(Generation.id).limit(1)).first()
-                if next_id is None:
+                pick = select(Generation.id).where(Generation.status == "queued", *conds)
+                pick = pick.order_by(Generation.id).limit(1)
+                if self.is_postgres:
+                    pick = pick.with_for_update(skip_locked=True)
+                row = self._update_generation(
+                    s,
+                    [Generation.id == pick.scalar_subquery(), Generation.status == "queued"],
+                    self._claim_values(owner, lease_s),
+                )
+                if row is not None:
+                    return self._generation(row)
+                # PostgreSQL may skip a row another claimer took after this statement's snapshot: look again
+                waiting = select(Generation.id).where(Generation.status == "queued", *conds).limit(1)
+                if not self.is_postgres or s.scalars(waiting).first() is None:
                     return None
-                claimed = self._claim(s, next_id, owner)
-                if claimed is not None:
-                    return claimed
-            # lost a race on a database without write locks at BEGIN: try the next one
+        return None
 
     def queue_position(self, generation_id: int) -> int | None:
         """How many queued generations are ahead of this one (0 = next); None if it is not queued."""
@@ -191,8 +207,11 @@ class QueueMixin(StoreBase):
         step: int | None = None,
         total: int | None = None,
         eta_s: float | None = None,
+        *,
+        owner: str | None = None,
     ) -> GenerationRecord:
-        """Record progress of a running generation; the returned record carries ``cancel_requested``."""
+        """Record progress of a running generation (held by ``owner``, if given); the returned record
+        carries ``cancel_requested``."""
         check_str("stage", stage, allow_empty=False)
         if total is not None:
             check_int("total", total, 0)
@@ -200,26 +219,29 @@ class QueueMixin(StoreBase):
             check_int("step", step, 0, total)
         if eta_s is not None:
             check_float("eta_s", eta_s, 0.0)
+        conds = [Generation.id == generation_id, Generation.status == "running"]
+        if owner is not None:
+            conds.append(Generation.owner == check_owner(owner))
         with self._write() as s:
-            result = s.execute(
-                update(Generation)
-                .where(Generation.id == generation_id, Generation.status == "running")
-                .values(
-                    progress_stage=stage,
-                    progress_step=step,
-                    progress_total=total,
-                    progress_eta_s=eta_s,
-                    progress_updated_at=utcnow(),
-                )
-                .execution_options(synchronize_session=False)
+            row = self._update_generation(
+                s,
+                conds,
+                {
+                    "progress_stage": stage,
+                    "progress_step": step,
+                    "progress_total": total,
+                    "progress_eta_s": eta_s,
+                    "progress_updated_at": utcnow(),
+                },
             )
-            if result.rowcount == 0:
+            if row is None:
                 row = self._get(s, Generation, generation_id, "generation")
+                held = f", held by {row.owner}, not {owner}" if row.status == "running" else ""
                 raise InvalidTransitionError(
-                    f"generation {generation_id} is {row.status}; progress is recorded only while running"
+                    f"generation {generation_id} is {row.status}{held}; progress is recorded only while "
+                    f"running{' by its holder' if owner is not None else ''}"
                 )
-            s.expire_all()
-            return self._generation(s.get_one(Generation, generation_id))
+            return self._generation(row)
 
     def finish_generation(
         self,
@@ -230,10 +252,13 @@ class QueueMixin(StoreBase):
         thumbnail_path: str | os.PathLike[str] | None = None,
         timings: dict[str, Any] | None = None,
         params: dict[str, Any] | None = None,
+        *,
+        owner: str | None = None,
     ) -> GenerationRecord:
         """End a generation: ``succeeded`` (from running, needs video_path), ``failed`` (needs error)
         or ``cancelled`` (from queued or running). ``timings`` and ``params`` are merged into the
-        stored dicts (new keys win)."""
+        stored dicts (new keys win). With ``owner``, only while that process holds it (a worker whose
+        lease ran out must not end the job another worker now runs)."""
         check_choice("status", status, TERMINAL_STATUSES)
         if status == "failed" and not (isinstance(error, str) and error.strip()):
             raise InvalidFieldError("error must be a non-empty message when status is 'failed'")
@@ -245,9 +270,10 @@ class QueueMixin(StoreBase):
         thumb = self._store_path("thumbnail_path", thumbnail_path)
         timings = json_dict("timings", timings) if timings is not None else None
         params = json_dict("params", params) if params is not None else None
+        owner = check_owner(owner)
         with self._write() as s:
-            current = self._get(s, Generation, generation_id, "generation")
-            values: dict[str, Any] = {"finished_at": utcnow(), "error": error}
+            current = self._get(s, Generation, generation_id, "generation", for_update=True)
+            values: dict[str, Any] = {"finished_at": utcnow(), "error": error, "lease_expires_at": None}
             if video is not None:
                 values["video_path"] = video
             if thumb is not None:
@@ -256,7 +282,7 @@ class QueueMixin(StoreBase):
                 values["timings"] = {**(current.timings or {}), **timings}
             if params is not None:
                 values["params"] = {**(current.params or {}), **params}
-            return self._generation(self._transition(s, generation_id, status, values))
+            return self._generation(self._transition(s, generation_id, status, values, owner))
 
     def cancel_queued(self, generation_id: int) -> bool:
         """queued -> cancelled; False (nothing changed) when it is not queued."""
@@ -275,7 +301,7 @@ class QueueMixin(StoreBase):
         ``cancel_requested`` set, which its runner sees in the record ``update_progress`` returns.
         A finished job is left as it is."""
         with self._write() as s:
-            row = self._get(s, Generation, generation_id, "generation")
+            row = self._get(s, Generation, generation_id, "generation", for_update=True)
             if row.status == "queued":
                 row.status = "cancelled"
                 row.finished_at = utcnow()
@@ -286,8 +312,9 @@ class QueueMixin(StoreBase):
 
     def requeue(self, generation_id: int, owner: str | None = None) -> GenerationRecord:
         """A failed or cancelled generation back to queued, *in place* (same id, plan, params and
-        lineage), held by ``owner`` (None: nobody known); its error, progress, outputs, timings and
-        start/finish times are cleared, and ``attempts`` keeps counting. To render a variation
+        lineage), held by ``owner`` (None: nobody known; ``SHARED_QUEUE``: any worker); its error,
+        progress, outputs, timings, start/finish times and lease are cleared (a person's requeue gives
+        it a fresh lease retry), and ``attempts`` keeps counting. To render a variation
         instead, create a child generation."""
         owner = check_owner(owner)
         with self._write() as s:
@@ -309,6 +336,9 @@ class QueueMixin(StoreBase):
                     "started_at": None,
                     "finished_at": None,
                     "owner": owner,
+                    "heartbeat_at": None,
+                    "lease_expires_at": None,
+                    "lease_retries": 0,
                 },
             )
             log.info("requeued generation %d (attempt %d so far)", generation_id, row.attempts)

@@ -97,7 +97,14 @@ class GenerationRecord:
     started_at: datetime | None
     finished_at: datetime | None
     owner: str | None
-    """The process that holds (or last held) it, ``hostname:pid:start:nonce`` (storage.owner); None: unknown."""
+    """The process that holds (or last held) it, ``hostname:pid:start:nonce`` (storage.owner); None: unknown;
+    ``storage.leases.SHARED_QUEUE``: queued for any worker."""
+    heartbeat_at: datetime | None
+    """When its worker last renewed its lease (jobs of the shared queue only)."""
+    lease_expires_at: datetime | None
+    """While it runs under a lease: when the lease runs out unless renewed."""
+    lease_retries: int
+    """How often it went back to the queue because its lease ran out."""
 
     @property
     def is_terminal(self) -> bool:

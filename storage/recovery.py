@@ -10,10 +10,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 
 from storage.base import StoreBase
-from storage.models import ACTIVE_STATUSES, Generation, utcnow
+from storage.models import ACTIVE_STATUSES, SHARED_QUEUE, Generation, utcnow
 from storage.validation import check_int, check_owner, check_str
 
 log = logging.getLogger(__name__)
@@ -33,8 +33,9 @@ class RecoveryMixin(StoreBase):
         """Turn queued or running generations into failed with ``message``; return their ids.
 
         With ``is_alive`` (e.g. ``storage.owner.owner_alive``), only those whose owner is None or for
-        which ``is_alive(owner)`` is False: the jobs of processes that are gone. Without it, every
-        queued or running generation, for a caller that knows no other process runs.
+        which ``is_alive(owner)`` is False: the jobs of processes that are gone; the jobs of the shared
+        queue and those running under a lease are left to lease expiry (``storage.leases``). Without
+        it, every queued or running generation, for a caller that knows no other process runs.
         """
         check_str("message", message, allow_empty=False)
         active = Generation.status.in_(ACTIVE_STATUSES)
@@ -50,8 +51,12 @@ class RecoveryMixin(StoreBase):
                     )
         else:
             # 1. Who holds what, read without the write lock (is_alive may look at other processes)
+            held_by_a_process = (
+                Generation.lease_expires_at.is_(None),
+                or_(Generation.owner.is_(None), Generation.owner != SHARED_QUEUE),
+            )
             with self._read() as s:
-                rows = s.execute(select(Generation.id, Generation.owner).where(active))
+                rows = s.execute(select(Generation.id, Generation.owner).where(active, *held_by_a_process))
                 held: dict[str | None, list[int]] = {}
                 for gen_id, owner in rows:
                     held.setdefault(owner, []).append(gen_id)

@@ -3,8 +3,9 @@
 ``open_store()`` gives a :class:`Store`; every method is one transaction and returns plain frozen
 records (``storage.records``), so callers in any thread may keep them. The Store is composed of
 parts, one module each: conversations, messages and images here, the generation queue
-(``storage.queue``), recovery of jobs whose process is gone (``storage.recovery``) and the gallery
-(``storage.gallery``), all on ``storage.base.StoreBase``.
+(``storage.queue``) and the queue many workers share under leases (``storage.leases``), recovery of
+jobs whose process is gone (``storage.recovery``) and the gallery (``storage.gallery``), all on
+``storage.base.StoreBase``.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from storage.gallery import GalleryMixin
 from storage.media import MediaStore
 from storage.migrations import LATEST_VERSION, MIGRATIONS, Migration, migrate, schema_version
 from storage.models import ROLES, STATUSES, Conversation, Generation, Message, SourceImage, utcnow
-from storage.queue import QueueMixin
+from storage.leases import LeaseMixin
 from storage.records import ConversationRecord, ImageRecord, MessageRecord, StoreInfo
 from storage.recovery import RecoveryMixin
 from storage.validation import MAX_PAGE_SIZE, check_choice, check_int, check_str, json_dict
@@ -42,7 +43,7 @@ DB_FILENAME = "vividflow.db"
 MEDIA_DIRNAME = "media"
 
 
-class Store(QueueMixin, RecoveryMixin, GalleryMixin):
+class Store(LeaseMixin, RecoveryMixin, GalleryMixin):
     """Conversations, messages, source images and generations in one SQL database + a media folder.
 
     Build it with :func:`open_store`. Thread-safe: each method uses its own session.
@@ -268,15 +269,21 @@ def open_store(
     url: str | None = None,
     home: str | os.PathLike[str] | None = None,
     *,
+    media_root: str | os.PathLike[str] | None = None,
     migrations: Sequence[Migration] = MIGRATIONS,
 ) -> Store:
     """Open (creating and migrating as needed) the store.
 
     ``home`` (default $VIVIDFLOW_HOME, else ./vividflow-data) holds ``vividflow.db`` and ``media/``;
-    ``url`` (default $VIVIDFLOW_DB_URL, else sqlite:///<home>/vividflow.db) may be any SQLAlchemy URL.
+    ``url`` (default $VIVIDFLOW_DB_URL, else sqlite:///<home>/vividflow.db) may be any SQLAlchemy URL;
+    ``media_root`` (default $VIVIDFLOW_MEDIA_ROOT, else <home>/media) is where media files live: a folder
+    every worker's host mounts, when workers on several hosts share one database.
     Raises SchemaTooNewError for a database written by a newer VividFlow.
     """
     url, home_path = resolve_location(url, home)
+    if media_root is None:
+        media_root = load_settings().storage.media_root
+    media_path = Path(media_root).resolve() if media_root is not None else home_path / MEDIA_DIRNAME
     home_path.mkdir(parents=True, exist_ok=True)
     engine = make_engine(url)
     try:
@@ -284,4 +291,4 @@ def open_store(
     except BaseException:
         engine.dispose()
         raise
-    return Store(engine, MediaStore(home_path / MEDIA_DIRNAME), home_path)
+    return Store(engine, MediaStore(media_path), home_path)

@@ -11,7 +11,7 @@ from storage.errors import InvalidFieldError
 
 MAX_PAGE_SIZE = 500
 MAX_OWNER_LEN = 500
-_INT64 = (-(2**63), 2**63 - 1)
+INT_RANGE = (-(2**31), 2**31 - 1)  # every INTEGER column (and id) is 32-bit on PostgreSQL
 
 # plan key -> python type of its column; storage copies the keys it finds, keeps the whole dict
 PLAN_COLUMNS: dict[str, type] = {
@@ -33,8 +33,8 @@ PLAN_COLUMNS: dict[str, type] = {
 def check_int(name: str, value: Any, lo: int | None = None, hi: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidFieldError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
-    lo = _INT64[0] if lo is None else lo
-    hi = _INT64[1] if hi is None else hi
+    lo = INT_RANGE[0] if lo is None else lo
+    hi = INT_RANGE[1] if hi is None else hi
     if not lo <= value <= hi:
         raise InvalidFieldError(f"{name} must be in [{lo}, {hi}], got {value}")
     return value

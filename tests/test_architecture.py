@@ -170,16 +170,16 @@ LIGHT_STAGES = {
         ("torch", "transformers", "diffusers", "llguidance", "sqlalchemy")),
     "agent.llm": ("import agent.llm, agent.llm.grammar\n", ("torch", "transformers", "llguidance")),
     "storage, a store opened": (
-        "import storage, storage.__main__\n"
+        "import storage, storage.__main__, storage.leases\n"
         "s = storage.open_store(home=os.path.join(TMP, 'h')); s.info(); s.close()\n",
-        ("torch", "diffusers", "transformers", "torchao", "peft", "skimage", "streamlit")),
+        ("torch", "diffusers", "transformers", "torchao", "peft", "skimage", "streamlit", "ray")),
     "generation, backend choice": (
         "import generation, generation.jobs, generation.preview, generation.choose, generation.export\n"
-        "import generation.image, generation.__main__, generation.specs\n"
+        "import generation.image, generation.__main__, generation.specs, generation.workers, generation.ray_workers\n"
         "from generation.choose import default_backend_name\n"
         "from generation.config import GenerationConfig\n"
         "assert default_backend_name(GenerationConfig(model='/nonexistent'), requested='auto') == 'preview'\n",
-        ("torch", "diffusers", "transformers", "skimage", "scipy")),
+        ("torch", "diffusers", "transformers", "skimage", "scipy", "ray")),
     "Wan modules, tiny builders": (
         "import generation.config, generation.wan, generation.wan_load, generation.nag, devtools.tiny_wan\n",
         ("torch", "diffusers", "transformers", "torchao", "peft")),

@@ -29,6 +29,7 @@ def test_defaults_without_file_or_env(tmp_path):
 def test_every_variable_reaches_its_field():
     samples = {
         "VIVIDFLOW_HOME": "/data/vf", "VIVIDFLOW_DB_URL": "postgresql+psycopg://u@h/db", "VIVIDFLOW_BACKEND": "Preview",
+        "VIVIDFLOW_MEDIA_ROOT": "/shared/media", "VIVIDFLOW_LEASE_S": "5", "VIVIDFLOW_WORKERS": "External",
         "VIVIDFLOW_WAN_MODEL": "/models/wan", "VIVIDFLOW_WAN_DEFAULTS_FROM": "wan", "VIVIDFLOW_WAN_TRANSFORMER": "me/bf16",
         "VIVIDFLOW_WAN_LIGHTNING": "no", "VIVIDFLOW_WAN_LORAS": "low_noise:0.5:/l.safetensors",
         "VIVIDFLOW_WAN_QUANT": "INT8", "VIVIDFLOW_WAN_CPU_OFFLOAD": "on", "VIVIDFLOW_WAN_DEVICE": "cuda:1",
@@ -51,6 +52,7 @@ def test_every_variable_reaches_its_field():
         assert getattr(getattr(s, section), field) != getattr(SECTIONS[section](), field), name
     assert (s.home, s.backend, s.wan.transformer, s.wan.quantization, s.wan.crf) == (
         Path("/data/vf"), "preview", "me/bf16", "int8", 23)
+    assert (s.storage.media_root, s.storage.lease_s, s.studio.workers) == (Path("/shared/media"), 5.0, "external")
     assert s.wan.loras == (LoraSpec("/l.safetensors", None, 0.5, "low_noise"),)
     assert (s.wan.vae_tiling, s.wan.vae_dtype, s.wan.attention, s.wan.compile, s.wan.step_cache) == (
         "off", "bfloat16", "sage", True, "mag")
@@ -82,6 +84,8 @@ def test_file_under_environment_and_sources(tmp_path):
     [
         ({"VIVIDFLOW_CRF": "99"}, "", "VIVIDFLOW_CRF: crf must be an integer in 0–51, got 99"),
         ({"VIVIDFLOW_CRF": "high"}, "", "VIVIDFLOW_CRF: crf must be an integer in 0–51, got 'high'"),
+        ({"VIVIDFLOW_LEASE_S": "0"}, "", "VIVIDFLOW_LEASE_S: lease_s must be a number of seconds in 0.1–3600, got 0"),
+        ({"VIVIDFLOW_WORKERS": "ray"}, "", "VIVIDFLOW_WORKERS: workers must be one of in-process, external"),
         ({"VIVIDFLOW_WAN_LIGHTNING": "maybe"}, "", "VIVIDFLOW_WAN_LIGHTNING: expected 1/0, true/false"),
         ({"VIVIDFLOW_LLM_GGUF_FILE": "model.bin"}, "", "VIVIDFLOW_LLM_GGUF_FILE: gguf_file must be a file name ending in .gguf"),
         ({}, "[wan]\ncrf = 99\n", "vividflow.toml [wan] crf: crf must be an integer in 0–51, got 99"),

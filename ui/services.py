@@ -95,10 +95,15 @@ def switch_conversation(conversation_id: int | None) -> None:
 @st.cache_resource(show_spinner=False)
 def runner_for(home: str, wan_config: GenerationConfig) -> Runner:
     """One job runner per process and data folder (generation.jobs.Runner). It starts with the first page
-    and marks jobs a dead process left queued/running as interrupted. The Wan backend is built from the
+    and marks jobs a dead process left queued/running as interrupted. Under VIVIDFLOW_WORKERS=external
+    it only queues jobs in the database's shared queue, for the workers to run. The Wan backend is built from the
     settings' GenerationConfig the first time a `wan` job runs."""
     from generation.jobs import Runner
     from generation.preview import PreviewBackend
+    from vividflow.settings import load_settings as load_all_settings
+
+    if load_all_settings().studio.workers == "external":  # VIVIDFLOW_WORKERS: `python -m generation worker`s run them
+        return Runner(store_for(home), devices=(), shared_queue=True)
 
     def factory(name: str, device: str) -> Any:
         return make_backend(name, wan_config)

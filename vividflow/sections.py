@@ -32,6 +32,7 @@ DEFAULT_CRF = 18
 MIN_MAX_AREA = 16 * 16
 
 Backend = Literal["auto", "preview", "wan"]
+Workers = Literal["in-process", "external"]
 Quantization = Literal["auto", "none", "int8", "fp8"]
 DType = Literal["auto", "bfloat16", "float16", "float32"]
 NagMode = Literal["auto", "on", "off"]
@@ -53,6 +54,8 @@ VAE_DTYPES: tuple[str, ...] = get_args(VaeDType)
 VAE_TILINGS: tuple[str, ...] = get_args(VaeTiling)
 STEP_CACHES: tuple[str, ...] = get_args(StepCache)
 OFFLOADS: tuple[str, ...] = get_args(Offload)
+WORKERS: tuple[str, ...] = get_args(Workers)
+LEASE_RANGE = (0.1, 3600.0)  # seconds a worker's hold on a job lasts unless renewed
 
 Bool = Annotated[bool, BeforeValidator(parse_bool)]
 OptionalText = Annotated[str | None, BeforeValidator(optional_text)]
@@ -107,18 +110,27 @@ class Section(BaseModel):
 
 
 class StorageSettings(Section):
-    """Where records and media live."""
+    """Where records and media live, and how long a worker's lease on a job of the shared queue lasts."""
 
     home: Annotated[Path, BeforeValidator(lambda v: Path(str(v)).expanduser())] = Path(DEFAULT_HOME)
     db_url: OptionalText = None  # any SQLAlchemy URL; None: sqlite:///<home>/vividflow.db
-    env_names: ClassVar[dict[str, str]] = {"home": "VIVIDFLOW_HOME", "db_url": "VIVIDFLOW_DB_URL"}
+    media_root: Annotated[Path | None, BeforeValidator(
+        lambda v: None if optional_text(v) is None else Path(str(v)).expanduser())] = None  # None: <home>/media
+    lease_s: Annotated[float, BeforeValidator(float_in(
+        "lease_s", *LEASE_RANGE, what="a number of seconds"))] = 30.0  # renewed every lease_s / 3
+    env_names: ClassVar[dict[str, str]] = {
+        "home": "VIVIDFLOW_HOME", "db_url": "VIVIDFLOW_DB_URL", "media_root": "VIVIDFLOW_MEDIA_ROOT",
+        "lease_s": "VIVIDFLOW_LEASE_S",
+    }
 
 
 class StudioSettings(Section):
     """The studio page."""
 
     backend: Annotated[Backend, BeforeValidator(choice("backend", BACKENDS))] = "auto"
-    env_names: ClassVar[dict[str, str]] = {"backend": "VIVIDFLOW_BACKEND"}
+    # in-process: the studio runs the jobs it queues; external: workers (`python -m generation worker`) do
+    workers: Annotated[Workers, BeforeValidator(choice("workers", WORKERS))] = "in-process"
+    env_names: ClassVar[dict[str, str]] = {"backend": "VIVIDFLOW_BACKEND", "workers": "VIVIDFLOW_WORKERS"}
 
 
 class WanSettings(Section):

@@ -4,7 +4,8 @@ One `Settings` object (pydantic-settings) in four sections (`vividflow.sections`
 it and records where each value came from::
 
     VIVIDFLOW_HOME, VIVIDFLOW_DB_URL                 -> storage.home, storage.db_url
-    VIVIDFLOW_BACKEND                                -> studio.backend
+    VIVIDFLOW_MEDIA_ROOT, VIVIDFLOW_LEASE_S          -> storage.media_root, storage.lease_s
+    VIVIDFLOW_BACKEND, VIVIDFLOW_WORKERS             -> studio.backend, studio.workers
     VIVIDFLOW_WAN_*, VIVIDFLOW_CRF                   -> wan.*      (generation.config.GenerationConfig)
     VIVIDFLOW_LLM_*                                  -> llm.*      (agent.llm.LLMConfig)
     VIVIDFLOW_CONFIG                                 -> the TOML file (else ./vividflow.toml, else <home>/vividflow.toml)

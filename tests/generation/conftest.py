@@ -110,11 +110,13 @@ Helpers.FakeBackend = FakeBackend
 
 
 @pytest.fixture
-def gen_store(tmp_path):
-    """A fresh store (SQLite + media folder) under tmp_path/home."""
+def gen_store(request, tmp_path):
+    """A fresh store (SQLite + media folder) under tmp_path/home; a test marked
+    `@pytest.mark.parametrize("gen_store", DATABASES, indirect=True)` runs on PostgreSQL too."""
     from storage import open_store
 
-    store = open_store(home=tmp_path / "home")
+    url = request.getfixturevalue("postgres_url") if getattr(request, "param", "sqlite") == "postgresql" else None
+    store = open_store(url=url, home=tmp_path / "home")
     yield store
     store.close()
 

@@ -15,7 +15,9 @@ from generation.events import Cancelled, Failed, Finished, Preview, Progress, Qu
 from generation.export import probe_video
 from generation.jobs import JobError, Runner
 from generation.preview import PreviewBackend
-from storage import DEFAULT_INTERRUPTED_MESSAGE
+from storage import DEFAULT_INTERRUPTED_MESSAGE, SHARED_QUEUE
+
+both_databases = pytest.mark.parametrize("gen_store", ["sqlite", "postgresql"], indirect=True)
 
 
 def _plan(seed=0, **kw):
@@ -82,6 +84,7 @@ def test_previews_reach_subscribers_and_the_newest_is_kept_while_running(gen_sto
     assert all(kept is e for e, kept in seen)
 
 
+@both_databases
 def test_progress_is_written_throttled_and_events_are_all_pushed(gen_store, cat, gh, monkeypatch):
     writes = []
     real = gen_store.update_progress
@@ -99,6 +102,7 @@ def test_progress_is_written_throttled_and_events_are_all_pushed(gen_store, cat,
     assert len([e for e in pushed if e.stage == "sampling"]) == 60  # listeners get every event
 
 
+@both_databases
 def test_fifo_queue_positions_and_cancel_queued(gen_store, cat, gh):
     fake = gh.FakeBackend()
     runner = Runner(gen_store, {"preview": fake}, start=False)
@@ -119,6 +123,7 @@ def test_fifo_queue_positions_and_cancel_queued(gen_store, cat, gh):
     assert finals[1].started_at is None
 
 
+@both_databases
 def test_twenty_jobs_from_four_threads_five_cancelled(gen_store, cat, gh):
     fake = gh.FakeBackend(steps=3)
     started = []
@@ -166,6 +171,7 @@ def test_twenty_jobs_from_four_threads_five_cancelled(gen_store, cat, gh):
     assert all(Path(f.video_path).is_file() for f in succeeded)
 
 
+@both_databases
 def test_cancel_running_job_keeps_no_video(gen_store, cat, gh):
     gate = threading.Event()
     fake = gh.FakeBackend(steps=50, delay=0.01, gate=gate)
@@ -183,6 +189,7 @@ def test_cancel_running_job_keeps_no_video(gen_store, cat, gh):
     assert _media_videos(gen_store) == []
 
 
+@both_databases
 def test_cancel_from_another_process_through_the_record(gen_store, cat, gh):
     fake = gh.FakeBackend(steps=200, delay=0.01)
     with Runner(gen_store, {"preview": fake}, progress_interval_s=0.05) as runner:
@@ -264,6 +271,7 @@ def test_bad_inputs_fail_before_anything_is_written(gen_store, cat, gh, tmp_path
     runner.close()
 
 
+@both_databases
 def test_recovery_marks_interrupted_and_requeue_runs_them(gen_store, cat, gh):
     # what a dead process leaves: one running (with a half-written staging file) and one queued
     img = gen_store.add_image(cat.read_bytes(), filename="cat.jpg")
@@ -343,3 +351,27 @@ def test_worker_survives_a_store_error_and_close_releases_waiters(gen_store, cat
     assert left.status == "queued" and left.owner is None  # released: the next start marks it interrupted
     with Runner(gen_store, {"preview": gh.FakeBackend()}, start=False) as again:  # same process
         assert again.interrupted == [rec.id]
+
+
+@both_databases
+def test_a_shared_queue_runner_keeps_its_lease_and_hears_a_cancel(gen_store, cat, gh):
+    fake = gh.FakeBackend(steps=30, delay=0.03)  # ~1 s, three leases long
+    with Runner(gen_store, {"preview": fake}, shared_queue=True, lease_s=0.3, poll_s=0.05) as runner:
+        rec = runner.submit(_plan(seed=1), cat, backend="preview")
+        assert rec.owner == SHARED_QUEUE  # any worker may take it
+        final = runner.wait(rec.id, 30)
+        assert (final.status, final.attempts, final.lease_retries, final.owner) == ("succeeded", 1, 0, runner.owner)
+        assert final.heartbeat_at > final.started_at and final.lease_expires_at is None  # renewed, then ended
+        fake.steps = 1000
+        rec = runner.submit(_plan(seed=2), cat, backend="preview")
+        while gen_store.get_generation(rec.id).status != "running":
+            time.sleep(0.01)
+        gen_store.request_cancel(rec.id)  # from another process: reaches the worker with the next renewal
+        assert runner.wait(rec.id, 30).status == "cancelled"
+    # a runner without devices only queues: the studio under VIVIDFLOW_WORKERS=external
+    with Runner(gen_store, devices=(), shared_queue=True) as studio:
+        queued = studio.submit(_plan(seed=3), cat, backend="preview")
+        with pytest.raises(TimeoutError):
+            studio.wait(queued.id, timeout=0.3)
+        assert gen_store.get_generation(queued.id).status == "queued"
+        assert studio.cancel(queued.id).status == "cancelled"

@@ -46,8 +46,9 @@ def png_bytes(width: int = 8, height: int = 6, color: tuple[int, int, int] = (20
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    s = open_store(home=tmp_path / "home")
+def store(tmp_path: Path, db_url: str | None) -> Store:
+    """A fresh store on each database (tests/conftest.py's db_url: SQLite and PostgreSQL)."""
+    s = open_store(url=db_url, home=tmp_path / "home")
     yield s
     s.close()
 

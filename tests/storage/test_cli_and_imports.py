@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from storage import Migration, open_store
+from storage import LATEST_VERSION, Migration, open_store
 from storage.migrations import MIGRATIONS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -31,7 +31,7 @@ def test_info_text(tmp_path, make_plan):
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert f"database file:  {(home / 'vividflow.db').resolve()}" in out
-    assert "schema version: 2 (latest known: 2)" in out
+    assert f"schema version: {LATEST_VERSION} (latest known: {LATEST_VERSION})" in out
     assert "  generations     1" in out and "  messages        1" in out and "  queued          1" in out
 
 
@@ -40,7 +40,7 @@ def test_info_json_with_url_override(tmp_path):
     proc = run(["-m", "storage", "info", "--json"], tmp_path / "home", VIVIDFLOW_DB_URL=f"sqlite:///{db}")
     assert proc.returncode == 0, proc.stderr
     info = json.loads(proc.stdout)
-    assert info["database_path"] == str(db.resolve()) and info["schema_version"] == 2
+    assert info["database_path"] == str(db.resolve()) and info["schema_version"] == LATEST_VERSION
     assert info["counts"] == {"conversations": 0, "messages": 0, "source_images": 0, "generations": 0}
     assert info["media_root"] == str((tmp_path / "home" / "media").resolve())
 

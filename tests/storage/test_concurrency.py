@@ -1,4 +1,4 @@
-"""Transactions and concurrent writers (threads and processes) on one SQLite file."""
+"""Transactions and concurrent writers (threads and processes) on one database, SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 
 from storage import open_store
 from storage.models import Generation
@@ -29,14 +30,16 @@ def test_a_failing_write_transaction_leaves_nothing(store, conv, make_plan):
 
 
 def test_status_is_never_null_or_unknown(store, conv, make_plan):
-    with pytest.raises(Exception, match="NOT NULL constraint failed: generations.status"):
+    insert = ("INSERT INTO generations (plan, backend, model_id, status, attempts, cancel_requested, created_at) "
+              "VALUES ('{}', 'p', 'm', :status, 0, false, '2026-01-01')")
+    null = 'NOT NULL constraint failed: generations.status|null value in column "status" of relation "generations"'
+    with pytest.raises(IntegrityError, match=null):
         with store._write() as s:
-            s.execute(text("INSERT INTO generations (plan, backend, model_id, status, attempts, "
-                           "cancel_requested, created_at) VALUES ('{}', 'p', 'm', NULL, 0, 0, '2026-01-01')"))
-    with pytest.raises(Exception, match="CHECK constraint failed: ck_generations_status"):
+            s.execute(text(insert), {"status": None})
+    check = 'CHECK constraint failed: ck_generations_status|violates check constraint "ck_generations_status"'
+    with pytest.raises(IntegrityError, match=check):
         with store._write() as s:
-            s.execute(text("INSERT INTO generations (plan, backend, model_id, status, attempts, "
-                           "cancel_requested, created_at) VALUES ('{}', 'p', 'm', 'done', 0, 0, '2026-01-01')"))
+            s.execute(text(insert), {"status": "done"})
 
 
 CRASH_SCRIPT = """
@@ -109,7 +112,7 @@ def test_threads_write_and_claim_concurrently(store, conv, make_plan):
 WORKER_SCRIPT = """
 import json, sys
 from storage import open_store
-store = open_store(home=sys.argv[1])
+store = open_store(url=sys.argv[3] or None, home=sys.argv[1])
 mine = []
 while (g := store.claim_next()) is not None:
     store.update_progress(g.id, "denoising", 1, 1)
@@ -119,12 +122,12 @@ print(json.dumps(mine))
 """
 
 
-def test_processes_share_one_queue_without_double_claims(tmp_path, make_plan):
+def test_processes_share_one_queue_without_double_claims(tmp_path, make_plan, db_url):
     home = tmp_path / "home"
-    with open_store(home=home) as store:
+    with open_store(url=db_url, home=home) as store:
         for i in range(40):
             store.create_generation(None, make_plan(seed=i), None, "preview", "m")
-    procs = [subprocess.Popen([sys.executable, "-c", WORKER_SCRIPT, str(home), str(w)], cwd=REPO,
+    procs = [subprocess.Popen([sys.executable, "-c", WORKER_SCRIPT, str(home), str(w), db_url or ""], cwd=REPO,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for w in range(3)]
     results = []
     for p in procs:
@@ -133,6 +136,6 @@ def test_processes_share_one_queue_without_double_claims(tmp_path, make_plan):
         results.append(json.loads(out))
     all_ids = [i for r in results for i in r]
     assert sorted(all_ids) == list(range(1, 41))
-    with open_store(home=home) as store:
+    with open_store(url=db_url, home=home) as store:
         errors = Counter(g.error for g in store.list_gallery(page_size=100).items)
     assert sum(errors.values()) == 40 and set(errors) <= {"worker 0", "worker 1", "worker 2"}

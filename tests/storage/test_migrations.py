@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
-from sqlalchemy import inspect, text
+from sqlalchemy import DateTime, inspect, text
+from sqlalchemy.exc import IntegrityError
 
 from storage import (
     LATEST_VERSION,
@@ -20,6 +25,9 @@ from storage import (
 )
 from storage.db import make_engine
 from storage.models import Base
+
+DATABASES = ("sqlite", "postgresql")
+REPO = Path(__file__).resolve().parents[2]
 
 EXPECTED_COLUMNS = {
     "schema_migrations": ["version", "name", "applied_at"],
@@ -36,6 +44,7 @@ EXPECTED_COLUMNS = {
         "progress_stage", "progress_step", "progress_total", "progress_eta_s", "progress_updated_at",
         "timings", "params", "video_path", "thumbnail_path", "created_at", "started_at", "finished_at",
         "owner",  # migration 2
+        "heartbeat_at", "lease_expires_at", "lease_retries",  # migration 4
     ],
 }
 
@@ -50,9 +59,14 @@ EXPECTED_GENERATION_INDEXES = {
 }
 
 
-@pytest.fixture
-def engine(tmp_path):
-    e = make_engine(f"sqlite:///{tmp_path / 'm.db'}")
+@pytest.fixture(params=DATABASES)
+def engine(request, tmp_path):
+    """A blank database on each dialect."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'm.db'}"
+    else:
+        url = request.getfixturevalue("postgres").create_database()
+    e = make_engine(url)
     yield e
     e.dispose()
 
@@ -81,7 +95,10 @@ def test_migrated_schema_matches_the_orm_models(engine):
         assert list(db_cols) == [c.name for c in table.columns], table.name
         for col in table.columns:
             assert db_cols[col.name]["nullable"] == col.nullable, f"{table.name}.{col.name}"
-        db_idx = {i["name"]: i["column_names"] for i in insp.get_indexes(table.name)}
+            if engine.dialect.name == "postgresql" and isinstance(db_cols[col.name]["type"], DateTime):
+                assert db_cols[col.name]["type"].timezone, f"{table.name}.{col.name} keeps no time zone"
+        db_idx = {i["name"]: i["column_names"] for i in insp.get_indexes(table.name)
+                  if not i.get("duplicates_constraint")}  # PostgreSQL: the index behind a UNIQUE
         orm_idx = {i.name: [c.name for c in i.columns] for i in table.indexes}
         assert db_idx == orm_idx, table.name
 
@@ -94,16 +111,18 @@ def test_migrate_is_idempotent_and_recorded(engine):
     assert [tuple(r) for r in rows] == [(m.version, m.name) for m in MIGRATIONS]
 
 
-def test_sqlite_pragmas(engine):
+def test_sqlite_pragmas(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'm.db'}")
     migrate(engine)
     with engine.connect() as c:
         assert c.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert c.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
         assert c.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 5000
+    engine.dispose()
 
 
 def test_foreign_keys_are_enforced(store):
-    with pytest.raises(Exception, match="FOREIGN KEY constraint failed"):
+    with pytest.raises(IntegrityError, match="FOREIGN KEY constraint failed|violates foreign key constraint"):
         with store._write() as s:
             s.execute(text("INSERT INTO messages (conversation_id, role, text, created_at) "
                            "VALUES (999, 'user', 'x', '2026-01-01')"))
@@ -150,7 +169,7 @@ def test_a_real_version_1_database_gets_the_owner_column_and_keeps_its_rows(tmp_
     engine.dispose()
 
     with open_store(home=home) as store:
-        assert store.info().schema_version == 2
+        assert store.info().schema_version == LATEST_VERSION
         cols = [c["name"] for c in inspect(store._engine).get_columns("generations")]
         assert cols == EXPECTED_COLUMNS["generations"]
         old = [store.get_generation(i) for i in (1, 2, 3)]
@@ -163,7 +182,8 @@ def test_a_real_version_1_database_gets_the_owner_column_and_keeps_its_rows(tmp_
         assert store.requeue(2, owner="h:1:2:a").owner == "h:1:2:a"
     with engine.connect() as c:
         rows = c.execute(text("SELECT version, name FROM schema_migrations ORDER BY version")).all()
-    assert [tuple(r) for r in rows] == [(1, "m001_initial"), (2, "m002_generation_owner")]
+    assert [tuple(r) for r in rows][:2] == [(1, "m001_initial"), (2, "m002_generation_owner")]
+    assert [tuple(r) for r in rows] == [(m.version, m.name) for m in MIGRATIONS]
     engine.dispose()
 
 
@@ -205,3 +225,33 @@ def test_migration_list_must_be_numbered_in_order(engine):
         migrate(engine, (MIGRATIONS[0], Migration(3, "gap", _m002_add_rating)))
 
 
+
+
+MIGRATE_SCRIPT = """
+import os, sys, time
+from sqlalchemy import text
+from storage import MIGRATIONS, Migration, open_store
+
+def slow(conn):  # takes a while, and counts how often it ran
+    conn.execute(text("CREATE TABLE IF NOT EXISTS migration_runs (pid INTEGER)"))
+    time.sleep(0.5)
+    conn.execute(text("INSERT INTO migration_runs VALUES (:pid)"), {"pid": os.getpid()})
+
+time.sleep(max(0.0, float(sys.argv[3]) - time.time()))  # both start at the same moment
+migrations = (*MIGRATIONS, Migration(len(MIGRATIONS) + 1, "m_test_slow", slow))
+open_store(url=sys.argv[1], home=sys.argv[2], migrations=migrations).close()
+"""
+
+
+def test_two_processes_opening_a_fresh_database_at_once_migrate_it_once(engine, tmp_path):
+    url = engine.url.render_as_string(hide_password=False)
+    start_at = time.time() + 1.5
+    procs = [subprocess.Popen([sys.executable, "-c", MIGRATE_SCRIPT, url, str(tmp_path / f"h{i}"), str(start_at)],
+                              cwd=REPO, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    for p in procs:
+        _, err = p.communicate(timeout=60)
+        assert p.returncode == 0, err
+    with engine.connect() as c:
+        versions = c.execute(text("SELECT version FROM schema_migrations ORDER BY version")).scalars().all()
+        runs = c.execute(text("SELECT count(*) FROM migration_runs")).scalar()
+    assert versions == list(range(1, len(MIGRATIONS) + 2)) and runs == 1

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import update
@@ -13,6 +13,7 @@ from storage import (
     GenerationRecord,
     InvalidFieldError,
     InvalidTransitionError,
+    MIGRATIONS,
     NotFoundError,
     open_store,
 )
@@ -407,6 +408,9 @@ def test_gallery_unfiltered_newest_first(store, gallery):
         ({"seed": 101}, [1, 6, 11]),
         ({"text": "GOLDEN hour"}, [0, 4, 8]),
         ({"text": "100%"}, []),  # LIKE wildcards are escaped
+        ({"text": "clip 1_"}, []),
+        ({"created_from": datetime(2026, 1, 5, 14, tzinfo=timezone(timedelta(hours=2))),
+          "created_to": datetime(2026, 1, 7, 12, tzinfo=UTC)}, [4, 5]),  # aware times in any zone
         ({"created_from": datetime(2026, 1, 5, tzinfo=UTC), "created_to": datetime(2026, 1, 8, tzinfo=UTC)},
          [4, 5, 6]),
         ({"created_from": date(2026, 1, 11)}, [10, 11]),
@@ -419,6 +423,14 @@ def test_gallery_filters(store, gallery, filters, expected):
     page = store.list_gallery(**filters)
     want = [gallery["ids"][i] for i in expected][::-1]
     assert _ids(page) == want and page.total == len(want)
+
+
+def test_times_come_back_aware_utc_and_exact(store, new_gen):
+    g = new_gen()
+    store.claim_generation(g.id)
+    back = store.get_generation(g.id)
+    assert back.created_at == g.created_at and back.created_at.utcoffset() == timedelta(0)
+    assert back.started_at is not None and back.started_at.tzinfo == UTC and back.started_at >= back.created_at
 
 
 def test_gallery_conversation_filter(store, conv, gallery):
@@ -466,7 +478,7 @@ def test_lineage(store, new_gen):
     assert top.ancestors == () and [g.id for g in top.children] == [mid.id]
 
 
-def test_counts_and_info(store, conv, new_gen, png_bytes):
+def test_counts_and_info(store, conv, new_gen, png_bytes, db_url):
     store.append_message(conv.id, "user", "hi")
     store.add_image(png_bytes())
     g = new_gen()
@@ -474,9 +486,10 @@ def test_counts_and_info(store, conv, new_gen, png_bytes):
     store.claim_generation(g.id)
     assert store.counts() == {"conversations": 1, "messages": 1, "source_images": 1, "generations": 2}
     info = store.info()
-    assert info.schema_version == info.latest_version == 2
+    assert info.schema_version == info.latest_version == len(MIGRATIONS)
     assert info.generations_by_status == {"queued": 1, "running": 1, "succeeded": 0, "failed": 0, "cancelled": 0}
-    assert info.database_path == store.home / "vividflow.db" and info.media_root == store.home / "media"
+    assert info.database_path == (store.home / "vividflow.db" if db_url is None else None)
+    assert info.media_root == store.home / "media"
 
 
 def test_open_store_env_and_url(tmp_path, monkeypatch):
@@ -491,3 +504,6 @@ def test_open_store_env_and_url(tmp_path, monkeypatch):
     with open_store(url="sqlite://", home=tmp_path / "mem") as s:  # in-memory works too
         s.create_conversation("m")
         assert s.database_path is None and s.counts()["conversations"] == 1
+    monkeypatch.setenv("VIVIDFLOW_MEDIA_ROOT", str(tmp_path / "shared-media"))  # a folder all hosts mount
+    with open_store() as s:
+        assert s.media.root == (tmp_path / "shared-media").resolve() and s.home == (tmp_path / "envhome").resolve()

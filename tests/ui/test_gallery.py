@@ -43,12 +43,15 @@ def test_grid_newest_first_and_paged(kit):
     assert _cards(at) == ids[::-1][:12]
 
 
-def test_filters_template_status_backend_text_date(kit):
+def test_filters_template_status_backend_text_date(kit, db_url, monkeypatch):
+    if db_url is not None:  # the studio's store on PostgreSQL (case-insensitive text, dates with a time zone)
+        monkeypatch.setenv("VIVIDFLOW_DB_URL", db_url)
     a = kit.finished_generation("animals", prompt_word="zebra").id
     b = kit.finished_generation("landscape").id
     c = kit.finished_generation("animals", status="failed").id
     d = kit.finished_generation("product", backend="wan").id
     at = _gallery(kit)
+    assert kit.store().url.startswith("postgresql" if db_url else "sqlite")
     assert sorted(_cards(at)) == sorted([a, b, c, d])
 
     at.multiselect(key="g.templates").set_value(["animals"]).run()
