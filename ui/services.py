@@ -168,9 +168,9 @@ class Context:
 
     @property
     def max_area(self) -> int:
-        from generation.choose import max_area_for
+        from generation.choose import size_rule_for
 
-        return max_area_for(self.backend_name, wan_config(self.settings))
+        return size_rule_for(self.backend_name, wan_config(self.settings))[0]
 
     @property
     def backend_text(self) -> str:
