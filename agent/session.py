@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Protocol, Sequence
 
+from agent import template_words as TW
 from agent import vocabulary as V
 from agent.edits import (
     AddNegative,
@@ -180,7 +181,8 @@ def plan_turn(
     """
     planner = planner or RulePlanner()
     rng = rng if rng is not None else random.Random()
-    hands_in_view = (state.hands_in_view or V.says_hands_in_view(message)
+    hands_in_view = (state.hands_in_view or TW.says_hands_in_view(message)
+                     or (state.plan is None and TW.describes_hands(message))
                      or state.template_lock == "portrait_dynamic")
 
     # 1. What the planner sees: the plan, or the locked template's start when there is none yet
@@ -368,8 +370,8 @@ def _match(query: str, refs: Sequence[GenerationRef]) -> GenerationRef | None:
         label |= {w[:-1] for w in label if w.endswith("s")}
         if words <= label:
             return ref
-    templates = {V.TEMPLATE_CUES[w][0] for w in words if w in V.TEMPLATE_CUES}
-    templates |= {V.TEMPLATE_NAMES[w] for w in words if w in V.TEMPLATE_NAMES}
+    templates = {TW.TEMPLATE_CUES[w][0] for w in words if w in TW.TEMPLATE_CUES}
+    templates |= {TW.TEMPLATE_NAMES[w] for w in words if w in TW.TEMPLATE_NAMES}
     for ref in reversed(refs):
         if ref.plan.get("template") in templates:
             return ref

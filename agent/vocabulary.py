@@ -1,5 +1,5 @@
 """The words the planners know, as data: subjects, actions, camera phrases, degrees, numbers, seeds,
-negations, atmosphere and template cues. The rule planner matches them (agent.rules); the LLM planner
+negations and atmosphere (the words that point at a template are in agent.template_words). The rule planner matches them (agent.rules); the LLM planner
 keeps only the edits whose target a message names in these words (agent.llm.grounding).
 
 Everything here is plain literals (no logic beyond building lookup tables once at import), so the
@@ -44,6 +44,12 @@ SUBJECT_SYNONYMS: dict[str, str] = {
     "shepherd": "animal", "tabby": "animal", "cats": "animal", "dogs": "animal", "birds": "animal",
     "horses": "animal", "kittens": "animal", "puppies": "animal", "hummingbird": "animal", "swan": "animal",
     "butterfly": "animal", "koala": "animal", "otter": "animal", "seal": "animal", "turtle": "animal",
+    "cheetah": "animal", "leopard": "animal", "zebra": "animal", "camel": "animal", "flamingo": "animal",
+    "peacock": "animal", "chicken": "animal", "rooster": "animal", "hen": "animal", "pig": "animal",
+    "hedgehog": "animal", "raccoon": "animal", "alpaca": "animal", "llama": "animal", "kangaroo": "animal",
+    "sloth": "animal", "gorilla": "animal", "crow": "animal", "raven": "animal", "sparrow": "animal",
+    "pigeon": "animal", "seagull": "animal", "gecko": "animal", "ferret": "animal", "calf": "animal",
+    "lamb": "animal", "foal": "animal", "cub": "animal", "kitties": "animal", "bunnies": "animal",
     "tail": "tail", "ears": "ears", "ear": "ears", "whiskers": "ears",
     "wings": "wings", "wing": "wings", "feathers": "wings",
     # nature
@@ -67,9 +73,54 @@ SUBJECT_SYNONYMS: dict[str, str] = {
     "shoes": "product", "watch": "product", "perfume": "product", "phone": "product", "smartphone": "product",
     "lipstick": "product", "handbag": "product", "bag": "product", "ring": "product",
     "headphones": "product", "mug": "product", "cup": "product", "jar": "product", "box": "product",
+    "earbuds": "product", "sunglasses": "product", "soda": "product", "soda can": "product", "laptop": "product",
+    "tablet": "product", "wallet": "product", "backpack": "product", "necklace": "product",
+    "bracelet": "product", "serum": "product", "lotion": "product", "cosmetics": "product",
     "background": "background", "backdrop": "background", "scenery": "background", "cars": "background",
     "traffic": "background", "crowd": "background", "people": "background", "city lights": "background",
 }
+
+# Things outside the canonical subjects ("the flag", "the jellyfish"): the canonical subject that carries their
+# motion and a generic action for them. Their motion names them ("the flag ripples"), so the prompt says what
+# actually moves; a verb said with them stays theirs ("the flag waves" is never a hand wave).
+GENERIC_OBJECTS: dict[str, tuple[str, str]] = {}
+
+
+def _generic(subject: str, action: str, nouns: str) -> None:
+    for noun in nouns.split(","):
+        GENERIC_OBJECTS[noun.strip()] = (subject, action)
+
+
+_generic("clothing", "ripple", "flag, flags, banner, banners, curtain, curtains, sail, sails, kite, tent, laundry, "
+         "tablecloth, drapes, streamers, bunting, tapestry")
+_generic("clothing", "sway", "earrings, necklace chain, tassels, wind chimes, chimes")
+_generic("fire", "flicker", "candle flame, torch, torches, fireplace, bonfire, lantern flame")
+_generic("light", "glow", "lantern, lanterns, lamp, lamps, neon sign, neon signs, street lights, fairy lights")
+_generic("particles", "burst", "fireworks, firework")
+_generic("particles", "fly", "sparks")
+_generic("particles", "float", "balloon, balloons, lanterns in the sky, feathers in the air")
+_generic("sky", "shimmer", "northern lights, aurora borealis")
+_generic("sky", "flash", "lightning")
+_generic("sky", "glow", "moon, full moon")
+_generic("animal", "pulse", "jellyfish")
+_generic("animal", "swim", "goldfish, koi, shark, whale, octopus, fish tank, seahorse, manta ray, stingray")
+_generic("animal", "hop", "frog, frogs, toad, grasshopper")
+_generic("animal", "slither", "snake, lizard, chameleon, iguana")
+_generic("animal", "flutter", "moth, dragonfly, ladybug, bee, bees")
+_generic("animal", "crawl", "crab, snail, spider, ant, ants, caterpillar")
+_generic("background", "turn", "windmill, windmill blades, windmill's blades, blades, fan, ceiling fan, "
+         "propeller, wheel, ferris wheel, carousel, wind turbine, turbine, gears, clock hands, vinyl")
+_generic("background", "swing", "pendulum, hammock, chandelier")
+_generic("background", "move past", "car, train, tram, bus, bicycle, boat, ship, sailboat, ferry, plane, "
+         "airplane, hot air balloon")
+_generic("background", "turn", "pages, book pages")
+_generic("trees", "sway", "vines, ivy, bamboo, seaweed, kelp, willow, palm fronds, cactus")
+_generic("flowers", "sway", "sunflowers, tulips, daisies, lavender, poppies, dandelion, dandelions, lilies")
+_generic("water", "run down", "droplets, water droplets, condensation")
+_generic("water", "bubble", "potion, lava, cauldron")
+_generic("water", "spread", "ink")
+for _noun, (_subject, _) in GENERIC_OBJECTS.items():
+    SUBJECT_SYNONYMS.setdefault(_noun, _subject)
 
 # Default action when a subject is named without a verb ("the scarf too").
 DEFAULT_ACTIONS: dict[str, str] = {
@@ -170,6 +221,17 @@ _verb("yawn yawns yawning", "yawn", "animal")
 _verb("float floats floating", "float", "particles")
 _verb("morph morphs morphing", "morph", "particles")
 _verb("melt melts melting", "melt", "particles")
+_verb("swim swims swimming", "swim", "animal")
+_verb("hop hops hopping", "hop", "animal")
+_verb("gallop gallops galloping", "gallop", "animal")
+_verb("hover hovers hovering", "hover", "animal")
+_verb("crawl crawls crawling slither slithers slithering", "crawl", "animal")
+_verb("bob bobs bobbing", "bob", "water")
+_verb("burst bursts bursting explode explodes exploding", "burst", "particles")
+_verb("flash flashes flashing", "flash", "light")
+_verb("bubbling boil boils boiling", "bubble", "water")
+_verb("spread spreads spreading bleed bleeds bleeding", "spread", "water")
+_verb("drip drips dripping", "drip", "water")
 
 # A direction said after a verb becomes part of the action ("turn left", "look at the camera").
 DIRECTIONS: tuple[str, ...] = (
@@ -383,105 +445,6 @@ NEGATABLE_ARTIFACTS: tuple[str, ...] = (
     "body movement", "face distortion", "bad anatomy", "borders", "frames", "letterbox",
 )
 
-# --- templates ------------------------------------------------------------------------------------
-# cue -> (template, weight); the heaviest total wins, the earliest mention breaks ties.
-TEMPLATE_CUES: dict[str, tuple[str, int]] = {}
-
-
-def _cues(template: str, weight: int, words: str) -> None:
-    for w in words.split(","):
-        w = w.strip()
-        if w:
-            TEMPLATE_CUES[w] = (template, weight)
-
-
-_cues("fashion", 4, "headshot, head shot, model, fashion, beauty shot, beauty, editorial, makeup, make-up, "
-      "runway, magazine, close-up portrait, closeup portrait, face close-up, beauty close-up, facial only, "
-      "face only, glamour, vogue, cover shot, modeling")
-_cues("fashion", 1, "hair, locks, strands, lips, cheekbones, earrings")
-_cues("portrait_subtle", 3, "portrait, person, woman, man, girl, boy, lady, guy, grandma, grandpa, grandmother, "
-      "grandfather, mother, father, mom, dad, child, kid, baby, old photo, old photograph, family photo, "
-      "selfie, profile picture, passport photo, couple, bride, groom, friend, teenager, student")
-_cues("portrait_subtle", 1, "smile, smiles, smiling, blink, blinks, blinking, breathing, breathe, breathes, "
-      "wink, winks, nod, nods, eyes, gaze, face")
-_cues("portrait_dynamic", 1, "wave hello, waves hello, waving, waves, wave, gesture, gestures, gesturing, "
-      "dancing, dances, clapping, claps, points, pointing, adjusts, tucks")
-_cues("animals", 4, "dog, puppy, pup, doggo, cat, kitten, kitty, bird, parrot, owl, horse, pony, fox, rabbit, "
-      "bunny, hamster, lion, tiger, bear, deer, wolf, elephant, pet, animal, squirrel, cow, sheep, goat, duck, "
-      "eagle, fish, monkey, panda, giraffe, penguin, dolphin, wildlife, butterfly, retriever, labrador, poodle, "
-      "corgi, husky, terrier, bulldog, beagle, dachshund, chihuahua, tabby, cats, dogs, birds, horses, kittens, "
-      "puppies, hummingbird, swan, koala, otter, seal, turtle")
-_cues("animals", 1, "tail, paws, whiskers, wings, feathers, wag, wags, wagging, ears")
-_cues("landscape", 3, "mountain, mountains, ocean, sea, beach, lake, river, waterfall, forest, city, skyline, "
-      "cityscape, landscape, valley, desert, meadow, field, countryside, coast, shore, island, canyon, "
-      "scenery, vista, sunset over, horizon, jungle, glacier, volcano, street, town, village, harbor, harbour, "
-      "lagoon, hills, nature")
-_cues("landscape", 1, "clouds, sky, trees, water, waves, grass, snow, rain, fog, leaves, stream, campfire, "
-      "fire, bonfire, smoke, candle, fireplace")
-_cues("animation", 4, "anime, cartoon, manga, illustration, drawing, drawn, painted character, chibi, pixar, "
-      "3d render, cel-shaded, cel shaded, comic, animated, animation, ghibli, disney, sketch, character art, "
-      "game character, vtuber, pixel art")
-_cues("product", 4, "sneaker, sneakers, shoe, shoes, bottle, watch, perfume, phone, smartphone, product, "
-      "cosmetics, lipstick, handbag, jewelry, jewellery, ring, headphones, coffee cup, mug, packshot, "
-      "product shot, commercial, advert, advertisement, e-commerce, ecommerce, packaging, gadget, bracelet, "
-      "necklace, cream jar, skincare")
-_cues("abstract", 4, "kaleidoscope, abstract, fractal, psychedelic, generative, geometric, pattern, patterns, "
-      "texture, ink in water, liquid art, particles only, only particles, mandala, trippy, hypnotic")
-_cues("abstract", 1, "swirling, swirl, swirls, particles, morphing, colors, colours")
-
-# explicit names of templates, for "switch to the product template", "make it anime style"
-TEMPLATE_NAMES: dict[str, str] = {
-    "fashion": "fashion", "facial": "fashion", "facial only": "fashion", "headshot": "fashion",
-    "beauty": "fashion", "editorial": "fashion",
-    "portrait subtle": "portrait_subtle", "subtle portrait": "portrait_subtle", "portrait_subtle": "portrait_subtle",
-    "portrait": "portrait_subtle", "living portrait": "portrait_subtle", "living photo": "portrait_subtle",
-    "portrait dynamic": "portrait_dynamic", "dynamic portrait": "portrait_dynamic",
-    "portrait_dynamic": "portrait_dynamic", "gestures": "portrait_dynamic",
-    "animals": "animals", "animal": "animals", "pet": "animals", "pets": "animals", "wildlife": "animals",
-    "landscape": "landscape", "scenery": "landscape", "nature": "landscape", "cityscape": "landscape",
-    "animation": "animation", "anime": "animation", "cartoon": "animation", "illustration": "animation",
-    "product": "product", "product shot": "product", "showcase": "product", "commercial": "product",
-    "abstract": "abstract", "artistic": "abstract",
-}
-# Words that name a category besides its strong cues and its names (they join TEMPLATE_WORDS).
-TEMPLATE_HINTS: dict[str, tuple[str, ...]] = {
-    "portrait_subtle": ("subtle", "photo"), "portrait_dynamic": ("dynamic", "gesture", "hands", "dance"),
-    "abstract": ("swirl", "particles"),
-}
-
-
-def _template_words(template: str) -> tuple[str, ...]:
-    words = [c for c, (t, weight) in TEMPLATE_CUES.items() if t == template and weight >= 3]
-    words += [n for n, t in TEMPLATE_NAMES.items() if t == template]
-    words += TEMPLATE_HINTS.get(template, ())
-    return tuple(dict.fromkeys(w for w in words if re.fullmatch(r"[a-z0-9']+", w)))
-
-
-# template -> the single words that name it: its strong cues (weight 3 and up), its names and its hints.
-# An LLM's template switch is kept only when the message says one of them.
-TEMPLATE_WORDS: dict[str, tuple[str, ...]] = {
-    t: _template_words(t) for t in dict.fromkeys(t for t, _ in TEMPLATE_CUES.values())
-}
-
-
-TEMPLATE_SWITCH = re.compile(
-    r"\b(?:switch(?:\s+(?:it|this))?\s+to|change(?:\s+(?:it|this|the template))?\s+to|use(?:\s+the)?|"
-    r"make\s+(?:it|this)(?:\s+an?)?|turn\s+(?:it|this)\s+into(?:\s+an?)?|treat\s+(?:it|this)\s+as(?:\s+an?)?|"
-    r"it'?s(?:\s+actually)?(?:\s+an?)?|it\s+is(?:\s+actually)?(?:\s+an?)?|this\s+is(?:\s+actually)?(?:\s+an?)?|"
-    r"actually(?:\s+an?)?|as\s+an?|go\s+with(?:\s+the)?|try(?:\s+the)?)\s+(.+)"
-)
-TEMPLATE_SWITCH_TAIL = re.compile(r"\b(?:template|style|mode|category|preset|shot|photo|picture|image|video|one)\b")
-
-# "her hands are visible": the only way portrait_dynamic (gestures) is chosen.
-HANDS_IN_VIEW = re.compile(
-    r"\b(?:hands?|arms?)\s+(?:are\s+|is\s+)?(?:clearly\s+|fully\s+)?(?:visible|in\s+(?:the\s+)?(?:view|frame|shot|picture|photo|image))\b"
-    r"|\b(?:can|could)\s+see\s+(?:her|his|their|the)\s+(?:hands?|arms?)\b"
-    r"|\b(?:hands?|arms?)\s+(?:can\s+be|are)\s+seen\b"
-    r"|\bvisible\s+(?:hands?|arms?)\b"
-    r"|\b(?:hands?|arms?)\s+(?:showing|shown)\b"
-    r"|\b(?:hands?|arms?)\s+(?:up|raised)\s+in\s+(?:the\s+)?(?:frame|shot|picture|photo|image)\b"
-)
-
 # --- prompt override --------------------------------------------------------------------------------
 PROMPT_OVERRIDE = re.compile(
     r"^\s*(?:(?:use|set)\s+(?:this|my|the)\s+(?:own\s+)?prompt|my\s+prompt(?:\s+is)?|prompt)\s*[:=]\s*(?P<text>.+)$",
@@ -528,11 +491,6 @@ def normalize(text: str) -> str:
     t = t.replace("\u2013", "-").replace("\u2014", " - ").replace("\u00d7", "x")
     t = _CONTRACTION_RE.sub(lambda m: CONTRACTIONS[m.group(1)], t)
     return _SPACES.sub(" ", t).strip()
-
-
-def says_hands_in_view(text: str) -> bool:
-    """True when the text says the hands (or arms) are visible in the picture."""
-    return bool(HANDS_IN_VIEW.search(normalize(text)))
 
 
 def alternation(phrases: object) -> str:

@@ -12,6 +12,7 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from agent import template_words as TW
 from agent import vocabulary as V
 from agent.edits import SESSION_OPS
 
@@ -77,7 +78,7 @@ def is_grounded(edit: Edit, text: str) -> bool:
     if op in ("set_duration", "set_steps"):
         return has_digit or mentions_any(toks, OP_WORDS[op])
     if op == "set_template":
-        return _names_any(toks, V.TEMPLATE_WORDS.get(edit.template, ()))  # type: ignore[union-attr]
+        return _names_any(toks, TW.TEMPLATE_WORDS.get(edit.template, ()))  # type: ignore[union-attr]
     if op in ("add_negative", "remove_negative"):  # every term must be named ("no hands" → "hands"), not just any "no"
         return all(mentions_any(toks, content_words([t])) for t in edit.terms)  # type: ignore[union-attr]
     if op in ("add_atmosphere", "remove_atmosphere"):

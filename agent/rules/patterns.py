@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from agent import template_words as TW
 from agent import vocabulary as V
 
 
@@ -15,6 +16,7 @@ def _words(phrases: Sequence[str]) -> re.Pattern[str]:
 
 
 SUBJECT_RE = _words(tuple(V.SUBJECT_SYNONYMS))
+GENERIC_RE = _words(tuple(V.GENERIC_OBJECTS))
 ACTION_RE = _words(tuple(V.ACTIONS))
 DIRECTION_RE = re.compile(r"^\s*(?:her\s+|his\s+|its\s+|their\s+|the\s+)?(?:head\s+|eyes\s+|gaze\s+)?"
                           + V.alternation(V.DIRECTIONS) + r"\b")
@@ -116,10 +118,10 @@ FREEZE_ALL_RE = re.compile(r"\b(?:everything|all)\s+(?:still|static|frozen)\b|\b
 ARTIFACT_RE = _phrase_re(r"\b(?:no|without|remove|get\s+rid\s+of)\s+(?:any\s+|the\s+|all\s+)?{x}\b",
                          V.NEGATABLE_ARTIFACTS)
 AVOID_RE = re.compile(r"\b(?:avoid|exclude|negative(?:\s+prompt)?\s*:?)\s+(?:any\s+|the\s+)?([a-z][a-z -]{1,38})")
-TEMPLATE_NAME_RE = _words(tuple(V.TEMPLATE_NAMES))
-TEMPLATE_NAMED_RE = re.compile(r"(?<![\w])(" + V.alternation(V.TEMPLATE_NAMES) + r")\s+"
+TEMPLATE_NAME_RE = _words(tuple(TW.TEMPLATE_NAMES))
+TEMPLATE_NAMED_RE = re.compile(r"(?<![\w])(" + V.alternation(TW.TEMPLATE_NAMES) + r")\s+"
                                r"(?:template|style|mode|preset|category|look)\b")
-CUE_RE = _words(tuple(V.TEMPLATE_CUES))
+CUE_RE = _words(tuple(TW.TEMPLATE_CUES))
 CONTINUATION_RE = _words(V.CONTINUATION_WORDS)
 MOTION_WORD_RE = re.compile(r"\s*(?:from\s+)?(" + V.alternation(tuple(V.ACTIONS) + ("movement", "motion", "movements",
                                                                                  "animation", "moving")) + r")\b")
