@@ -243,6 +243,7 @@ DIRECTIONS: tuple[str, ...] = (
 
 # --- degrees and paces ------------------------------------------------------------------------------
 MILD_WORDS = ("slightly", "a bit", "a little", "a little bit", "a touch", "somewhat", "a tad", "a little more",
+              "a tiny bit", "tiny bit", "a teeny bit", "a wee bit",
               "bit", "little", "marginally")
 STRONG_WORDS = ("much", "way", "a lot", "far", "really", "very", "super", "extremely", "lots", "loads",
                 "significantly", "dramatically", "considerably")
@@ -257,8 +258,12 @@ SLOW_PACE = {"mild": 0.75, "normal": 0.5, "strong": 0.3}
 FAST_PACE = {"mild": 1.3, "normal": 1.6, "strong": 2.2}
 GENTLE_INTENSITY = {"mild": 0.4, "normal": 0.3, "strong": 0.15}
 STRONG_INTENSITY = {"mild": 0.65, "normal": 0.8, "strong": 0.95}
+# "a tiny bit of blinking", "a hint of wind in the hair": barely there, whatever the degree words
+TINY_INTENSITY = {"mild": 0.15, "normal": 0.15, "strong": 0.15}
+TINY_WORDS = ("a tiny bit of", "tiny bit of", "a little bit of", "a teeny bit of", "a wee bit of", "a touch of",
+              "a hint of", "a smidge of", "a whisper of", "a trace of", "barely any", "the slightest", "just a hint of")
 
-SLOWER_WORDS = ("slower", "more slowly", "slow down", "slow it down", "slow them down", "less fast", "calmer",
+SLOWER_WORDS = ("slower", "more slowly", "slow down", "slow it down", "slow them down", "less fast",
                 "lazier", "more leisurely", "decelerate")
 FASTER_WORDS = ("faster", "quicker", "speed up", "speed it up", "more quickly", "hurry", "snappier",
                 "more rapid", "more rapidly", "accelerate", "livelier pace")
@@ -337,11 +342,12 @@ SEED_NEW = ("new seed", "different seed", "another seed", "random seed", "fresh 
             "another variation", "different variation", "new variation", "a variation", "try again",
             "try another", "another take", "reroll", "re-roll", "roll again", "shuffle", "give me another",
             "one more time", "surprise me", "randomize", "randomise", "change the seed", "another version",
-            "different version", "something different")
+            "different version", "something different", "again_but_different", "same_but_different",
+            "another one like this", "one more like this", "different take")
 
 # --- session ------------------------------------------------------------------------------------
-UNDO_PHRASES = ("undo", "undo that", "revert", "revert that", "go back", "take that back", "never mind",
-                "nevermind", "scratch that", "cancel that", "change it back", "put it back", "as it was",
+UNDO_PHRASES = ("undo", "undo that", "revert", "revert that", "go back", "take that back", "scratch that",
+                "cancel that", "change it back", "put it back", "as it was",
                 "as before", "previous plan", "previous settings", "back to the previous", "roll back",
                 "rollback", "step back", "undo the last change", "i liked it before", "like it was before")
 RESET_PHRASES = ("start over", "reset", "start again", "from scratch", "start fresh", "begin again",
@@ -418,9 +424,14 @@ ATMOSPHERE_SYNONYMS: dict[str, str] = {
     "god rays": "volumetric light", "rainy": "rain", "in the rain": "rain", "raining": "rain",
     "snowy": "snow", "snowing": "snow", "storm": "storm", "stormy": "storm", "thunderstorm": "storm",
     "overcast": "overcast light", "bokeh": "bokeh", "lens flare": "lens flare", "smoky": "haze",
-    "dreamy": "dreamy glow", "vintage": "vintage film grain", "film grain": "vintage film grain",
+    "dreamy": "dreamy glow", "vintage": "vintage film grain", "film grain": "film grain", "grainy": "film grain",
+    "shallow depth of field": "shallow depth of field", "depth of field": "shallow depth of field",
     "blue hour": "blue hour light",
 }
+
+# A time of day or a light of the sky: a new one replaces the one there ("change the sky to sunset").
+TIME_OF_DAY_LIGHTS = ("golden hour light", "sunset glow", "dusk light", "sunrise light", "moonlight", "night",
+                      "blue hour light", "overcast light")
 
 # --- negations ------------------------------------------------------------------------------------
 # Patterns that take one thing out: {x} is filled with a subject/atmosphere alternation.
@@ -472,7 +483,7 @@ here make let lets let's have has had be is are was were been being do does did 
 into onto up as some any all every bit more less much very little lot lots quite rather yes yeah yep hey hi hello
 like want wanted love prefer need get give keep go set put little image picture photo video clip shot scene frame
 look looks nice good great cool perfect better best same again than what which who how please! one ones thing
-things one's while when where whole entire overall whole kind sort of
+things one's while when where whole entire overall whole kind sort of ahead proceed sure alright wait hmm no
 """.split())
 
 CONTRACTIONS: dict[str, str] = {

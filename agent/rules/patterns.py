@@ -117,12 +117,17 @@ FREEZE_ALL_RE = re.compile(r"\b(?:everything|all)\s+(?:still|static|frozen)\b|\b
                            r"|\bstop\s+all\s+(?:the\s+)?(?:motion|movement)\b")
 ARTIFACT_RE = _phrase_re(r"\b(?:no|without|remove|get\s+rid\s+of)\s+(?:any\s+|the\s+|all\s+)?{x}\b",
                          V.NEGATABLE_ARTIFACTS)
+ARTIFACT_MORE_RE = _phrase_re(r"\s*(?:,|or|nor|and)\s+(?:no\s+|any\s+)?{x}\b", V.NEGATABLE_ARTIFACTS)
+# "no text, logos or watermarks": one clause, so every term keeps its "no"
+ARTIFACT_LIST_RE = _phrase_re(r"\b(?:no|without|avoid|remove|exclude)\s+(?:any\s+)?{x}"
+                              r"(?:(?:\s*,\s*|\s+)(?:and\s+|or\s+|nor\s+)?(?:no\s+)?{x}\b)+", V.NEGATABLE_ARTIFACTS)
 AVOID_RE = re.compile(r"\b(?:avoid|exclude|negative(?:\s+prompt)?\s*:?)\s+(?:any\s+|the\s+)?([a-z][a-z -]{1,38})")
 TEMPLATE_NAME_RE = _words(tuple(TW.TEMPLATE_NAMES))
 TEMPLATE_NAMED_RE = re.compile(r"(?<![\w])(" + V.alternation(TW.TEMPLATE_NAMES) + r")\s+"
                                r"(?:template|style|mode|preset|category|look)\b")
 CUE_RE = _words(tuple(TW.TEMPLATE_CUES))
 CONTINUATION_RE = _words(V.CONTINUATION_WORDS)
+PRONOUN_RE = _words(("it", "them", "they", "those", "that", "these", "this", "him", "her"))
 MOTION_WORD_RE = re.compile(r"\s*(?:from\s+)?(" + V.alternation(tuple(V.ACTIONS) + ("movement", "motion", "movements",
                                                                                  "animation", "moving")) + r")\b")
 MODIFIER_LEFT_RE = _words(V.SLOWER_WORDS + V.FASTER_WORDS + V.SLOW_WORDS + V.FAST_WORDS + V.MORE_WORDS
@@ -132,7 +137,8 @@ MODIFIER_LEFT_RE = _words(V.SLOWER_WORDS + V.FASTER_WORDS + V.SLOW_WORDS + V.FAS
 Graded = tuple[tuple[re.Pattern[str], str, dict[str, float], int], ...]
 PACE_WORDS: Graded = ((SLOWER_RE, "comparative", V.SPEED_DOWN, -1), (FASTER_RE, "comparative", V.SPEED_UP, 1),
                        (SLOW_RE, "absolute", V.SLOW_PACE, -1), (FAST_RE, "absolute", V.FAST_PACE, 1))
-STRENGTH_WORDS: Graded = ((LESS_RE, "comparative", V.INTENSITY_DOWN, -1),
+TINY_RE = _words(V.TINY_WORDS)
+STRENGTH_WORDS: Graded = ((TINY_RE, "absolute", V.TINY_INTENSITY, -1), (LESS_RE, "comparative", V.INTENSITY_DOWN, -1),
                            (MORE_RE, "comparative", V.INTENSITY_UP, 1),
                            (GENTLE_RE, "absolute", V.GENTLE_INTENSITY, -1),
                            (STRONGLY_RE, "absolute", V.STRONG_INTENSITY, 1))

@@ -17,14 +17,23 @@ from collections.abc import Sequence
 from agent import template_words as TW
 from agent import vocabulary as V
 from agent.compiler import default_plan
+from agent.edit_sets import last_wins
 from agent.edits import MAX_EDITS_PER_TURN, AddMotion, Edit, ParseResult, RemoveMotion, ScaleMotion, SetPrompt, SetTemplate
 from agent.plan import MotionPlan
 from agent.rules import patterns as P
 from agent.rules.clauses import Clause, Turn, is_meaningful, ordered, split_clauses, take_all
-from agent.rules.motions import read_allow, read_atmosphere, read_camera, read_motions, read_negations, read_only
+from agent.rules.meanings import read_meanings
+from agent.rules.motions import read_atmosphere, read_camera, read_motions, read_only
+from agent.rules.negatives import read_allow, read_negations
+from agent.rules.questions import read_question
+from agent.rules.references import read_bring_back, read_same_for, targets_of
 from agent.rules.settings_words import read_duration, read_guidance, read_prompt, read_seed, read_session, read_steps
 from agent.rules.template_choice import names_a_scene, read_template, template_for
 from agent.templates import DEFAULT_TEMPLATE
+
+
+HANDS_VISIBLE_NOTE = ("the hands are visible, so this is a dynamic portrait now: gestures are allowed "
+                      "(say “no hand movement” to keep them still)")
 
 
 class RulePlanner:
@@ -72,44 +81,37 @@ def parse(
         if chosen:
             edits_head.append(SetTemplate(template=chosen))
         plan = default_plan(chosen or DEFAULT_TEMPLATE, seed=0)
-    turn = Turn(plan=plan, template_locked=template_locked, hands_in_view=hands_in_view)
-    if P.CONTINUATION_RE.search(text):
-        turn.previous_targets = _targets_of(next((t for role, t in reversed(history) if role == "user"), ""))
+    turn = Turn(plan=plan, template_locked=template_locked, hands_in_view=hands_in_view, new=first_message)
+    previous = next((t for role, t in reversed(history) if role == "user"), "")
+    if previous and (P.CONTINUATION_RE.search(text) or P.PRONOUN_RE.search(text)):
+        turn.previous_targets = targets_of(previous)
+    turn.previous_message = previous
+    turn.previous_edits = lambda: parse(previous, plan).edits if previous else []
 
     for piece in split_clauses(text):
         clause = Clause(text=piece, original=piece.replace("_", " "))
-        _parse_clause(clause, turn, first_message=bool(edits_head) or plan is None)
+        _parse_clause(clause, turn, first_message=first_message)
         if not clause.understood and is_meaningful(clause.original):
             turn.unparsed.append(clause.original)
 
-    edits = edits_head + ordered(turn.edits)
+    edits, conflicts = last_wins(ordered(turn.edits))
+    turn.notes += conflicts
+    edits = edits_head + edits
     if first_message and not names_a_scene(text) and P.GENERIC_RE.search(text):
         edits += _only_what_is_named(turn.plan, edits)
     if (hands_in_view and not template_locked and turn.plan.template == "portrait_subtle"
-            and any(isinstance(e, AddMotion) and e.subject == "hands" for e in edits)
             and not any(isinstance(e, SetTemplate) for e in edits)):
-        # gestures with the hands in view: the dynamic portrait is the template for that
-        edits.insert(0, SetTemplate(template="portrait_dynamic"))
+        if any(isinstance(e, AddMotion) and e.subject == "hands" for e in edits):
+            # gestures with the hands in view: the dynamic portrait is the template for that
+            edits.insert(0, SetTemplate(template="portrait_dynamic"))
+        elif not first_message and TW.says_hands_in_view(text):
+            edits.insert(0, SetTemplate(template="portrait_dynamic"))
+            turn.notes.append(HANDS_VISIBLE_NOTE)
     if len(edits) > MAX_EDITS_PER_TURN:
         turn.notes.append(f"that was a lot at once: I applied the first {MAX_EDITS_PER_TURN} changes")
         edits = edits[:MAX_EDITS_PER_TURN]
-    return ParseResult(edits=edits, unparsed=turn.unparsed, notes=turn.notes, planner="rules")
-
-
-def _targets_of(message: str) -> list[str]:
-    """What a message was about: its subjects, else ["camera"] when it named the camera, else []."""
-    text = V.normalize(message)
-    subjects = []
-    for m in P.SUBJECT_RE.finditer(text):
-        s = V.SUBJECT_SYNONYMS[m.group(0)]
-        if s not in subjects:
-            subjects.append(s)
-    if subjects:
-        return subjects
-    camera_move = any(p.search(text) for p, _, needs_camera in P.CAMERA_PATTERNS if not needs_camera)
-    if P.CAMERA_WORD_RE.search(text) or P.CAMERA_FAMILY_RE.search(text) or camera_move:
-        return ["camera"]
-    return []
+    return ParseResult(edits=edits, unparsed=turn.unparsed, notes=turn.notes, planner="rules", answers=turn.answers,
+                       cancel=turn.cancel)
 
 
 def _only_what_is_named(plan: MotionPlan, edits: list[Edit]) -> list[Edit]:
@@ -120,6 +122,8 @@ def _only_what_is_named(plan: MotionPlan, edits: list[Edit]) -> list[Edit]:
 
 
 def _parse_clause(c: Clause, turn: Turn, *, first_message: bool) -> None:
+    if read_question(c, turn):
+        return
     m = c.search(TW.HANDS_IN_VIEW)
     if m:
         c.take(m)  # "her hands are visible" is a fact about the picture, not a motion
@@ -128,6 +132,9 @@ def _parse_clause(c: Clause, turn: Turn, *, first_message: bool) -> None:
     read_seed(c, turn)
     read_steps(c, turn)
     read_guidance(c, turn)
+    read_meanings(c, turn)
+    read_same_for(c, turn, turn.previous_edits)
+    read_bring_back(c, turn)
     read_duration(c, turn)
     read_prompt(c, turn)
     camera_used = read_camera(c, turn)
