@@ -115,7 +115,12 @@ def _phrase(c: FieldChange) -> str:
     if p.startswith("motions."):
         subject = p.split(".")[1]
         if p.count(".") == 1:
-            return f"added {subject}: {c.after.split(' ×')[0]}" if c.before is None else f"{subject} stopped moving"
+            if c.before is not None:
+                return f"{subject} stopped moving"
+            action = c.after.split(" ×")[0]
+            return action if action.startswith("the ") else f"added {subject}: {action}"
+        if p.endswith(".action") and str(c.after).startswith("the "):
+            return str(c.after)  # a thing outside the canonical subjects: its action names it
         what = p.split(".")[2]
         if what == "speed":
             verb = "slowed to" if c.after < c.before else "sped up to"
@@ -170,7 +175,8 @@ def build_reply(before: MotionPlan | None, base: MotionPlan | None, after: Motio
     items: list[str] = []
     if created_from:
         items.append(f"started from the {get_template(created_from).title} template (seed {after.seed})")
-        shown = tuple(c for c in shown if c.path != "template")
+        # the template's motions left out of a first plan are said once, in a note
+        shown = tuple(c for c in shown if c.path != "template" and not (c.path.count(".") == 1 and c.after is None))
     if undone:
         items.append("back to the previous plan")
     items += recalled

@@ -14,6 +14,8 @@ from agent.edits import (
     ScaleMotion,
     SetCamera,
 )
+from agent.compiler import conjugate
+from agent.plan import MAX_ACTION_CHARS
 from agent.rules import patterns as P
 from agent.rules.clauses import Clause, Turn, clamp_speed, degree_of, read_pace, read_strength, take_all
 
@@ -137,11 +139,20 @@ def subject_for_action(turn: Turn, action: str, default: str) -> str:
     return default
 
 
+def generic_action(noun: str, verb: str) -> str:
+    """The action of a thing outside the canonical subjects names it: ("flag", "wave") → "the flag waves"."""
+    plural = noun.endswith("s") and not noun.endswith("ss")
+    return f"the {noun} {conjugate(verb, plural)}"[:MAX_ACTION_CHARS]
+
+
 def read_motions(c: Clause, turn: Turn, *, others_used: bool, camera_used: bool) -> None:
     subjects: list[str] = []
+    nouns: dict[str, str] = {}  # subject -> the thing outside the canonical subjects that was named for it
     while (m := c.search(P.SUBJECT_RE)) is not None:
         subject = V.SUBJECT_SYNONYMS[m.group(0)]
         c.take(m)
+        if m.group(0) in V.GENERIC_OBJECTS:
+            nouns.setdefault(subject, m.group(0))
         if subject not in subjects:
             subjects.append(subject)
     said = _action(c)
@@ -155,8 +166,11 @@ def read_motions(c: Clause, turn: Turn, *, others_used: bool, camera_used: bool)
     if not subjects and said:
         subjects = [subject_for_action(turn, said[0], said[1])]
     elif said and len(subjects) > 1:
-        # "a dog wagging its tail": the verb belongs to the part it names, not to the whole animal
-        if said[1] in subjects:
+        # "a dog wagging its tail": the verb belongs to the part it names, not to the whole animal;
+        # "a boat bobbing on the water": a thing outside the canonical subjects said first keeps its verb
+        if subjects[0] in nouns:
+            subjects = subjects[:1]
+        elif said[1] in subjects:
             subjects = [said[1]]
         elif "animal" in subjects:
             subjects.remove("animal")
@@ -185,7 +199,9 @@ def read_motions(c: Clause, turn: Turn, *, others_used: bool, camera_used: bool)
     for subject in subjects:
         current = turn.motion(subject)
         action = said[0] if said and said[0] != "move" else None
-        if current is not None and (action is None or _same_action(current.action, action)):
+        noun = nouns.get(subject)
+        names_other = noun is not None and current is not None and noun not in current.action
+        if current is not None and not names_other and (action is None or _same_action(current.action, action)):
             if pace_kind == "comparative" or strength_kind == "comparative":
                 turn.add(ScaleMotion(
                     subject=subject,  # type: ignore[arg-type]
@@ -204,7 +220,8 @@ def read_motions(c: Clause, turn: Turn, *, others_used: bool, camera_used: bool)
         base_intensity = current.intensity if current is not None else 0.5
         turn.add(AddMotion(
             subject=subject,  # type: ignore[arg-type]
-            action=(action or V.DEFAULT_ACTIONS[subject])[:60],
+            action=generic_action(noun, action or V.GENERIC_OBJECTS[noun][1]) if noun
+            else (action or V.DEFAULT_ACTIONS[subject])[:MAX_ACTION_CHARS],
             speed=clamp_speed(pace if pace_kind == "absolute" else base_speed * (pace if pace_kind else 1.0)),
             intensity=round(min(1.0, strength if strength_kind == "absolute"
                                 else base_intensity * (strength if strength_kind else 1.0)), 3),

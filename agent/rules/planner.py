@@ -98,7 +98,10 @@ def parse(
     turn.notes += conflicts
     edits = edits_head + edits
     if first_message and not names_a_scene(text) and P.GENERIC_RE.search(text):
-        edits += _only_what_is_named(turn.plan, edits)
+        left_out = _only_what_is_named(turn.plan, edits)
+        if left_out:
+            edits += left_out
+            turn.notes.append(ONLY_NAMED_NOTE)
     if (hands_in_view and not template_locked and turn.plan.template == "portrait_subtle"
             and not any(isinstance(e, SetTemplate) for e in edits)):
         if any(isinstance(e, AddMotion) and e.subject == "hands" for e in edits):
@@ -119,6 +122,9 @@ def _only_what_is_named(plan: MotionPlan, edits: list[Edit]) -> list[Edit]:
     default motions are about things that may not be in the picture, so only what the message names moves."""
     named = {e.subject for e in edits if isinstance(e, (AddMotion, ScaleMotion))}
     return [RemoveMotion(subject=m.subject) for m in plan.motions if m.subject not in named]
+
+
+ONLY_NAMED_NOTE = "only what you named moves: the template's own motions may be about things not in your picture"
 
 
 def _parse_clause(c: Clause, turn: Turn, *, first_message: bool) -> None:
