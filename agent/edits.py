@@ -230,6 +230,7 @@ class ParseResult:
     planner: str = "rules"  # which planner produced the edits: "rules", "llm", "hybrid"
     answers: list[str] = field(default_factory=list)  # answers to questions ("what seed is this?"): no edit
     cancel: bool = False  # "nevermind": drop what is pending (the session knows what that is)
+    reply_language: str = "en"  # the person wrote in another language throughout: reply in it where possible
 
 
 class Planner(Protocol):

@@ -8,6 +8,7 @@ from typing import Any, Sequence
 
 from agent.edits import AddNegative, Edit, SetSeed
 from agent.plan import MotionPlan
+from agent.spelling import READ_AS
 from agent.templates import get_template
 
 MAX_REPLY_ITEMS = 5
@@ -207,7 +208,7 @@ def build_reply(before: MotionPlan | None, base: MotionPlan | None, after: Motio
         else:
             extra.append(f"I could not tell what should move from {said}: tell me what to animate "
                          "(“her hair flows”, “slow zoom in”) or how to change the clip (“3 seconds”, “new seed”)")
-    elif not items and not notes and not answers:
+    elif not items and not answers and all(n.startswith(READ_AS) for n in notes):
         if not message.strip():
             extra.append("What should move? Tell me what to animate (“her hair flows”, “slow zoom in”)")
         else:

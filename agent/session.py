@@ -34,6 +34,7 @@ from agent.edits import (
     draw_seed,
 )
 from agent.history import GenerationRef, GenerationSource, recall
+from agent.language_replies import translate_reply
 from agent.plan import MotionPlan, PlanError
 from agent.replies import Reply, build_reply, diff_text, plan_diff
 from agent.rules import RulePlanner, template_for
@@ -137,6 +138,7 @@ def plan_turn(
         reply = build_reply(state.plan, state.plan, state.plan, created_from=None, edits=(), notes=notes,
                             unparsed=(), planner=result.planner, understood=True, undone=False, recalled=[],
                             message=message, answers=result.answers)
+        reply = _in_language(reply, result.reply_language)
         turns = (state.turns + (("user", message), ("assistant", reply.text)))[-MAX_TURNS_KEPT:]
         return replace(state, turns=turns, pending=pending), reply
     if state.template_lock:
@@ -216,10 +218,15 @@ def plan_turn(
                         edits=tuple(result.edits), notes=notes, unparsed=result.unparsed, planner=result.planner,
                         understood=understood, undone=undone, recalled=recalled, message=message,
                         answers=result.answers)
+    reply = _in_language(reply, result.reply_language)
     turns = (state.turns + (("user", message), ("assistant", reply.text)))[-MAX_TURNS_KEPT:]
     new_state = replace(state, plan=plan, history=history, turns=turns, hands_in_view=hands_in_view,
                         template_guessed=guessed and not state.template_lock, pending=pending)
     return new_state, reply
+
+
+def _in_language(reply: Reply, lang: str) -> Reply:
+    return reply if lang == "en" else replace(reply, text=translate_reply(reply.text, lang))
 
 
 def _cancel_note(pending: tuple[Edit, ...]) -> str:
@@ -242,4 +249,5 @@ def _parse(planner: Planner, message: str, plan: MotionPlan | None, state: Conve
         name = getattr(planner, "name", "the model")
         return ParseResult(edits=result.edits, unparsed=result.unparsed,
                            notes=[f"the {name} planner failed ({e}), so I used the rules"] + result.notes,
-                           planner="rules", answers=result.answers, cancel=result.cancel)
+                           planner="rules", answers=result.answers, cancel=result.cancel,
+                           reply_language=result.reply_language)

@@ -372,6 +372,8 @@ CAMERA_PATTERNS: tuple[tuple[str, str, bool], ...] = (
     (r"\b(?:move|moves|moving)\s+(?:back|backward|backwards|away)\b", "dolly_out", True),
     (r"\bpan(?:s|ning|ned)?\s+(?:across\s+|over\s+|slowly\s+|gently\s+)?(?:to\s+the\s+)?left\b|\bleft\s+pan\b|\bpan[- ]left\b", "pan_left", False),
     (r"\bpan(?:s|ning|ned)?\s+(?:across\s+|over\s+|slowly\s+|gently\s+)?(?:to\s+the\s+)?right\b|\bright\s+pan\b|\bpan[- ]right\b", "pan_right", False),
+    (r"\b(?:camera|cam)\s+(?:moves?\s+|goes\s+|drifts?\s+|slides?\s+)?(?:to\s+the\s+|towards?\s+the\s+)?left\b", "pan_left", False),
+    (r"\b(?:camera|cam)\s+(?:moves?\s+|goes\s+|drifts?\s+|slides?\s+)?(?:to\s+the\s+|towards?\s+the\s+)?right\b", "pan_right", False),
     (r"\btruck(?:s|ing)?\s+left\b", "pan_left", False),
     (r"\btruck(?:s|ing)?\s+right\b", "pan_right", False),
     (r"\btilt(?:s|ing|ed)?\s+(?:the\s+camera\s+)?up(?:ward|wards)?\b|\bcrane(?:s|ing)?\s+up\b|\bboom(?:s|ing)?\s+up\b|\bpedestal\s+up\b", "tilt_up", False),

@@ -79,7 +79,7 @@ class HybridPlanner:
         # In fallback_only the model was asked exactly about what rules left, and answered it.
         unparsed = [u for u in ruled.unparsed if not is_covered(u, from_llm)]
         return ParseResult(merged, unparsed=unparsed, notes=list(ruled.notes), planner=planner, answers=ruled.answers,
-                           cancel=ruled.cancel)
+                           cancel=ruled.cancel, reply_language=ruled.reply_language)
 
     def _propose(self, text: str, plan: MotionPlan | None, history: Sequence[tuple[str, str]],
                  template_locked: bool) -> LLMOutput:

@@ -11,8 +11,10 @@ from dataclasses import dataclass, field
 
 from agent import vocabulary as V
 from agent.edits import SESSION_OPS, AddMotion, Edit, RemoveMotion, ScaleCamera, SetCamera, SetDuration
+from agent.languages import translate
 from agent.plan import LIMITS, MotionPlan
 from agent.rules import patterns as P
+from agent.spelling import correct
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +33,7 @@ _SPLIT_RE = re.compile(
     r"|\bas\b(?=\s+(?:the|she|he|they|it|her|his|its|their|we)\b)"
 )
 _HANDS_WAVE_FIX = re.compile(r"\bwaves\s+(hello|hi|goodbye|bye|at)\b")
+_GENERIC_WAVES_FIX = re.compile(r"\b(" + "|".join(re.escape(n) for n in V.GENERIC_OBJECTS) + r")\s+waves\b")
 _PRONOUN_WAVES_FIX = re.compile(r"\b(she|he|they|person|man|woman|girl|boy|guy|lady|kid|child)\s+waves\b")
 _RELATIVE_FIX = re.compile(r"\b(shorter|longer)\s*,?\s*(?:like|maybe|say|about|around|by|so)?\s*(?:half|double|twice)\b"
                            r"(?:\s+(?:as\s+long|the\s+length))?")
@@ -115,6 +118,16 @@ class Turn:
         return current
 
 
+def read_message(raw: str) -> tuple[str, str, list[tuple[str, str]]]:
+    """A message as the matchers read it: normalised, another language's words in English, typos of an English
+    message corrected. Returns (text, language, typos read)."""
+    text, lang = translate(V.normalize(raw))
+    if lang != "en":
+        return text, lang, []
+    text, typos = correct(text)
+    return text, lang, typos
+
+
 def split_clauses(text: str) -> list[str]:
     """Clauses of a normalised message; protected phrases ("back and forth") stay whole."""
     for phrase, joined in _PROTECT:
@@ -124,6 +137,7 @@ def split_clauses(text: str) -> list[str]:
     text = _NUMBER_PAIR.sub(r"\1/\2", text)
     text = _HANDS_WAVE_FIX.sub(r"waving \1", text)
     text = _PRONOUN_WAVES_FIX.sub(r"\1 waving", text)
+    text = _GENERIC_WAVES_FIX.sub(r"\1 waving", text)  # "the flag waves": a verb, not the sea
     text = _THE_LIGHT_FIX.sub("the light", text)
     return [c.strip() for c in _SPLIT_RE.split(text) if c and c.strip()]
 

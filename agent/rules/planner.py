@@ -21,7 +21,7 @@ from agent.edit_sets import last_wins
 from agent.edits import MAX_EDITS_PER_TURN, AddMotion, Edit, ParseResult, RemoveMotion, ScaleMotion, SetPrompt, SetTemplate
 from agent.plan import MotionPlan
 from agent.rules import patterns as P
-from agent.rules.clauses import Clause, Turn, is_meaningful, ordered, split_clauses, take_all
+from agent.rules.clauses import Clause, Turn, is_meaningful, ordered, read_message, split_clauses, take_all
 from agent.rules.meanings import read_meanings
 from agent.rules.motions import read_atmosphere, read_camera, read_motions, read_only
 from agent.rules.negatives import read_allow, read_negations
@@ -29,6 +29,8 @@ from agent.rules.questions import read_question
 from agent.rules.references import read_bring_back, read_same_for, targets_of
 from agent.rules.settings_words import read_duration, read_guidance, read_prompt, read_seed, read_session, read_steps
 from agent.rules.template_choice import names_a_scene, read_template, template_for
+from agent.languages import writes_throughout
+from agent.spelling import read_note
 from agent.templates import DEFAULT_TEMPLATE
 
 
@@ -67,7 +69,8 @@ def parse(
     if override:
         return ParseResult(edits=[SetPrompt(text=override.group("text").strip()[:2000])], planner="rules")
 
-    text = V.normalize(raw)
+    text, lang, typos = read_message(raw)
+    reply_language = lang if writes_throughout(V.normalize(raw), lang) else "en"
     first_message = plan is None
     hands_in_view = (
         TW.says_hands_in_view(text)
@@ -82,6 +85,8 @@ def parse(
             edits_head.append(SetTemplate(template=chosen))
         plan = default_plan(chosen or DEFAULT_TEMPLATE, seed=0)
     turn = Turn(plan=plan, template_locked=template_locked, hands_in_view=hands_in_view, new=first_message)
+    if typos:
+        turn.notes.append(read_note(typos))
     previous = next((t for role, t in reversed(history) if role == "user"), "")
     if previous and (P.CONTINUATION_RE.search(text) or P.PRONOUN_RE.search(text)):
         turn.previous_targets = targets_of(previous)
@@ -114,7 +119,7 @@ def parse(
         turn.notes.append(f"that was a lot at once: I applied the first {MAX_EDITS_PER_TURN} changes")
         edits = edits[:MAX_EDITS_PER_TURN]
     return ParseResult(edits=edits, unparsed=turn.unparsed, notes=turn.notes, planner="rules", answers=turn.answers,
-                       cancel=turn.cancel)
+                       cancel=turn.cancel, reply_language=reply_language)
 
 
 def _only_what_is_named(plan: MotionPlan, edits: list[Edit]) -> list[Edit]:

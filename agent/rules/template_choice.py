@@ -9,7 +9,7 @@ from agent import template_words as TW
 from agent import vocabulary as V
 from agent.edits import SetTemplate
 from agent.rules import patterns as P
-from agent.rules.clauses import Clause, Turn
+from agent.rules.clauses import Clause, Turn, read_message
 
 NAMED_WEIGHT = 10  # "the product template": a name outweighs any description
 HAND_WEIGHT = 2  # a hand described in a prompt whose hands are in view, for the dynamic portrait
@@ -21,7 +21,7 @@ _DYNAMIC_WORDS = re.compile(r"\b(?:dynamic|gestures?)\b")
 def template_for(message: str, *, hands_in_view: bool) -> str | None:
     """The template a message's words point at (None: no category words); the words of a history reference
     ("the cat video") do not count."""
-    return choose_template(_without_references(V.normalize(message)), hands_in_view=hands_in_view)
+    return choose_template(_without_references(read_message(message)[0]), hands_in_view=hands_in_view)
 
 
 def _without_references(text: str) -> str:

@@ -8,6 +8,7 @@ from devtools.conversations.cases_meanings import MEANINGS
 from devtools.conversations.cases_questions import QUESTIONS
 from devtools.conversations.cases_references import REFERENCES
 from devtools.conversations.cases_safety import SAFETY
+from devtools.conversations.cases_words import WORDS
 from devtools.conversations.harness import (
     ABSENT,
     GT_PREV,
@@ -27,7 +28,7 @@ from devtools.conversations.harness import (
 )
 
 # The carefully phrased conversations first, then the real-style ones by theme (sections of issue 14).
-REAL_STYLE = MEANINGS + SAFETY + QUESTIONS + REFERENCES
+REAL_STYLE = MEANINGS + SAFETY + QUESTIONS + REFERENCES + WORDS
 CONVERSATIONS = CAREFUL + REAL_STYLE
 
 __all__ = ["ABSENT", "CAREFUL", "CONVERSATIONS", "GT_PREV", "LT_PREV", "PRESENT", "REAL_STYLE", "SAME", "SWITCH", "C",
