@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+LOAD_NOTE_S = 0.5  # a load (and prefill) this long is said in the reply
+
 
 class HybridPlanner:
     """Rules first; the LLM for what rules left unparsed (mode fallback_only) or for every message (always).
@@ -56,6 +58,8 @@ class HybridPlanner:
             return ruled
         text = " ".join(leftover)
         out = self._propose(text, plan, history, template_locked)
+        if out.load_s >= LOAD_NOTE_S:
+            ruled = replace(ruled, notes=[*ruled.notes, f"the language model loaded in {out.load_s:.1f} s (once)"])
         if not out.ok:
             return replace(ruled, notes=[*ruled.notes, out.fallback_note()])
         if always:
