@@ -52,8 +52,9 @@ _cues("landscape", 3, "mountain, mountains, ocean, sea, beach, lake, river, wate
       "cityscape, landscape, valley, desert, meadow, field, countryside, coast, shore, island, canyon, "
       "scenery, vista, sunset over, horizon, jungle, glacier, volcano, street, town, village, harbor, harbour, "
       "lagoon, hills, nature, dunes, cliffs, peaks, fjord, savanna, tundra, rainforest, northern lights, "
-      "aurora, milky way, drone shot, aerial shot, aerial view, establishing shot, wide shot, time-lapse, timelapse")
-_cues("landscape", 2, "park, garden, light shafts, god rays, sunbeams, fog, mist, autumn leaves")
+      "aurora, milky way, drone shot, aerial shot, aerial view, establishing shot, wide shot, time-lapse, timelapse, "
+      "lighthouse, bridge, castle, temple, skyscraper, pier, road, highway, farm, vineyard, cave, reef, bay")
+_cues("landscape", 2, "park, garden, light shafts, god rays, sunbeams, fog, mist, autumn leaves, pond, market, tower")
 _cues("landscape", 1, "clouds, sky, trees, water, waves, grass, snow, rain, leaves, stream, campfire, "
       "fire, bonfire, smoke, candle, fireplace")
 _cues("animation", STYLE_WEIGHT, "anime, cartoon, manga, illustration, illustrated, drawing, drawn, hand-drawn, "

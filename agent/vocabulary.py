@@ -424,7 +424,7 @@ ATMOSPHERE_SYNONYMS: dict[str, str] = {
     "dramatic light": "dramatic lighting", "rim light": "rim light", "backlight": "backlight",
     "backlit": "backlight", "cinematic lighting": "cinematic lighting", "volumetric light": "volumetric light",
     "god rays": "volumetric light", "rainy": "rain", "in the rain": "rain", "raining": "rain",
-    "snowy": "snow", "snowing": "snow", "storm": "storm", "stormy": "storm", "thunderstorm": "storm",
+    "snowy": "snow", "snowing": "snow", "in the snow": "snow", "storm": "storm", "stormy": "storm", "thunderstorm": "storm",
     "overcast": "overcast light", "bokeh": "bokeh", "lens flare": "lens flare", "smoky": "haze",
     "dreamy": "dreamy glow", "vintage": "vintage film grain", "film grain": "film grain", "grainy": "film grain",
     "shallow depth of field": "shallow depth of field", "depth of field": "shallow depth of field",

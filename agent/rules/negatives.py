@@ -33,6 +33,9 @@ DAMAGE_RES = (
                + r"(\w+)\b"),
     re.compile(r"\bkeep\s+" + _OWNER + r"(\w+)\s+(undistorted|intact|unwarped|undeformed|un-distorted)\b"),
 )
+# "no logo distortion", "without face warping": the thing and its damage, as said
+NO_DAMAGE_RE = re.compile(r"\b(?:no|without|avoid)\s+(?:any\s+)?([a-z]+)\s+(distortions?|warping|deformation|morphing|"
+                          r"melting|stretching|artifacts)\b")
 NO_THING_RE = re.compile(
     r"\b(?:remove|drop|delete|forget|undo|lose|cancel|scrap|get\s+rid\s+of|take\s+(?:out|away))\s+(?:the\s+|that\s+)?"
     r"no[- ]([a-z]+(?:-[a-z]+)?)(?:\s+(?:thing|rule|part|bit|one|setting|term|restriction|negative))?\b"
@@ -84,6 +87,9 @@ def read_allow(c: Clause, turn: Turn) -> None:
 
 def read_damage(c: Clause, turn: Turn) -> None:
     """Safety words about a thing ("don't let her face get distorted"): a negative term, never a motion."""
+    while (m := c.search(NO_DAMAGE_RE)) is not None and m.group(1) not in V.FILLER:
+        c.take(m)
+        turn.add(AddNegative(terms=(f"{m.group(1)} {m.group(2)}"[:40],)))
     for pattern in DAMAGE_RES:
         while (m := c.search(pattern)) is not None:
             c.take(m)

@@ -79,7 +79,8 @@ _Q = r"(?:what|which|whats|what's)\s+(?:is\s+|are\s+)?(?:the\s+|my\s+|this\s+|yo
 QUESTIONS: tuple[tuple[re.Pattern[str], Callable[[MotionPlan], str] | str], ...] = (
     (re.compile(r"\bwhat\s+(?:else\s+)?(?:can|could|do)\s+(?:you|i)\s+(?:do|say|ask|change|understand|make)\b"
                 r"|\bhow\s+(?:does\s+(?:this|it)\s+work|do\s+i\s+use\s+(?:this|you))\b|^\s*help\s*$|\bwho\s+are\s+you\b"
-                r"|\bwhat\s+are\s+(?:the\s+|your\s+)?(?:options|commands|features)\b|\bwhat\s+are\s+you\b"), CAPABILITIES),
+                r"|\bwhat\s+are\s+(?:the\s+|your\s+)?(?:options|commands|features)\b|\bwhat\s+are\s+you\s*$"),
+     CAPABILITIES),
     (re.compile(_Q + r"seed\b|\bseed\s+(?:is\s+)?(?:this|it|that|we\s+use|used)\b|\bwhich\s+seed\b"), _seed),
     (re.compile(r"\bwhy\s+(?:is|does|was|did)\s+(?:it|this|that|the\s+(?:render(?:ing)?|video|generation))\s+"
                 r"(?:so\s+)?(?:slow|take\s+(?:so\s+)?long|taking\s+(?:so\s+)?long)\b|\bwhy\s+(?:so|is\s+it\s+so)\s+slow\b"
@@ -90,6 +91,7 @@ QUESTIONS: tuple[tuple[re.Pattern[str], Callable[[MotionPlan], str] | str], ...]
     (re.compile(_Q + r"(?:template|category|preset|mode)\b|\bwhich\s+(?:template|category)\b"
                 r"|\bwhat\s+kind\s+of\s+(?:template|video|clip)\b"), _template),
     (re.compile(_Q + r"(?:plan|current\s+plan|settings|setup)\b|\bwhat\s+(?:is\s+)?moving\b"
+                r"|\bwhat\s+(?:are\s+you|will\s+you|do\s+you)\s+(?:going\s+to\s+)?(?:animate|move|make\s+move)\b"
                 r"|\bwhat\s+(?:will|is\s+going\s+to)\s+(?:move|happen)\b"), _summary),
     (re.compile(r"\bhow\s+long\s+is\s+(?:it|the\s+(?:clip|video))\b|" + _Q + r"(?:duration|length)\b"), _duration),
     (re.compile(r"\bhow\s+many\s+steps\b|" + _Q + r"(?:steps|guidance|cfg)\b"), _steps),
