@@ -32,7 +32,7 @@ from agent.plan import (
     TemplateId,
 )
 from agent.templates import get_template
-from agent.vocabulary import TIME_OF_DAY_LIGHTS
+from agent.camera_words import TIME_OF_DAY_LIGHTS
 
 MAX_TERM_CHARS = 40
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from functools import cache
 
+from agent import camera_words as CW
 from agent import template_words as TW
 from agent import vocabulary as V
 from agent.spelling_guard import GUARD_WORDS
@@ -36,12 +37,12 @@ EXTRA_WORDS = (
 
 def _vocabulary_words() -> set[str]:
     words: set[str] = set(EXTRA_WORDS)
-    tables = (V.SUBJECT_SYNONYMS, V.ACTIONS, V.ATMOSPHERE_SYNONYMS, TW.TEMPLATE_CUES, TW.TEMPLATE_NAMES,
+    tables = (V.SUBJECT_SYNONYMS, V.ACTIONS, CW.ATMOSPHERE_SYNONYMS, TW.TEMPLATE_CUES, TW.TEMPLATE_NAMES,
               V.NUMBER_WORDS, V.ORDINALS)
     phrases = (*V.SLOWER_WORDS, *V.FASTER_WORDS, *V.SLOW_WORDS, *V.FAST_WORDS, *V.MORE_WORDS, *V.LESS_WORDS,
                *V.GENTLE_WORDS, *V.STRONG_MOTION_WORDS, *V.MILD_WORDS, *V.STRONG_WORDS, *V.SEED_NEW, *V.SEED_SAME,
                *V.UNDO_PHRASES, *V.RESET_PHRASES, *V.QUALITY_UP, *V.QUALITY_DOWN, *V.LONGER_WORDS,
-               *V.SHORTER_WORDS, *V.CAMERA_WORDS, *V.CAMERA_MOVE_WORDS, *V.DIRECTIONS, *V.NEGATABLE_ARTIFACTS,
+               *V.SHORTER_WORDS, *CW.CAMERA_WORDS, *CW.CAMERA_MOVE_WORDS, *V.DIRECTIONS, *V.NEGATABLE_ARTIFACTS,
                *V.GENERATION_NOUNS)
     for phrase in [*phrases, *(k for table in tables for k in table)]:
         words.update(w for w in _WORD.findall(phrase) if len(w) >= 3)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import atexit
 import copy
+import importlib
 import inspect
 import logging
 import threading
@@ -206,7 +207,7 @@ def generate_constrained(
 def prefill(loaded: Loaded, messages: list[dict[str, str]], pattern: Pattern | None) -> None:
     """Build, before any deadline, what every call reuses: the grammar's matcher and the key/value cache of the
     chat's fixed part (system prompt and examples, ~1.5K tokens). Skipped while a generation holds the model."""
-    import transformers.generation  # noqa: F401  (the decoding loop's imports: seconds on a busy machine)
+    importlib.import_module("transformers.generation")  # the decoding loop's imports: seconds on a busy machine
 
     if pattern is not None:
         grammar_matcher(loaded, pattern)

@@ -12,6 +12,7 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from agent import camera_words as CW
 from agent import template_words as TW
 from agent import vocabulary as V
 from agent.edits import SESSION_OPS
@@ -99,7 +100,7 @@ def is_grounded(edit: Edit, text: str) -> bool:
     if op == "set_camera":
         return says_move(toks, edit.move)  # type: ignore[union-attr]
     if op == "scale_camera":
-        said_camera = mentions_any(toks, V.CAMERA_MOVE_WORDS) or _names_any(toks, V.CAMERA_WORDS)
+        said_camera = mentions_any(toks, CW.CAMERA_MOVE_WORDS) or _names_any(toks, CW.CAMERA_WORDS)
         return said_camera and mentions_any(toks, PACE_WORDS)
     if op == "seed":
         return mentions_any(toks, SEED_WORDS) or ("again" in toks and bool({"try", "different"} & set(toks)))

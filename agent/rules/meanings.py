@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 
+from agent import camera_words as CW
 from agent import vocabulary as V
 from agent.edits import AddAtmosphere, AddMotion, AddNegative, RemoveAtmosphere, ScaleCamera, SetCamera, SetDuration
 from agent.rules import patterns as P
@@ -53,7 +54,7 @@ LIGHT_CHANGE_RE = re.compile(
     r"\b(?:change|make|turn|switch|set)\s+(?:the\s+|it\s+)?(?:sky|light|lighting|time\s+of\s+day|time|mood|"
     r"atmosphere|scene|it)?\s*(?:to|into|at)\b"
 )
-INSTEAD_OF_RE = re.compile(r"\b(?:instead\s+of|rather\s+than)\s+(?:the\s+)?(" + V.alternation(V.ATMOSPHERE_SYNONYMS)
+INSTEAD_OF_RE = re.compile(r"\b(?:instead\s+of|rather\s+than)\s+(?:the\s+)?(" + V.alternation(CW.ATMOSPHERE_SYNONYMS)
                            + r")\b")
 
 
@@ -137,7 +138,7 @@ def read_light_change(c: Clause, turn: Turn) -> None:
     takes that light out (a new time-of-day light replaces the old one in `apply` anyway)."""
     while (m := c.search(INSTEAD_OF_RE)) is not None:
         c.take(m)
-        item = V.ATMOSPHERE_SYNONYMS[m.group(1)]
+        item = CW.ATMOSPHERE_SYNONYMS[m.group(1)]
         if item in turn.plan.atmosphere:
             turn.add(RemoveAtmosphere(items=(item,)))
     m = c.search(LIGHT_CHANGE_RE)

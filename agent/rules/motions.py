@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+from agent import camera_words as CW
 from agent import vocabulary as V
 from agent.edits import (
     AddAtmosphere,
@@ -21,7 +22,7 @@ from agent.rules.clauses import Clause, Turn, clamp_speed, degree_of, read_pace,
 
 
 def read_camera(c: Clause, turn: Turn) -> bool:
-    m = c.search(V.CAMERA_STOP)
+    m = c.search(CW.CAMERA_STOP)
     if m:
         c.take(m)
         take_all(c, P.CAMERA_WORD_RE)
@@ -39,7 +40,7 @@ def read_camera(c: Clause, turn: Turn) -> bool:
         c.take(m)
         take_all(c, P.CAMERA_WORD_RE)
         current_move, current_speed = turn.camera()
-        same = current_move == move or (bare and current_move in V.CAMERA_FAMILY[family.group(0)])
+        same = current_move == move or (bare and current_move in CW.CAMERA_FAMILY[family.group(0)])
         kind, value, _ = read_pace(c, degree, take=True)
         if move == "static":
             turn.add(SetCamera(move="static"))
@@ -93,7 +94,7 @@ def read_only(c: Clause, turn: Turn) -> None:
 def read_atmosphere(c: Clause, turn: Turn) -> bool:
     items = []
     while (m := c.search(P.ATMOSPHERE_RE)) is not None:
-        item = V.ATMOSPHERE_SYNONYMS[m.group(0)]
+        item = CW.ATMOSPHERE_SYNONYMS[m.group(0)]
         c.take(m)
         if item not in items:
             items.append(item)

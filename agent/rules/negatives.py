@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 
+from agent import camera_words as CW
 from agent import vocabulary as V
 from agent.edits import AddMotion, AddNegative, RemoveAtmosphere, RemoveMotion, RemoveNegative
 from agent.rules import patterns as P
@@ -132,8 +133,8 @@ def read_negations(c: Clause, turn: Turn) -> None:
             _take_motion_word(c, m.end())
             if word == "light":
                 word = "the light"
-            if word in V.ATMOSPHERE_SYNONYMS and word not in V.SUBJECT_SYNONYMS:
-                turn.add(RemoveAtmosphere(items=(V.ATMOSPHERE_SYNONYMS[word],)))
+            if word in CW.ATMOSPHERE_SYNONYMS and word not in V.SUBJECT_SYNONYMS:
+                turn.add(RemoveAtmosphere(items=(CW.ATMOSPHERE_SYNONYMS[word],)))
             else:
                 _remove_subject(turn, V.SUBJECT_SYNONYMS[word])
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from agent import camera_words as CW
 from agent import template_words as TW
 from agent import vocabulary as V
 
@@ -20,7 +21,7 @@ GENERIC_RE = _words(tuple(V.GENERIC_OBJECTS))
 ACTION_RE = _words(tuple(V.ACTIONS))
 DIRECTION_RE = re.compile(r"^\s*(?:her\s+|his\s+|its\s+|their\s+|the\s+)?(?:head\s+|eyes\s+|gaze\s+)?"
                           + V.alternation(V.DIRECTIONS) + r"\b")
-ATMOSPHERE_RE = _words(tuple(V.ATMOSPHERE_SYNONYMS))
+ATMOSPHERE_RE = _words(tuple(CW.ATMOSPHERE_SYNONYMS))
 MILD_RE = _words(V.MILD_WORDS)
 STRONG_RE = _words(V.STRONG_WORDS)
 SLOWER_RE = _words(V.SLOWER_WORDS)
@@ -38,9 +39,9 @@ TIMES_RE = re.compile(
 )
 HALF_SPEED_RE = re.compile(r"\bhalf\s+(?:the\s+)?speed\b|\bhalf\s+as\s+fast\b")
 DOUBLE_SPEED_RE = re.compile(r"\bdouble\s+(?:the\s+)?speed\b")
-CAMERA_WORD_RE = _words(V.CAMERA_WORDS)
-CAMERA_PATTERNS = tuple((re.compile(p), move, needs) for p, move, needs in V.CAMERA_PATTERNS)
-CAMERA_FAMILY_RE = _words(tuple(V.CAMERA_FAMILY))
+CAMERA_WORD_RE = _words(CW.CAMERA_WORDS)
+CAMERA_PATTERNS = tuple((re.compile(p), move, needs) for p, move, needs in CW.CAMERA_PATTERNS)
+CAMERA_FAMILY_RE = _words(tuple(CW.CAMERA_FAMILY))
 
 _NUMBER_WORD = V.alternation(k for k in V.NUMBER_WORDS if k not in ("a", "an"))
 _ANY_NUMBER = r"(\d+(?:\.\d+)?|" + _NUMBER_WORD + r"|a|an)"
@@ -104,7 +105,7 @@ def _phrase_re(template: str, terms: Sequence[str]) -> re.Pattern[str]:
     return re.compile(template.replace("{x}", "(" + V.alternation(terms) + ")"))
 
 
-_NEGATABLE = tuple(V.SUBJECT_SYNONYMS) + tuple(V.ATMOSPHERE_SYNONYMS) + ("light",)
+_NEGATABLE = tuple(V.SUBJECT_SYNONYMS) + tuple(CW.ATMOSPHERE_SYNONYMS) + ("light",)
 NEGATION_RES = tuple(_phrase_re(p, _NEGATABLE) for p in V.NEGATION_PATTERNS)
 NEGATED_ACTION_RE = re.compile(r"\b(?:no(?:\s+more)?|stop(?:\s+the)?|without(?:\s+any)?|(?:do\s+not|never)"
                                r"(?:\s+let\s+(?:her|him|it|them))?)\s+("

@@ -2,7 +2,7 @@
 action that names them, typos are read (and the reply says how), and Spanish, French, German, Portuguese,
 Italian and Chinese messages work for motion, speed, camera, duration, seed and undo."""
 
-from devtools.conversations.harness import ABSENT, GT_PREV, LT_PREV, PRESENT, SAME, SWITCH, C, T
+from devtools.conversations.harness import ABSENT, GT_PREV, LT_PREV, PRESENT, SAME, C, T
 
 WORDS = (
     # --- any subject ---------------------------------------------------------------------------------
