@@ -4,7 +4,7 @@
 - Only words of at least `MIN_LENGTH` letters are corrected: one edit for words up to 7 letters, two from 8;
   a typo keeps its first letter (or swaps the first two).
 - Never a real word: a word of the vocabulary, a filler word, or one of the common English words near the
-  vocabulary (agent.spelling_guard: "tall" is not "tail", "fair" is not "hair") stays as it is.
+  vocabulary (spelling_guard.toml: "tall" is not "tail", "fair" is not "hair") stays as it is.
 - The nearest word must be clear: a tie between words of different meaning is left alone.
 
 Candidates are found through a delete index (every vocabulary word with one or two letters deleted), so a
@@ -14,14 +14,16 @@ word costs a few dictionary look-ups whatever the vocabulary size: correcting a 
 from __future__ import annotations
 
 import re
+import tomllib
 from functools import cache
+from pathlib import Path
 
 from agent import camera_words as CW
 from agent import template_words as TW
 from agent import vocabulary as V
-from agent.spelling_guard import GUARD_WORDS
 
 MIN_LENGTH = 4
+GUARD_FILE = Path(__file__).with_name("spelling_guard.toml")
 _WORD = re.compile(r"[a-z]+")
 
 # Words the planner acts on besides the vocabulary's tables.
@@ -53,7 +55,8 @@ def _vocabulary_words() -> set[str]:
 def _index() -> tuple[frozenset[str], frozenset[str], dict[str, tuple[str, ...]]]:
     """(vocabulary, words never corrected, delete index: a vocabulary word with 1–2 letters deleted → words)."""
     vocabulary = frozenset(_vocabulary_words())
-    known = vocabulary | V.FILLER | GUARD_WORDS
+    guard = tomllib.loads(GUARD_FILE.read_text(encoding="utf-8"))["words"].split()
+    known = vocabulary | V.FILLER | frozenset(guard)
     deletes: dict[str, set[str]] = {}
     for word in vocabulary:
         if len(word) < MIN_LENGTH:
