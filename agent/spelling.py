@@ -66,6 +66,11 @@ def _index() -> tuple[frozenset[str], frozenset[str], dict[str, tuple[str, ...]]
     return vocabulary, frozenset(known), {k: tuple(sorted(v)) for k, v in deletes.items()}
 
 
+@cache
+def _longest(vocabulary: frozenset[str]) -> int:
+    return max(map(len, vocabulary))
+
+
 def _deletes(word: str, depth: int) -> set[str]:
     out = {word}
     frontier = {word}
@@ -128,9 +133,9 @@ def suggest(word: str) -> str | None:
     if len(word) < MIN_LENGTH or not word.isalpha():
         return None
     vocabulary, known, deletes = _index()
-    if word in known:
-        return None
     limit = max_edits(word)
+    if word in known or len(word) > _longest(vocabulary) + limit:
+        return None  # known, or too long to be a few letters off any word (and a long word's deletes are many)
     candidates = {c for d in _deletes(word, limit) for c in deletes.get(d, ()) if _plausible(word, c)}
     scored = sorted((_cost(word, c), c) for c in candidates)
     best = [c for d, c in scored if d == scored[0][0] and d <= limit] if scored else []
