@@ -9,7 +9,9 @@
 from agent.edits import ParseResult, Planner, apply
 from agent.plan import Camera, Motion, MotionPlan, PlanError, frames_for
 from agent.rules import RulePlanner
-from agent.session import ConversationState, FieldChange, GenerationRef, Reply, new_conversation, plan_diff, plan_turn
+from agent.history import GenerationRef
+from agent.replies import FieldChange, Reply, plan_diff
+from agent.session import ConversationState, new_conversation, plan_turn
 
 __all__ = [
     "Camera",

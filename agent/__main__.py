@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import random
 import sys
 from typing import Any
@@ -99,7 +100,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    code = int(args.func(args))
+    finish_llm(code)
+    return code
+
+
+def finish_llm(code: int) -> None:
+    """Wait for LLM generations that outlived their deadline: a thread still inside torch at exit would abort
+    the process (exit 134) after every answer was printed. One that does not stop ends the process here,
+    with `code`, rather than abort."""
+    decoding = sys.modules.get("agent.llm.decoding")  # loaded only when the LLM planner was used
+    if decoding is not None and not decoding.finish_generations():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
 
 
 if __name__ == "__main__":

@@ -165,8 +165,14 @@ def conjugate(action: str, plural: bool) -> str:
 
 
 def motion_phrase(m: Motion) -> str:
-    """One motion as a clause with its pace and strength: "the hair gently flows", "the clouds slowly drift"."""
+    """One motion as a clause with its pace and strength: "the hair gently flows", "the clouds slowly drift".
+
+    An action that names its own thing ("the flag ripples", for a thing outside the canonical subjects) is the
+    clause; its pace and strength words follow it ("the flag ripples gently")."""
     words = set(m.action.lower().split())
+    if m.action.startswith("the "):
+        extra = [w for w in (strength_word(m.intensity), pace_word(m.speed)) if w and not words & set(w.split())]
+        return " ".join([m.action, *extra])
     verb = ACTION_PHRASES.get((m.subject, m.action.lower())) or conjugate(m.action, m.subject in PLURAL_SUBJECTS)
     words |= set(verb.split())
     before: list[str] = []

@@ -32,6 +32,7 @@ from agent.plan import (
     TemplateId,
 )
 from agent.templates import get_template
+from agent.camera_words import TIME_OF_DAY_LIGHTS
 
 MAX_TERM_CHARS = 40
 
@@ -227,6 +228,9 @@ class ParseResult:
     unparsed: list[str] = field(default_factory=list)  # parts of the message no edit came from
     notes: list[str] = field(default_factory=list)  # things to tell the person ("fell back to the rules")
     planner: str = "rules"  # which planner produced the edits: "rules", "llm", "hybrid"
+    answers: list[str] = field(default_factory=list)  # answers to questions ("what seed is this?"): no edit
+    cancel: bool = False  # "nevermind": drop what is pending (the session knows what that is)
+    reply_language: str = "en"  # the person wrote in another language throughout: reply in it where possible
 
 
 class Planner(Protocol):
@@ -463,6 +467,11 @@ def _apply_one(plan: MotionPlan, edit: Edit, *, rng: random.Random, hands_in_vie
         items = list(plan.atmosphere)
         for item in edit.items:
             item = item.strip().lower()
+            if item in TIME_OF_DAY_LIGHTS:
+                replaced = [i for i in items if i in TIME_OF_DAY_LIGHTS and i != item]
+                if replaced:  # one time of day: the reply's diff says what went
+                    log.info("atmosphere: %s replaces %s", item, replaced)
+                    items = [i for i in items if i not in replaced]
             if item and item not in items:
                 items.append(item)
         if len(items) > MAX_ATMOSPHERE_ITEMS:

@@ -1,5 +1,6 @@
-"""The words the planners know, as data: subjects, actions, camera phrases, degrees, numbers, seeds,
-negations, atmosphere and template cues. The rule planner matches them (agent.rules); the LLM planner
+"""The words the planners know, as data: subjects, actions, degrees, numbers, durations, seeds, session words
+and negations (camera moves, light and atmosphere are in agent.camera_words; the words that point at a
+template in agent.template_words). The rule planner matches them (agent.rules); the LLM planner
 keeps only the edits whose target a message names in these words (agent.llm.grounding).
 
 Everything here is plain literals (no logic beyond building lookup tables once at import), so the
@@ -44,6 +45,12 @@ SUBJECT_SYNONYMS: dict[str, str] = {
     "shepherd": "animal", "tabby": "animal", "cats": "animal", "dogs": "animal", "birds": "animal",
     "horses": "animal", "kittens": "animal", "puppies": "animal", "hummingbird": "animal", "swan": "animal",
     "butterfly": "animal", "koala": "animal", "otter": "animal", "seal": "animal", "turtle": "animal",
+    "cheetah": "animal", "leopard": "animal", "zebra": "animal", "camel": "animal", "flamingo": "animal",
+    "peacock": "animal", "chicken": "animal", "rooster": "animal", "hen": "animal", "pig": "animal",
+    "hedgehog": "animal", "raccoon": "animal", "alpaca": "animal", "llama": "animal", "kangaroo": "animal",
+    "sloth": "animal", "gorilla": "animal", "crow": "animal", "raven": "animal", "sparrow": "animal",
+    "pigeon": "animal", "seagull": "animal", "gecko": "animal", "ferret": "animal", "calf": "animal",
+    "lamb": "animal", "foal": "animal", "cub": "animal", "kitties": "animal", "bunnies": "animal",
     "tail": "tail", "ears": "ears", "ear": "ears", "whiskers": "ears",
     "wings": "wings", "wing": "wings", "feathers": "wings",
     # nature
@@ -67,9 +74,54 @@ SUBJECT_SYNONYMS: dict[str, str] = {
     "shoes": "product", "watch": "product", "perfume": "product", "phone": "product", "smartphone": "product",
     "lipstick": "product", "handbag": "product", "bag": "product", "ring": "product",
     "headphones": "product", "mug": "product", "cup": "product", "jar": "product", "box": "product",
+    "earbuds": "product", "sunglasses": "product", "soda": "product", "soda can": "product", "laptop": "product",
+    "tablet": "product", "wallet": "product", "backpack": "product", "necklace": "product",
+    "bracelet": "product", "serum": "product", "lotion": "product", "cosmetics": "product",
     "background": "background", "backdrop": "background", "scenery": "background", "cars": "background",
     "traffic": "background", "crowd": "background", "people": "background", "city lights": "background",
 }
+
+# Things outside the canonical subjects ("the flag", "the jellyfish"): the canonical subject that carries their
+# motion and a generic action for them. Their motion names them ("the flag ripples"), so the prompt says what
+# actually moves; a verb said with them stays theirs ("the flag waves" is never a hand wave).
+GENERIC_OBJECTS: dict[str, tuple[str, str]] = {}
+
+
+def _generic(subject: str, action: str, nouns: str) -> None:
+    for noun in nouns.split(","):
+        GENERIC_OBJECTS[noun.strip()] = (subject, action)
+
+
+_generic("clothing", "ripple", "flag, flags, banner, banners, curtain, curtains, sail, sails, kite, tent, laundry, "
+         "tablecloth, drapes, streamers, bunting, tapestry")
+_generic("clothing", "sway", "earrings, necklace chain, tassels, wind chimes, chimes")
+_generic("fire", "flicker", "candle flame, torch, torches, fireplace, bonfire, lantern flame")
+_generic("light", "glow", "lantern, lanterns, lamp, lamps, neon sign, neon signs, street lights, fairy lights")
+_generic("particles", "burst", "fireworks, firework")
+_generic("particles", "fly", "sparks")
+_generic("particles", "float", "balloon, balloons, lanterns in the sky, feathers in the air")
+_generic("sky", "shimmer", "northern lights, aurora borealis")
+_generic("sky", "flash", "lightning")
+_generic("sky", "glow", "moon, full moon")
+_generic("animal", "pulse", "jellyfish")
+_generic("animal", "swim", "goldfish, koi, shark, whale, octopus, fish tank, seahorse, manta ray, stingray")
+_generic("animal", "hop", "frog, frogs, toad, grasshopper")
+_generic("animal", "slither", "snake, lizard, chameleon, iguana")
+_generic("animal", "flutter", "moth, dragonfly, ladybug, bee, bees")
+_generic("animal", "crawl", "crab, snail, spider, ant, ants, caterpillar")
+_generic("background", "turn", "windmill, windmill blades, windmill's blades, blades, fan, ceiling fan, "
+         "propeller, wheel, ferris wheel, carousel, wind turbine, turbine, gears, clock hands, vinyl")
+_generic("background", "swing", "pendulum, hammock, chandelier")
+_generic("background", "move past", "car, train, tram, bus, bicycle, boat, ship, sailboat, ferry, plane, "
+         "airplane, hot air balloon")
+_generic("background", "turn", "pages, book pages")
+_generic("trees", "sway", "vines, ivy, bamboo, seaweed, kelp, willow, palm fronds, cactus")
+_generic("flowers", "sway", "sunflowers, tulips, daisies, lavender, poppies, dandelion, dandelions, lilies")
+_generic("water", "run down", "droplets, water droplets, condensation")
+_generic("water", "bubble", "potion, lava, cauldron")
+_generic("water", "spread", "ink")
+for _noun, (_subject, _) in GENERIC_OBJECTS.items():
+    SUBJECT_SYNONYMS.setdefault(_noun, _subject)
 
 # Default action when a subject is named without a verb ("the scarf too").
 DEFAULT_ACTIONS: dict[str, str] = {
@@ -170,6 +222,17 @@ _verb("yawn yawns yawning", "yawn", "animal")
 _verb("float floats floating", "float", "particles")
 _verb("morph morphs morphing", "morph", "particles")
 _verb("melt melts melting", "melt", "particles")
+_verb("swim swims swimming", "swim", "animal")
+_verb("hop hops hopping", "hop", "animal")
+_verb("gallop gallops galloping", "gallop", "animal")
+_verb("hover hovers hovering", "hover", "animal")
+_verb("crawl crawls crawling slither slithers slithering", "crawl", "animal")
+_verb("bob bobs bobbing", "bob", "water")
+_verb("burst bursts bursting explode explodes exploding", "burst", "particles")
+_verb("flash flashes flashing", "flash", "light")
+_verb("bubbling boil boils boiling", "bubble", "water")
+_verb("spread spreads spreading bleed bleeds bleeding", "spread", "water")
+_verb("drip drips dripping", "drip", "water")
 
 # A direction said after a verb becomes part of the action ("turn left", "look at the camera").
 DIRECTIONS: tuple[str, ...] = (
@@ -181,6 +244,7 @@ DIRECTIONS: tuple[str, ...] = (
 
 # --- degrees and paces ------------------------------------------------------------------------------
 MILD_WORDS = ("slightly", "a bit", "a little", "a little bit", "a touch", "somewhat", "a tad", "a little more",
+              "a tiny bit", "tiny bit", "a teeny bit", "a wee bit",
               "bit", "little", "marginally")
 STRONG_WORDS = ("much", "way", "a lot", "far", "really", "very", "super", "extremely", "lots", "loads",
                 "significantly", "dramatically", "considerably")
@@ -195,8 +259,12 @@ SLOW_PACE = {"mild": 0.75, "normal": 0.5, "strong": 0.3}
 FAST_PACE = {"mild": 1.3, "normal": 1.6, "strong": 2.2}
 GENTLE_INTENSITY = {"mild": 0.4, "normal": 0.3, "strong": 0.15}
 STRONG_INTENSITY = {"mild": 0.65, "normal": 0.8, "strong": 0.95}
+# "a tiny bit of blinking", "a hint of wind in the hair": barely there, whatever the degree words
+TINY_INTENSITY = {"mild": 0.15, "normal": 0.15, "strong": 0.15}
+TINY_WORDS = ("a tiny bit of", "tiny bit of", "a little bit of", "a teeny bit of", "a wee bit of", "a touch of",
+              "a hint of", "a smidge of", "a whisper of", "a trace of", "barely any", "the slightest", "just a hint of")
 
-SLOWER_WORDS = ("slower", "more slowly", "slow down", "slow it down", "slow them down", "less fast", "calmer",
+SLOWER_WORDS = ("slower", "more slowly", "slow down", "slow it down", "slow them down", "less fast",
                 "lazier", "more leisurely", "decelerate")
 FASTER_WORDS = ("faster", "quicker", "speed up", "speed it up", "more quickly", "hurry", "snappier",
                 "more rapid", "more rapidly", "accelerate", "livelier pace")
@@ -275,90 +343,17 @@ SEED_NEW = ("new seed", "different seed", "another seed", "random seed", "fresh 
             "another variation", "different variation", "new variation", "a variation", "try again",
             "try another", "another take", "reroll", "re-roll", "roll again", "shuffle", "give me another",
             "one more time", "surprise me", "randomize", "randomise", "change the seed", "another version",
-            "different version", "something different")
+            "different version", "something different", "again_but_different", "same_but_different",
+            "another one like this", "one more like this", "different take")
 
 # --- session ------------------------------------------------------------------------------------
-UNDO_PHRASES = ("undo", "undo that", "revert", "revert that", "go back", "take that back", "never mind",
-                "nevermind", "scratch that", "cancel that", "change it back", "put it back", "as it was",
+UNDO_PHRASES = ("undo", "undo that", "revert", "revert that", "go back", "take that back", "scratch that",
+                "cancel that", "change it back", "put it back", "as it was",
                 "as before", "previous plan", "previous settings", "back to the previous", "roll back",
                 "rollback", "step back", "undo the last change", "i liked it before", "like it was before")
 RESET_PHRASES = ("start over", "reset", "start again", "from scratch", "start fresh", "begin again",
                  "default settings", "back to default", "back to defaults", "back to the default",
                  "restart", "clean slate", "fresh start", "reset everything", "the defaults")
-
-# --- camera ---------------------------------------------------------------------------------------
-# (regex, move, needs_camera_word): ambiguous phrases ("rise", "move in") only count when the clause
-# names the camera or names no moving subject.
-CAMERA_PATTERNS: tuple[tuple[str, str, bool], ...] = (
-    (r"\b(?:static|still|fixed|locked|locked[- ]off|steady|stationary|frozen|stable)\s+(?:camera|shot|frame)\b", "static", False),
-    (r"\bcamera\s+(?:is\s+|stays\s+|remains\s+|should\s+(?:stay|be|remain)\s+)?(?:static|still|fixed|locked|steady|stationary|frozen)\b", "static", False),
-    (r"\btripod\b|\bno\s+camera\s+(?:movement|motion|move|moves)\b|\blocked[- ]off\b", "static", False),
-    (r"\b(?:zoom(?:s|ing)?|push(?:es|ing)?|close[sd]?|closing)\s+(?:in|into|closer)\b|\bpush[- ]in\b|\bzoom[- ]in\b", "zoom_in", False),
-    (r"\b(?:move|moves|moving|get|gets|getting|come|comes|go|goes)\s+(?:in\s+)?closer\b", "zoom_in", True),
-    (r"\b(?:move|moves|moving)\s+in\b", "zoom_in", True),
-    (r"\bzoom(?:s|ing)?\s+(?:out|away)\b|\bzoom[- ]out\b|\bwiden(?:s|ing)?\b|\bwide reveal\b", "zoom_out", False),
-    (r"\b(?:pull(?:s|ing)?|draw(?:s|ing)?)\s+(?:back|out|away)\b|\bpull[- ]back\b", "dolly_out", False),
-    (r"\bdolly(?:ing)?\s+(?:in|forward|forwards|closer)\b|\btrack(?:s|ing)?\s+(?:in|forward)\b|\bfly(?:ing)?\s+in\b|\bdolly[- ]in\b", "dolly_in", False),
-    (r"\b(?:move|moves|moving|push(?:es|ing)?|drift(?:s|ing)?|glide[sd]?|gliding)\s+forwards?\b", "dolly_in", True),
-    (r"\bdolly(?:ing)?\s+(?:out|back|backward|backwards|away)\b|\btrack(?:s|ing)?\s+(?:out|back)\b|\bdolly[- ]out\b", "dolly_out", False),
-    (r"\b(?:move|moves|moving)\s+(?:back|backward|backwards|away)\b", "dolly_out", True),
-    (r"\bpan(?:s|ning|ned)?\s+(?:across\s+|over\s+|slowly\s+|gently\s+)?(?:to\s+the\s+)?left\b|\bleft\s+pan\b|\bpan[- ]left\b", "pan_left", False),
-    (r"\bpan(?:s|ning|ned)?\s+(?:across\s+|over\s+|slowly\s+|gently\s+)?(?:to\s+the\s+)?right\b|\bright\s+pan\b|\bpan[- ]right\b", "pan_right", False),
-    (r"\btruck(?:s|ing)?\s+left\b", "pan_left", False),
-    (r"\btruck(?:s|ing)?\s+right\b", "pan_right", False),
-    (r"\btilt(?:s|ing|ed)?\s+(?:the\s+camera\s+)?up(?:ward|wards)?\b|\bcrane(?:s|ing)?\s+up\b|\bboom(?:s|ing)?\s+up\b|\bpedestal\s+up\b", "tilt_up", False),
-    (r"\b(?:rise|rises|rising|ascend|ascends|ascending|lift|lifts|lifting)\b", "tilt_up", True),
-    (r"\btilt(?:s|ing|ed)?\s+(?:the\s+camera\s+)?down(?:ward|wards)?\b|\bcrane(?:s|ing)?\s+down\b|\bboom(?:s|ing)?\s+down\b|\bpedestal\s+down\b", "tilt_down", False),
-    (r"\b(?:descend|descends|descending|sink|sinks|sinking|lower|lowers|lowering)\b", "tilt_down", True),
-    (r"\b(?:orbit(?:s|ing)?|circl(?:e|es|ing)|arc(?:s|ing)?)\s+(?:around\s+)?(?:to\s+the\s+)?left\b|\bcounter[- ]?clockwise\b|\banti[- ]?clockwise\b", "orbit_left", False),
-    (r"\b(?:rotat(?:e|es|ing)|go(?:es|ing)?|mov(?:e|es|ing)|swing(?:s|ing)?)\s+around\s+(?:to\s+the\s+)?left\b", "orbit_left", True),
-    (r"\b(?:orbit(?:s|ing)?|circl(?:e|es|ing)|arc(?:s|ing)?)\s+(?:around\s+)?(?:to\s+the\s+)?right\b|\bclockwise\b", "orbit_right", False),
-    (r"\borbit(?:s|ing|al)?\b|\b360\b|\bturntable\b", "orbit_right", False),
-    (r"\bcircl(?:e|es|ing)\s+(?:around|round)\b|\barc(?:s|ing)?\s+around\b", "orbit_right", False),
-    (r"\bgo(?:es|ing)?\s+(?:all\s+the\s+way\s+)?around\b", "orbit_right", True),
-    (r"\bpan(?:s|ning|ned)?\b(?!\s+(?:to\s+the\s+)?(?:left|right))", "pan_right", False),
-    (r"\bzoom(?:s|ing)?\b(?!\s+(?:out|away))", "zoom_in", False),
-    (r"\btilt(?:s|ing)?\b", "tilt_up", True),
-    (r"\bdolly(?:ing)?\b", "dolly_in", False),
-)
-CAMERA_WORDS = ("camera", "shot", "cam", "lens", "view", "framing")
-# Words that say a camera move or its absence; with CAMERA_WORDS they ground an LLM's camera edit.
-CAMERA_MOVE_WORDS = ("zoom", "pan", "tilt", "orbit", "dolly", "push", "pull", "circle", "rotate", "track", "crane",
-                     "rise", "still", "static", "steady")
-# A camera word plus a comparative without a move ("slower camera", "zoom faster") scales the pace.
-CAMERA_FAMILY: dict[str, tuple[str, ...]] = {
-    "zoom": ("zoom_in", "zoom_out"), "push": ("zoom_in", "dolly_in"), "pan": ("pan_left", "pan_right"),
-    "tilt": ("tilt_up", "tilt_down"), "orbit": ("orbit_left", "orbit_right"), "dolly": ("dolly_in", "dolly_out"),
-    "circle": ("orbit_left", "orbit_right"), "rotation": ("orbit_left", "orbit_right"),
-}
-CAMERA_STOP = re.compile(
-    r"\b(?:no|stop(?:\s+the)?|without(?:\s+the|\s+any)?|remove(?:\s+the)?|kill(?:\s+the)?|don't|do not|not)\s+"
-    r"(?:camera(?:\s+(?:movement|motion|move|moves))?|zoom(?:ing)?|pan(?:ning)?|orbit(?:ing)?|dolly|tilt(?:ing)?|"
-    r"push[- ]in|move\s+the\s+camera)\b"
-    r"|\bkeep\s+(?:the\s+)?camera\s+(?:still|static|steady|fixed|locked)\b"
-    r"|\bcamera\s+(?:should\s+)?(?:not|doesn't|does not|shouldn't)\s+move\b"
-)
-
-# --- atmosphere -----------------------------------------------------------------------------------
-# phrase -> atmosphere item (as stored in the plan)
-ATMOSPHERE_SYNONYMS: dict[str, str] = {
-    "wind": "wind", "windy": "wind", "breeze": "wind", "breezy": "wind", "gust": "wind", "gusts": "wind",
-    "gusty": "wind", "in the wind": "wind", "draft of air": "wind",
-    "fog": "fog", "foggy": "fog", "mist": "fog", "misty": "fog", "haze": "fog", "hazy": "fog",
-    "golden hour": "golden hour light", "golden-hour": "golden hour light", "golden light": "golden hour light",
-    "warm light": "warm light", "sunset": "sunset glow", "dusk": "dusk light", "sunrise": "sunrise light",
-    "dawn": "sunrise light", "moonlight": "moonlight", "moonlit": "moonlight", "night": "night",
-    "neon": "neon glow", "neon lights": "neon glow", "candlelight": "candlelight",
-    "studio light": "studio lighting", "studio lighting": "studio lighting",
-    "soft light": "soft light", "soft lighting": "soft light", "dramatic lighting": "dramatic lighting",
-    "dramatic light": "dramatic lighting", "rim light": "rim light", "backlight": "backlight",
-    "backlit": "backlight", "cinematic lighting": "cinematic lighting", "volumetric light": "volumetric light",
-    "god rays": "volumetric light", "rainy": "rain", "in the rain": "rain", "raining": "rain",
-    "snowy": "snow", "snowing": "snow", "storm": "storm", "stormy": "storm", "thunderstorm": "storm",
-    "overcast": "overcast light", "bokeh": "bokeh", "lens flare": "lens flare", "smoky": "haze",
-    "dreamy": "dreamy glow", "vintage": "vintage film grain", "film grain": "vintage film grain",
-    "blue hour": "blue hour light",
-}
 
 # --- negations ------------------------------------------------------------------------------------
 # Patterns that take one thing out: {x} is filled with a subject/atmosphere alternation.
@@ -381,105 +376,6 @@ NEGATABLE_ARTIFACTS: tuple[str, ...] = (
     "melting", "cuts", "scene cuts", "zooming artifacts", "extra people", "cartoon look", "oversaturation",
     "overexposure", "low quality", "banding", "ghosting", "motion blur", "teeth", "talking", "extra hands",
     "body movement", "face distortion", "bad anatomy", "borders", "frames", "letterbox",
-)
-
-# --- templates ------------------------------------------------------------------------------------
-# cue -> (template, weight); the heaviest total wins, the earliest mention breaks ties.
-TEMPLATE_CUES: dict[str, tuple[str, int]] = {}
-
-
-def _cues(template: str, weight: int, words: str) -> None:
-    for w in words.split(","):
-        w = w.strip()
-        if w:
-            TEMPLATE_CUES[w] = (template, weight)
-
-
-_cues("fashion", 4, "headshot, head shot, model, fashion, beauty shot, beauty, editorial, makeup, make-up, "
-      "runway, magazine, close-up portrait, closeup portrait, face close-up, beauty close-up, facial only, "
-      "face only, glamour, vogue, cover shot, modeling")
-_cues("fashion", 1, "hair, locks, strands, lips, cheekbones, earrings")
-_cues("portrait_subtle", 3, "portrait, person, woman, man, girl, boy, lady, guy, grandma, grandpa, grandmother, "
-      "grandfather, mother, father, mom, dad, child, kid, baby, old photo, old photograph, family photo, "
-      "selfie, profile picture, passport photo, couple, bride, groom, friend, teenager, student")
-_cues("portrait_subtle", 1, "smile, smiles, smiling, blink, blinks, blinking, breathing, breathe, breathes, "
-      "wink, winks, nod, nods, eyes, gaze, face")
-_cues("portrait_dynamic", 1, "wave hello, waves hello, waving, waves, wave, gesture, gestures, gesturing, "
-      "dancing, dances, clapping, claps, points, pointing, adjusts, tucks")
-_cues("animals", 4, "dog, puppy, pup, doggo, cat, kitten, kitty, bird, parrot, owl, horse, pony, fox, rabbit, "
-      "bunny, hamster, lion, tiger, bear, deer, wolf, elephant, pet, animal, squirrel, cow, sheep, goat, duck, "
-      "eagle, fish, monkey, panda, giraffe, penguin, dolphin, wildlife, butterfly, retriever, labrador, poodle, "
-      "corgi, husky, terrier, bulldog, beagle, dachshund, chihuahua, tabby, cats, dogs, birds, horses, kittens, "
-      "puppies, hummingbird, swan, koala, otter, seal, turtle")
-_cues("animals", 1, "tail, paws, whiskers, wings, feathers, wag, wags, wagging, ears")
-_cues("landscape", 3, "mountain, mountains, ocean, sea, beach, lake, river, waterfall, forest, city, skyline, "
-      "cityscape, landscape, valley, desert, meadow, field, countryside, coast, shore, island, canyon, "
-      "scenery, vista, sunset over, horizon, jungle, glacier, volcano, street, town, village, harbor, harbour, "
-      "lagoon, hills, nature")
-_cues("landscape", 1, "clouds, sky, trees, water, waves, grass, snow, rain, fog, leaves, stream, campfire, "
-      "fire, bonfire, smoke, candle, fireplace")
-_cues("animation", 4, "anime, cartoon, manga, illustration, drawing, drawn, painted character, chibi, pixar, "
-      "3d render, cel-shaded, cel shaded, comic, animated, animation, ghibli, disney, sketch, character art, "
-      "game character, vtuber, pixel art")
-_cues("product", 4, "sneaker, sneakers, shoe, shoes, bottle, watch, perfume, phone, smartphone, product, "
-      "cosmetics, lipstick, handbag, jewelry, jewellery, ring, headphones, coffee cup, mug, packshot, "
-      "product shot, commercial, advert, advertisement, e-commerce, ecommerce, packaging, gadget, bracelet, "
-      "necklace, cream jar, skincare")
-_cues("abstract", 4, "kaleidoscope, abstract, fractal, psychedelic, generative, geometric, pattern, patterns, "
-      "texture, ink in water, liquid art, particles only, only particles, mandala, trippy, hypnotic")
-_cues("abstract", 1, "swirling, swirl, swirls, particles, morphing, colors, colours")
-
-# explicit names of templates, for "switch to the product template", "make it anime style"
-TEMPLATE_NAMES: dict[str, str] = {
-    "fashion": "fashion", "facial": "fashion", "facial only": "fashion", "headshot": "fashion",
-    "beauty": "fashion", "editorial": "fashion",
-    "portrait subtle": "portrait_subtle", "subtle portrait": "portrait_subtle", "portrait_subtle": "portrait_subtle",
-    "portrait": "portrait_subtle", "living portrait": "portrait_subtle", "living photo": "portrait_subtle",
-    "portrait dynamic": "portrait_dynamic", "dynamic portrait": "portrait_dynamic",
-    "portrait_dynamic": "portrait_dynamic", "gestures": "portrait_dynamic",
-    "animals": "animals", "animal": "animals", "pet": "animals", "pets": "animals", "wildlife": "animals",
-    "landscape": "landscape", "scenery": "landscape", "nature": "landscape", "cityscape": "landscape",
-    "animation": "animation", "anime": "animation", "cartoon": "animation", "illustration": "animation",
-    "product": "product", "product shot": "product", "showcase": "product", "commercial": "product",
-    "abstract": "abstract", "artistic": "abstract",
-}
-# Words that name a category besides its strong cues and its names (they join TEMPLATE_WORDS).
-TEMPLATE_HINTS: dict[str, tuple[str, ...]] = {
-    "portrait_subtle": ("subtle", "photo"), "portrait_dynamic": ("dynamic", "gesture", "hands", "dance"),
-    "abstract": ("swirl", "particles"),
-}
-
-
-def _template_words(template: str) -> tuple[str, ...]:
-    words = [c for c, (t, weight) in TEMPLATE_CUES.items() if t == template and weight >= 3]
-    words += [n for n, t in TEMPLATE_NAMES.items() if t == template]
-    words += TEMPLATE_HINTS.get(template, ())
-    return tuple(dict.fromkeys(w for w in words if re.fullmatch(r"[a-z0-9']+", w)))
-
-
-# template -> the single words that name it: its strong cues (weight 3 and up), its names and its hints.
-# An LLM's template switch is kept only when the message says one of them.
-TEMPLATE_WORDS: dict[str, tuple[str, ...]] = {
-    t: _template_words(t) for t in dict.fromkeys(t for t, _ in TEMPLATE_CUES.values())
-}
-
-
-TEMPLATE_SWITCH = re.compile(
-    r"\b(?:switch(?:\s+(?:it|this))?\s+to|change(?:\s+(?:it|this|the template))?\s+to|use(?:\s+the)?|"
-    r"make\s+(?:it|this)(?:\s+an?)?|turn\s+(?:it|this)\s+into(?:\s+an?)?|treat\s+(?:it|this)\s+as(?:\s+an?)?|"
-    r"it'?s(?:\s+actually)?(?:\s+an?)?|it\s+is(?:\s+actually)?(?:\s+an?)?|this\s+is(?:\s+actually)?(?:\s+an?)?|"
-    r"actually(?:\s+an?)?|as\s+an?|go\s+with(?:\s+the)?|try(?:\s+the)?)\s+(.+)"
-)
-TEMPLATE_SWITCH_TAIL = re.compile(r"\b(?:template|style|mode|category|preset|shot|photo|picture|image|video|one)\b")
-
-# "her hands are visible": the only way portrait_dynamic (gestures) is chosen.
-HANDS_IN_VIEW = re.compile(
-    r"\b(?:hands?|arms?)\s+(?:are\s+|is\s+)?(?:clearly\s+|fully\s+)?(?:visible|in\s+(?:the\s+)?(?:view|frame|shot|picture|photo|image))\b"
-    r"|\b(?:can|could)\s+see\s+(?:her|his|their|the)\s+(?:hands?|arms?)\b"
-    r"|\b(?:hands?|arms?)\s+(?:can\s+be|are)\s+seen\b"
-    r"|\bvisible\s+(?:hands?|arms?)\b"
-    r"|\b(?:hands?|arms?)\s+(?:showing|shown)\b"
-    r"|\b(?:hands?|arms?)\s+(?:up|raised)\s+in\s+(?:the\s+)?(?:frame|shot|picture|photo|image)\b"
 )
 
 # --- prompt override --------------------------------------------------------------------------------
@@ -509,7 +405,7 @@ here make let lets let's have has had be is are was were been being do does did 
 into onto up as some any all every bit more less much very little lot lots quite rather yes yeah yep hey hi hello
 like want wanted love prefer need get give keep go set put little image picture photo video clip shot scene frame
 look looks nice good great cool perfect better best same again than what which who how please! one ones thing
-things one's while when where whole entire overall whole kind sort of
+things one's while when where whole entire overall whole kind sort of ahead proceed sure alright wait hmm no
 """.split())
 
 CONTRACTIONS: dict[str, str] = {
@@ -528,11 +424,6 @@ def normalize(text: str) -> str:
     t = t.replace("\u2013", "-").replace("\u2014", " - ").replace("\u00d7", "x")
     t = _CONTRACTION_RE.sub(lambda m: CONTRACTIONS[m.group(1)], t)
     return _SPACES.sub(" ", t).strip()
-
-
-def says_hands_in_view(text: str) -> bool:
-    """True when the text says the hands (or arms) are visible in the picture."""
-    return bool(HANDS_IN_VIEW.search(normalize(text)))
 
 
 def alternation(phrases: object) -> str:

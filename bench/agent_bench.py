@@ -1,4 +1,4 @@
-"""Agent timings: median ms per planner turn (target < 5 ms) and the wall time of `python -m agent plan`
+"""Agent timings: median ms per planner turn (target ≤ 2 ms) and the wall time of `python -m agent plan`
 for a 3-turn conversation (target < 1 s). Prints the figures; asserts nothing.
 
     .venv/bin/python bench/agent_bench.py [--rounds N]
@@ -75,7 +75,7 @@ def main() -> None:
     turns = bench_turns(args.rounds)
     cli = bench_cli(args.cli_runs)
     print(f"planner turn (plan_turn, rules): median {turns['turn_median_ms']:.2f} ms, p95 {turns['turn_p95_ms']:.2f} ms, "
-          f"max {turns['turn_max_ms']:.2f} ms over {turns['samples']} turns (target < 5 ms median)")
+          f"max {turns['turn_max_ms']:.2f} ms over {turns['samples']} turns (target ≤ 2 ms median)")
     print(f"rule parse alone: median {turns['parse_median_ms']:.2f} ms")
     print(f"python -m agent plan, 3 turns: median {cli['cli_median_s']:.3f} s, max {cli['cli_max_s']:.3f} s "
           f"over {cli['cli_runs']} runs (target < 1 s)")

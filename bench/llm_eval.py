@@ -7,8 +7,10 @@ its enhance_prompt rewrite keeps every subject, motion and camera move.
     .venv/bin/python bench/llm_eval.py --model tiny         # the tests' tiny random Qwen2 (fast, meaningless)
     .venv/bin/python bench/llm_eval.py --llm-only-cases 0   # skip the slow LLM-only column
 
-The conversations are tests/agent/conversations.py (each turn states which plan fields must change and how;
-every other field must stay equal); a case counts as right when every turn of it passes. Hybrid is the
+The conversations are devtools.conversations (each turn states which plan fields must change and how; every
+other field must stay equal): by default the real-style set (typos, other languages, pronouns, questions,
+safety words; `--set careful` for the carefully phrased one, `--set all` for both); a case counts as right
+when every turn of it passes. Hybrid is the
 shipped default (rules first, the model only for what rules left; edits the message does not name are
 dropped); it must never score below rules-only. LLM-only asks the model about every message with no rules,
 which is slow on CPU, so it runs on an evenly spread subset (`--llm-only-cases`).
@@ -69,6 +71,7 @@ def main() -> None:
     ap.add_argument("--messages", type=int, default=20, help="varied messages for the schema check")
     ap.add_argument("--llm-only-cases", type=int, default=16, help="conversations for the LLM-only column (0: skip)")
     ap.add_argument("--timeout", type=float, default=60.0, help="seconds per model call")
+    ap.add_argument("--set", choices=("real", "careful", "all"), default="real", help="which conversations")
     ap.add_argument("--show", type=int, default=5, help="failures to print per column")
     ap.add_argument("--enhance", action=argparse.BooleanOptionalAction, default=True,
                     help="also try enhance_prompt on each template's default plan")
@@ -78,7 +81,7 @@ def main() -> None:
 
     from agent.llm import HybridPlanner, LLMConfig, LLMPlanner
     from agent.rules import RulePlanner
-    from devtools.conversations import CONVERSATIONS
+    from devtools.conversations import CAREFUL, CONVERSATIONS, REAL_STYLE
 
     torch.set_num_threads(min(4, os.cpu_count() or 1))
     model = args.model
@@ -90,15 +93,14 @@ def main() -> None:
         model = str(build_tiny_qwen(Path(tmp.name)))
     config = LLMConfig(model=model, gguf_file=args.gguf_file, timeout_s=args.timeout)
     llm = LLMPlanner(config)
-    started = time.monotonic()
-    llm.load()
-    print(f"model {args.model}: loaded in {time.monotonic() - started:.1f} s")
+    print(f"model {args.model}: loaded and its fixed prompt prefilled in {llm.load():.1f} s")
 
     print(f"schema check, {args.messages} varied messages (constrained, greedy):")
     valid, calls, took = schema_check(llm, args.messages)
     print(f"  schema-valid edit lists: {valid}/{calls} ({took / max(1, calls):.1f} s per message)")
 
     if args.enhance:
+        from agent.compiler import default_plan
         from agent.templates import all_templates
 
         kept = 0
@@ -111,8 +113,8 @@ def main() -> None:
         print(f"  enhance_prompt: rewrite kept for {kept}/{n} template plans, compiled prompt for the rest "
               f"({(time.monotonic() - started) / n:.1f} s each)")
 
-    cases = list(CONVERSATIONS)
-    print(f"conversations: {len(cases)} cases, {sum(len(c.turns) for c in cases)} turns")
+    cases = list({"real": REAL_STYLE, "careful": CAREFUL, "all": CONVERSATIONS}[args.set])
+    print(f"conversations ({args.set}): {len(cases)} cases, {sum(len(c.turns) for c in cases)} turns")
     rows = []
     right, wrong, took = score(cases, RulePlanner())
     rows.append(("rules-only", right, len(cases), wrong, took))

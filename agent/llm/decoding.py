@@ -11,7 +11,9 @@ torch, transformers and llguidance are imported inside the functions that need t
 
 from __future__ import annotations
 
+import atexit
 import copy
+import importlib
 import inspect
 import logging
 import threading
@@ -202,9 +204,29 @@ def generate_constrained(
     return text, len(new), complete
 
 
-def _prefix_cache(loaded: Loaded, prefix_ids: list[int], device: Any) -> Any:
-    """A copy of the key/value cache (a transformers `Cache`) of `prefix_ids`, computed on first use and
-    kept with the model; `generate` extends the copy, so the kept one stays the prefix's."""
+def prefill(loaded: Loaded, messages: list[dict[str, str]], pattern: Pattern | None) -> None:
+    """Build, before any deadline, what every call reuses: the grammar's matcher and the key/value cache of the
+    chat's fixed part (system prompt and examples, ~1.5K tokens). Skipped while a generation holds the model."""
+    importlib.import_module("transformers.generation")  # the decoding loop's imports: seconds on a busy machine
+
+    if pattern is not None:
+        grammar_matcher(loaded, pattern)
+    model, tokenizer = loaded.model, loaded.tokenizer
+    if len(messages) < 2 or not callable(getattr(model, "forward", None)):
+        return
+    if not loaded.lock.acquire(blocking=False):
+        return  # a timed-out generation still runs: this call will be told "busy"
+    try:
+        prefix = tokenizer.apply_chat_template(messages[:-1], tokenize=False)
+        device = next(model.parameters()).device if hasattr(model, "parameters") else "cpu"
+        _prefix_cache(loaded, tokenizer(prefix, add_special_tokens=False)["input_ids"], device, copy_it=False)
+    finally:
+        loaded.lock.release()
+
+
+def _prefix_cache(loaded: Loaded, prefix_ids: list[int], device: Any, *, copy_it: bool = True) -> Any:
+    """A copy of the key/value cache (a transformers `Cache`) of `prefix_ids`, computed on first use (or by
+    `prefill`) and kept with the model; `generate` extends the copy, so the kept one stays the prefix's."""
     import torch
 
     key = ("prefix", tuple(prefix_ids))
@@ -215,11 +237,40 @@ def _prefix_cache(loaded: Loaded, prefix_ids: list[int], device: Any) -> Any:
         with torch.inference_mode():
             out = loaded.model(input_ids=torch.tensor([prefix_ids], device=device), use_cache=True)
         loaded.cache[key] = out.cache
-    return copy.deepcopy(loaded.cache[key])
+    return copy.deepcopy(loaded.cache[key]) if copy_it else None
+
+
+# Generation threads that outlived their deadline (cancelled, finishing their step). A thread still inside torch
+# when the interpreter exits aborts the process ("terminate called without an active exception", exit 134), so
+# `finish_generations` waits for them; it runs at exit, and the CLI calls it before it returns its exit code.
+_LIVE: dict[threading.Thread, threading.Event] = {}
+_LIVE_LOCK = threading.Lock()
+EXIT_WAIT_S = 30.0
+
+
+def finish_generations(timeout_s: float = EXIT_WAIT_S) -> bool:
+    """Cancel every generation still running and wait up to `timeout_s` for them; True when none is left."""
+    with _LIVE_LOCK:
+        live = list(_LIVE.items())
+    end = time.monotonic() + timeout_s
+    for worker, cancel in live:
+        cancel.set()
+        worker.join(max(0.0, end - time.monotonic()))
+    with _LIVE_LOCK:
+        for worker in [w for w in _LIVE if not w.is_alive()]:
+            del _LIVE[worker]
+        left = len(_LIVE)
+    if left:
+        log.warning("%d LLM generation thread(s) did not stop within %.0f s", left, timeout_s)
+    return left == 0
+
+
+atexit.register(finish_generations)
 
 
 def run_with_deadline(fn: Callable[[], Any], loaded: Loaded, deadline: float, cancel: threading.Event) -> Any:
-    """Run `fn` in a worker thread holding the model's lock; raise GenerationTimeout when the deadline passes."""
+    """Run `fn` in a worker thread holding the model's lock; raise GenerationTimeout when the deadline passes
+    (the thread is cancelled and finishes its step on its own; `finish_generations` waits for it)."""
     box: dict[str, Any] = {}
     if not loaded.lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
         raise GenerationTimeout("busy")
@@ -231,8 +282,12 @@ def run_with_deadline(fn: Callable[[], Any], loaded: Loaded, deadline: float, ca
             box["error"] = e
         finally:
             loaded.lock.release()
+            with _LIVE_LOCK:
+                _LIVE.pop(threading.current_thread(), None)
 
     worker = threading.Thread(target=work, name="vividflow-llm", daemon=True)
+    with _LIVE_LOCK:
+        _LIVE[worker] = cancel
     worker.start()
     worker.join(max(0.0, deadline - time.monotonic()) + TIMEOUT_GRACE_S)
     if worker.is_alive():

@@ -12,17 +12,42 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from agent import camera_words as CW
+from agent import template_words as TW
 from agent import vocabulary as V
 from agent.edits import SESSION_OPS
 
 if TYPE_CHECKING:
     from agent.edits import Edit
 
+# A camera edit is kept only when the message says that move: every word of one of its alternatives
+# ("zoom out" for zoom_out; "zoom" alone is a zoom in), not only the word "camera".
+MOVE_WORDS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "zoom_in": (("zoom", "in"), ("push",), ("closer",), ("zoom",)), "zoom_out": (("zoom", "out"), ("zoom", "away"),
+                                                                                 ("pull",), ("widen",), ("wider",)),
+    "pan_left": (("pan", "left"), ("truck", "left"), ("camera", "left")),
+    "pan_right": (("pan", "right"), ("truck", "right"), ("camera", "right"), ("pan",)),
+    "tilt_up": (("tilt", "up"), ("crane", "up"), ("rise",), ("rises",), ("tilt",)),
+    "tilt_down": (("tilt", "down"), ("crane", "down"), ("lower",), ("descend",)),
+    "orbit_left": (("orbit", "left"), ("circle", "left"), ("around", "left"), ("counterclockwise",),
+                   ("anticlockwise",)),
+    "orbit_right": (("orbit",), ("circle",), ("around",), ("360",), ("turntable",), ("clockwise",)),
+    "dolly_in": (("dolly",), ("forward",), ("push",), ("closer",)),
+    "dolly_out": (("dolly", "out"), ("dolly", "back"), ("pull",), ("back",)),
+    "static": (("still",), ("static",), ("steady",), ("fixed",), ("locked",), ("tripod",), ("stop",), ("freeze",)),
+}
+# the direction that makes a word mean the opposite move ("zoom" is zoom_in unless "out" is said too)
+MOVE_EXCLUDES: dict[str, tuple[str, ...]] = {"zoom_in": ("out", "away"), "pan_right": ("left",), "tilt_up": ("down",),
+                                             "orbit_right": ("left", "counterclockwise", "anticlockwise"),
+                                             "dolly_in": ("out", "back", "away")}
+_BARE_MOVES = ("zoom", "pan", "tilt", "orbit", "dolly", "circle", "around")
+PACE_WORDS = ("slow", "fast", "quick", "speed", "pace", "calm", "steady", "gentle", "rapid")
+SEED_WORDS = ("seed", "variation", "reroll", "retry", "shuffle", "random", "randomize", "version", "take")
+
 OP_WORDS: dict[str, tuple[str, ...]] = {
     "set_duration": ("second", "sec", "longer", "shorter", "duration", "length", "long", "short") + V.SPOKEN_NUMBERS,
     "set_steps": ("step", "quality", "draft", "render", "detail", "sharp") + V.SPOKEN_NUMBERS,
     "set_guidance": ("guidance", "cfg", "adherence"),
-    "seed": ("seed", "variation", "again", "different", "another", "same", "reroll", "retry"),
     "undo": ("undo", "back", "revert", "previous", "before"),
     "reset": ("reset", "over", "scratch", "restart", "default"),
     "recall": ("#", "same", "like", "last", "first", "second", "third", "previous", "earlier", "rerun", "one"),
@@ -72,12 +97,17 @@ def is_grounded(edit: Edit, text: str) -> bool:
         if mentions_any(toks, subject_words(subject)):
             return True
         return op == "add_motion" and mentions_any(toks, content_words([edit.action])[:1])  # type: ignore[union-attr]
-    if op in ("set_camera", "scale_camera"):
-        return mentions_any(toks, V.CAMERA_MOVE_WORDS) or _names_any(toks, V.CAMERA_WORDS)
+    if op == "set_camera":
+        return says_move(toks, edit.move)  # type: ignore[union-attr]
+    if op == "scale_camera":
+        said_camera = mentions_any(toks, CW.CAMERA_MOVE_WORDS) or _names_any(toks, CW.CAMERA_WORDS)
+        return said_camera and mentions_any(toks, PACE_WORDS)
+    if op == "seed":
+        return mentions_any(toks, SEED_WORDS) or ("again" in toks and bool({"try", "different"} & set(toks)))
     if op in ("set_duration", "set_steps"):
         return has_digit or mentions_any(toks, OP_WORDS[op])
     if op == "set_template":
-        return _names_any(toks, V.TEMPLATE_WORDS.get(edit.template, ()))  # type: ignore[union-attr]
+        return _names_any(toks, TW.TEMPLATE_WORDS.get(edit.template, ()))  # type: ignore[union-attr]
     if op in ("add_negative", "remove_negative"):  # every term must be named ("no hands" → "hands"), not just any "no"
         return all(mentions_any(toks, content_words([t])) for t in edit.terms)  # type: ignore[union-attr]
     if op in ("add_atmosphere", "remove_atmosphere"):
@@ -87,6 +117,14 @@ def is_grounded(edit: Edit, text: str) -> bool:
     if op in OP_WORDS:
         return mentions_any(toks, OP_WORDS[op])
     return False
+
+
+def says_move(toks: Sequence[str], move: str) -> bool:
+    """Does the message say this camera move ("pan" and "left" for pan_left; "zoom" without "out" for zoom_in)?"""
+    alternatives = MOVE_WORDS[move]
+    if any(w in toks for w in MOVE_EXCLUDES.get(move, ())):  # "zoom out": the bare "zoom" is not a zoom in
+        alternatives = tuple(a for a in alternatives if len(a) > 1 or a[0] not in _BARE_MOVES)
+    return any(all(mentions_any(toks, [w]) for w in alternative) for alternative in alternatives)
 
 
 def is_covered(fragment: str, edits: Sequence[Edit]) -> bool:

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+LOAD_NOTE_S = 0.5  # a load (and prefill) this long is said in the reply
+
 
 class HybridPlanner:
     """Rules first; the LLM for what rules left unparsed (mode fallback_only) or for every message (always).
@@ -49,11 +51,15 @@ class HybridPlanner:
         ruled = self.rules.parse(message, plan, history=history, template_locked=template_locked)
         always = self.config.mode == "always"
         # What the rules did not understand: their unparsed clauses, or the whole message when they made no edit.
-        leftover = [message] if always or not ruled.edits else list(ruled.unparsed)
+        # A question, an off-topic request or "nevermind" the rules answered is not a task for the model.
+        answered = bool(ruled.answers) or ruled.cancel
+        leftover = [message] if always or not (ruled.edits or answered) else list(ruled.unparsed)
         if not self.config.enabled or not content_words(leftover):
             return ruled
         text = " ".join(leftover)
         out = self._propose(text, plan, history, template_locked)
+        if out.load_s >= LOAD_NOTE_S:
+            ruled = replace(ruled, notes=[*ruled.notes, f"the language model loaded in {out.load_s:.1f} s (once)"])
         if not out.ok:
             return replace(ruled, notes=[*ruled.notes, out.fallback_note()])
         if always:
@@ -76,7 +82,8 @@ class HybridPlanner:
         planner = "llm" if len(from_llm) == len(merged) else self.name
         # In fallback_only the model was asked exactly about what rules left, and answered it.
         unparsed = [u for u in ruled.unparsed if not is_covered(u, from_llm)]
-        return ParseResult(merged, unparsed=unparsed, notes=list(ruled.notes), planner=planner)
+        return ParseResult(merged, unparsed=unparsed, notes=list(ruled.notes), planner=planner, answers=ruled.answers,
+                           cancel=ruled.cancel, reply_language=ruled.reply_language)
 
     def _propose(self, text: str, plan: MotionPlan | None, history: Sequence[tuple[str, str]],
                  template_locked: bool) -> LLMOutput:

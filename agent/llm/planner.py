@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from agent.compiler import default_plan
+from agent.edit_sets import collapse, contradictions
 from agent.edits import SESSION_OPS, EditError, ParseResult, apply, edits_to_json, parse_edits
 from agent.llm.config import LLMConfig, LLMConfigError
-from agent.llm.decoding import GenerationTimeout, generate_constrained, run_with_deadline
+from agent.llm.decoding import GenerationTimeout, generate_constrained, prefill, run_with_deadline
 from agent.llm.enhance import EnhanceOutput, rewrite
 from agent.llm.grammar import edit_list_pattern
 from agent.llm.grounding import is_grounded
@@ -56,7 +57,8 @@ class LLMOutput:
     text: str = ""  # the raw answer
     message: str = ""  # what went wrong, for logs and notes
     dropped: list[Edit] = field(default_factory=list)  # edits left out (not grounded in the message)
-    elapsed_s: float = 0.0
+    elapsed_s: float = 0.0  # decoding only
+    load_s: float = 0.0  # loading the model and prefilling its fixed prompt, when this call did that (else ~0)
     new_tokens: int = 0
 
     @property
@@ -70,6 +72,14 @@ class LLMOutput:
     def fallback_note(self) -> str:
         text = self.reason()
         return f"{text[0].upper()}{text[1:]}, so I used the rule planner."
+
+
+def as_a_set(edits: Sequence[Edit]) -> tuple[list[Edit], list[Edit]]:
+    """(kept, refused): exact repeats collapse (three identical 0.6× slowdowns are one), and both edits of a
+    contradictory pair (zoom in, then zoom out) are refused."""
+    edits = collapse(edits)
+    refused = {k for pair in contradictions(edits) for k in pair}
+    return [e for k, e in enumerate(edits) if k not in refused], [e for k, e in enumerate(edits) if k in refused]
 
 
 def check_on_plan(plan: MotionPlan | None, edits: Sequence[Edit]) -> None:
@@ -93,11 +103,15 @@ class LLMPlanner:
 
     # -- loading --
 
-    def load(self) -> None:
-        """Load now (otherwise the first message loads); raises LLMUnavailable."""
+    def load(self) -> float:
+        """Load now and prefill the fixed prompt (otherwise the first message does); the seconds it took.
+        Raises LLMUnavailable."""
         if not self.config.available:
             raise LLMUnavailable("no LLM configured" if self.config.enabled else "the LLM planner is switched off")
-        acquire(self.config, self.loader)
+        started = time.monotonic()
+        loaded = acquire(self.config, self.loader)
+        prefill(loaded, build_messages("", None, config=self.config), edit_list_pattern(self.config.grammar))
+        return time.monotonic() - started
 
     @property
     def is_loaded(self) -> bool:
@@ -123,15 +137,23 @@ class LLMPlanner:
             return LLMOutput("disabled", message="VIVIDFLOW_LLM_ENABLED is off")
         if cfg.model is None:
             return LLMOutput("unavailable", message="no model configured (VIVIDFLOW_LLM_MODEL / --model)")
+        pattern = edit_list_pattern(cfg.grammar, template_locked=template_locked)
+        messages = build_messages(message, plan, history=history, template_locked=template_locked, config=cfg)
         try:
+            # 1. Load, and prefill what every call reuses (the fixed prompt, the grammar): not on the clock
             loaded = acquire(cfg, self.loader)
+            prefill(loaded, messages, pattern)
         except (LLMUnavailable, LLMConfigError, ImportError) as e:
             log.warning("LLM planner unavailable: %s", e)
             return LLMOutput("unavailable", message=str(e), elapsed_s=time.monotonic() - started)
-        deadline = time.monotonic() + cfg.timeout_s
+        except Exception as e:  # a model that fails while prefilling fails the same way later: use the rules
+            log.exception("LLM planner prefill failed")
+            return LLMOutput("error", message=f"{type(e).__name__}: {e}", elapsed_s=time.monotonic() - started)
+        load_s = time.monotonic() - started
+        # 2. Decode against the deadline: the timeout counts only this
+        started = time.monotonic()
+        deadline = started + cfg.timeout_s
         cancel = threading.Event()
-        pattern = edit_list_pattern(cfg.grammar, template_locked=template_locked)
-        messages = build_messages(message, plan, history=history, template_locked=template_locked, config=cfg)
 
         def run() -> tuple[str, int, bool]:
             return generate_constrained(loaded, messages, pattern, max_new_tokens=cfg.max_new_tokens,
@@ -144,7 +166,8 @@ class LLMPlanner:
             status = str(e)
             why = f"no answer within {cfg.timeout_s:g} s" if status == "timeout" else "another request held the model"
             log.warning("LLM planner %s: %s", status, why)
-            return LLMOutput(status, message=why, elapsed_s=time.monotonic() - started)  # type: ignore[arg-type]
+            return LLMOutput(status, message=why, elapsed_s=time.monotonic() - started,  # type: ignore[arg-type]
+                             load_s=load_s)
         except Exception as e:  # the model is optional: any failure of it means "use the rules"; logged with traceback
             log.exception("LLM planner generation failed")
             return LLMOutput("error", message=f"{type(e).__name__}: {e}", elapsed_s=time.monotonic() - started)
@@ -159,13 +182,15 @@ class LLMPlanner:
         except (json.JSONDecodeError, EditError, PlanError, ValueError, KeyError) as e:
             log.warning("LLM planner answer rejected: %s; answer: %s", e, text)
             return LLMOutput("invalid", text=text, message=str(e), elapsed_s=elapsed, new_tokens=n_tokens)
-        kept, dropped = edits, []
+        kept, dropped = as_a_set(edits)
         if cfg.grounded_only:
-            kept = [e for e in edits if is_grounded(e, message)]
-            dropped = [e for e in edits if not is_grounded(e, message)]
-            if dropped:
-                log.info("LLM planner: dropped edits the message does not name: %s", edits_to_json(dropped))
-        return LLMOutput("ok", kept, text=text, dropped=dropped, elapsed_s=elapsed, new_tokens=n_tokens)
+            dropped += [e for e in kept if not is_grounded(e, message)]
+            kept = [e for e in kept if is_grounded(e, message)]
+        if dropped:
+            log.info("LLM planner: dropped edits (contradictory or not named by the message): %s",
+                     edits_to_json(dropped))
+        return LLMOutput("ok", kept, text=text, dropped=dropped, elapsed_s=elapsed, new_tokens=n_tokens,
+                         load_s=load_s)
 
     def parse(
         self,

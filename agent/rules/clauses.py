@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from agent import vocabulary as V
-from agent.edits import SESSION_OPS, AddMotion, Edit, RemoveMotion
+from agent.edits import SESSION_OPS, AddMotion, Edit, RemoveMotion, ScaleCamera, SetCamera, SetDuration
+from agent.languages import translate
 from agent.plan import LIMITS, MotionPlan
 from agent.rules import patterns as P
+from agent.spelling import correct
 
 log = logging.getLogger(__name__)
 
@@ -23,13 +26,17 @@ _PROTECT = (
     ("rises and falls", "rises_and_falls"), ("rise and fall", "rise_and_fall"),
     ("tilt and smile", "tilt_and_smile"), ("in and out", "in_and_out"), ("up and down", "up_and_down"),
     ("black and white", "black_and_white"), ("rock and roll", "rock_and_roll"), ("one with", "one_with"),
+    ("again but different", "again_but_different"), ("same but different", "same_but_different"),
 )
 _SPLIT_RE = re.compile(
     r"[,;.!?]+(?!\d)|\s-\s|\b(?:and\s+then|and\s+also|then|but|and|plus|with|while|whilst|although|though|also)\b"
     r"|\bas\b(?=\s+(?:the|she|he|they|it|her|his|its|their|we)\b)"
 )
 _HANDS_WAVE_FIX = re.compile(r"\bwaves\s+(hello|hi|goodbye|bye|at)\b")
+_GENERIC_WAVES_FIX = re.compile(r"\b(" + "|".join(re.escape(n) for n in V.GENERIC_OBJECTS) + r")\s+waves\b")
 _PRONOUN_WAVES_FIX = re.compile(r"\b(she|he|they|person|man|woman|girl|boy|guy|lady|kid|child)\s+waves\b")
+_RELATIVE_FIX = re.compile(r"\b(shorter|longer)\s*,?\s*(?:like|maybe|say|about|around|by|so)?\s*(?:half|double|twice)\b"
+                           r"(?:\s+(?:as\s+long|the\s+length))?")
 _NUMBER_PAIR = re.compile(r"(\d)\s+and\s+(\d)")
 _THE_LIGHT_FIX = re.compile(r"\b(?:her|his|its|their|some|more)\s+light\b")
 _WORD_RE = re.compile(r"[a-z0-9#][a-z0-9_'#-]*")
@@ -42,6 +49,11 @@ class Clause:
     text: str
     original: str
     understood: bool = False
+
+    def take_all_text(self) -> None:
+        """The whole clause is used (a question, "nevermind")."""
+        self.text = " " * len(self.text)
+        self.understood = True
 
     def take(self, m: re.Match[str]) -> None:
         """Blank out a match so no later matcher reads it; the clause counts as understood."""
@@ -63,14 +75,38 @@ class Turn:
     plan: MotionPlan  # the plan the message refers to (the template default on a first message)
     template_locked: bool
     hands_in_view: bool
+    new: bool = False  # no plan yet: `plan` is only the start the first message is read against
     edits: list[Edit] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     unparsed: list[str] = field(default_factory=list)
     last_subjects: list[str] = field(default_factory=list)
     previous_targets: list[str] = field(default_factory=list)  # what the last message was about ("camera" too)
+    previous_message: str = ""  # the person's last message before this one
+    previous_edits: Callable[[], list[Edit]] = list  # the last message's edits, parsed again when asked for
+    answers: list[str] = field(default_factory=list)  # answers to the questions asked
+    cancel: bool = False  # "nevermind"
 
     def add(self, edit: Edit) -> None:
         self.edits.append(edit)
+
+    def camera(self) -> tuple[str, float]:
+        """(move, speed) of the camera after the edits so far."""
+        move, speed = self.plan.camera.move, self.plan.camera.speed
+        for e in self.edits:
+            if isinstance(e, SetCamera):
+                move = e.move
+                speed = e.speed if e.speed is not None and e.move != "static" else speed
+            elif isinstance(e, ScaleCamera):
+                speed *= e.factor
+        return move, speed
+
+    def duration(self) -> float:
+        """The clip length after the edits so far (clamped as `apply` will)."""
+        d = self.plan.duration_s
+        for e in self.edits:
+            if isinstance(e, SetDuration):
+                d = min(max(e.seconds, LIMITS["duration_s"][0]), LIMITS["duration_s"][1])
+        return d
 
     def motion(self, subject: str):  # -> Motion | None, after the edits so far
         current = self.plan.motion(subject)
@@ -82,13 +118,26 @@ class Turn:
         return current
 
 
+def read_message(raw: str) -> tuple[str, str, list[tuple[str, str]]]:
+    """A message as the matchers read it: normalised, another language's words in English, typos of an English
+    message corrected. Returns (text, language, typos read)."""
+    text, lang = translate(V.normalize(raw))
+    if lang != "en":
+        return text, lang, []
+    text, typos = correct(text)
+    return text, lang, typos
+
+
 def split_clauses(text: str) -> list[str]:
     """Clauses of a normalised message; protected phrases ("back and forth") stay whole."""
     for phrase, joined in _PROTECT:
         text = text.replace(phrase, joined)
+    text = P.ARTIFACT_LIST_RE.sub(lambda m: re.sub(r"\s*,\s*(?:and\s+|or\s+)?|\s+and\s+", " or ", m.group(0)), text)
+    text = _RELATIVE_FIX.sub(lambda m: "half_as_long" if m.group(1) == "shorter" else "twice_as_long", text)
     text = _NUMBER_PAIR.sub(r"\1/\2", text)
     text = _HANDS_WAVE_FIX.sub(r"waving \1", text)
     text = _PRONOUN_WAVES_FIX.sub(r"\1 waving", text)
+    text = _GENERIC_WAVES_FIX.sub(r"\1 waving", text)  # "the flag waves": a verb, not the sea
     text = _THE_LIGHT_FIX.sub("the light", text)
     return [c.strip() for c in _SPLIT_RE.split(text) if c and c.strip()]
 

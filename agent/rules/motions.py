@@ -1,39 +1,28 @@
-"""Clause matchers for what moves: the camera, things allowed again, negations ("no hand movement"),
-"only X", atmosphere, and subjects with their actions, pace and strength."""
+"""Clause matchers for what moves: the camera, "only X", atmosphere, and subjects with their actions, pace and
+strength (what must not move or appear is agent.rules.negatives)."""
 
 from __future__ import annotations
 
 import re
 
+from agent import camera_words as CW
 from agent import vocabulary as V
 from agent.edits import (
     AddAtmosphere,
     AddMotion,
-    AddNegative,
-    RemoveAtmosphere,
     RemoveMotion,
-    RemoveNegative,
     ScaleCamera,
     ScaleMotion,
     SetCamera,
 )
+from agent.compiler import conjugate
+from agent.plan import MAX_ACTION_CHARS
 from agent.rules import patterns as P
 from agent.rules.clauses import Clause, Turn, clamp_speed, degree_of, read_pace, read_strength, take_all
 
 
-def _current_camera(turn: Turn) -> tuple[str, float]:
-    move, speed = turn.plan.camera.move, turn.plan.camera.speed
-    for e in turn.edits:
-        if isinstance(e, SetCamera):
-            move = e.move
-            speed = e.speed if e.speed is not None and e.move != "static" else speed
-        elif isinstance(e, ScaleCamera):
-            speed *= e.factor
-    return move, speed
-
-
 def read_camera(c: Clause, turn: Turn) -> bool:
-    m = c.search(V.CAMERA_STOP)
+    m = c.search(CW.CAMERA_STOP)
     if m:
         c.take(m)
         take_all(c, P.CAMERA_WORD_RE)
@@ -50,8 +39,8 @@ def read_camera(c: Clause, turn: Turn) -> bool:
         bare = family is not None and m.group(0).strip() == family.group(0)
         c.take(m)
         take_all(c, P.CAMERA_WORD_RE)
-        current_move, current_speed = _current_camera(turn)
-        same = current_move == move or (bare and current_move in V.CAMERA_FAMILY[family.group(0)])
+        current_move, current_speed = turn.camera()
+        same = current_move == move or (bare and current_move in CW.CAMERA_FAMILY[family.group(0)])
         kind, value, _ = read_pace(c, degree, take=True)
         if move == "static":
             turn.add(SetCamera(move="static"))
@@ -75,7 +64,7 @@ def read_camera(c: Clause, turn: Turn) -> bool:
         if family:
             c.take(family)
         c.understood = True
-        current_move, _ = _current_camera(turn)
+        current_move, _ = turn.camera()
         if current_move == "static":
             turn.notes.append("the camera is static: say which way it should move (zoom in, pan left …)")
         elif kind == "comparative":
@@ -84,75 +73,6 @@ def read_camera(c: Clause, turn: Turn) -> bool:
             turn.add(SetCamera(move=current_move, speed=value))
         return True
     return False
-
-
-def _remove_subject(turn: Turn, subject: str) -> None:
-    turn.add(RemoveMotion(subject=subject))
-    term = V.NEGATIVE_TERMS_ON_REMOVE.get(subject)
-    if term:
-        turn.add(AddNegative(terms=(term,)))
-
-
-def _allow_res(term: str) -> tuple[re.Pattern[str], ...]:
-    t = re.escape(term)
-    return (
-        re.compile(rf"\b(?:stop avoiding|do not avoid|don't avoid|dont avoid|allow|permit)\s+(?:the\s+|any\s+)?{t}"
-                   rf"(?:\s+again)?\b"),
-        re.compile(rf"\b{t}\s+(?:is|are)\s+(?:fine|ok|okay|allowed)(?:\s+now|\s+again)?\b"),
-        re.compile(rf"\b(?:remove|drop|take)\s+(?:the\s+)?{t}\s+(?:from|out of)\s+the\s+negative(?:\s+prompt)?\b"),
-    )
-
-
-def read_allow(c: Clause, turn: Turn) -> None:
-    """"text is fine now", "stop avoiding hands": a term the person added to the negatives comes out again."""
-    for term in turn.plan.negative_terms:
-        for pattern in _allow_res(term):
-            if (m := c.search(pattern)) is not None:
-                c.take(m)
-                turn.add(RemoveNegative(terms=(term,)))
-                break
-
-
-def read_negations(c: Clause, turn: Turn) -> None:
-    if (m := c.search(P.FREEZE_ALL_RE)) is not None:
-        c.take(m)
-        for mo in turn.plan.motions:
-            if turn.motion(mo.subject) is not None:
-                turn.add(RemoveMotion(subject=mo.subject))
-        for e in list(turn.edits):
-            if isinstance(e, AddMotion) and turn.motion(e.subject) is not None:
-                turn.add(RemoveMotion(subject=e.subject))
-    m = c.search(P.AVOID_RE)
-    if m:
-        term = " ".join(w for w in m.group(1).split() if w not in ("movement", "motion"))[:40].strip()
-        c.take(m)
-        if term:
-            turn.add(AddNegative(terms=(term,)))
-    while (m := c.search(P.ARTIFACT_RE)) is not None:
-        c.take(m)
-        turn.add(AddNegative(terms=(m.group(1),)))
-    while (m := c.search(P.NEGATED_ACTION_RE)) is not None:
-        c.take(m)
-        action, default = V.ACTIONS[m.group(1)]
-        _remove_subject(turn, _subject_for_action(turn, action, default))
-    for pattern in P.NEGATION_RES:
-        while (m := c.search(pattern)) is not None:
-            word = m.group(1)
-            c.take(m)
-            _take_motion_word(c, m.end())
-            if word == "light":
-                word = "the light"
-            if word in V.ATMOSPHERE_SYNONYMS and word not in V.SUBJECT_SYNONYMS:
-                turn.add(RemoveAtmosphere(items=(V.ATMOSPHERE_SYNONYMS[word],)))
-            else:
-                _remove_subject(turn, V.SUBJECT_SYNONYMS[word])
-
-
-def _take_motion_word(c: Clause, at: int) -> None:
-    """After "no tail", also use up "wagging" / "movement", so it does not read as a new motion."""
-    m = P.MOTION_WORD_RE.match(c.text, at)
-    if m:
-        c.take(m)
 
 
 def read_only(c: Clause, turn: Turn) -> None:
@@ -174,7 +94,7 @@ def read_only(c: Clause, turn: Turn) -> None:
 def read_atmosphere(c: Clause, turn: Turn) -> bool:
     items = []
     while (m := c.search(P.ATMOSPHERE_RE)) is not None:
-        item = V.ATMOSPHERE_SYNONYMS[m.group(0)]
+        item = CW.ATMOSPHERE_SYNONYMS[m.group(0)]
         c.take(m)
         if item not in items:
             items.append(item)
@@ -209,7 +129,7 @@ def _action(c: Clause) -> tuple[str, str] | None:
     return action, subject
 
 
-def _subject_for_action(turn: Turn, action: str, default: str) -> str:
+def subject_for_action(turn: Turn, action: str, default: str) -> str:
     """The subject a verb said alone refers to: a motion already doing it, else the verb's default."""
     verb = action.split()[0]
     for mo in turn.plan.motions:
@@ -220,11 +140,20 @@ def _subject_for_action(turn: Turn, action: str, default: str) -> str:
     return default
 
 
+def generic_action(noun: str, verb: str) -> str:
+    """The action of a thing outside the canonical subjects names it: ("flag", "wave") → "the flag waves"."""
+    plural = noun.endswith("s") and not noun.endswith("ss")
+    return f"the {noun} {conjugate(verb, plural)}"[:MAX_ACTION_CHARS]
+
+
 def read_motions(c: Clause, turn: Turn, *, others_used: bool, camera_used: bool) -> None:
     subjects: list[str] = []
+    nouns: dict[str, str] = {}  # subject -> the thing outside the canonical subjects that was named for it
     while (m := c.search(P.SUBJECT_RE)) is not None:
         subject = V.SUBJECT_SYNONYMS[m.group(0)]
         c.take(m)
+        if m.group(0) in V.GENERIC_OBJECTS:
+            nouns.setdefault(subject, m.group(0))
         if subject not in subjects:
             subjects.append(subject)
     said = _action(c)
@@ -236,10 +165,13 @@ def read_motions(c: Clause, turn: Turn, *, others_used: bool, camera_used: bool)
     if not subjects and said and said[0] == "move":
         said = None  # "cars moving": a bare "move" says nothing about what moves
     if not subjects and said:
-        subjects = [_subject_for_action(turn, said[0], said[1])]
+        subjects = [subject_for_action(turn, said[0], said[1])]
     elif said and len(subjects) > 1:
-        # "a dog wagging its tail": the verb belongs to the part it names, not to the whole animal
-        if said[1] in subjects:
+        # "a dog wagging its tail": the verb belongs to the part it names, not to the whole animal;
+        # "a boat bobbing on the water": a thing outside the canonical subjects said first keeps its verb
+        if subjects[0] in nouns:
+            subjects = subjects[:1]
+        elif said[1] in subjects:
             subjects = [said[1]]
         elif "animal" in subjects:
             subjects.remove("animal")
@@ -252,14 +184,14 @@ def read_motions(c: Clause, turn: Turn, *, others_used: bool, camera_used: bool)
         intensity_factor = _factor(strength_kind, strength, strength_dir, V.INTENSITY_DOWN, V.INTENSITY_UP, degree)
         targets = turn.last_subjects or turn.previous_targets or ["all"]
         if targets == ["camera"]:
-            if pace_kind is not None and _current_camera(turn)[0] != "static":
+            if pace_kind is not None and turn.camera()[0] != "static":
                 turn.add(ScaleCamera(factor=speed_factor))
             return
         targets = [t for t in targets if t != "camera"]
         for target in targets:
             turn.add(ScaleMotion(subject=target, speed_factor=speed_factor,  # type: ignore[arg-type]
                                  intensity_factor=intensity_factor))
-        if targets == ["all"] and pace_kind is not None and _current_camera(turn)[0] != "static":
+        if targets == ["all"] and pace_kind is not None and turn.camera()[0] != "static":
             turn.add(ScaleCamera(factor=speed_factor))
         return
 
@@ -268,7 +200,9 @@ def read_motions(c: Clause, turn: Turn, *, others_used: bool, camera_used: bool)
     for subject in subjects:
         current = turn.motion(subject)
         action = said[0] if said and said[0] != "move" else None
-        if current is not None and (action is None or _same_action(current.action, action)):
+        noun = nouns.get(subject)
+        names_other = noun is not None and current is not None and noun not in current.action
+        if current is not None and not names_other and (action is None or _same_action(current.action, action)):
             if pace_kind == "comparative" or strength_kind == "comparative":
                 turn.add(ScaleMotion(
                     subject=subject,  # type: ignore[arg-type]
@@ -287,7 +221,8 @@ def read_motions(c: Clause, turn: Turn, *, others_used: bool, camera_used: bool)
         base_intensity = current.intensity if current is not None else 0.5
         turn.add(AddMotion(
             subject=subject,  # type: ignore[arg-type]
-            action=(action or V.DEFAULT_ACTIONS[subject])[:60],
+            action=generic_action(noun, action or V.GENERIC_OBJECTS[noun][1]) if noun
+            else (action or V.DEFAULT_ACTIONS[subject])[:MAX_ACTION_CHARS],
             speed=clamp_speed(pace if pace_kind == "absolute" else base_speed * (pace if pace_kind else 1.0)),
             intensity=round(min(1.0, strength if strength_kind == "absolute"
                                 else base_intensity * (strength if strength_kind else 1.0)), 3),

@@ -7,6 +7,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from agent import camera_words as CW
+from agent import template_words as TW
 from agent import vocabulary as V
 
 
@@ -15,10 +17,11 @@ def _words(phrases: Sequence[str]) -> re.Pattern[str]:
 
 
 SUBJECT_RE = _words(tuple(V.SUBJECT_SYNONYMS))
+GENERIC_RE = _words(tuple(V.GENERIC_OBJECTS))
 ACTION_RE = _words(tuple(V.ACTIONS))
 DIRECTION_RE = re.compile(r"^\s*(?:her\s+|his\s+|its\s+|their\s+|the\s+)?(?:head\s+|eyes\s+|gaze\s+)?"
                           + V.alternation(V.DIRECTIONS) + r"\b")
-ATMOSPHERE_RE = _words(tuple(V.ATMOSPHERE_SYNONYMS))
+ATMOSPHERE_RE = _words(tuple(CW.ATMOSPHERE_SYNONYMS))
 MILD_RE = _words(V.MILD_WORDS)
 STRONG_RE = _words(V.STRONG_WORDS)
 SLOWER_RE = _words(V.SLOWER_WORDS)
@@ -36,9 +39,9 @@ TIMES_RE = re.compile(
 )
 HALF_SPEED_RE = re.compile(r"\bhalf\s+(?:the\s+)?speed\b|\bhalf\s+as\s+fast\b")
 DOUBLE_SPEED_RE = re.compile(r"\bdouble\s+(?:the\s+)?speed\b")
-CAMERA_WORD_RE = _words(V.CAMERA_WORDS)
-CAMERA_PATTERNS = tuple((re.compile(p), move, needs) for p, move, needs in V.CAMERA_PATTERNS)
-CAMERA_FAMILY_RE = _words(tuple(V.CAMERA_FAMILY))
+CAMERA_WORD_RE = _words(CW.CAMERA_WORDS)
+CAMERA_PATTERNS = tuple((re.compile(p), move, needs) for p, move, needs in CW.CAMERA_PATTERNS)
+CAMERA_FAMILY_RE = _words(tuple(CW.CAMERA_FAMILY))
 
 _NUMBER_WORD = V.alternation(k for k in V.NUMBER_WORDS if k not in ("a", "an"))
 _ANY_NUMBER = r"(\d+(?:\.\d+)?|" + _NUMBER_WORD + r"|a|an)"
@@ -102,7 +105,7 @@ def _phrase_re(template: str, terms: Sequence[str]) -> re.Pattern[str]:
     return re.compile(template.replace("{x}", "(" + V.alternation(terms) + ")"))
 
 
-_NEGATABLE = tuple(V.SUBJECT_SYNONYMS) + tuple(V.ATMOSPHERE_SYNONYMS) + ("light",)
+_NEGATABLE = tuple(V.SUBJECT_SYNONYMS) + tuple(CW.ATMOSPHERE_SYNONYMS) + ("light",)
 NEGATION_RES = tuple(_phrase_re(p, _NEGATABLE) for p in V.NEGATION_PATTERNS)
 NEGATED_ACTION_RE = re.compile(r"\b(?:no(?:\s+more)?|stop(?:\s+the)?|without(?:\s+any)?|(?:do\s+not|never)"
                                r"(?:\s+let\s+(?:her|him|it|them))?)\s+("
@@ -115,12 +118,17 @@ FREEZE_ALL_RE = re.compile(r"\b(?:everything|all)\s+(?:still|static|frozen)\b|\b
                            r"|\bstop\s+all\s+(?:the\s+)?(?:motion|movement)\b")
 ARTIFACT_RE = _phrase_re(r"\b(?:no|without|remove|get\s+rid\s+of)\s+(?:any\s+|the\s+|all\s+)?{x}\b",
                          V.NEGATABLE_ARTIFACTS)
+ARTIFACT_MORE_RE = _phrase_re(r"\s*(?:,|or|nor|and)\s+(?:no\s+|any\s+)?{x}\b", V.NEGATABLE_ARTIFACTS)
+# "no text, logos or watermarks": one clause, so every term keeps its "no"
+ARTIFACT_LIST_RE = _phrase_re(r"\b(?:no|without|avoid|remove|exclude)\s+(?:any\s+)?{x}"
+                              r"(?:(?:\s*,\s*|\s+)(?:and\s+|or\s+|nor\s+)?(?:no\s+)?{x}\b)+", V.NEGATABLE_ARTIFACTS)
 AVOID_RE = re.compile(r"\b(?:avoid|exclude|negative(?:\s+prompt)?\s*:?)\s+(?:any\s+|the\s+)?([a-z][a-z -]{1,38})")
-TEMPLATE_NAME_RE = _words(tuple(V.TEMPLATE_NAMES))
-TEMPLATE_NAMED_RE = re.compile(r"(?<![\w])(" + V.alternation(V.TEMPLATE_NAMES) + r")\s+"
+TEMPLATE_NAME_RE = _words(tuple(TW.TEMPLATE_NAMES))
+TEMPLATE_NAMED_RE = re.compile(r"(?<![\w])(" + V.alternation(TW.TEMPLATE_NAMES) + r")\s+"
                                r"(?:template|style|mode|preset|category|look)\b")
-CUE_RE = _words(tuple(V.TEMPLATE_CUES))
+CUE_RE = _words(tuple(TW.TEMPLATE_CUES))
 CONTINUATION_RE = _words(V.CONTINUATION_WORDS)
+PRONOUN_RE = _words(("it", "them", "they", "those", "that", "these", "this", "him", "her"))
 MOTION_WORD_RE = re.compile(r"\s*(?:from\s+)?(" + V.alternation(tuple(V.ACTIONS) + ("movement", "motion", "movements",
                                                                                  "animation", "moving")) + r")\b")
 MODIFIER_LEFT_RE = _words(V.SLOWER_WORDS + V.FASTER_WORDS + V.SLOW_WORDS + V.FAST_WORDS + V.MORE_WORDS
@@ -130,7 +138,8 @@ MODIFIER_LEFT_RE = _words(V.SLOWER_WORDS + V.FASTER_WORDS + V.SLOW_WORDS + V.FAS
 Graded = tuple[tuple[re.Pattern[str], str, dict[str, float], int], ...]
 PACE_WORDS: Graded = ((SLOWER_RE, "comparative", V.SPEED_DOWN, -1), (FASTER_RE, "comparative", V.SPEED_UP, 1),
                        (SLOW_RE, "absolute", V.SLOW_PACE, -1), (FAST_RE, "absolute", V.FAST_PACE, 1))
-STRENGTH_WORDS: Graded = ((LESS_RE, "comparative", V.INTENSITY_DOWN, -1),
+TINY_RE = _words(V.TINY_WORDS)
+STRENGTH_WORDS: Graded = ((TINY_RE, "absolute", V.TINY_INTENSITY, -1), (LESS_RE, "comparative", V.INTENSITY_DOWN, -1),
                            (MORE_RE, "comparative", V.INTENSITY_UP, 1),
                            (GENTLE_RE, "absolute", V.GENTLE_INTENSITY, -1),
                            (STRONGLY_RE, "absolute", V.STRONG_INTENSITY, 1))

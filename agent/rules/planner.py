@@ -12,18 +12,30 @@ The words live in agent.vocabulary, their compiled patterns in agent.rules.patte
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
+from agent import template_words as TW
 from agent import vocabulary as V
 from agent.compiler import default_plan
-from agent.edits import MAX_EDITS_PER_TURN, AddMotion, Edit, ParseResult, SetPrompt, SetTemplate
+from agent.edit_sets import last_wins
+from agent.edits import MAX_EDITS_PER_TURN, AddMotion, Edit, ParseResult, RemoveMotion, ScaleMotion, SetPrompt, SetTemplate
 from agent.plan import MotionPlan
 from agent.rules import patterns as P
-from agent.rules.clauses import Clause, Turn, is_meaningful, ordered, split_clauses, take_all
-from agent.rules.motions import read_allow, read_atmosphere, read_camera, read_motions, read_negations, read_only
+from agent.rules.clauses import Clause, Turn, is_meaningful, ordered, read_message, split_clauses, take_all
+from agent.rules.meanings import read_meanings
+from agent.rules.motions import read_atmosphere, read_camera, read_motions, read_only
+from agent.rules.negatives import read_allow, read_negations
+from agent.rules.questions import read_question
+from agent.rules.references import read_bring_back, read_same_for, targets_of
 from agent.rules.settings_words import read_duration, read_guidance, read_prompt, read_seed, read_session, read_steps
+from agent.rules.template_choice import names_a_scene, read_template, template_for
+from agent.languages import writes_throughout
+from agent.spelling import read_note
 from agent.templates import DEFAULT_TEMPLATE
+
+
+HANDS_VISIBLE_NOTE = ("the hands are visible, so this is a dynamic portrait now: gestures are allowed "
+                      "(say “no hand movement” to keep them still)")
 
 
 class RulePlanner:
@@ -57,11 +69,14 @@ def parse(
     if override:
         return ParseResult(edits=[SetPrompt(text=override.group("text").strip()[:2000])], planner="rules")
 
-    text = V.normalize(raw)
+    text, lang, typos = read_message(raw)
+    reply_language = lang if writes_throughout(V.normalize(raw), lang) else "en"
+    first_message = plan is None
     hands_in_view = (
-        V.says_hands_in_view(text)
-        or any(role == "user" and V.says_hands_in_view(t) for role, t in history)
+        TW.says_hands_in_view(text)
+        or any(role == "user" and TW.says_hands_in_view(t) for role, t in history)
         or (plan is not None and plan.template == "portrait_dynamic")
+        or (first_message and TW.describes_hands(text))  # a prompt that describes the hands shows them
     )
     edits_head: list[Edit] = []
     if plan is None:
@@ -69,78 +84,58 @@ def parse(
         if chosen:
             edits_head.append(SetTemplate(template=chosen))
         plan = default_plan(chosen or DEFAULT_TEMPLATE, seed=0)
-    turn = Turn(plan=plan, template_locked=template_locked, hands_in_view=hands_in_view)
-    if P.CONTINUATION_RE.search(text):
-        turn.previous_targets = _targets_of(next((t for role, t in reversed(history) if role == "user"), ""))
+    turn = Turn(plan=plan, template_locked=template_locked, hands_in_view=hands_in_view, new=first_message)
+    if typos:
+        turn.notes.append(read_note(typos))
+    previous = next((t for role, t in reversed(history) if role == "user"), "")
+    if previous and (P.CONTINUATION_RE.search(text) or P.PRONOUN_RE.search(text)):
+        turn.previous_targets = targets_of(previous)
+    turn.previous_message = previous
+    turn.previous_edits = lambda: parse(previous, plan).edits if previous else []
 
     for piece in split_clauses(text):
         clause = Clause(text=piece, original=piece.replace("_", " "))
-        _parse_clause(clause, turn, first_message=bool(edits_head) or plan is None)
+        _parse_clause(clause, turn, first_message=first_message)
         if not clause.understood and is_meaningful(clause.original):
             turn.unparsed.append(clause.original)
 
-    edits = edits_head + ordered(turn.edits)
+    edits, conflicts = last_wins(ordered(turn.edits))
+    turn.notes += conflicts
+    edits = edits_head + edits
+    if first_message and not names_a_scene(text) and P.GENERIC_RE.search(text):
+        left_out = _only_what_is_named(turn.plan, edits)
+        if left_out:
+            edits += left_out
+            turn.notes.append(ONLY_NAMED_NOTE)
     if (hands_in_view and not template_locked and turn.plan.template == "portrait_subtle"
-            and any(isinstance(e, AddMotion) and e.subject == "hands" for e in edits)
             and not any(isinstance(e, SetTemplate) for e in edits)):
-        # gestures with the hands in view: the dynamic portrait is the template for that
-        edits.insert(0, SetTemplate(template="portrait_dynamic"))
+        if any(isinstance(e, AddMotion) and e.subject == "hands" for e in edits):
+            # gestures with the hands in view: the dynamic portrait is the template for that
+            edits.insert(0, SetTemplate(template="portrait_dynamic"))
+        elif not first_message and TW.says_hands_in_view(text):
+            edits.insert(0, SetTemplate(template="portrait_dynamic"))
+            turn.notes.append(HANDS_VISIBLE_NOTE)
     if len(edits) > MAX_EDITS_PER_TURN:
         turn.notes.append(f"that was a lot at once: I applied the first {MAX_EDITS_PER_TURN} changes")
         edits = edits[:MAX_EDITS_PER_TURN]
-    return ParseResult(edits=edits, unparsed=turn.unparsed, notes=turn.notes, planner="rules")
+    return ParseResult(edits=edits, unparsed=turn.unparsed, notes=turn.notes, planner="rules", answers=turn.answers,
+                       cancel=turn.cancel, reply_language=reply_language)
 
 
-def _targets_of(message: str) -> list[str]:
-    """What a message was about: its subjects, else ["camera"] when it named the camera, else []."""
-    text = V.normalize(message)
-    subjects = []
-    for m in P.SUBJECT_RE.finditer(text):
-        s = V.SUBJECT_SYNONYMS[m.group(0)]
-        if s not in subjects:
-            subjects.append(s)
-    if subjects:
-        return subjects
-    camera_move = any(p.search(text) for p, _, needs_camera in P.CAMERA_PATTERNS if not needs_camera)
-    if P.CAMERA_WORD_RE.search(text) or P.CAMERA_FAMILY_RE.search(text) or camera_move:
-        return ["camera"]
-    return []
+def _only_what_is_named(plan: MotionPlan, edits: list[Edit]) -> list[Edit]:
+    """A first message about things outside the canonical subjects ("a flag waving on a pole"): the template's
+    default motions are about things that may not be in the picture, so only what the message names moves."""
+    named = {e.subject for e in edits if isinstance(e, (AddMotion, ScaleMotion))}
+    return [RemoveMotion(subject=m.subject) for m in plan.motions if m.subject not in named]
 
 
-def template_for(message: str, *, hands_in_view: bool) -> str | None:
-    """The template a message's words point at (None: no category words); the words of a history reference
-    ("the cat video") do not count."""
-    text = V.normalize(message)
-    return choose_template(P.RECALL_QUERY_RE.sub(" ", P.RECALL_ORDINAL_RE.sub(" ", text)), hands_in_view=hands_in_view)
-
-
-def choose_template(text: str, *, hands_in_view: bool) -> str | None:
-    """The template a first message points at: the heaviest cues win, the earliest mention breaks ties.
-
-    `portrait_dynamic` (gestures) is chosen only when the hands are said to be in view; without that its
-    cues count for `portrait_subtle`."""
-    scores: dict[str, int] = {}
-    first: dict[str, int] = {}
-    for m in P.CUE_RE.finditer(text):
-        template, weight = V.TEMPLATE_CUES[m.group(0)]
-        if template == "portrait_dynamic" and not hands_in_view:
-            template = "portrait_subtle"
-        scores[template] = scores.get(template, 0) + weight
-        first.setdefault(template, m.start())
-    for m in P.TEMPLATE_NAMED_RE.finditer(text):
-        template = V.TEMPLATE_NAMES[m.group(1)]
-        scores[template] = scores.get(template, 0) + 10
-        first.setdefault(template, m.start())
-    if hands_in_view and scores.get("portrait_dynamic", 0) > 0 and "fashion" not in scores:
-        # gestures with visible hands: a portrait is a dynamic one
-        scores["portrait_dynamic"] += scores.pop("portrait_subtle", 0)
-    if not scores or max(scores.values()) <= 0:
-        return None
-    return min(scores, key=lambda t: (-scores[t], first[t]))
+ONLY_NAMED_NOTE = "only what you named moves: the template's own motions may be about things not in your picture"
 
 
 def _parse_clause(c: Clause, turn: Turn, *, first_message: bool) -> None:
-    m = c.search(V.HANDS_IN_VIEW)
+    if read_question(c, turn):
+        return
+    m = c.search(TW.HANDS_IN_VIEW)
     if m:
         c.take(m)  # "her hands are visible" is a fact about the picture, not a motion
     take_all(c, V.KEEP_REST)
@@ -148,55 +143,15 @@ def _parse_clause(c: Clause, turn: Turn, *, first_message: bool) -> None:
     read_seed(c, turn)
     read_steps(c, turn)
     read_guidance(c, turn)
+    read_meanings(c, turn)
+    read_same_for(c, turn, turn.previous_edits)
+    read_bring_back(c, turn)
     read_duration(c, turn)
     read_prompt(c, turn)
     camera_used = read_camera(c, turn)
-    _read_template(c, turn, first_message=first_message)
+    read_template(c, turn, first_message=first_message)
     read_allow(c, turn)
     read_negations(c, turn)
     read_only(c, turn)
     atmosphere_used = read_atmosphere(c, turn)
     read_motions(c, turn, others_used=camera_used or atmosphere_used, camera_used=camera_used)
-
-
-def _read_template(c: Clause, turn: Turn, *, first_message: bool) -> None:
-    target = None
-    m = c.search(P.TEMPLATE_NAMED_RE)
-    if m:
-        target = V.TEMPLATE_NAMES[m.group(1)]
-        c.take(m)
-    else:
-        switch = c.search(V.TEMPLATE_SWITCH)
-        if switch:
-            tail = switch.group(1)
-            name = P.TEMPLATE_NAME_RE.search(tail)
-            cue = P.CUE_RE.search(tail)
-            if name and (len(tail.split()) <= 4 or V.TEMPLATE_SWITCH_TAIL.search(tail)):
-                target = V.TEMPLATE_NAMES[name.group(0)]
-            elif cue and V.TEMPLATE_CUES[cue.group(0)][1] >= 3:
-                target = V.TEMPLATE_CUES[cue.group(0)][0]
-            if target:
-                c.understood = True
-                start = switch.start(1)
-                picked = name or cue
-                assert picked is not None
-                c.text = c.text[:start + picked.start()] + " " * len(picked.group(0)) + c.text[start + picked.end():]
-    if target is None:
-        # Category words that are not things that move ("headshot", "anime", "portrait"): on a first message
-        # choose_template read them; later, the strongest ones switch the category.
-        for cue in list(P.CUE_RE.finditer(c.text)):
-            template, weight = V.TEMPLATE_CUES[cue.group(0)]
-            if weight >= 3 and cue.group(0) not in V.SUBJECT_SYNONYMS:
-                c.take(cue)
-                if not first_message and weight >= 4 and target is None:
-                    target = template
-        if target is None:
-            return
-    if target == "portrait_subtle" and turn.hands_in_view and c.has(re.compile(r"\b(?:dynamic|gestures?)\b")):
-        target = "portrait_dynamic"
-    if turn.template_locked:
-        if target != turn.plan.template:
-            turn.notes.append(f"the template chosen in the app stays {turn.plan.template}")
-        return
-    if target != turn.plan.template:
-        turn.add(SetTemplate(template=target))

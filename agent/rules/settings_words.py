@@ -157,14 +157,6 @@ def read_guidance(c: Clause, turn: Turn) -> None:
         turn.add(SetGuidance(high=max(0.0, g1 - 1.0), low=max(0.0, g2 - 1.0)))
 
 
-def _current_duration(turn: Turn) -> float:
-    d = turn.plan.duration_s
-    for e in turn.edits:
-        if isinstance(e, SetDuration):
-            d = min(max(e.seconds, LIMITS["duration_s"][0]), LIMITS["duration_s"][1])
-    return d
-
-
 def read_duration(c: Clause, turn: Turn) -> None:
     m = c.search(P.DURATION_DELTA_RE)
     if m:
@@ -173,7 +165,7 @@ def read_duration(c: Clause, turn: Turn) -> None:
         if "and_a_half" in m.group(0):
             amount += 0.5
         sign = 1 if m.group(2) in ("longer", "more") else -1
-        turn.add(SetDuration(seconds=max(0.01, _current_duration(turn) + sign * amount)))
+        turn.add(SetDuration(seconds=max(0.01, turn.duration() + sign * amount)))
         return
     for pattern, value in ((P.HALF_SECOND_RE, 0.5), (P.ONE_AND_HALF_RE, 1.5)):
         m = c.search(pattern)
@@ -186,7 +178,7 @@ def read_duration(c: Clause, turn: Turn) -> None:
         c.take(m)
         seconds = float(m.group(1) or m.group(2))
         if seconds <= 0:
-            turn.notes.append(f"a clip cannot last {m.group(1)} s: kept {_current_duration(turn):g} s")
+            turn.notes.append(f"a clip cannot last {m.group(1)} s: kept {turn.duration():g} s")
             return
         turn.add(SetDuration(seconds=min(seconds, 3600)))
         return
@@ -195,7 +187,7 @@ def read_duration(c: Clause, turn: Turn) -> None:
         c.take(m)
         seconds = (number_value(m.group(1)) or 0) + (0.5 if m.group(2) else 0)
         if seconds <= 0:
-            turn.notes.append(f"a clip cannot last {seconds:g} s: kept {_current_duration(turn):g} s")
+            turn.notes.append(f"a clip cannot last {seconds:g} s: kept {turn.duration():g} s")
             return
         turn.add(SetDuration(seconds=seconds))
         return
@@ -228,7 +220,7 @@ def read_duration(c: Clause, turn: Turn) -> None:
             take_all(c, pattern)
             take_all(c, P.MILD_RE)
             take_all(c, P.STRONG_RE)
-            current = _current_duration(turn)
+            current = turn.duration()
             if (sign > 0 and current >= hi) or (sign < 0 and current <= lo):
                 turn.notes.append(f"the clip is already at the {current:g} s {'maximum' if sign > 0 else 'minimum'}")
                 return

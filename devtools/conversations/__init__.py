@@ -3,7 +3,13 @@
     from devtools.conversations import CONVERSATIONS, run_case, check, failures
 """
 
-from devtools.conversations.cases import CONVERSATIONS
+from devtools.conversations.cases import CONVERSATIONS as CAREFUL
+from devtools.conversations.cases_held_out import HELD_OUT
+from devtools.conversations.cases_meanings import MEANINGS
+from devtools.conversations.cases_questions import QUESTIONS
+from devtools.conversations.cases_references import REFERENCES
+from devtools.conversations.cases_safety import SAFETY
+from devtools.conversations.cases_words import WORDS
 from devtools.conversations.harness import (
     ABSENT,
     GT_PREV,
@@ -22,5 +28,9 @@ from devtools.conversations.harness import (
     value,
 )
 
-__all__ = ["ABSENT", "CONVERSATIONS", "GT_PREV", "LT_PREV", "PRESENT", "SAME", "SWITCH", "C", "Case", "T", "Turn",
-           "check", "failures", "flatten", "run_case", "value"]
+# The carefully phrased conversations first, then the real-style ones by theme (sections of issue 14).
+REAL_STYLE = MEANINGS + SAFETY + QUESTIONS + REFERENCES + WORDS + HELD_OUT
+CONVERSATIONS = CAREFUL + REAL_STYLE
+
+__all__ = ["ABSENT", "CAREFUL", "CONVERSATIONS", "GT_PREV", "LT_PREV", "PRESENT", "REAL_STYLE", "SAME", "SWITCH", "C",
+           "Case", "T", "Turn", "check", "failures", "flatten", "run_case", "value"]

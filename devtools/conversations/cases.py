@@ -287,7 +287,7 @@ CONVERSATIONS: tuple[Case, ...] = (
       T("a mountain", {"template": "landscape"}, []),
       T("tilt down", {"camera.move": "tilt_down"}, ["camera.move"]), tags=("set_camera",)),
     C("camera: dolly in fast",
-      T("a woman smiling, her hands are visible", {"template": "portrait_subtle"}, ["motions.mouth.*?"]),
+      T("a woman smiling, her hands are visible", {"template": "portrait_dynamic"}, ["motions.mouth.*?"]),
       T("fast dolly in", {"camera.move": "dolly_in", "camera.speed": (">", 1.0)}, ["camera.*"]),
       tags=("set_camera",)),
     C("camera: zoom out",

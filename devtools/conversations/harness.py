@@ -19,6 +19,8 @@ A `Case` is a list of `Turn`s. Each turn says, for the plan after it:
   "motions.*"); a trailing "?" makes it optional (may change). A pattern without "?" must match at least one
   changed key. The keys compared are the plan's fields except the derived ones (prompt, negative_prompt,
   num_frames). On a first turn "before" is the chosen template's default plan with the plan's own seed.
+- "plan": ABSENT in `expect` says the conversation must still have no plan after this turn (a first message
+  that only asks a question); only "reply" is checked besides.
 - `render`: after this turn, record a generation of the plan (id = case.first_generation_id + count), with
   the turn's text as its label, so later turns can say "the second one", "#12", "the cat video".
 """
@@ -182,6 +184,13 @@ def failures(case: Case, states: Sequence[Any], replies: Sequence[Any] | None = 
     for i, (turn, state) in enumerate(zip(case.turns, states)):
         plan = state.plan
         where = f"turn {i + 1} ({turn.say!r})"
+        if turn.expect.get("plan") == ABSENT:  # a first message that plans nothing (a question)
+            if plan is not None:
+                problems.append(f"{where}: plan: expected none yet, got one")
+            reply = str(replies[i]) if replies is not None else ""
+            for op_value in [v for k, v in turn.expect.items() if k == "reply"]:
+                problems += [f"{where}: {p}" for p in [_check_value("reply", reply, op_value, None)] if p]
+            continue
         if plan is None:
             problems.append(f"{where}: no plan")
             continue

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from devtools.tiny_qwen import MESSAGES, build_tiny_qwen, build_tokenizer
 
-__all__ = ["MESSAGES", "RaisingModel", "ScriptedModel", "StuckModel", "build_tiny_qwen", "build_tokenizer"]
+__all__ = ["MESSAGES", "HangingModel", "RaisingModel", "ScriptedModel", "StuckModel", "build_tiny_qwen",
+           "build_tokenizer"]
 
 
 # --- stand-ins for a model: they go through the same LLMPlanner code via its `loader` ----------------------
@@ -82,3 +83,28 @@ class StuckModel:
 
     def release(self) -> None:
         self.released.set()
+
+
+class HangingModel:
+    """generate() never finishes an answer: each step takes `step_s` and writes nothing, and it stops only when a
+    stopping criterion says so (the deadline or a cancel), like a real model far too slow for its deadline.
+    `finished` is set when generate() returns."""
+
+    def __init__(self, tokenizer, step_s: float = 0.05):
+        import threading
+        from types import SimpleNamespace
+
+        self.config = SimpleNamespace(vocab_size=len(tokenizer))
+        self.generation_config = SimpleNamespace(eos_token_id=tokenizer.eos_token_id)
+        self.step_s = step_s
+        self.finished = threading.Event()
+
+    def generate(self, input_ids, *, stopping_criteria=(), **_ignored):
+        import time
+
+        try:
+            while not any(bool(c(input_ids, None).any()) for c in stopping_criteria):
+                time.sleep(self.step_s)
+            return input_ids
+        finally:
+            self.finished.set()

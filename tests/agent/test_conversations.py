@@ -9,7 +9,7 @@ import pytest
 from typing import get_args
 
 from agent.edits import Edit
-from devtools.conversations import CONVERSATIONS, T, C, check, failures, run_case
+from devtools.conversations import ABSENT, CONVERSATIONS, C, T, check, failures, run_case
 
 ALL_OPS = {get_args(m.model_fields["op"].annotation)[0] for m in get_args(get_args(Edit)[0])}
 
@@ -18,7 +18,10 @@ ALL_OPS = {get_args(m.model_fields["op"].annotation)[0] for m in get_args(get_ar
 def test_conversation(case):
     states, replies = run_case(case)
     assert failures(case, states, replies) == []
-    for state in states:  # every plan on the way is a valid, compiled plan
+    for turn, state in zip(case.turns, states):  # every plan on the way is a valid, compiled plan
+        if turn.expect.get("plan") == ABSENT:  # a first message that only asked something
+            assert state.plan is None
+            continue
         assert state.plan is not None and state.plan.prompt and state.plan.negative_prompt
 
 

@@ -7,7 +7,7 @@ import random
 import pytest
 
 from agent import new_conversation, plan_turn
-from agent.session import generation_refs
+from agent.history import generation_refs
 
 
 class Chat:

@@ -241,7 +241,7 @@ def test_only_and_freeze_all():
 # --- session phrases -------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("message,edit", [
-    ("undo", Undo()), ("undo that", Undo()), ("revert", Undo()), ("go back", Undo()), ("never mind", Undo()),
+    ("undo", Undo()), ("undo that", Undo()), ("revert", Undo()), ("go back", Undo()), ("scratch that", Undo()),
     ("start over", Reset()), ("reset", Reset()), ("from scratch please", Reset()),
     ("same as #12", Recall(generation_id=12)), ("like #3", Recall(generation_id=3)),
     ("the second one", Recall(index=2)), ("rerun the first one", Recall(index=1)),
@@ -251,6 +251,11 @@ def test_only_and_freeze_all():
 ])
 def test_session_phrases(message, edit):
     assert ops(message) == [edit]
+
+
+def test_nevermind_is_a_cancel_not_an_undo():
+    r = parse("never mind", plan_of())
+    assert r.edits == [] and r.cancel and not r.unparsed
 
 
 def test_session_edits_come_first():

@@ -7,6 +7,8 @@ import random
 import pytest
 
 from agent import MotionPlan, new_conversation, plan_turn
+from agent import camera_words as CW
+from agent import template_words as TW
 from agent import vocabulary as V
 from devtools.conversations import CONVERSATIONS
 
@@ -32,7 +34,7 @@ def test_odd_messages(message):
 
 
 def test_random_word_salad_from_the_vocabulary():
-    words = (list(V.SUBJECT_SYNONYMS) + list(V.ACTIONS) + list(V.ATMOSPHERE_SYNONYMS) + list(V.TEMPLATE_CUES)
+    words = (list(V.SUBJECT_SYNONYMS) + list(V.ACTIONS) + list(CW.ATMOSPHERE_SYNONYMS) + list(TW.TEMPLATE_CUES)
              + list(V.MILD_WORDS + V.STRONG_WORDS + V.SLOWER_WORDS + V.FASTER_WORDS + V.MORE_WORDS + V.LESS_WORDS)
              + list(V.SEED_NEW + V.SEED_SAME + V.UNDO_PHRASES + V.RESET_PHRASES + V.QUALITY_UP + V.QUALITY_DOWN)
              + ["no", "not", "without", "only", "and", "but", "with", ",", "#3", "7", "0.5", "seconds", "steps",

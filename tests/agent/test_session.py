@@ -11,7 +11,8 @@ import pytest
 from agent import ConversationState, MotionPlan, RulePlanner, new_conversation, plan_turn
 from agent.compiler import default_plan
 from agent.edits import AddMotion, ParseResult, ScaleMotion, SetDuration
-from agent.session import MAX_TURNS_KEPT, FieldChange, Reply, plan_diff
+from agent.replies import FieldChange, Reply, plan_diff
+from agent.session import MAX_TURNS_KEPT
 from devtools.conversations import CONVERSATIONS, run_case
 
 

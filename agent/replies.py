@@ -1,0 +1,244 @@
+"""What the person reads after a turn: the plan's changes as a compact diff (`plan_diff`, `diff_text`) and the
+reply of one or two sentences (`build_reply`): what changed, what was answered, what was not understood."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from agent.edits import AddNegative, Edit, SetSeed
+from agent.plan import MotionPlan
+from agent.spelling import READ_AS
+from agent.templates import get_template
+
+MAX_REPLY_ITEMS = 5
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    """One field of the plan that changed: `path` like "motions.hair.speed", "camera.move", "seed"."""
+
+    path: str
+    before: Any
+    after: Any
+
+    def __str__(self) -> str:
+        label = _LABELS.get(self.path) or self.path.removeprefix("motions.").replace(".", " ").replace("_", " ")
+        unit = " s" if self.path == "duration_s" else ""
+        if self.path.startswith("motions.") and self.path.count(".") == 1:
+            if self.before is None:
+                return f"{label} added ({self.after})"
+            if self.after is None:
+                return f"{label} removed"
+        if isinstance(self.before, tuple) or isinstance(self.after, tuple):
+            before, after = tuple(self.before or ()), tuple(self.after or ())
+            parts = [f"+{x}" for x in after if x not in before] + [f"-{x}" for x in before if x not in after]
+            return f"{label} {' '.join(parts)}" if parts else f"{label} reordered"
+        return f"{label} {_show(self.before)}{unit} → {_show(self.after)}{unit}"
+
+
+_LABELS = {"duration_s": "duration", "guidance_scale": "guidance", "guidance_scale_2": "guidance 2",
+           "negative_terms": "negative", "prompt_override": "own prompt"}
+
+
+def _show(x: Any) -> str:
+    if x is None:
+        return "none"
+    if isinstance(x, float):
+        return f"{x:g}"
+    return str(x)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What the person reads after a turn, plus what the page shows next to it."""
+
+    text: str  # one or two sentences: what changed, what was not understood
+    changes: tuple[FieldChange, ...] = ()
+    diff: str = ""  # compact: "hair speed 0.8 → 0.48, seed kept 1234"
+    edits: tuple[Edit, ...] = ()
+    notes: tuple[str, ...] = ()
+    unparsed: tuple[str, ...] = ()
+    planner: str = "rules"
+    understood: bool = True
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def plan_diff(before: MotionPlan | None, after: MotionPlan) -> tuple[FieldChange, ...]:
+    """The fields that differ, motions by subject; derived text (prompt, negative_prompt) is left out."""
+    if before is None:
+        return (FieldChange("template", None, after.template),)
+    out: list[FieldChange] = []
+
+    def cmp(path: str, a: Any, b: Any) -> None:
+        if a != b:
+            out.append(FieldChange(path, a, b))
+
+    cmp("template", before.template, after.template)
+    subjects = [m.subject for m in before.motions] + [m.subject for m in after.motions
+                                                      if before.motion(m.subject) is None]
+    for s in subjects:
+        a, b = before.motion(s), after.motion(s)
+        if a is None and b is not None:
+            out.append(FieldChange(f"motions.{s}", None, f"{b.action} ×{b.speed:g}"))
+        elif b is None and a is not None:
+            out.append(FieldChange(f"motions.{s}", f"{a.action} ×{a.speed:g}", None))
+        elif a is not None and b is not None:
+            cmp(f"motions.{s}.action", a.action, b.action)
+            cmp(f"motions.{s}.speed", a.speed, b.speed)
+            cmp(f"motions.{s}.intensity", a.intensity, b.intensity)
+    cmp("camera.move", before.camera.move, after.camera.move)
+    cmp("camera.speed", before.camera.speed, after.camera.speed)
+    cmp("atmosphere", before.atmosphere, after.atmosphere)
+    cmp("duration_s", before.duration_s, after.duration_s)
+    cmp("steps", before.steps, after.steps)
+    cmp("guidance_scale", before.guidance_scale, after.guidance_scale)
+    cmp("guidance_scale_2", before.guidance_scale_2, after.guidance_scale_2)
+    cmp("seed", before.seed, after.seed)
+    cmp("negative_terms", before.negative_terms, after.negative_terms)
+    cmp("prompt_override", before.prompt_override, after.prompt_override)
+    return tuple(out)
+
+
+def diff_text(changes: Sequence[FieldChange], after: MotionPlan) -> str:
+    """Compact diff for the page: "hair speed 0.8 → 0.48, seed kept 1234"."""
+    parts = [str(c) for c in changes if c.path != "seed"]
+    seed = next((c for c in changes if c.path == "seed"), None)
+    parts.append(f"seed {seed.before} → {seed.after}" if seed else f"seed kept {after.seed}")
+    return ", ".join(parts)
+
+
+def _phrase(c: FieldChange) -> str:
+    """A change in words for the reply sentence."""
+    p = c.path
+    if p.startswith("motions."):
+        subject = p.split(".")[1]
+        if p.count(".") == 1:
+            if c.before is not None:
+                return f"{subject} stopped moving"
+            action = c.after.split(" ×")[0]
+            return action if action.startswith("the ") else f"added {subject}: {action}"
+        if p.endswith(".action") and str(c.after).startswith("the "):
+            return str(c.after)  # a thing outside the canonical subjects: its action names it
+        what = p.split(".")[2]
+        if what == "speed":
+            verb = "slowed to" if c.after < c.before else "sped up to"
+            return f"{subject} {verb} {c.after:g}×"
+        if what == "intensity":
+            word = "subtler" if c.after < c.before else "stronger"
+            return f"{subject} {word} ({c.before:g} → {c.after:g})"
+        return f"{subject} now: {c.after}"
+    if p == "template":
+        return f"switched to the {c.after} template"
+    if p == "camera.move":
+        return "camera holds still" if c.after == "static" else f"camera: {c.after.replace('_', ' ')}"
+    if p == "camera.speed":
+        return f"camera {'slowed to' if c.after < c.before else 'sped up to'} {c.after:g}×"
+    if p == "atmosphere":
+        added = [x for x in c.after if x not in c.before]
+        removed = [x for x in c.before if x not in c.after]
+        bits = ([f"added {', '.join(added)}"] if added else []) + ([f"removed {', '.join(removed)}"] if removed else [])
+        return " and ".join(bits) or "atmosphere reordered"
+    if p == "duration_s":
+        return f"length {c.before:g} s → {c.after:g} s"
+    if p == "steps":
+        return f"{c.after} steps (was {c.before})"
+    if p == "guidance_scale":
+        return f"guidance {c.after:g}"
+    if p == "guidance_scale_2":
+        return f"low-noise guidance {c.after:g}"
+    if p == "seed":
+        return f"seed {c.after}"
+    if p == "negative_terms":
+        added = [x for x in c.after if x not in c.before]
+        removed = [x for x in c.before if x not in c.after]
+        bits = ([f"“{', '.join(added)}” added to the negative prompt"] if added else []) + \
+            ([f"“{', '.join(removed)}” no longer avoided"] if removed else [])
+        return " and ".join(bits) or "negative terms reordered"
+    if p == "prompt_override":
+        return "your own prompt is used" if c.after else "back to the compiled prompt"
+    return str(c)
+
+
+def build_reply(before: MotionPlan | None, base: MotionPlan | None, after: MotionPlan | None, *,
+                created_from: str | None, edits: tuple[Edit, ...], notes: list[str], unparsed: Sequence[str],
+                planner: str, understood: bool, undone: bool, recalled: list[str], message: str,
+                answers: Sequence[str] = ()) -> Reply:
+    """The reply to a turn: what changed (from the plans before and after), the notes, what was not
+    understood, and the answers to questions; `after` is None when there is no plan yet (a first question)."""
+    if after is None:
+        text = " ".join(x for x in [*answers, _sentence("; ".join(notes))] if x)
+        return Reply(text=text, diff="no plan yet", notes=tuple(notes), planner=planner, understood=understood)
+    changes = plan_diff(before, after)
+    shown = plan_diff(base, after) if created_from else changes
+    items: list[str] = []
+    if created_from:
+        items.append(f"started from the {get_template(created_from).title} template (seed {after.seed})")
+        # the template's motions left out of a first plan are said once, in a note
+        shown = tuple(c for c in shown if c.path != "template" and not (c.path.count(".") == 1 and c.after is None))
+    if undone:
+        items.append("back to the previous plan")
+    items += recalled
+    if any(c.path == "template" for c in shown):
+        # a template switch brings the new template's defaults: say only what the person named besides
+        named = _named_paths(edits)
+        shown = tuple(c for c in shown if c.path == "template" or c.path.startswith(named))
+    items += [_phrase(c) for c in shown if c.path != "seed" and not (undone or recalled)]
+    seed_edit = next((e for e in edits if isinstance(e, SetSeed)), None)
+    seed_change = next((c for c in changes if c.path == "seed"), None)
+    if seed_change is not None and not created_from and not recalled:
+        items.append(f"new seed {after.seed}" if seed_edit and seed_edit.policy == "new" else f"seed {after.seed}")
+    elif seed_edit is not None and seed_edit.policy == "same":
+        items.append(f"seed {after.seed} kept")
+    if any(isinstance(e, AddNegative) for e in edits) and not any(c.path == "negative_terms" for c in shown):
+        terms = [t for e in edits if isinstance(e, AddNegative) for t in e.terms]
+        items.append(f"“{', '.join(terms)}” kept in the negative prompt")
+
+    if len(items) > MAX_REPLY_ITEMS:
+        more = len(items) - MAX_REPLY_ITEMS + 1
+        items = items[:MAX_REPLY_ITEMS - 1] + [f"and {more} more change{'s' if more > 1 else ''}"]
+    first = _sentence(", ".join(items)) if items else ""
+    extra = list(notes)
+    if unparsed:
+        said = "; ".join(f"“{u}”" for u in unparsed[:3])
+        if edits:
+            extra.append(f"I did not understand {said}")
+        else:
+            extra.append(f"I could not tell what should move from {said}: tell me what to animate "
+                         "(“her hair flows”, “slow zoom in”) or how to change the clip (“3 seconds”, “new seed”)")
+    elif not items and not answers and all(n.startswith(READ_AS) for n in notes):
+        if not message.strip():
+            extra.append("What should move? Tell me what to animate (“her hair flows”, “slow zoom in”)")
+        else:
+            extra.append("Nothing to change: the plan already does that")
+    second = _sentence("; ".join(extra)) if extra else ""
+    text = " ".join(s for s in (first, second, *answers) if s)
+    return Reply(text=text, changes=changes, diff=diff_text(changes, after) if before is not None else
+                 f"new {after.template} plan, seed {after.seed}", edits=edits, notes=tuple(notes),
+                 unparsed=tuple(unparsed), planner=planner, understood=understood)
+
+
+def _named_paths(edits: Sequence[Edit]) -> tuple[str, ...]:
+    """Plan paths the edits name ("motions.hair", "camera", "steps" ...)."""
+    paths: list[str] = []
+    for e in edits:
+        subject = getattr(e, "subject", None)
+        if subject == "all":
+            paths.append("motions.")
+        elif subject:
+            paths.append(f"motions.{subject}")
+        paths += {"set_camera": ["camera."], "scale_camera": ["camera."], "set_duration": ["duration_s"],
+                  "set_steps": ["steps"], "set_guidance": ["guidance_scale"], "seed": ["seed"],
+                  "add_negative": ["negative_terms"], "remove_negative": ["negative_terms"], "add_atmosphere": ["atmosphere"],
+                  "remove_atmosphere": ["atmosphere"], "set_prompt": ["prompt_override"]}.get(e.op, [])
+    return tuple(paths) or ("\0",)
+
+
+def _sentence(s: str) -> str:
+    s = s.strip()
+    if not s:
+        return ""
+    s = s[0].upper() + s[1:]
+    return s if s.endswith((".", "?", "!")) else s + "."

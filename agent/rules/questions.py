@@ -1,0 +1,128 @@
+"""Questions, off-topic requests and "nevermind": answered from the plan, never turned into edits.
+
+"what can you do?" gets a short list with examples; "what seed is this?", "why is it slow?", "what will the
+prompt be?", "which template is this?" are answered from the plan; "write me a poem" gets a polite
+redirect; "nevermind" cancels what is pending (the session knows what that is) and changes nothing else.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from agent.compiler import camera_phrase, motion_phrase
+from agent.plan import MotionPlan
+from agent.rules.clauses import Clause, Turn
+from agent.templates import get_template
+
+CAPABILITIES = (
+    "I turn what you say into the video plan: tell me what should move (“her hair flows in the wind”, "
+    "“the dog wags its tail”), how the camera moves (“slow zoom in”, “orbit left”, “the other way”), the look "
+    "(“golden hour”, “more cinematic”), the length and quality (“4 seconds”, “half as long”, “higher quality”), "
+    "what to avoid (“no text or logos”), the seed (“new seed”, “seed 42”), or go back (“undo”, “the second one”), "
+    "and ask “what will the prompt be?” to see the prompt."
+)
+NO_PLAN_YET = ("There is no plan yet: describe the picture and what should move first (“a dog on the beach, "
+               "its tail wagging, slow zoom in”).")
+OFF_TOPIC = ("I can only help with this video, so nothing changed: tell me what should move or how the camera "
+             "should move (ask “what can you do?” for examples).")
+
+
+def _seed(plan: MotionPlan) -> str:
+    how = {"new": "drawn fresh", "same": "kept on purpose", "explicit": "set by you"}[plan.seed_policy]
+    return (f"The seed is {plan.seed} ({how}): say “new seed” for another take of the same plan, or “seed 42” "
+            "to set one.")
+
+
+def _slow(plan: MotionPlan) -> str:
+    return (f"Rendering time grows with the steps (now {plan.steps}) and the length (now {plan.duration_s:g} s, "
+            f"{plan.num_frames} frames); the first video also waits for the model to load. For a quicker look say "
+            "“draft” (fewer steps) or “shorter”.")
+
+
+def _prompt(plan: MotionPlan) -> str:
+    own = " (your own prompt)" if plan.prompt_override else ""
+    return f"The prompt will be{own}: “{plan.prompt.rstrip('.')}”."
+
+
+def _template(plan: MotionPlan) -> str:
+    t = get_template(plan.template)
+    return f"This is the {t.title} template ({t.id}): {t.description}"
+
+
+def _summary(plan: MotionPlan) -> str:
+    moving = "; ".join(motion_phrase(m) for m in plan.motions) or "nothing moves"
+    return (f"Now: {moving}; {camera_phrase(plan)}; {plan.duration_s:g} s, {plan.steps} steps, seed {plan.seed} "
+            f"({get_template(plan.template).title} template).")
+
+
+def _duration(plan: MotionPlan) -> str:
+    return f"The clip is {plan.duration_s:g} s long ({plan.num_frames} frames at {plan.fps} fps)."
+
+
+def _steps(plan: MotionPlan) -> str:
+    return (f"{plan.steps} steps, guidance {plan.guidance_scale:g} (high noise) and {plan.guidance_scale_2:g} "
+            "(low noise).")
+
+
+def _camera(plan: MotionPlan) -> str:
+    return f"{camera_phrase(plan)[0].upper()}{camera_phrase(plan)[1:]} (speed {plan.camera.speed:g}×)."
+
+
+def _negatives(plan: MotionPlan) -> str:
+    if not plan.negative_terms:
+        return "You have not asked me to avoid anything yet (the template's negative prompt still applies)."
+    return f"I keep these out of the video: {', '.join(plan.negative_terms)}."
+
+
+_Q = r"(?:what|which|whats|what's)\s+(?:is\s+|are\s+)?(?:the\s+|my\s+|this\s+|your\s+)?"
+QUESTIONS: tuple[tuple[re.Pattern[str], Callable[[MotionPlan], str] | str], ...] = (
+    (re.compile(r"\bwhat\s+(?:else\s+)?(?:can|could|do)\s+(?:you|i)\s+(?:do|say|ask|change|understand|make)\b"
+                r"|\bhow\s+(?:does\s+(?:this|it)\s+work|do\s+i\s+use\s+(?:this|you))\b|^\s*help\s*$|\bwho\s+are\s+you\b"
+                r"|\bwhat\s+are\s+(?:the\s+|your\s+)?(?:options|commands|features)\b|\bwhat\s+are\s+you\s*$"),
+     CAPABILITIES),
+    (re.compile(_Q + r"seed\b|\bseed\s+(?:is\s+)?(?:this|it|that|we\s+use|used)\b|\bwhich\s+seed\b"), _seed),
+    (re.compile(r"\bwhy\s+(?:is|does|was|did)\s+(?:it|this|that|the\s+(?:render(?:ing)?|video|generation))\s+"
+                r"(?:so\s+)?(?:slow|take\s+(?:so\s+)?long|taking\s+(?:so\s+)?long)\b|\bwhy\s+(?:so|is\s+it\s+so)\s+slow\b"
+                r"|\bhow\s+long\s+will\s+(?:it|this|the\s+(?:render|video))\s+take\b|\bwhy\s+(?:is\s+it\s+)?taking\s+so\s+long\b"),
+     _slow),
+    (re.compile(_Q + r"prompt(?:\s+(?:be|look\s+like|say))?\b|\b(?:show|tell)\s+me\s+the\s+prompt\b"
+                r"|\bwhat\s+(?:will|would)\s+the\s+prompt\s+(?:be|say|look\s+like)\b"), _prompt),
+    (re.compile(_Q + r"(?:template|category|preset|mode)\b|\bwhich\s+(?:template|category)\b"
+                r"|\bwhat\s+kind\s+of\s+(?:template|video|clip)\b"), _template),
+    (re.compile(_Q + r"(?:plan|current\s+plan|settings|setup)\b|\bwhat\s+(?:is\s+)?moving\b"
+                r"|\bwhat\s+(?:are\s+you|will\s+you|do\s+you)\s+(?:going\s+to\s+)?(?:animate|move|make\s+move)\b"
+                r"|\bwhat\s+(?:will|is\s+going\s+to)\s+(?:move|happen)\b"), _summary),
+    (re.compile(r"\bhow\s+long\s+is\s+(?:it|the\s+(?:clip|video))\b|" + _Q + r"(?:duration|length)\b"), _duration),
+    (re.compile(r"\bhow\s+many\s+steps\b|" + _Q + r"(?:steps|guidance|cfg)\b"), _steps),
+    (re.compile(r"\bwhat\s+(?:is\s+)?the\s+camera\s+doing\b|" + _Q + r"camera(?:\s+move(?:ment)?)?\b"), _camera),
+    (re.compile(r"\bwhat\s+(?:are\s+you|am\s+i)\s+avoiding\b|" + _Q + r"negative(?:\s+prompt|\s+terms)?\b"), _negatives),
+    (re.compile(r"\b(?:write|compose|make)\s+(?:me\s+)?(?:a|an|some)\s+(?:poem|story|song|essay|email|letter|haiku|"
+                r"joke|limerick|tweet|code|program|script|summary|recipe)\b|\btell\s+me\s+(?:a\s+)?(?:joke|story|fact)\b"
+                r"|\bweather\b|\brecipes?\b|\bwhat\s+time\s+is\s+it\b|\bcapital\s+of\b|\btranslate\b"
+                r"|\bwho\s+(?:won|is\s+the\s+president)\b|\bstock\s+(?:price|market)\b|\bhomework\b"
+                r"|\bmeaning\s+of\s+life\b|\bhow\s+are\s+you\b|\bwhat\s+is\s+\d+\s*[-+*/x]\s*\d+\b"), OFF_TOPIC),
+)
+NEVERMIND_RE = re.compile(r"^\s*(?:oh\s+|ok\s+|okay\s+)?(?:never\s*mind|nvm|forget\s+(?:it|about\s+it)|"
+                          r"ignore\s+(?:that|it|me)|no\s+thanks|doesn't\s+matter|does\s+not\s+matter)\s*$")
+
+
+def read_question(c: Clause, turn: Turn) -> bool:
+    """A question, an off-topic request or "nevermind" uses the whole clause; True when the clause was one."""
+    if c.has(NEVERMIND_RE):
+        c.take_all_text()
+        turn.cancel = True
+        return True
+    for pattern, answer in QUESTIONS:
+        if c.has(pattern):
+            c.take_all_text()
+            if isinstance(answer, str):
+                text = answer
+            elif turn.new:
+                text = NO_PLAN_YET
+            else:
+                text = answer(turn.plan)
+            if text not in turn.answers:
+                turn.answers.append(text)
+            return True
+    return False
