@@ -92,6 +92,25 @@ def card_subcaption(g: GenerationRecord) -> str:
     return f"{backend} · {dur} · seed {g.seed} · {local_time(g.created_at)[:16]}"
 
 
+NEGATIVE_GUIDANCE = {
+    "nag": "negative prompt through NAG (guidance 1)",
+    "cfg": "negative prompt through classifier-free guidance",
+    "cfg+nag": "negative prompt through CFG and NAG",
+    "none": "negative prompt not used",
+}
+
+
+def recipe_note(params: dict[str, Any] | None) -> str:
+    """How a Wan render sampled, in words: the recipe and what the negative prompt did ("" for the preview)."""
+    params = params or {}
+    parts = []
+    if params.get("recipe"):
+        parts.append(f"{params['recipe']} recipe, {params.get('steps', '?')} steps")
+    if params.get("negative_guidance") in NEGATIVE_GUIDANCE:
+        parts.append(NEGATIVE_GUIDANCE[params["negative_guidance"]])
+    return " · ".join(parts)
+
+
 def parameter_rows(g: GenerationRecord) -> list[tuple[str, str]]:
     """Every parameter needed to reproduce the generation, as (name, value) rows."""
     plan = g.plan or {}
@@ -113,6 +132,8 @@ def parameter_rows(g: GenerationRecord) -> list[tuple[str, str]]:
         ("started", local_time(g.started_at)),
         ("finished", local_time(g.finished_at)),
     ]
+    if note := recipe_note(g.params):
+        rows.append(("sampling", note))
     for key in ("lora", "loras", "quantization", "dtype", "device"):
         if key in (g.params or {}):
             rows.append((key, _short((g.params or {})[key])))

@@ -12,7 +12,7 @@ import streamlit as st
 
 from storage import GenerationRecord
 
-from ui.format import PREVIEW_NOTE, backend_label, eta_text, seconds, status_label
+from ui.format import PREVIEW_NOTE, backend_label, eta_text, recipe_note, seconds, status_label
 from ui.services import ACTION_ERROR, AUTO_RENDER, Context, runner
 from ui.widgets import download_button
 
@@ -69,7 +69,8 @@ def render_result(ctx: Context, g: GenerationRecord) -> None:
         if g.backend == "preview":
             st.caption(f":material/science: **Preview** backend: {PREVIEW_NOTE}.")
         else:
-            st.caption(f"Rendered by {backend_label(g.backend, g.model_id)}")
+            note = recipe_note(g.params)
+            st.caption(f"Rendered by {backend_label(g.backend, g.model_id)}" + (f" · {note}" if note else ""))
     elif g.status == "failed":
         st.markdown(head)
         st.error(g.error or "failed")

@@ -182,3 +182,12 @@ def test_deleting_a_queued_generation_takes_it_out_of_the_queue(kit):
     assert second.id not in runner.queued()
     runner.cancel(first.id)
     assert kit.wait_terminal(first.id).status == "cancelled"
+
+
+def test_a_wan_render_says_its_recipe_and_what_the_negative_prompt_did():
+    from ui.format import recipe_note
+
+    assert recipe_note({"recipe": "lightning", "steps": 4, "negative_guidance": "nag"}) == (
+        "lightning recipe, 4 steps · negative prompt through NAG (guidance 1)")
+    assert recipe_note({"recipe": "base", "steps": 40, "negative_guidance": "cfg"}).endswith("classifier-free guidance")
+    assert recipe_note({}) == "" and recipe_note(None) == ""  # a preview render has neither
