@@ -9,6 +9,8 @@ while reads start with a plain ``BEGIN`` and, in WAL mode, never block writers.
 from __future__ import annotations
 
 import logging
+import sqlite3
+import time
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -51,7 +53,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         try:
             cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             cursor.execute("PRAGMA foreign_keys = ON")
-            mode = cursor.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            mode = _wal(cursor)
             if mode.lower() not in ("wal", "memory"):
                 log.warning("SQLite journal_mode is %r, not WAL (file system without WAL support?)", mode)
             cursor.execute("PRAGMA synchronous = NORMAL")  # durable across app crashes in WAL mode
@@ -66,6 +68,26 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             conn.exec_driver_sql("BEGIN")
 
     return engine
+
+
+def _wal(cursor: Any) -> str:
+    """Switch a database to WAL (once per file: the mode is stored in it) and return the journal mode.
+
+    Switching needs the file to itself and SQLite does not wait on the busy handler for it, so two processes
+    opening a fresh database at once can get "database is locked": retry for up to the busy timeout.
+    """
+    mode = cursor.execute("PRAGMA journal_mode").fetchone()[0]
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while mode.lower() not in ("wal", "memory"):
+        try:
+            mode = cursor.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+        else:
+            break
+    return mode
 
 
 def writer(engine: Engine) -> Engine:
