@@ -109,6 +109,33 @@ class FakeBackend:
 Helpers.FakeBackend = FakeBackend
 
 
+def submit_from_threads(submitter, picture, *, threads: int = 4, per_thread: int = 5) -> list[int]:
+    """`threads` threads released together each submit `per_thread` preview jobs (distinct seeds) through
+    `submitter` (a Runner); returns every job id."""
+    import threading
+
+    from agent.plan import MotionPlan
+
+    ids: list[int] = []
+    barrier = threading.Barrier(threads)
+
+    def submit(k: int) -> None:
+        barrier.wait()
+        for i in range(per_thread):
+            plan = MotionPlan.create(seed=10 * k + i, template="landscape", duration_s=0.5)
+            ids.append(submitter.submit(plan, picture, backend="preview").id)
+
+    workers = [threading.Thread(target=submit, args=(k,)) for k in range(threads)]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join(60)
+    return ids
+
+
+Helpers.submit_from_threads = staticmethod(submit_from_threads)
+
+
 @pytest.fixture
 def gen_store(request, tmp_path):
     """A fresh store (SQLite + media folder) under tmp_path/home; a test marked

@@ -4,7 +4,6 @@ the job of an actor killed mid-render is finished by the other."""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -55,22 +54,9 @@ def _stats(ray, actors):
     return ray.get([a.stats.remote() for a in actors])
 
 
-def test_twenty_jobs_from_four_threads_finish_exactly_once_on_warm_actors(cluster):
+def test_twenty_jobs_from_four_threads_finish_exactly_once_on_warm_actors(cluster, gh):
     ray, actors, store, submitter, picture = cluster
-    ids: list[int] = []
-    barrier = threading.Barrier(4)
-
-    def submit(k: int) -> None:
-        barrier.wait()
-        for i in range(5):
-            plan = MotionPlan.create(seed=10 * k + i, template="landscape", duration_s=0.5)
-            ids.append(submitter.submit(plan, picture, backend="preview").id)
-
-    threads = [threading.Thread(target=submit, args=(k,)) for k in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    ids = gh.submit_from_threads(submitter, picture)
     finals = [submitter.wait(i, timeout=120) for i in ids]
     assert len(ids) == 20 and all(f.status == "succeeded" and f.attempts == 1 for f in finals)
     stats = _stats(ray, actors)

@@ -8,7 +8,6 @@ import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -57,26 +56,13 @@ def picture(gh, tmp_path):
     return p
 
 
-def test_two_workers_finish_twenty_jobs_from_four_threads_each_exactly_once(tmp_path, postgres_url, picture):
+def test_two_workers_finish_twenty_jobs_from_four_threads_each_exactly_once(tmp_path, postgres_url, picture, gh):
     home = tmp_path / "home"
     workers = [_worker(postgres_url, home, 128 * 96) for _ in range(2)]
     try:
         with open_store(url=postgres_url, home=home) as store:
             submitter = Runner(store, devices=(), shared_queue=True)  # the studio under VIVIDFLOW_WORKERS=external
-            ids: list[int] = []
-            barrier = threading.Barrier(4)
-
-            def submit(k: int) -> None:
-                barrier.wait()
-                for i in range(5):
-                    plan = MotionPlan.create(seed=10 * k + i, template="landscape", duration_s=0.5)
-                    ids.append(submitter.submit(plan, picture, backend="preview").id)
-
-            threads = [threading.Thread(target=submit, args=(k,)) for k in range(4)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join(60)
+            ids = gh.submit_from_threads(submitter, picture)
             finals = [submitter.wait(i, timeout=120) for i in ids]
     finally:
         outputs = _stop(workers)
