@@ -7,12 +7,14 @@ form (`to_json` / `from_json`) is the contract every planner produces and every 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, computed_field, model_validator
 
 FPS = 16
 MAX_SEED = 2**31 - 1
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 TemplateId = Literal[
     "fashion",
@@ -45,13 +47,18 @@ SEED_POLICIES: tuple[str, ...] = get_args(SeedPolicy)
 # A plan says what the person asked; at render time the model's recipe applies its own, narrower limits
 # (Lightning: up to 8 steps, guidance 1; base: up to 50 steps, guidance 10) and says so in a note.
 LIMITS: dict[str, tuple[float, float]] = {
-    "duration_s": (0.5, 5.0),
+    "duration_s": (0.5, 30.0),  # the whole video; past SEGMENT_MAX_S it renders as chained segments
     "steps": (4, 50),
     "guidance_scale": (0.0, 20.0),
     "guidance_scale_2": (0.0, 20.0),
     "seed": (0, MAX_SEED),
     "speed": (0.05, 5.0),  # motion and camera speed; > 0, 1.0 = the template's normal pace
     "intensity": (0.0, 1.0),
+    # long videos, story, smoother (#12 §2 §4 §5)
+    "output_fps": (16, 64),  # frames per second after motion interpolation ("smoother" = 32)
+    "upscale_factor": (1.0, 4.0),
+    "upscale_height": (240, 2160),
+    "transition_pace": (0.2, 5.0),
 }
 # The steps the quality words ("higher quality", "best quality", "draft") move between first: a Lightning
 # render's useful range. Past its top they go on up to the LIMITS maximum (for the base recipe).
@@ -59,6 +66,11 @@ QUALITY_STEPS: tuple[int, int] = (4, 12)
 MAX_ACTION_CHARS = 60
 MAX_ATMOSPHERE_ITEMS = 8
 MAX_PROMPT_CHARS = 2000
+
+# --- long videos, story, smoother (#12 §2 §4 §5) ----------------------------------------------------
+SEGMENT_MAX_S = 5.0  # one rendered segment: at most 5 s at 16 fps (81 frames), Wan2.2's own maximum
+SEGMENT_OVERLAP = 5  # frames shared by two neighbouring segments and blended at the seam (4k+1 keeps 4k+1 totals)
+STORY_PICTURES = (2, 6)  # story mode: two to six pictures, one transition between each neighbouring pair
 
 
 class PlanError(ValueError):
@@ -72,6 +84,23 @@ class PlanError(ValueError):
 def frames_for(duration_s: float, fps: int = FPS) -> int:
     """Frames for a clip: 4k+1 as Wan needs, `4*round(duration_s*fps/4)+1` (0.5 s → 9, 3 s → 49, 5 s → 81)."""
     return 4 * round(duration_s * fps / 4) + 1
+
+
+def segment_lengths(num_frames: int, *, max_frames: int | None = None, overlap: int = SEGMENT_OVERLAP) -> list[int]:
+    """Frames of each chained segment for a video of `num_frames` (4k+1): as few segments of at most `max_frames`
+    (default 5 s at 16 fps = 81) as fit, each 4k+1, neighbours sharing `overlap` frames, so that
+    `sum(lengths) - overlap * (len(lengths) - 1) == num_frames` (12 s: 193 → [69, 69, 65])."""
+    max_frames = max_frames or frames_for(SEGMENT_MAX_S)
+    if num_frames <= max_frames:
+        return [num_frames]
+    if (overlap - 1) % 4 or (max_frames - 1) % 4 or (num_frames - 1) % 4:
+        raise ValueError(f"frame counts must be 4k+1: num_frames={num_frames}, max_frames={max_frames}, overlap={overlap}")
+    count = 2
+    while count * max_frames - overlap * (count - 1) < num_frames:
+        count += 1
+    quarters = (num_frames - 1 + (overlap - 1) * (count - 1)) // 4  # the 4s shared out among the segments
+    base, extra = divmod(quarters, count)
+    return [4 * (base + (1 if i < extra else 0)) + 1 for i in range(count)]
 
 
 def clamp(field: str, value: float) -> float:
@@ -109,6 +138,30 @@ class Camera(_Value):
     speed: float = _bounded("speed", default=1.0)
 
 
+class Upscale(_Value):
+    """Upscale on export: by `factor` ("twice as large") or to `height` pixels ("in 720p"), one of the two."""
+
+    factor: float | None = Field(default=None, ge=LIMITS["upscale_factor"][0], le=LIMITS["upscale_factor"][1])
+    height: int | None = Field(default=None, ge=LIMITS["upscale_height"][0], le=LIMITS["upscale_height"][1])
+
+    @model_validator(mode="after")
+    def _one_of(self) -> Upscale:
+        if (self.factor is None) == (self.height is None):
+            raise ValueError("upscale: give either factor (1–4) or height (240–2160 pixels), not both or neither")
+        return self
+
+    def describe(self) -> str:
+        return f"{self.height}p" if self.height is not None else f"{self.factor:g}×"
+
+
+class Transition(_Value):
+    """Story mode: how one transition between two neighbouring pictures plays: `pace` 1.0 = normal; a slower
+    pace (0.6) gives the transition more of the video's time and slows its motion and camera."""
+
+    pace: float = _bounded("transition_pace", default=1.0)
+    camera: CameraMove | None = None  # None: the plan's camera move
+
+
 class MotionPlan(_Value):
     """The whole, validated description of one clip; immutable, edits return new plans."""
 
@@ -129,6 +182,12 @@ class MotionPlan(_Value):
     negative_prompt: str = Field(default="", max_length=MAX_PROMPT_CHARS)
     # A prompt typed by the person. When set, the compiler keeps it as `prompt` instead of writing one.
     prompt_override: str | None = Field(default=None, max_length=MAX_PROMPT_CHARS)
+    # long videos, story, smoother (#12 §2 §4 §5): frame interpolation and upscaling on export; story mode's
+    # pictures (sha256 of each stored source image, in story order) and one Transition per neighbouring pair
+    output_fps: int | None = Field(default=None, ge=LIMITS["output_fps"][0], le=LIMITS["output_fps"][1])
+    upscale: Upscale | None = None
+    story_images: tuple[str, ...] = Field(default=(), max_length=STORY_PICTURES[1])
+    transitions: tuple[Transition, ...] = Field(default=(), max_length=STORY_PICTURES[1] - 1)
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -151,6 +210,43 @@ class MotionPlan(_Value):
                         f"it must be 4*round(duration_s*16/4)+1 = {expected}"
                     )
         return data
+
+    @model_validator(mode="after")
+    def _check_story(self) -> MotionPlan:
+        n = len(self.story_images)
+        if n == 1:
+            raise ValueError(f"story_images: a story needs {STORY_PICTURES[0]} to {STORY_PICTURES[1]} pictures, got 1")
+        bad = [k for k in self.story_images if not _SHA256.fullmatch(k)]
+        if bad:
+            raise ValueError(f"story_images: each picture is the sha256 of a stored image (64 hex digits), got {bad[0]!r}")
+        if self.transitions and len(self.transitions) != max(n - 1, 0):
+            raise ValueError(f"transitions: one per pair of neighbouring pictures ({max(n - 1, 0)}), got {len(self.transitions)}")
+        return self
+
+    @property
+    def segment_count(self) -> int:
+        """How many segments the video renders as (story mode: at least one per transition)."""
+        if len(self.story_images) >= 2:
+            return sum(len(segment_lengths(n)) for n in self.transition_frames())
+        return len(segment_lengths(self.num_frames))
+
+    def transition_durations(self) -> list[float]:
+        """Story mode: each transition's seconds, its share of duration_s ∝ 1/pace (quarter seconds)."""
+        n = len(self.story_images) - 1
+        if n < 1:
+            return []
+        paces = [t.pace for t in self.transitions] or [1.0] * n
+        weights = [1.0 / p for p in paces]
+        quarters = max(round(self.duration_s * 4), n)
+        shares = [max(1, round(quarters * w / sum(weights))) for w in weights]
+        shares[-1] = max(1, quarters - sum(shares[:-1]))
+        return [q / 4 for q in shares]
+
+    def transition_frames(self) -> list[int]:
+        """Story mode: each transition's frames (4k+1), the later ones SEGMENT_OVERLAP - 1 longer to make up for
+        the blended seam, so that the video keeps `num_frames` when the durations add up to duration_s."""
+        return [frames_for(d, self.fps) + (SEGMENT_OVERLAP - 1 if i else 0)
+                for i, d in enumerate(self.transition_durations())]
 
     @model_validator(mode="after")
     def _check_unique_subjects(self) -> MotionPlan:

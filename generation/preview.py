@@ -59,6 +59,44 @@ class PreviewBackend:
         scene = Scene(plan, np.asarray(preprocess(image, max_area=self.max_area)))
         return np.stack([scene.frame(i) for i in range(scene.n)])
 
+    def render_segment(
+        self, plan: MotionPlan, image: Image.Image, *, last_image: Image.Image | None = None,
+        rest_start: bool = False, on_event: EventListener = ignore, cancel: CancelToken | None = None,
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """One segment of a longer video (`generation.segments`): (T, H, W, 3) uint8 frames and a record.
+
+        `rest_start`: frame 0 is `image` unmoved (a chained segment). `last_image` (story mode): the clip morphs
+        into it while the motion and camera play: the end picture's own scene runs backwards from rest, so the
+        last frame is that picture, and the two cross-dissolve along a smoothstep.
+        """
+        cancel = cancel or CancelToken()
+        src = np.asarray(preprocess(image, max_area=self.max_area))
+        scene = Scene(plan, src, rest_start=rest_start)
+        end_scene = None
+        if last_image is not None:
+            from PIL import ImageOps
+
+            end = ImageOps.fit(last_image.convert("RGB"), (scene.w, scene.h), Image.Resampling.LANCZOS)
+            end_scene = Scene(plan, np.asarray(end), rest_start=True)
+        n = scene.n
+        frames = np.empty((n, scene.h, scene.w, 3), np.uint8)
+        t0 = time.perf_counter()
+        for i in range(n):
+            if cancel.cancelled:
+                raise GenerationCancelled(f"cancelled at frame {i}/{n}")
+            frame = scene.frame(i)
+            if end_scene is not None:
+                p = i / (n - 1) if n > 1 else 1.0
+                w = p * p * (3.0 - 2.0 * p)
+                frame = (frame * (1.0 - w) + end_scene.frame(n - 1 - i) * w + 0.5).astype(np.uint8)
+            frames[i] = frame
+            elapsed = time.perf_counter() - t0
+            on_event(Progress(stage="rendering", step=i + 1, total=n, eta_s=elapsed / (i + 1) * (n - i - 1),
+                              elapsed_s=elapsed))
+        record = {"renderer": RENDERER_VERSION, "seed": plan.seed, "rest_start": rest_start,
+                  "last_image": last_image is not None, "image_sha256": hashlib.sha256(src.tobytes()).hexdigest()}
+        return frames, record
+
     def generate(
         self,
         plan: MotionPlan,

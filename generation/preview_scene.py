@@ -148,8 +148,11 @@ class SubjectField:
 class Scene:
     """A plan applied to one image: camera path, subject fields, particles; renders frame i."""
 
-    def __init__(self, plan: MotionPlan, rgb: np.ndarray) -> None:
+    def __init__(self, plan: MotionPlan, rgb: np.ndarray, *, rest_start: bool = False) -> None:
+        """`rest_start`: frame 0 is `rgb` itself (a chained segment continuing from the previous one's last frame):
+        the camera path and the subject fields are taken relative to their start."""
         self.plan = plan
+        self.rest_start = rest_start
         self.rgb = rgb
         self.h, self.w = rgb.shape[:2]
         self.n = plan.num_frames
@@ -166,6 +169,28 @@ class Scene:
         self._setup_subjects()
         self._setup_particles(atmosphere)
         self.fog = any(w in atmosphere for w in FOG_WORDS)
+        self._rest: tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None] = (None, None, None)
+        if rest_start:
+            self.xs, self.ys = self._undo_start(self.xs, self.ys)
+            self.gx, self.gy = self._undo_start(self.gx, self.gy)
+            self._rest = self._fields_at(0.0, 0.0)
+
+    def _undo_start(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Positions whose camera mapping at p = 0 is (x, y) itself, so frame 0 shows the picture unmoved (the
+        affine part of the camera; dolly parallax and orbit keystone are 0 or small there)."""
+        mv, cx, cy = self.move, self.cx, self.cy
+        if mv in ("zoom_in", "zoom_out", "dolly_in", "dolly_out"):
+            z = 1.0 + (self.zoom_total if mv.endswith("_out") else 0.0)
+            return cx + (x - cx) * z, cy + (y - cy) * z
+        off = -0.5 * self.travel
+        z0 = self.z0
+        if mv in ("pan_left", "pan_right", "orbit_left", "orbit_right"):
+            sign = 1.0 if mv.endswith("right") else -1.0
+            return cx + (x - cx - sign * off * (self.w - 1)) * z0, cy + (y - cy) * z0
+        if mv in ("tilt_up", "tilt_down"):
+            sign = -1.0 if mv == "tilt_up" else 1.0
+            return cx + (x - cx) * z0, cy + (y - cy - sign * off * (self.h - 1)) * z0
+        return x, y
 
     # 1. camera ---------------------------------------------------------------------------------
     def _setup_camera(self) -> None:
@@ -339,6 +364,11 @@ class Scene:
         tau = i / self.fps
         sx, sy = self.camera(self.xs, self.ys, p)
         dx, dy, gain = self._fields_at(tau, p)
+        dx0, dy0, gain0 = self._rest
+        if dx is not None and dx0 is not None:
+            dx, dy = dx - dx0, dy - dy0
+        if gain is not None and gain0 is not None:
+            gain = gain / gain0
         if dx is not None:
             sx = sx + self._up(dx)
             sy = sy + self._up(dy)

@@ -18,7 +18,7 @@ import os
 import threading
 import time
 from contextlib import nullcontext
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from generation.backend import PictureRequired, model_needs_picture
@@ -89,10 +89,59 @@ class WanBackend:
     ) -> GenerationResult:
         """Render `plan` from `image` (None: from the words alone, on a model that can) into `out_dir`; raises
         GenerationCancelled (no file) when cancelled, PictureRequired without a picture on an image-to-video model."""
+        cancel = cancel or CancelToken()
+        r = self._render(plan, image, on_event, cancel)
+        # 6. Export: H.264 MP4 + thumbnail, atomically, with the reproduction record in its metadata
+        _check_cancel(cancel, "exporting")
+        on_event(Progress(stage="exporting", step=0, total=1, elapsed_s=time.perf_counter() - r.t_start))
+        timings, (width, height), sampling = r.timings, r.size, r.sampling
+        t = time.perf_counter()
+        out = out_dir if out_dir is not None else export.default_out_dir()
+        exported = export.export_video(r.frames, out, fps=sampling.fps, metadata={"vividflow": r.params},
+                                       crf=r.loaded.cfg.crf)
+        timings["export"] = time.perf_counter() - t
+        timings["total"] = time.perf_counter() - r.t_start
+        timings["per_step"] = timings["sample"] / max(sampling.steps, 1)
+        tail = timings["decode"] + timings["export"]
+        self._tail_s_per_unit = tail / max(width * height * sampling.num_frames, 1)
+        on_event(Progress(stage="exporting", step=1, total=1, elapsed_s=timings["total"]))
+        log.info(
+            "wan: %dx%d, %d frames at %d fps, %d steps (%s recipe) in %.2f s (sample %.2f, decode %.2f, "
+            "export %.2f) → %s", width, height, sampling.num_frames, sampling.fps, sampling.steps,
+            sampling.recipe or "no", timings["total"], timings["sample"], timings["decode"], timings["export"],
+            exported.video_path,
+        )
+
+        # 7. Return everything needed to reproduce it
+        return GenerationResult(
+            video_path=exported.video_path, thumbnail_path=exported.thumbnail_path, width=exported.width,
+            height=exported.height, num_frames=exported.num_frames, fps=exported.fps, backend=BACKEND_NAME,
+            model_id=r.loaded.model_id, timings=timings,
+            params={**r.params, "sha256": exported.sha256, "timings": dict(timings),
+                    "load_timings": dict(r.loaded.timings)},
+            negative_guidance=r.negative_guidance,
+        )
+
+    def render_segment(
+        self, plan: MotionPlan, image: Image.Image | None, *, last_image: Image.Image | None = None,
+        on_event: EventListener = ignore, cancel: CancelToken | None = None,
+    ) -> tuple[Any, dict[str, Any]]:
+        """One segment of a longer video (`generation.segments`): (T, H, W, 3) uint8 frames and the reproduction
+        record, nothing exported; `last_image` (story mode, first-last-frame) is the frame to end on."""
+        import numpy as np
+
+        r = self._render(plan, image, on_event, cancel or CancelToken(), last_image=last_image)
+        frames = (np.clip(np.asarray(r.frames), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+        return frames, r.params
+
+    def _render(
+        self, plan: MotionPlan, image: Any, on_event: EventListener, cancel: CancelToken, *,
+        last_image: Image.Image | None = None,
+    ) -> _Rendered:
+        """Steps 1–5 of a call: checks, preprocessing, prompt encoding, sampling, decoding (frames in [0, 1])."""
         from agent.plan import MotionPlan
         from generation.image import load_image, output_size, preprocess
 
-        cancel = cancel or CancelToken()
         timings: dict[str, float] = {}
         t_start = time.perf_counter()
 
@@ -122,6 +171,7 @@ class WanBackend:
             rule = {"max_area": cfg.effective_max_area(), "multiple": loaded.size_multiple}
             source = load_image(image) if image is not None else None
             picture = preprocess(source, **rule) if source is not None else None
+            end_picture = _end_picture(last_image, picture)
             text_size = (loaded.spec or default_spec()).text_size
             width, height = picture.size if picture is not None else output_size(*text_size, **rule)
             flow_shift = _set_flow_shift(pipe, sampling.flow_shift)
@@ -159,6 +209,7 @@ class WanBackend:
                 latents, timesteps = self._sample(
                     pipe, plan, sampling, picture, (width, height), prompt_embeds,
                     negative_embeds if cfg_on else None, device, on_event, cancel, t_start, preview,
+                    last_image=end_picture,
                 )
             experts = expert_per_step(timesteps, pipe.config.boundary_ratio)
             timings["sample"] = time.perf_counter() - t
@@ -178,9 +229,7 @@ class WanBackend:
             timings["decode"] = time.perf_counter() - t
             free_memory()
 
-            # 6. Export: H.264 MP4 + thumbnail, atomically, with the reproduction record in its metadata
-            stage("exporting")
-            t = time.perf_counter()
+            # the reproduction record (written into the MP4's metadata by `generate`)
             params = _reproduction_record(
                 pipe, plan, loaded, sampling, flow_shift=flow_shift, size=(width, height),
                 input_size=source.size if source is not None else (None, None),
@@ -188,34 +237,15 @@ class WanBackend:
                 negative_guidance=negative_guidance, nag=nag,
                 speed={**speed.to_dict(), "embedding_cache": reused, "live_preview": preview},
             )
-            out = out_dir if out_dir is not None else export.default_out_dir()
-            exported = export.export_video(frames, out, fps=sampling.fps, metadata={"vividflow": params}, crf=cfg.crf)
-            timings["export"] = time.perf_counter() - t
-            timings["total"] = time.perf_counter() - t_start
-            timings["per_step"] = timings["sample"] / max(sampling.steps, 1)
-            tail = timings["decode"] + timings["export"]
-            self._tail_s_per_unit = tail / max(width * height * sampling.num_frames, 1)
-            on_event(Progress(stage="exporting", step=1, total=1, elapsed_s=timings["total"]))
-            log.info(
-                "wan: %dx%d, %d frames at %d fps, %d steps (%s recipe) in %.2f s (sample %.2f, decode %.2f, "
-                "export %.2f) → %s", width, height, sampling.num_frames, sampling.fps, sampling.steps,
-                sampling.recipe or "no", timings["total"], timings["sample"], timings["decode"], timings["export"],
-                exported.video_path,
-            )
-
-            # 7. Return everything needed to reproduce it
-            return GenerationResult(
-                video_path=exported.video_path, thumbnail_path=exported.thumbnail_path, width=exported.width,
-                height=exported.height, num_frames=exported.num_frames, fps=exported.fps, backend=BACKEND_NAME,
-                model_id=loaded.model_id, timings=timings,
-                params={**params, "sha256": exported.sha256, "timings": dict(timings), "load_timings": dict(loaded.timings)},
-                negative_guidance=negative_guidance,
-            )
+            if end_picture is not None:
+                params["last_image"] = True
+            return _Rendered(frames=frames, params=params, timings=timings, size=(width, height), sampling=sampling,
+                             loaded=loaded, negative_guidance=negative_guidance, t_start=t_start)
 
     def _sample(
         self, pipe: Any, plan: MotionPlan, sampling: Sampling, picture: Image.Image | None, size: tuple[int, int],
         prompt_embeds: Any, negative_embeds: Any, device: Any, on_event: EventListener, cancel: CancelToken,
-        t_start: float, preview: bool,
+        t_start: float, preview: bool, *, last_image: Image.Image | None = None,
     ) -> tuple[Any, list[int]]:
         """The denoising loop to latents, a Progress event per step (naming the expert that ran it), and with
         `preview` a Preview strip of the step's predicted clean latents (`generation.live_preview`, no VAE).
@@ -256,6 +286,8 @@ class WanBackend:
             extra["guidance_scale_2"] = sampling.guidance[1]
         if picture is not None:
             extra["image"] = picture
+        if last_image is not None:  # first-last-frame: the clip ends on this picture (story mode transitions)
+            extra["last_image"] = last_image
         with torch.no_grad():
             latents = pipe(
                 prompt=None, prompt_embeds=prompt_embeds, negative_prompt_embeds=negative_embeds,
@@ -264,6 +296,31 @@ class WanBackend:
                 callback_on_step_end_tensor_inputs=["latents"] if preview else [], **extra,
             ).frames
         return latents, timesteps
+
+
+@dataclass(frozen=True)
+class _Rendered:
+    """What steps 1–5 of a call produced: decoded frames in [0, 1] and the reproduction record."""
+
+    frames: Any
+    params: dict[str, Any]
+    timings: dict[str, float]
+    size: tuple[int, int]
+    sampling: Sampling
+    loaded: LoadedPipeline
+    negative_guidance: NegativeGuidance
+    t_start: float
+
+
+def _end_picture(last_image: Image.Image | None, picture: Image.Image | None) -> Image.Image | None:
+    """The picture to end on, fitted (centre crop + Lanczos) to the first picture's size; None without one."""
+    if last_image is None or picture is None:
+        return None
+    from PIL import Image, ImageOps
+
+    from generation.image import to_rgb
+
+    return ImageOps.fit(to_rgb(last_image), picture.size, Image.Resampling.LANCZOS)
 
 
 def _check_cancel(cancel: CancelToken, stage: str) -> None:

@@ -172,6 +172,8 @@ class WanSettings(Section):
     live_preview: Bool = True  # a cheap latent→RGB strip at every step (no VAE)
     step_cache: Annotated[StepCache, BeforeValidator(choice("step_cache", STEP_CACHES))] = "auto"  # auto: the recipe's
     weight_cache: Bool = True  # save the fused + quantized experts under <home>/cache/wan, load them next time
+    # smoother (#12 §5): Practical-RIFE's flownet.pkl (or its folder) interpolates frames; None: ffmpeg's minterpolate
+    rife_weights: OptionalText = None
 
     env_names: ClassVar[dict[str, str]] = {
         "model": "VIVIDFLOW_WAN_MODEL",
@@ -196,6 +198,7 @@ class WanSettings(Section):
         "live_preview": "VIVIDFLOW_WAN_LIVE_PREVIEW",
         "step_cache": "VIVIDFLOW_WAN_STEP_CACHE",
         "weight_cache": "VIVIDFLOW_WAN_WEIGHT_CACHE",
+        "rife_weights": "VIVIDFLOW_RIFE_WEIGHTS",
     }
 
 
