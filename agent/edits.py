@@ -24,6 +24,7 @@ from agent.plan import (
     MAX_ACTION_CHARS,
     MAX_ATMOSPHERE_ITEMS,
     MAX_SEED,
+    SEGMENT_MAX_S,
     Camera,
     CameraMove,
     Motion,
@@ -33,6 +34,7 @@ from agent.plan import (
 )
 from agent.templates import get_template
 from agent.camera_words import TIME_OF_DAY_LIGHTS
+from agent.edits_long import ScaleTransition, SetOutputFps, SetStory, SetUpscale, apply_long  # #12 §2 §4 §5
 
 MAX_TERM_CHARS = 40
 
@@ -179,6 +181,7 @@ Edit = Annotated[
     Union[
         SetTemplate, AddMotion, RemoveMotion, ScaleMotion, SetCamera, ScaleCamera, SetDuration, SetSteps,
         SetGuidance, SetSeed, AddNegative, RemoveNegative, AddAtmosphere, RemoveAtmosphere, SetPrompt,
+        SetOutputFps, SetUpscale, SetStory, ScaleTransition,  # long videos, story, smoother (#12)
         Undo, Reset, Recall,
     ],
     Field(discriminator="op"),
@@ -434,7 +437,14 @@ def _apply_one(plan: MotionPlan, edit: Edit, *, rng: random.Random, hands_in_vie
         return plan.with_changes(camera=Camera(move=plan.camera.move, speed=speed))
 
     if isinstance(edit, SetDuration):
-        return plan.with_changes(duration_s=_round(_clamped("duration_s", edit.seconds, "duration", notes)))
+        new = plan.with_changes(duration_s=_round(_clamped("duration_s", edit.seconds, "duration", notes)))
+        if new.duration_s > SEGMENT_MAX_S and new.segment_count > 1 and not new.story_images:
+            notes.append(f"{new.duration_s:g} s renders as {new.segment_count} segments of up to "
+                         f"{SEGMENT_MAX_S:g} s, each continuing from the last frame of the one before")
+        return new
+
+    if isinstance(edit, (SetOutputFps, SetUpscale, SetStory, ScaleTransition)):
+        return apply_long(plan, edit, notes)
 
     if isinstance(edit, SetSteps):
         return plan.with_changes(steps=int(_clamped("steps", edit.steps, "steps", notes)))

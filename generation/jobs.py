@@ -244,6 +244,9 @@ class Runner(WorkerMixin):
         except ImageError as e:
             raise JobError(str(e)) from None
         self._check_refs(conversation_id, parent_id)
+        for key in plan_obj.story_images:  # story mode (#12 §4): every picture must be stored already
+            if self.store.find_image(key) is None:
+                raise JobError(f"story picture {key[:12]}… is not in the store: add the pictures before queueing")
         if width is None or height is None:
             width, height = self._render_size(name, pil.size if pil is not None else None)
         model = model_id if model_id is not None else self._model_id(name)

@@ -291,6 +291,14 @@ def generate(
     )
 
 
+def story_picture(store: Any, key: str) -> Any:
+    """The stored source image whose sha256 is `key` (a story picture); ValueError naming it when it is gone."""
+    record = store.find_image(key)
+    if record is None or not os.path.isfile(record.path):
+        raise ValueError(f"story picture {key[:12]}… is not in the store any more: upload it again")
+    return record
+
+
 def _chain(first: np.ndarray, rest: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
     yield first
     yield from rest

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from generation import segments
 from generation.backend import Backend, BackendUnavailable
 from generation.events import (
     Cancelled,
@@ -220,7 +221,9 @@ class WorkerMixin:
             backend = self._backend(job.backend, device)
             # 4. Generate into a staging folder inside the media root (same file system)
             staging.mkdir(parents=True, exist_ok=True)
-            result = backend.generate(plan, image, on_event, job.token, out_dir=staging)
+            # (longer than one segment, story mode, interpolated or upscaled: chained segments, one MP4)
+            pictures = [load_image(segments.story_picture(self.store, key).path) for key in plan.story_images]
+            result = segments.generate(backend, plan, image, on_event, job.token, out_dir=staging, pictures=pictures)
             if job.token.cancelled:  # cancel arrived after the last step: the user asked for no video
                 raise GenerationCancelled("cancelled after the last step")
             # 5. Publish: move the files to their content address, then record success

@@ -86,7 +86,7 @@ def test_plan_is_immutable_and_with_changes_returns_a_new_plan():
 
 
 BOUNDS = [
-    ("duration_s", 0.5, 5.0, 0.49, 5.01),
+    ("duration_s", 0.5, 30.0, 0.49, 30.01),  # the whole video (#12 §2)
     ("steps", 4, 50, 3, 51),
     ("guidance_scale", 0.0, 20.0, -0.1, 20.5),
     ("guidance_scale_2", 0.0, 20.0, -0.1, 20.5),
@@ -154,14 +154,14 @@ def test_schema_export_lists_the_contract():
     schema = MotionPlan.json_schema()
     assert CONTRACT_FIELDS <= set(schema["properties"])
     assert schema["properties"]["duration_s"]["minimum"] == 0.5
-    assert schema["properties"]["duration_s"]["maximum"] == 5.0
+    assert schema["properties"]["duration_s"]["maximum"] == 30.0
     assert schema["properties"]["steps"]["minimum"] == 4 and schema["properties"]["steps"]["maximum"] == 50
     assert "num_frames" in schema["required"]
     json.dumps(schema)  # serialisable
 
 
 def test_clamp_uses_the_limits_table():
-    assert clamp("duration_s", 12) == 5.0 and clamp("duration_s", 0.1) == 0.5 and clamp("steps", 8) == 8
+    assert clamp("duration_s", 31) == 30.0 and clamp("duration_s", 0.1) == 0.5 and clamp("steps", 8) == 8
 
 
 def test_defaults_are_valid():

@@ -24,6 +24,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 import annotated_types as at
 
 from agent import edits as edit_ops
+from agent.plan import STORY_PICTURES
 
 # Edits the LLM may not write: a typed prompt is the person's own text, never the model's.
 LLM_EXCLUDED_OPS = frozenset({"set_prompt"})
@@ -37,6 +38,7 @@ FIELD_BOUNDS: dict[tuple[str, str], tuple[float, float]] = {
     ("scale_camera", "factor"): (0.1, 5.0),
     ("recall", "generation_id"): (1, 99999),
     ("recall", "index"): (-1, 99),
+    ("scale_transition", "factor"): (0.1, 5.0),  # story: "slower between 2 and 3" → 0.6 (#12 §4)
 }
 DECIMALS = 2
 
@@ -237,8 +239,15 @@ def field_pattern(op: str, name: str, annotation: Any, metadata: list[Any], spec
             item_type, *extras = get_args(item_type)
             for extra in extras:
                 item_meta.extend(getattr(extra, "metadata", [extra]))
+        count = min(_max_len(metadata) or spec.max_terms, STORY_PICTURES[1])
+        if item_type is int:  # story order: picture numbers (#12 §4)
+            lo, hi, lo_ex, hi_ex = _bounds(item_meta)
+            if lo is None or hi is None:
+                raise TypeError(f"{op}.{name}: tuple items need bounds for the LLM grammar")
+            items = array_of(int_range(int(lo) + (1 if lo_ex else 0), int(hi) - (1 if hi_ex else 0)), count)
+            return Pattern(rf"(\[\]|{items.regex})", items.max_chars)
         if item_type is not str:
-            raise TypeError(f"{op}.{name}: only tuples of strings are supported in the LLM grammar")
+            raise TypeError(f"{op}.{name}: only tuples of strings or numbers are supported in the LLM grammar")
         item_cap = min(_max_len(item_meta) or spec.max_term_chars, spec.max_term_chars)
         count = min(_max_len(metadata) or spec.max_terms, spec.max_terms)
         return array_of(words(item_cap), count)

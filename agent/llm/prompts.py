@@ -33,6 +33,13 @@ OP_EXAMPLES: dict[str, tuple[str, str]] = {
     "add_atmosphere": ('{"op":"add_atmosphere","items":["fog"]}', "add wind, fog, golden hour light ..."),
     "remove_atmosphere": ('{"op":"remove_atmosphere","items":["fog"]}', "remove an atmosphere item"),
     "set_prompt": ('{"op":"set_prompt","text":null}', "use a typed prompt"),
+    # long videos, story, smoother (#12 §2 §4 §5)
+    "set_output_fps": ('{"op":"set_output_fps","fps":32}', "smoother: interpolate to 32 fps; null = no interpolation"),
+    "set_upscale": ('{"op":"set_upscale","factor":null,"height":720}',
+                    "larger on export: factor 2 = twice as large, or height 720 = 720p; both null = original size"),
+    "set_story": ('{"op":"set_story","order":[1,2,3]}', "story mode: the uploaded pictures in visiting order; [] = off"),
+    "scale_transition": ('{"op":"scale_transition","index":2,"factor":0.6}',
+                         "story: transition 2 (picture 2 to 3) slower (<1) or faster (>1)"),
     "undo": ('{"op":"undo"}', "back to the previous plan"),
     "reset": ('{"op":"reset"}', "start over"),
     "recall": ('{"op":"recall","generation_id":12,"index":null,"query":null}',

@@ -35,9 +35,10 @@ def changed(a, b):
 
 def test_duration_clamped_high_with_the_note(fashion, rng, caplog):
     with caplog.at_level(logging.INFO, logger="agent.edits"):
-        plan, notes = apply(fashion, [SetDuration(seconds=12)], rng=rng)
-    assert plan.duration_s == 5.0 and plan.num_frames == 81
-    assert notes == ["12 s is longer than the 5 s maximum: set to 5.0 s"]
+        plan, notes = apply(fashion, [SetDuration(seconds=31)], rng=rng)
+    assert plan.duration_s == 30.0 and plan.num_frames == 481  # the whole video; 7 chained segments (#12 §2)
+    assert notes == ["31 s is longer than the 30 s maximum: set to 30.0 s",
+                     "30 s renders as 7 segments of up to 5 s, each continuing from the last frame of the one before"]
     assert "clamped duration_s" in caplog.text
     assert changed(fashion, plan) == {"duration_s"}
 
