@@ -74,14 +74,14 @@ def apply_long(plan: MotionPlan, edit: Any, notes: list[str]) -> MotionPlan:
 
     if isinstance(edit, SetStory):
         if not edit.order:
-            if plan.story_images:
-                notes.append("story mode is off: the video animates the first picture only")
             return plan.with_changes(story_images=(), transitions=())
         n = len(plan.story_images)
         if n < STORY_PICTURES[0]:
             notes.append(STORY_NEEDS_PICTURES)
             return plan
         order = list(dict.fromkeys(edit.order))
+        if order == list(range(1, len(order) + 1)) and len(order) > n:  # 1, 2, 3 … past the count: all of them
+            order = order[:n]
         missing = [i for i in order if i > n]
         if missing:
             notes.append(f"there are {n} pictures: picture {missing[0]} is not one of them, kept the order")
@@ -91,7 +91,7 @@ def apply_long(plan: MotionPlan, edit: Any, notes: list[str]) -> MotionPlan:
             return plan
         images = tuple(plan.story_images[i - 1] for i in order)
         new = plan.with_changes(story_images=images, transitions=())
-        return _story_duration(new, notes)
+        return story_duration(new, notes)
 
     if isinstance(edit, ScaleTransition):
         count = len(plan.story_images) - 1
@@ -116,7 +116,7 @@ def apply_long(plan: MotionPlan, edit: Any, notes: list[str]) -> MotionPlan:
     raise ValueError(f"unknown edit {edit!r}")
 
 
-def _story_duration(plan: MotionPlan, notes: list[str]) -> MotionPlan:
+def story_duration(plan: MotionPlan, notes: list[str]) -> MotionPlan:
     """A story shorter than 2 s per transition gets 3 s per transition (up to 30 s), and says so."""
     count = len(plan.story_images) - 1
     if plan.duration_s >= 2.0 * count:

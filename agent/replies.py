@@ -99,6 +99,16 @@ def plan_diff(before: MotionPlan | None, after: MotionPlan) -> tuple[FieldChange
     cmp("seed", before.seed, after.seed)
     cmp("negative_terms", before.negative_terms, after.negative_terms)
     cmp("prompt_override", before.prompt_override, after.prompt_override)
+    # long videos, story, smoother (#12 §2 §4 §5)
+    cmp("output_fps", before.output_fps, after.output_fps)
+    cmp("upscale", before.upscale.describe() if before.upscale else None,
+        after.upscale.describe() if after.upscale else None)
+    cmp("story", tuple(k[:8] for k in before.story_images), tuple(k[:8] for k in after.story_images))
+    paces_a = tuple(t.pace for t in before.transitions) or (1.0,) * max(len(before.story_images) - 1, 0)
+    paces_b = tuple(t.pace for t in after.transitions) or (1.0,) * max(len(after.story_images) - 1, 0)
+    if before.story_images == after.story_images and paces_a != paces_b:
+        for i, (x, y) in enumerate(zip(paces_a, paces_b), start=1):
+            cmp(f"transitions.{i}.pace", x, y)
     return tuple(out)
 
 
@@ -159,7 +169,27 @@ def _phrase(c: FieldChange) -> str:
         return " and ".join(bits) or "negative terms reordered"
     if p == "prompt_override":
         return "your own prompt is used" if c.after else "back to the compiled prompt"
-    return str(c)
+    return _phrase_long(c) or str(c)
+
+
+def _phrase_long(c: FieldChange) -> str | None:
+    """Long videos, story, smoother (#12 §2 §4 §5)."""
+    p = c.path
+    if p == "output_fps":
+        return f"smoother: interpolated to {c.after} fps on export" if c.after else "no frame interpolation (16 fps)"
+    if p == "upscale":
+        return f"upscaled to {c.after} on export" if c.after else "exported at the rendered size"
+    if p == "story":
+        if not c.after:
+            return "story mode off: the video animates the first picture only"
+        if c.before and set(c.before) == set(c.after):
+            return f"story order changed ({len(c.after)} pictures)"
+        n = len(c.after)
+        return f"story of {n} pictures, {n - 1} transition{'s' if n > 2 else ''}"
+    if p.startswith("transitions."):
+        i = p.split(".")[1]
+        return f"transition {i} ({i} → {int(i) + 1}) {'slowed to' if c.after < c.before else 'sped up to'} {c.after:g}×"
+    return None
 
 
 def build_reply(before: MotionPlan | None, base: MotionPlan | None, after: MotionPlan | None, *,

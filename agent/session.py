@@ -15,10 +15,12 @@ from __future__ import annotations
 import logging
 import random
 from dataclasses import dataclass, replace
+from collections.abc import Sequence
 from typing import Any
 
 from agent import template_words as TW
-from agent.compiler import default_plan
+from agent.compiler import compile_plan, default_plan
+from agent.edits_long import story_duration
 from agent.edits import (
     SESSION_OPS,
     AddMotion,
@@ -35,7 +37,7 @@ from agent.edits import (
 )
 from agent.history import GenerationRef, GenerationSource, recall
 from agent.language_replies import translate_reply
-from agent.plan import MotionPlan, PlanError
+from agent.plan import STORY_PICTURES, MotionPlan, PlanError
 from agent.replies import Reply, build_reply, diff_text, plan_diff
 from agent.rules import RulePlanner, template_for
 from agent.templates import DEFAULT_TEMPLATE, get_template
@@ -64,6 +66,9 @@ class ConversationState:
     template_guessed: bool = False
     # edits held back until the hands are said to be visible (a refused gesture); "nevermind" drops them
     pending: tuple[Edit, ...] = ()
+    # story mode (#12 §4): the pictures uploaded for a story (sha256 of each stored image, in upload order) before
+    # there is a plan; the first plan takes them
+    story_pictures: tuple[str, ...] = ()
 
     @property
     def template_locked(self) -> bool:
@@ -75,6 +80,18 @@ class ConversationState:
         data = plan.to_dict() if isinstance(plan, MotionPlan) else dict(plan)
         ref = GenerationRef(id=generation_id, plan=data, label=label, status=status)
         return replace(self, generations=self.generations + (ref,))
+
+    def with_story_pictures(self, keys: Sequence[str]) -> ConversationState:
+        """The studio's story uploader (or the CLI's --story): the plan visits these pictures in this order (two to
+        six; fewer end story mode). A plan that exists keeps its old self in the history, so "undo" takes them away."""
+        keys = tuple(keys) if len(keys) >= STORY_PICTURES[0] else ()
+        if self.plan is None:
+            return replace(self, story_pictures=keys)
+        if self.plan.story_images == keys:
+            return self
+        plan = story_duration(self.plan.with_changes(story_images=keys, transitions=()), [])
+        return replace(self, plan=compile_plan(plan), history=(self.history + (self.plan,))[-MAX_UNDO:],
+                       story_pictures=keys)
 
     def lock_template(self, template: str | None) -> ConversationState:
         """Lock (or with None unlock) the template, as the app's template picker does. A plan that exists
@@ -167,6 +184,8 @@ def plan_turn(
         created_from = chosen
         guessed = not any(isinstance(e, SetTemplate) for e in result.edits)
 
+    if state.plan is None and state.story_pictures:  # pictures uploaded for a story before the first message
+        start = story_duration(start.with_changes(story_images=state.story_pictures), notes)
     # 5. Apply, in order: session edits here, runs of plan edits through agent.edits.apply
     plan, history = start, state.history
     undone = False

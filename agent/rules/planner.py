@@ -22,6 +22,7 @@ from agent.edits import MAX_EDITS_PER_TURN, AddMotion, Edit, ParseResult, Remove
 from agent.plan import MotionPlan
 from agent.rules import patterns as P
 from agent.rules.clauses import Clause, Turn, is_meaningful, ordered, read_message, split_clauses, take_all
+from agent.rules.long_words import read_smoother_larger, read_story
 from agent.rules.meanings import read_meanings
 from agent.rules.motions import read_atmosphere, read_camera, read_motions, read_only
 from agent.rules.negatives import read_allow, read_negations
@@ -93,6 +94,9 @@ def parse(
     turn.previous_message = previous
     turn.previous_edits = lambda: parse(previous, plan).edits if previous else []
 
+    text, story_edits, story_notes = read_story(text, turn.plan)  # story order and pace (#12 §4), before the split
+    turn.edits += story_edits
+    turn.notes += story_notes
     for piece in split_clauses(text):
         clause = Clause(text=piece, original=piece.replace("_", " "))
         _parse_clause(clause, turn, first_message=first_message)
@@ -143,6 +147,7 @@ def _parse_clause(c: Clause, turn: Turn, *, first_message: bool) -> None:
     read_seed(c, turn)
     read_steps(c, turn)
     read_guidance(c, turn)
+    read_smoother_larger(c, turn)  # #12 §5, before "smoother camera" (meanings) and "N frames" (duration)
     read_meanings(c, turn)
     read_same_for(c, turn, turn.previous_edits)
     read_bring_back(c, turn)
