@@ -5,6 +5,7 @@
 
 from devtools.conversations.cases import CONVERSATIONS as CAREFUL
 from devtools.conversations.cases_held_out import HELD_OUT
+from devtools.conversations.cases_long import LONG
 from devtools.conversations.cases_meanings import MEANINGS
 from devtools.conversations.cases_questions import QUESTIONS
 from devtools.conversations.cases_references import REFERENCES
@@ -30,7 +31,8 @@ from devtools.conversations.harness import (
 
 # The carefully phrased conversations first, then the real-style ones by theme (sections of issue 14).
 REAL_STYLE = MEANINGS + SAFETY + QUESTIONS + REFERENCES + WORDS + HELD_OUT
-CONVERSATIONS = CAREFUL + REAL_STYLE
+CONVERSATIONS_LONG = LONG  # long videos, story, smoother, larger (#12)
+CONVERSATIONS = CAREFUL + REAL_STYLE + LONG
 
 __all__ = ["ABSENT", "CAREFUL", "CONVERSATIONS", "GT_PREV", "LT_PREV", "PRESENT", "REAL_STYLE", "SAME", "SWITCH", "C",
            "Case", "T", "Turn", "check", "failures", "flatten", "run_case", "value"]

@@ -52,6 +52,10 @@ class Case:
     template: str | None = None  # a template locked in the app
     first_generation_id: int = 1
     tags: tuple[str, ...] = ()
+    pictures: int = 0  # story mode: pictures uploaded before the first turn (keys PICTURE_KEYS[:pictures])
+
+
+PICTURE_KEYS = tuple(c * 64 for c in "abcdef")  # stand-ins for the sha256 of six stored pictures
 
 
 def T(say: str, expect: Expect | None = None, changed: Sequence[str] = (), render: bool = False) -> Turn:
@@ -59,9 +63,9 @@ def T(say: str, expect: Expect | None = None, changed: Sequence[str] = (), rende
 
 
 def C(name: str, *turns: Turn, template: str | None = None, first_generation_id: int = 1,
-      tags: Sequence[str] = ()) -> Case:
+      tags: Sequence[str] = (), pictures: int = 0) -> Case:
     return Case(name=name, turns=tuple(turns), template=template, first_generation_id=first_generation_id,
-                tags=tuple(tags))
+                tags=tuple(tags), pictures=pictures)
 
 
 ABSENT = "absent"
@@ -91,7 +95,12 @@ def flatten(plan: MotionPlan) -> dict[str, Any]:
         "duration_s": plan.duration_s, "steps": plan.steps, "guidance_scale": plan.guidance_scale,
         "guidance_scale_2": plan.guidance_scale_2, "seed": plan.seed, "seed_policy": plan.seed_policy,
         "negative_terms": tuple(plan.negative_terms), "prompt_override": plan.prompt_override,
+        # long videos, story, smoother (#12)
+        "output_fps": plan.output_fps, "upscale": plan.upscale.describe() if plan.upscale else None,
+        "story_images": tuple(plan.story_images),
     })
+    for i, t in enumerate(plan.transitions, start=1):
+        out[f"transitions.{i}.pace"] = t.pace
     return out
 
 
@@ -104,6 +113,8 @@ def value(plan: MotionPlan, path: str) -> Any:
         return getattr(m, parts[2]) if m is not None else None
     if path.startswith("camera."):
         return getattr(plan.camera, path.split(".")[1])
+    if path in ("upscale", "story_images") or path.startswith("transitions."):
+        return flatten(plan).get(path)
     return getattr(plan, path)
 
 
@@ -161,6 +172,8 @@ def run_case(case: Case, planner: Any = None, rng_seed: int = 1234) -> tuple[lis
 
     rng = random.Random(rng_seed)
     state = new_conversation(template=case.template)
+    if case.pictures:
+        state = state.with_story_pictures(PICTURE_KEYS[:case.pictures])
     states, replies = [], []
     next_id = case.first_generation_id
     for turn in case.turns:
