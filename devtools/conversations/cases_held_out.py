@@ -85,7 +85,7 @@ HELD_OUT = (
       tags=("held_out", "any_subject")),
     C("held-out: relative duration and contradiction",
       T("a waterfall in the jungle", {"template": "landscape"}, []),
-      T("make it twice as long", {"duration_s": 5.0}, ["duration_s"]),
+      T("make it twice as long", {"duration_s": 8.0}, ["duration_s"]),  # 30 s maximum since #12 §2
       T("zoom in and also zoom out", {"camera.move": "zoom_out", "reply": ("contains", "last")}, ["camera.move"]),
       tags=("held_out", "contradiction")),
     C("held-out: light change",

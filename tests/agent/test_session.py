@@ -36,9 +36,22 @@ def test_issue_example_reply_and_diff():
 
 
 def test_clamp_is_said():
-    state, (r,) = talk("make it 12 seconds")
-    assert state.plan.duration_s == 5.0
-    assert "12 s is longer than the 5 s maximum: set to 5.0 s" in r.text
+    state, (r,) = talk("make it 31 seconds")  # the whole video, up to 30 s in chained segments (#12 §2)
+    assert state.plan.duration_s == 30.0
+    assert "31 s is longer than the 30 s maximum: set to 30.0 s" in r.text and "7 segments" in r.text
+
+
+def test_story_pictures_before_and_after_the_first_message_and_undo():
+    keys = ("a" * 64, "b" * 64, "c" * 64)
+    state = new_conversation().with_story_pictures(keys)
+    state, r = plan_turn(state, "portrait of a woman", rng=random.Random(1))
+    assert state.plan.story_images == keys and state.plan.duration_s == 6.0  # 3 s per transition
+    state, r = plan_turn(state, "go from the third picture to the first", rng=random.Random(1))
+    assert state.plan.story_images == (keys[2], keys[0]) and "story of 2 pictures" in r.text.lower()
+    state = state.with_story_pictures(keys[:2])  # a new upload replaces them; undo brings the old ones back
+    assert state.plan.story_images == keys[:2]
+    state, _ = plan_turn(state, "undo", rng=random.Random(1))
+    assert state.plan.story_images == (keys[2], keys[0])
 
 
 def test_gibberish_keeps_the_plan_and_asks():
