@@ -1,6 +1,7 @@
 """``python -m generation``: render a plan from the terminal, rerun one from history, list the queue, show a recipe.
 
     python -m generation render [--image IMG] --plan plan.json [--backend preview] [--out x.mp4]
+    python -m generation render --story a.png b.png c.png --plan plan.json   # or --image a.png --image b.png …
     python -m generation rerun ID [--seed N] [--steps N] [--backend NAME] [--out x.mp4]
     python -m generation queue
     python -m generation recipe [--model ID] [--lightning | --no-lightning]
@@ -131,8 +132,33 @@ def cmd_render(args: argparse.Namespace) -> int:
         raise BadInput(f"{args.plan}: {e}") from None
     if args.seed is not None:
         plan = _with(plan, seed=args.seed, seed_policy="explicit")
+    pictures = list(args.image or []) + list(args.story or [])
     with _store(args) as store:
-        return _run_job(store, lambda r: r.submit(plan, args.image, backend=args.backend), args.out)
+        if len(pictures) >= 2:  # story mode (#12 §4): the pictures in order, stored, their keys in the plan
+            plan = _with(plan, **_story_changes(store, plan, pictures))
+        first = pictures[0] if pictures else None
+        return _run_job(store, lambda r: r.submit(plan, first, backend=args.backend), args.out)
+
+
+def _story_changes(store: Any, plan: Any, paths: list[str]) -> dict[str, Any]:
+    """Store each story picture (once per content) and give the plan their keys; BadInput names a bad one."""
+    from agent.plan import STORY_PICTURES
+    from generation.image import ImageError, load_image
+
+    lo, hi = STORY_PICTURES
+    if not lo <= len(paths) <= hi:
+        raise BadInput(f"story mode takes {lo} to {hi} pictures, got {len(paths)}")
+    keys = []
+    for path in paths:
+        try:
+            load_image(path)
+            with open(path, "rb") as f:
+                data = f.read()
+        except (ImageError, OSError) as e:
+            raise BadInput(f"story picture {path}: {e}") from None
+        keys.append(store.add_image(data, filename=os.path.basename(path)).sha256)
+    transitions = plan.transitions if len(plan.transitions) == len(keys) - 1 else ()
+    return {"story_images": tuple(keys), "transitions": transitions}
 
 
 def cmd_rerun(args: argparse.Namespace) -> int:
@@ -289,8 +315,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--url", default=None, help="SQLAlchemy URL (default: the home's vividflow.db)")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("render", help="render a plan from an image (or from words alone), synchronously")
-    p.add_argument("--image", default=None,
-                   help="PNG, JPEG or WebP picture (omit it to start from words alone: a text-to-video model)")
+    p.add_argument("--image", action="append", default=None,
+                   help="PNG, JPEG or WebP picture (omit it to start from words alone: a text-to-video model); "
+                        "repeat it for story mode")
+    p.add_argument("--story", nargs="+", default=None, metavar="IMG",
+                   help="story mode: 2 to 6 pictures in order, one transition between each pair (same as repeating --image)")
     p.add_argument("--plan", required=True, help="MotionPlan JSON file")
     p.add_argument("--backend", default=None, help="preview or wan (default: wan with CUDA and weights, else preview)")
     p.add_argument("--seed", type=int, default=None, help="override the plan's seed")

@@ -23,7 +23,7 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 WEIGHTS_FILE = "flownet.pkl"
-BLOCKS = ((7, 192), (8 + 4 + 1, 128), (8 + 4 + 1, 96), (8 + 4 + 1, 64))  # (input channels, width) per flow block
+BLOCKS = ((7, 192), (8 + 4, 128), (8 + 4, 96), (8 + 4, 64))  # (input channels, width) per flow block
 SCALES = (8, 4, 2, 1)
 
 

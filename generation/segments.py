@@ -79,17 +79,18 @@ def _seg_plan(plan: MotionPlan, frames: int, index: int, *, pace: float = 1.0, c
     return plan.with_changes(**changes)
 
 
-def plan_segments(plan: MotionPlan) -> list[Segment]:
-    """The segments the video renders as, in order (see the module docstring)."""
+def plan_segments(plan: MotionPlan, *, max_frames: int | None = None) -> list[Segment]:
+    """The segments the video renders as, in order (see the module docstring); `max_frames`: a segment's longest
+    (default 81 = 5 s at 16 fps; tests use shorter ones)."""
     out: list[Segment] = []
     if len(plan.story_images) < 2:
-        for i, n in enumerate(segment_lengths(plan.num_frames)):
+        for i, n in enumerate(segment_lengths(plan.num_frames, max_frames=max_frames)):
             out.append(Segment(index=i, frames=n, plan=_seg_plan(plan, n, i), start_picture=0 if i == 0 else None))
         return out
     transitions = plan.transitions or ()
     for t, total in enumerate(plan.transition_frames()):
         spec = transitions[t] if transitions else None
-        parts = segment_lengths(total)
+        parts = segment_lengths(total, max_frames=max_frames)
         for j, n in enumerate(parts):
             i = len(out)
             out.append(Segment(
@@ -176,12 +177,13 @@ def generate(
     out_dir: str | os.PathLike[str] | None = None,
     pictures: Sequence[Image.Image] | None = None,
     post: Any = None,
+    max_segment_frames: int | None = None,
 ) -> GenerationResult:
     """Render `plan` as one MP4: straight through `backend.generate` when it is one plain clip, else chained
     segments (see the module docstring). `pictures`: story mode's pictures in story order (the first is `image`).
-    `post`: `generation.post.PostSettings` (default: from the settings)."""
+    `post`: `generation.post.PostSettings` (default: from the settings). `max_segment_frames`: see plan_segments."""
     cancel = cancel or CancelToken()
-    if not needs_segments(plan):
+    if not needs_segments(plan) and max_segment_frames is None:
         return backend.generate(plan, image, on_event, cancel, out_dir=out_dir)
     from generation.backend import PictureRequired, PREVIEW_NEEDS_PICTURE
     from generation.export import default_out_dir, export_video
@@ -199,7 +201,7 @@ def generate(
         raise PictureRequired(PREVIEW_NEEDS_PICTURE if backend.name == "preview" else
                               "longer videos continue from a picture: upload one")
     post_settings = post or post_mod.PostSettings.from_env()
-    segments = plan_segments(plan)
+    segments = plan_segments(plan, max_frames=max_segment_frames)
     t_start = time.perf_counter()
     label = f"rendering {len(segments)} segment{'s' if len(segments) != 1 else ''}"
     progress = _Progress(on_event, total=sum(s.frames for s in segments), label=label)
@@ -225,7 +227,7 @@ def generate(
                 story[seg.end_picture] if seg.end_picture is not None else None)
             kwargs: dict[str, Any] = {"last_image": end, "on_event": progress.listener(seg.frames), "cancel": cancel}
             if backend.name == "preview":
-                kwargs["rest_start"] = seg.start_picture is None or seg.index > 0
+                kwargs["rest_start"] = seg.index > 0 or seg.transition is not None
             out, record = backend.render_segment(seg.plan, start, **kwargs)
             if cancel.cancelled:
                 raise GenerationCancelled(f"cancelled during segment {seg.index + 1}/{len(segments)}")
@@ -241,6 +243,7 @@ def generate(
                             "transition": seg.transition, "start_picture": seg.start_picture,
                             "end_picture": seg.end_picture, "start_sha256": _sha(start), **_small(record)})
             last = PILImage.fromarray(out[-1])  # the next segment starts here (before any blending)
+            records[-1]["last_sha256"] = _sha(last)
             k = min(SEGMENT_OVERLAP, len(out) // 2)
             if tail is not None:
                 k = min(k, len(tail))
