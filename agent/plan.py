@@ -219,6 +219,9 @@ class MotionPlan(_Value):
         bad = [k for k in self.story_images if not _SHA256.fullmatch(k)]
         if bad:
             raise ValueError(f"story_images: each picture is the sha256 of a stored image (64 hex digits), got {bad[0]!r}")
+        if n >= 2 and self.duration_s < 0.5 * (n - 1):
+            raise ValueError(f"duration_s: a story of {n} pictures needs at least 0.5 s per transition "
+                             f"({0.5 * (n - 1):g} s), got {self.duration_s:g}")
         if self.transitions and len(self.transitions) != max(n - 1, 0):
             raise ValueError(f"transitions: one per pair of neighbouring pictures ({max(n - 1, 0)}), got {len(self.transitions)}")
         return self
@@ -237,9 +240,9 @@ class MotionPlan(_Value):
             return []
         paces = [t.pace for t in self.transitions] or [1.0] * n
         weights = [1.0 / p for p in paces]
-        quarters = max(round(self.duration_s * 4), n)
-        shares = [max(1, round(quarters * w / sum(weights))) for w in weights]
-        shares[-1] = max(1, quarters - sum(shares[:-1]))
+        quarters = max(round(self.duration_s * 4), 2 * n)
+        shares = [max(2, round(quarters * w / sum(weights))) for w in weights]  # at least 0.5 s each
+        shares[-1] = max(2, quarters - sum(shares[:-1]))
         return [q / 4 for q in shares]
 
     def transition_frames(self) -> list[int]:

@@ -209,8 +209,52 @@ def test_rife_weights_missing_or_foreign_are_clear_errors(tmp_path):
     good.mkdir()
     torch.save({f"module.{k}": v for k, v in rife._network().state_dict().items()}, good / "flownet.pkl")
     model = rife.load_rife(str(good))
-    frames = [np.full((40, 48, 3), v, np.uint8) for v in (0, 100, 200)]
+    frames = [np.full((24, 32, 3), v, np.uint8) for v in (0, 100, 200)]
     out = list(model.interpolate(frames, fps=16, out_fps=32))
-    assert len(out) == 5 and out[1].shape == (40, 48, 3)
+    assert len(out) == 5 and out[1].shape == (24, 32, 3)
     with pytest.raises(rife.RifeError, match="whole factors"):
         list(model.interpolate(frames, fps=16, out_fps=24))
+
+
+# --- one job: the runner, the store, rerun, the CLI ---------------------------------------------------------
+
+
+def test_a_story_job_is_stored_with_its_pictures_and_reruns_bit_for_bit(gen_store, gh):
+    from generation.jobs import JobError, Runner
+
+    keys = tuple(gen_store.add_image(gh.encode(gh.photo(name, SIDE))).sha256 for name in ("coffee", "chelsea"))
+    plan = long_plan(1.0, story_images=keys, output_fps=32)
+    with Runner(gen_store, {"preview": PreviewBackend(max_area=SIDE * SIDE, threads=1)}) as runner:
+        first = runner.wait(runner.submit(plan, gen_store.find_image(keys[0]).id, backend="preview").id, timeout=60)
+        again = runner.wait(runner.submit(first.plan, first.source_image_id, backend="preview").id, timeout=60)
+        with pytest.raises(JobError, match="story picture"):
+            runner.submit(long_plan(1.0, story_images=(keys[0], "f" * 64)), gen_store.find_image(keys[0]).id,
+                          backend="preview")
+    assert first.status == again.status == "succeeded", (first.error, again.error)
+    assert first.plan["story_images"] == list(keys)
+    assert Path(first.video_path).read_bytes() == Path(again.video_path).read_bytes()
+    assert probe_video(first.video_path)["fps"] == 32.0
+
+
+def test_cli_renders_a_story_from_three_pictures(tmp_path, gh, capsys):
+    from generation.__main__ import main
+    from storage import open_store
+
+    paths = []
+    for name in ("astronaut", "coffee", "chelsea"):
+        paths.append(tmp_path / f"{name}.png")
+        gh.photo(name, 64).save(paths[-1])
+    plan_file = tmp_path / "plan.json"
+    plan_file.write_text(long_plan(1.0).to_json())  # 480p in the CLI: keep it short
+    home = str(tmp_path / "home")
+    assert main(["--home", home, "render", "--story", *map(str, paths), "--plan", str(plan_file),
+                 "--backend", "preview"]) == 0
+    with open_store(home=home) as store:
+        three = store.get_generation(1)
+        assert three.status == "succeeded" and three.params["segment_count"] == 2
+        assert len(three.plan["story_images"]) == 3 and store.find_image(three.plan["story_images"][2]) is not None
+    # repeating --image is story mode too; a picture that does not open is bad input, named, before anything runs
+    (tmp_path / "broken.png").write_bytes(b"not a picture")
+    code = main(["--home", home, "render", "--image", str(paths[0]), "--image", str(tmp_path / "broken.png"),
+                 "--plan", str(plan_file), "--backend", "preview"])
+    assert code == 2 and "broken.png" in capsys.readouterr().err
