@@ -95,11 +95,38 @@ def _uploader(studio: Studio) -> None:
             studio.set_image(checked.data, checked.filename, checked.width, checked.height, checked.format)
 
 
+def _story_uploader(studio: Studio) -> None:
+    """Story mode (#12 §4): two to six pictures in order; the chat reorders them and paces each transition."""
+    from agent.plan import STORY_PICTURES
+
+    lo, hi = STORY_PICTURES
+    with st.expander(f"Story mode: {lo} to {hi} pictures", expanded=bool(studio.plan.story_images)):
+        files = st.file_uploader(f"Pictures in order ({FORMATS_TEXT})", type=list(UPLOAD_EXTENSIONS),
+                                 accept_multiple_files=True, key="story_upload", max_upload_size=MAX_UPLOAD_MB,
+                                 help="One video going from each picture to the next; say “slower between 2 and 3”")
+        ids = tuple(f.file_id for f in files or ())
+        if ids and st.session_state.get("story_upload._seen") != ids:
+            st.session_state["story_upload._seen"] = ids
+            try:
+                if not lo <= len(files) <= hi:
+                    raise UploadError(f"story mode takes {lo} to {hi} pictures, got {len(files)}.")
+                checked = [check_upload(f.getvalue(), f.name) for f in files]
+            except UploadError as e:
+                st.session_state["upload._error"] = str(e)
+            else:
+                st.session_state.pop("upload._error", None)
+                studio.set_story_pictures([(c.data, c.filename, c.width, c.height, c.format) for c in checked])
+        if studio.plan.story_images:
+            st.caption(f"{len(studio.plan.story_images)} pictures, {studio.plan.segment_count} segments, "
+                       f"{studio.plan.duration_s:g} s")
+
+
 def render(studio: Studio, *, max_area: int | None = None) -> None:
     """The uploader, the current picture and the resolution preview (`max_area`: the backend's budget)."""
     had_image = studio.image is not None
     if not had_image:
         _uploader(studio)
+    _story_uploader(studio)
     if err := st.session_state.get("upload._error"):
         st.error(err + (" The previous picture is kept." if studio.image else ""))
     if studio.image is None:

@@ -65,6 +65,10 @@ class Studio:
 
     @property
     def plan(self) -> MotionPlan:
+        if self.state.plan is None and self.state.story_pictures:  # story pictures uploaded before the first message
+            from agent.edits_long import story_duration
+
+            return story_duration(self.draft.with_changes(story_images=self.state.story_pictures), [])
         return self.state.plan if self.state.plan is not None else self.draft
 
     @property
@@ -199,6 +203,20 @@ class Studio:
     def _image_entry(image: ImageRecord) -> ChatEntry:
         return ChatEntry("system", f"Picture: {image.filename or 'image'} ({image.width}×{image.height})",
                          kind="image", image_id=image.id)
+
+    def set_story_pictures(self, uploads: Sequence[tuple[bytes, str | None, int, int, str]]) -> list[ImageRecord]:
+        """Story mode (#12 §4): two to six validated uploads (data, filename, width, height, format) in order; the
+        first is the picture, the plan visits them all (fewer than two: story mode off). Recorded like a panel edit."""
+        records = [self.store.add_image(d, filename=n, width=w, height=h, format=f) for d, n, w, h, f in uploads]
+        if records:
+            self.set_image(*uploads[0])
+        old = self.state.plan
+        self.state = self.state.with_story_pictures([r.sha256 for r in records])
+        if self.state.plan is not None and self.state.plan != old:
+            diff = diff_text(plan_diff(old, self.state.plan), self.state.plan)
+            self._record(ChatEntry("system", f"Story: {len(records)} pictures", kind="panel_edit", diff=diff),
+                         self.state.plan, **self._state_meta())
+        return records
 
     # --- chat ----------------------------------------------------------------------------------
 
