@@ -33,7 +33,7 @@ import numpy as np
 
 from agent.plan import LIMITS, MAX_SEED, SEGMENT_OVERLAP, Camera, MotionPlan, segment_lengths
 from generation.events import (
-    CancelToken, EventListener, GenerationCancelled, GenerationResult, Progress, ignore,
+    CancelToken, EventListener, GenerationCancelled, GenerationResult, Preview, Progress, ignore,
 )
 
 if TYPE_CHECKING:
@@ -157,6 +157,8 @@ class _Progress:
         def listen(event: Any) -> None:
             if isinstance(event, Progress) and event.stage in ("rendering", "sampling") and event.total:
                 self.emit(self.done + frames * event.step / event.total, event.expert)
+            elif isinstance(event, Preview):  # Wan's live preview strip, as it is
+                self.on_event(event)
 
         return listen
 
