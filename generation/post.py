@@ -1,12 +1,13 @@
 """Smoother and larger (#12 §5): motion-interpolated frames and upscaling, applied to the frames before export.
 
     frames = interpolate(frames, fps=16, out_fps=32)          # ffmpeg minterpolate (mci), or RIFE when configured
-    frames = upscale(frames, fps=16, size=(1664, 928))        # Lanczos + mild unsharp through ffmpeg
+    frames, how = upscale(frames, fps=16, size=(1664, 928))   # Lanczos + mild unsharp through ffmpeg, or learned
 
 Both take and give an iterator of (H, W, 3) uint8 frames, streamed through one ffmpeg process (rawvideo in and
 out), so a 30 s video never has to sit in memory twice. RIFE (`generation.rife`) runs instead of minterpolate
-when its weights are configured (VIVIDFLOW_RIFE_WEIGHTS); a configured path that does not load is an error, never
-a silent fallback. Blending neighbouring frames (`blend_interpolate`) is the baseline the tests beat.
+when its weights are configured (VIVIDFLOW_RIFE_WEIGHTS), a learned ×4 upscaler (`generation.upscaler`) instead of
+Lanczos when VIVIDFLOW_UPSCALER_WEIGHTS is set; a configured path that does not load is an error, never a silent
+fallback. Blending neighbouring frames (`blend_interpolate`) is the baseline the tests beat.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class PostSettings:
     """What the post-processing uses: RIFE weights (None: ffmpeg's minterpolate) and the device for them."""
 
     rife_weights: str | None = None
+    upscaler_weights: str | None = None  # a Real-ESRGAN ×4 checkpoint (None: Lanczos + unsharp through ffmpeg)
     device: str = "cpu"
 
     @classmethod
@@ -45,7 +47,7 @@ class PostSettings:
 
         wan = section_from_env(WanSettings)
         device = wan.device if wan.device != "auto" else "cpu"
-        return cls(rife_weights=wan.rife_weights, device=device)
+        return cls(rife_weights=wan.rife_weights, upscaler_weights=wan.upscaler_weights, device=device)
 
 
 def upscaled_size(width: int, height: int, *, factor: float | None = None, target_height: int | None = None
@@ -77,9 +79,25 @@ def interpolate(frames: Iterable[np.ndarray], *, fps: int, out_fps: int, setting
     return ffmpeg_filter(frames, MINTERPOLATE.format(fps=out_fps), fps=fps), "minterpolate"
 
 
-def upscale(frames: Iterable[np.ndarray], *, fps: int, size: tuple[int, int]) -> Iterator[np.ndarray]:
-    """Frames scaled to `size` (w, h) with Lanczos and a mild unsharp mask."""
-    return ffmpeg_filter(frames, UPSCALE.format(w=size[0], h=size[1]), fps=fps, out_size=size)
+def upscale(frames: Iterable[np.ndarray], *, fps: int, size: tuple[int, int], settings: PostSettings | None = None
+            ) -> tuple[Iterator[np.ndarray], str]:
+    """(frames scaled to `size` (w, h), the method): Lanczos and a mild unsharp mask through ffmpeg ("lanczos"), or
+    the learned ×4 upscaler then Lanczos to the size ("learned") when its weights are configured."""
+    settings = settings or PostSettings()
+    if settings.upscaler_weights:
+        from generation.upscaler import load_upscaler
+
+        model = load_upscaler(settings.upscaler_weights, device=settings.device)
+        return (_fit(model.upscale(f), size) for f in frames), "learned"
+    return ffmpeg_filter(frames, UPSCALE.format(w=size[0], h=size[1]), fps=fps, out_size=size), "lanczos"
+
+
+def _fit(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    from PIL import Image
+
+    if (frame.shape[1], frame.shape[0]) == size:
+        return frame
+    return np.asarray(Image.fromarray(frame).resize(size, Image.Resampling.LANCZOS))
 
 
 def blend_interpolate(frames: np.ndarray) -> np.ndarray:

@@ -260,7 +260,7 @@ def generate(
     # 5. Interpolate, upscale, export once
     stream: Iterator[np.ndarray] = frames()
     fps = plan.fps
-    method = "none"
+    method = upscale_method = "none"
     first = next(stream)
     stream = _chain(first, stream)
     h, w = first.shape[:2]
@@ -270,7 +270,7 @@ def generate(
     out_size = (w, h)
     if plan.upscale is not None:
         out_size = post_mod.upscaled_size(w, h, factor=plan.upscale.factor, target_height=plan.upscale.height)
-        stream = post_mod.upscale(stream, fps=fps, size=out_size)
+        stream, upscale_method = post_mod.upscale(stream, fps=fps, size=out_size, settings=post_settings)
     metadata = {"plan": plan.to_dict(), "seed": plan.seed, "backend": backend.name,
                 "model_id": getattr(backend, "model_id", None), "segments": len(segments)}
     video = export_video(stream, out_dir if out_dir is not None else default_out_dir(), fps=fps, metadata=metadata)
@@ -286,7 +286,8 @@ def generate(
     params = {
         "seed": plan.seed, "sha256": video.sha256, "segments": records, "segment_count": len(segments),
         "overlap": SEGMENT_OVERLAP, "interpolation": method, "output_fps": fps,
-        "upscale": plan.upscale.describe() if plan.upscale else None, "render_size": [w, h],
+        "upscale": plan.upscale.describe() if plan.upscale else None, "upscale_method": upscale_method,
+        "render_size": [w, h],
         "story_images": list(plan.story_images),
     }
     return GenerationResult(

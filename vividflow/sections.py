@@ -174,6 +174,7 @@ class WanSettings(Section):
     weight_cache: Bool = True  # save the fused + quantized experts under <home>/cache/wan, load them next time
     # smoother (#12 §5): Practical-RIFE's flownet.pkl (or its folder) interpolates frames; None: ffmpeg's minterpolate
     rife_weights: OptionalText = None
+    upscaler_weights: OptionalText = None  # larger (#12 §5): a Real-ESRGAN ×4 checkpoint; None: Lanczos + unsharp
 
     env_names: ClassVar[dict[str, str]] = {
         "model": "VIVIDFLOW_WAN_MODEL",
@@ -199,6 +200,7 @@ class WanSettings(Section):
         "step_cache": "VIVIDFLOW_WAN_STEP_CACHE",
         "weight_cache": "VIVIDFLOW_WAN_WEIGHT_CACHE",
         "rife_weights": "VIVIDFLOW_RIFE_WEIGHTS",
+        "upscaler_weights": "VIVIDFLOW_UPSCALER_WEIGHTS",
     }
 
 

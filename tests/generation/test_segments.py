@@ -258,3 +258,23 @@ def test_cli_renders_a_story_from_three_pictures(tmp_path, gh, capsys):
     code = main(["--home", home, "render", "--image", str(paths[0]), "--image", str(tmp_path / "broken.png"),
                  "--plan", str(plan_file), "--backend", "preview"])
     assert code == 2 and "broken.png" in capsys.readouterr().err
+
+
+def test_learned_upscaler_loads_real_esrgan_layout_and_refuses_others(tmp_path):
+    pytest.importorskip("torch")
+    import torch
+
+    from generation import upscaler
+
+    with pytest.raises(upscaler.UpscalerError, match="VIVIDFLOW_UPSCALER_WEIGHTS"):
+        upscaler.load_upscaler(str(tmp_path / "none.pth"))
+    torch.save({"params_ema": {"body.0.conv.weight": torch.zeros(1)}}, tmp_path / "foreign.pth")
+    with pytest.raises(upscaler.UpscalerError, match="do not fit"):
+        upscaler.load_upscaler(str(tmp_path / "foreign.pth"))
+    # a Real-ESRGAN-shaped checkpoint (random, 1 block to stay small) loads and is what the export's upscale uses
+    torch.save({"params_ema": upscaler._network(blocks=1).state_dict()}, tmp_path / "x4.pth")
+    settings = post.PostSettings(upscaler_weights=str(tmp_path / "x4.pth"))
+    frames = [np.full((8, 12, 3), v, np.uint8) for v in (10, 200)]
+    out, method = post.upscale(iter(frames), fps=16, size=(18, 12), settings=settings)
+    out = list(out)
+    assert method == "learned" and [f.shape for f in out] == [(12, 18, 3)] * 2
