@@ -39,8 +39,8 @@ def test_contract_one_json_line_per_turn():
     assert "wind" in plans[0].atmosphere
     assert plans[1].motion("hair").speed < plans[0].motion("hair").speed and plans[1].seed == plans[0].seed
     assert plans[1].camera == plans[0].camera and plans[1].duration_s == plans[0].duration_s
-    assert plans[2].duration_s == 5.0 and "5.0 s" in out[2]["reply"]
-    assert out[0]["plan"]["num_frames"] == 49 and out[2]["plan"]["num_frames"] == 81
+    assert plans[2].duration_s == 12.0 and "3 segments" in out[2]["reply"]  # up to 30 s, chained (#12 §2)
+    assert out[0]["plan"]["num_frames"] == 49 and out[2]["plan"]["num_frames"] == 193
 
 
 def test_reproducible_with_rng_seed_and_random_without():

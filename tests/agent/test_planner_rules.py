@@ -128,7 +128,7 @@ def test_ambiguous_rise_with_a_subject_is_motion():
     ("3s", 3.0), ("3 s", 3.0), ("3 sec", 3.0), ("4 seconds", 4.0), ("2.5 seconds", 2.5), ("three seconds", 3.0),
     ("two and a half seconds", 2.5), ("half a second", 0.5), ("a second", 1.0), ("one second", 1.0),
     ("a second and a half", 1.5), ("12 seconds", 12.0), ("a minute", 60.0), ("33 frames", 2.0),
-    ("as long as possible", 5.0), ("shortest", 0.5), ("five seconds", 5.0),
+    ("as long as possible", 30.0), ("shortest", 0.5), ("five seconds", 5.0),
 ])
 def test_durations(message, seconds):
     assert ops(message) == [SetDuration(seconds=seconds)]
@@ -142,8 +142,8 @@ def test_longer_shorter_steps_from_current():
 
 
 def test_longer_at_the_maximum_says_so():
-    r = parse("longer", plan_of().with_changes(duration_s=5.0))
-    assert r.edits == [] and r.notes == ["the clip is already at the 5 s maximum"]
+    r = parse("longer", plan_of().with_changes(duration_s=30.0))
+    assert r.edits == [] and r.notes == ["the clip is already at the 30 s maximum"]
 
 
 # --- steps, guidance, seed --------------------------------------------------------------------------------
