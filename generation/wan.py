@@ -13,6 +13,7 @@ torch and diffusers are imported inside functions.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import threading
@@ -237,8 +238,8 @@ class WanBackend:
                 negative_guidance=negative_guidance, nag=nag,
                 speed={**speed.to_dict(), "embedding_cache": reused, "live_preview": preview},
             )
-            if end_picture is not None:
-                params["last_image"] = True
+            if end_picture is not None:  # did the pipeline take the end picture (I2V: yes; TI2V-5B: no)
+                params["last_image"] = "last_image" in inspect.signature(pipe.__call__).parameters
             return _Rendered(frames=frames, params=params, timings=timings, size=(width, height), sampling=sampling,
                              loaded=loaded, negative_guidance=negative_guidance, t_start=t_start)
 
@@ -287,7 +288,11 @@ class WanBackend:
         if picture is not None:
             extra["image"] = picture
         if last_image is not None:  # first-last-frame: the clip ends on this picture (story mode transitions)
-            extra["last_image"] = last_image
+            if "last_image" in inspect.signature(pipe.__call__).parameters:
+                extra["last_image"] = last_image
+            else:  # TI2V-5B's WanPipeline has no end frame: the transition only starts from its picture
+                log.warning("wan: %s takes no last_image: the segment does not end on the next picture",
+                            type(pipe).__name__)
         with torch.no_grad():
             latents = pipe(
                 prompt=None, prompt_embeds=prompt_embeds, negative_prompt_embeds=negative_embeds,
