@@ -208,6 +208,7 @@ def generate(
     label = f"rendering {len(segments)} segment{'s' if len(segments) != 1 else ''}"
     progress = _Progress(on_event, total=sum(s.frames for s in segments), label=label)
     records: list[dict[str, Any]] = []
+    full: dict[str, Any] = {}
     size: list[tuple[int, int]] = []
 
     # 2.–4. Render, correct colour and blend seams, streamed segment by segment
@@ -241,6 +242,8 @@ def generate(
                 out = match_colour(out, reference)
             progress.done += seg.frames
             progress.emit(progress.done)
+            if not records:  # the backend's whole reproduction record, once (recipe, LoRAs, versions …)
+                full.update({k: v for k, v in record.items() if k != "plan"})
             records.append({"index": seg.index, "frames": int(len(out)), "seed": seg.plan.seed,
                             "transition": seg.transition, "start_picture": seg.start_picture,
                             "end_picture": seg.end_picture, "start_sha256": _sha(start), **_small(record)})
@@ -272,7 +275,7 @@ def generate(
         out_size = post_mod.upscaled_size(w, h, factor=plan.upscale.factor, target_height=plan.upscale.height)
         stream, upscale_method = post_mod.upscale(stream, fps=fps, size=out_size, settings=post_settings)
     metadata = {"plan": plan.to_dict(), "seed": plan.seed, "backend": backend.name,
-                "model_id": getattr(backend, "model_id", None), "segments": len(segments)}
+                "model_id": getattr(backend, "model_id", None), "segments": len(segments), "vividflow": full}
     video = export_video(stream, out_dir if out_dir is not None else default_out_dir(), fps=fps, metadata=metadata)
     if cancel.cancelled:
         os.unlink(video.video_path)
@@ -288,12 +291,12 @@ def generate(
         "overlap": SEGMENT_OVERLAP, "interpolation": method, "output_fps": fps,
         "upscale": plan.upscale.describe() if plan.upscale else None, "upscale_method": upscale_method,
         "render_size": [w, h],
-        "story_images": list(plan.story_images),
+        "story_images": list(plan.story_images), "render": full,
     }
     return GenerationResult(
         video_path=video.video_path, thumbnail_path=video.thumbnail_path, width=video.width, height=video.height,
         num_frames=video.num_frames, fps=video.fps, backend=backend.name, model_id=getattr(backend, "model_id", None),
-        timings={"total_s": total}, params=params,
+        timings={"total_s": total}, params=params, negative_guidance=full.get("negative_guidance", "none"),
     )
 
 

@@ -61,6 +61,12 @@ def test_three_segments_chain_each_from_the_last_frame_of_the_one_before(backend
     records = result.params["segments"]
     assert records[2]["start_sha256"] == records[1]["last_sha256"]
     assert [r["seed"] for r in records] == [7, 8, 9] and all(r["steps"] == 4 for r in records)
+    # the MP4 carries the backend's full reproduction record, as a single Wan clip does
+    from generation.export import probe_video
+
+    meta = probe_video(result.video_path, count_frames=False)["metadata"]
+    assert meta["vividflow"]["pipeline"] == "WanImageToVideoPipeline" and meta["segments"] == 3
+    assert result.params["render"]["versions"] == meta["vividflow"]["versions"]
 
 
 def test_story_transitions_pass_the_next_picture_as_last_image(backend, tmp_path):
