@@ -57,7 +57,8 @@ def _summary(plan: MotionPlan) -> str:
 
 
 def _duration(plan: MotionPlan) -> str:
-    return f"The clip is {plan.duration_s:g} s long ({plan.num_frames} frames at {plan.fps} fps)."
+    segments = f", rendered as {plan.segment_count} chained segments" if plan.segment_count > 1 else ""  # #12 §2
+    return f"The clip is {plan.duration_s:g} s long ({plan.num_frames} frames at {plan.fps} fps{segments})."
 
 
 def _steps(plan: MotionPlan) -> str:
