@@ -117,6 +117,11 @@ def _story_uploader(studio: Studio) -> None:
                 st.session_state.pop("upload._error", None)
                 studio.set_story_pictures([(c.data, c.filename, c.width, c.height, c.format) for c in checked])
         if studio.plan.story_images:
+            records = [studio.store.find_image(k) for k in studio.plan.story_images]
+            shown = [r for r in records if r is not None]
+            if shown:  # in story order (the chat reorders them)
+                st.image([thumbnail(r.path) for r in shown], caption=[str(i) for i in range(1, len(shown) + 1)],
+                         width=96)
             st.caption(f"{len(studio.plan.story_images)} pictures, {studio.plan.segment_count} segments, "
                        f"{studio.plan.duration_s:g} s")
 

@@ -55,6 +55,7 @@ def test_story_uploader_then_the_chat_paces_a_transition(app, kit):
     studio = at.session_state["studio"]
     assert len(studio.plan.story_images) == 3 and studio.image is not None
     assert any("3 pictures" in c.value for c in at.caption)
+    assert len(at.image) == 2  # the picture, and the strip of story pictures in order
     at = kit.chat(at, "go from the third picture to the first, then the second")
     at = kit.chat(at, "slower between 2 and 3")
     plan = at.session_state["studio"].plan
