@@ -95,6 +95,8 @@ def segment_lengths(num_frames: int, *, max_frames: int | None = None, overlap: 
         return [num_frames]
     if (overlap - 1) % 4 or (max_frames - 1) % 4 or (num_frames - 1) % 4:
         raise ValueError(f"frame counts must be 4k+1: num_frames={num_frames}, max_frames={max_frames}, overlap={overlap}")
+    if max_frames < 2 * overlap + 3:  # a middle segment blends `overlap` frames at each end and adds some of its own
+        raise ValueError(f"max_frames = {max_frames}: segments need at least {2 * overlap + 3} frames")
     count = 2
     while count * max_frames - overlap * (count - 1) < num_frames:
         count += 1

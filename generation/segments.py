@@ -249,16 +249,15 @@ def generate(
                             "end_picture": seg.end_picture, "start_sha256": _sha(start), **_small(record)})
             last = PILImage.fromarray(out[-1])  # the next segment starts here (before any blending)
             records[-1]["last_sha256"] = _sha(last)
-            k = min(SEGMENT_OVERLAP, len(out) // 2)
-            if tail is not None:
-                k = min(k, len(tail))
-                yield from blend_seam(tail[-k:], out[:k])
-                out = out[k:]
+            head = 0
+            if tail is not None:  # the seam: this segment's first frames fade in over the last one's tail
+                head = SEGMENT_OVERLAP
+                yield from blend_seam(tail, out[:head])
             if seg is segments[-1]:
-                yield from out
-            else:
-                yield from out[:-SEGMENT_OVERLAP]
-                tail = out[-SEGMENT_OVERLAP:]
+                yield from out[head:]
+            else:  # a middle segment is at least 2 × SEGMENT_OVERLAP + 3 frames (segment_lengths)
+                yield from out[head:len(out) - SEGMENT_OVERLAP]
+                tail = out[len(out) - SEGMENT_OVERLAP:]
 
     # 5. Interpolate, upscale, export once
     stream: Iterator[np.ndarray] = frames()
@@ -277,11 +276,6 @@ def generate(
     metadata = {"plan": plan.to_dict(), "seed": plan.seed, "backend": backend.name,
                 "model_id": getattr(backend, "model_id", None), "segments": len(segments), "vividflow": full}
     video = export_video(stream, out_dir if out_dir is not None else default_out_dir(), fps=fps, metadata=metadata)
-    if cancel.cancelled:
-        os.unlink(video.video_path)
-        if video.thumbnail_path:
-            os.unlink(video.thumbnail_path)
-        raise GenerationCancelled("cancelled while exporting")
     total = time.perf_counter() - t_start
     on_event(Progress(stage="exporting", step=1, total=1, elapsed_s=total))
     log.info("segments: %d segments, %d frames at %d fps (%s), %dx%d in %.2f s → %s", len(segments),

@@ -278,3 +278,12 @@ def test_learned_upscaler_loads_real_esrgan_layout_and_refuses_others(tmp_path):
     out, method = post.upscale(iter(frames), fps=16, size=(18, 12), settings=settings)
     out = list(out)
     assert method == "learned" and [f.shape for f in out] == [(12, 18, 3)] * 2
+
+
+def test_story_transitions_of_half_a_second_keep_the_frame_count(backend, astronaut, tmp_path):
+    keys = tuple(c * 64 for c in "abcd")
+    plan = long_plan(1.5, story_images=keys)  # three transitions of 0.5 s: the shortest segments there are
+    result = segments.generate(backend, plan, astronaut, out_dir=tmp_path, pictures=[astronaut] * 4)
+    assert [r["frames"] for r in result.params["segments"]] == [9, 13, 13] and result.num_frames == plan.num_frames == 25
+    with pytest.raises(ValueError, match="at least 13 frames"):
+        segment_lengths(29, max_frames=9)

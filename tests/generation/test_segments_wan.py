@@ -53,9 +53,9 @@ class Spy:
 
 def test_three_segments_chain_each_from_the_last_frame_of_the_one_before(backend, tmp_path):
     spy = Spy(backend)
-    p = plan()  # 17 frames as three 9-frame segments (the test's segment length; real ones are 81)
-    result = segments.generate(spy, p, picture(0), out_dir=tmp_path, max_segment_frames=9)
-    assert [len(c["frames"]) for c in spy.calls] == [9, 9, 9] and result.num_frames == p.num_frames == 17
+    p = plan(duration_s=1.75)  # 29 frames as three 13-frame segments (the test's segment length; real ones are 81)
+    result = segments.generate(spy, p, picture(0), out_dir=tmp_path, max_segment_frames=13)
+    assert [len(c["frames"]) for c in spy.calls] == [13, 13, 13] and result.num_frames == p.num_frames == 29
     # segment 2's conditioning image is segment 1's last frame (segment 1 is the colour reference, so as rendered)
     assert np.array_equal(spy.calls[1]["image"], spy.calls[0]["frames"][-1])
     records = result.params["segments"]
