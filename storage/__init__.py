@@ -8,12 +8,17 @@ the content-addressed media folder. Imports nothing else of VividFlow and no ML 
 """
 
 from storage.errors import (
+    DatabaseBusyError,
+    DatabaseCorruptError,
+    DatabaseUnavailableError,
     InvalidFieldError,
     InvalidTransitionError,
     NotFoundError,
+    ReadOnlyStorageError,
     SchemaMismatchError,
     SchemaTooNewError,
     StorageError,
+    StorageFullError,
 )
 from storage.media import MediaFile, MediaStore, PendingWrite
 from storage.migrations import LATEST_VERSION, MIGRATIONS, Migration, migrate, schema_version
@@ -30,7 +35,7 @@ from storage.records import (
     StoreInfo,
 )
 from storage.queue import TRANSITIONS
-from storage.recovery import DEFAULT_INTERRUPTED_MESSAGE
+from storage.recovery import DEFAULT_INTERRUPTED_MESSAGE, Recovered
 from storage.store import DB_URL_ENV, HOME_ENV, Store, open_store, resolve_location
 from vividflow.sections import DEFAULT_HOME
 from storage.validation import PLAN_COLUMNS
@@ -51,6 +56,9 @@ __all__ = [
     "TERMINAL_STATUSES",
     "TRANSITIONS",
     "ConversationRecord",
+    "DatabaseBusyError",
+    "DatabaseCorruptError",
+    "DatabaseUnavailableError",
     "GalleryPage",
     "GenerationRecord",
     "ImageRecord",
@@ -64,9 +72,12 @@ __all__ = [
     "NotFoundError",
     "PendingWrite",
     "Progress",
+    "ReadOnlyStorageError",
+    "Recovered",
     "SchemaMismatchError",
     "SchemaTooNewError",
     "StorageError",
+    "StorageFullError",
     "Store",
     "StoreInfo",
     "migrate",

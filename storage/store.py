@@ -4,7 +4,8 @@
 records (``storage.records``), so callers in any thread may keep them. The Store is composed of
 parts, one module each: conversations, messages and images here, the generation queue
 (``storage.queue``) and the queue many workers share under leases (``storage.leases``), recovery of
-jobs whose process is gone (``storage.recovery``) and the gallery (``storage.gallery``), all on
+jobs whose lease ran out (``storage.recovery``), media kept consistent with rows (``storage.sweep``) and
+the gallery (``storage.gallery``), all on
 ``storage.base.StoreBase``.
 """
 
@@ -14,21 +15,21 @@ import hashlib
 import io
 import logging
 import os
+import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError
 
-from storage.db import make_engine
-from storage.errors import InvalidFieldError
+from storage.db import make_engine, os_error, storage_error
+from storage.errors import DatabaseUnavailableError, InvalidFieldError
 from storage.gallery import GalleryMixin
 from storage.media import MediaStore
 from storage.migrations import LATEST_VERSION, MIGRATIONS, Migration, migrate, schema_version
 from storage.models import ROLES, STATUSES, Conversation, Generation, Message, SourceImage, utcnow
-from storage.leases import LeaseMixin
 from storage.records import ConversationRecord, ImageRecord, MessageRecord, StoreInfo
 from storage.recovery import RecoveryMixin
 from storage.validation import MAX_PAGE_SIZE, check_choice, check_int, check_str, json_dict
@@ -43,7 +44,7 @@ DB_FILENAME = "vividflow.db"
 MEDIA_DIRNAME = "media"
 
 
-class Store(LeaseMixin, RecoveryMixin, GalleryMixin):
+class Store(RecoveryMixin, GalleryMixin):
     """Conversations, messages, source images and generations in one SQL database + a media folder.
 
     Build it with :func:`open_store`. Thread-safe: each method uses its own session.
@@ -182,6 +183,9 @@ class Store(LeaseMixin, RecoveryMixin, GalleryMixin):
             if found is None:
                 raise
             return found
+        except BaseException:
+            self.discard_media([stored.path])  # no row: no file either (unless another row uses the content)
+            raise
 
     def get_image(self, image_id: int) -> ImageRecord:
         with self._read() as s:
@@ -253,15 +257,24 @@ def _sniff_image(data: bytes) -> tuple[int, int, str]:
 
 def resolve_location(url: str | None = None, home: str | os.PathLike[str] | None = None) -> tuple[str, Path]:
     """The database URL and home folder: arguments, else the settings (VIVIDFLOW_DB_URL / VIVIDFLOW_HOME or
-    vividflow.toml's [storage]), else ``./vividflow-data`` holding ``vividflow.db``."""
+    vividflow.toml's [storage]), else ``./vividflow-data`` holding ``vividflow.db``. A URL that is not one
+    raises DatabaseUnavailableError naming where it came from."""
+    source = "the database URL"
     if home is None or url is None:
         settings = load_settings().storage
         home = settings.home if home is None else home
-        url = settings.db_url if url is None else url
+        if url is None and settings.db_url is not None:
+            url, source = settings.db_url, f"{DB_URL_ENV} (or [storage] db_url in vividflow.toml)"
     home_path = Path(home).resolve()
     if url is None:
         url = f"sqlite:///{home_path / DB_FILENAME}"
-    make_url(url)  # raises ArgumentError on a malformed URL
+    try:
+        make_url(url)
+    except ArgumentError:
+        raise DatabaseUnavailableError(
+            f"{source} is not a database URL ({_quote(url)}); write it like sqlite:////path/to/vividflow.db or "
+            f"postgresql+psycopg://user:password@host:5432/vividflow"
+        ) from None
     return url, home_path
 
 
@@ -271,24 +284,109 @@ def open_store(
     *,
     media_root: str | os.PathLike[str] | None = None,
     migrations: Sequence[Migration] = MIGRATIONS,
+    busy_timeout_s: float | None = None,
 ) -> Store:
     """Open (creating and migrating as needed) the store.
 
     ``home`` (default $VIVIDFLOW_HOME, else ./vividflow-data) holds ``vividflow.db`` and ``media/``;
     ``url`` (default $VIVIDFLOW_DB_URL, else sqlite:///<home>/vividflow.db) may be any SQLAlchemy URL;
     ``media_root`` (default $VIVIDFLOW_MEDIA_ROOT, else <home>/media) is where media files live: a folder
-    every worker's host mounts, when workers on several hosts share one database.
-    Raises SchemaTooNewError for a database written by a newer VividFlow.
+    every worker's host mounts, when workers on several hosts share one database. ``busy_timeout_s``
+    (default $VIVIDFLOW_DB_BUSY_TIMEOUT_S, 30): how long a write waits for another process's write lock.
+
+    Every failure raises a StorageError with one sentence naming the file, folder or variable and what to do:
+    SchemaTooNewError for a database written by a newer VividFlow, DatabaseCorruptError, ReadOnlyStorageError,
+    StorageFullError, DatabaseUnavailableError (bad URL, missing driver, server not answering, a file where
+    the data folder should be). A SQLite file this call created is removed again when opening fails.
     """
     url, home_path = resolve_location(url, home)
+    settings = load_settings().storage
     if media_root is None:
-        media_root = load_settings().storage.media_root
+        media_root = settings.media_root
+    if busy_timeout_s is None:
+        busy_timeout_s = settings.busy_timeout_s
     media_path = Path(media_root).resolve() if media_root is not None else home_path / MEDIA_DIRNAME
-    home_path.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(url)
+    _make_folder(home_path, "the data folder (VIVIDFLOW_HOME)")
+    db_file = _sqlite_file(url)
+    created = db_file is not None and not db_file.exists()
+    if db_file is not None:
+        if db_file.is_dir():
+            raise DatabaseUnavailableError(f"the database file {db_file} is a folder; move it away, or set "
+                                           f"VIVIDFLOW_HOME to another folder")
+        _make_folder(db_file.parent, "the database's folder")
+    engine = _engine(url, busy_timeout_s)
     try:
         migrate(engine, migrations)
-    except BaseException:
+        media = MediaStore(media_path)
+    except BaseException as e:
         engine.dispose()
-        raise
-    return Store(engine, MediaStore(media_path), home_path)
+        if created:
+            _remove_unused_database(db_file)
+        explained = storage_error(e, url) if isinstance(e, Exception) else None
+        if explained is None or explained is e:
+            raise
+        raise explained from e
+    return Store(engine, media, home_path)
+
+
+def _quote(value: str, limit: int = 80) -> str:
+    """A value as an error message quotes it: repr, at most ``limit`` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _sqlite_file(url: str) -> Path | None:
+    u = make_url(url)
+    if u.get_backend_name() != "sqlite" or u.database in (None, "", ":memory:") or u.database.startswith("file:"):
+        return None
+    return Path(u.database).resolve()
+
+
+def _make_folder(path: Path, what: str) -> None:
+    if path.exists() and not path.is_dir():
+        raise DatabaseUnavailableError(
+            f"{what} {path} is a file, not a folder; move the file away, or set VIVIDFLOW_HOME to a folder"
+        )
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise os_error(e, f"{what} {path}") from None
+
+
+def _engine(url: str, busy_timeout_s: float) -> Engine:
+    """The engine, or a DatabaseUnavailableError for an unknown kind of database or a driver not installed."""
+    u = make_url(url)
+    try:
+        return make_engine(url, busy_timeout_s=busy_timeout_s)
+    except NoSuchModuleError:
+        raise DatabaseUnavailableError(
+            f"the database URL names an unknown kind of database ({u.drivername!r}); use sqlite:///… or "
+            f"postgresql+psycopg://… (check {DB_URL_ENV})"
+        ) from None
+    except ImportError as e:
+        raise DatabaseUnavailableError(
+            f"the driver for {u.drivername!r} is not installed ({e.name or e}); install it, or use "
+            f"postgresql+psycopg://… (psycopg is in requirements.txt) or sqlite:///… (check {DB_URL_ENV})"
+        ) from None
+
+
+def _remove_unused_database(path: Path | None) -> None:
+    """Remove a SQLite file (and its -wal/-shm) that opening created but could not set up: no 0-byte or
+    table-less database stays behind."""
+    if path is None or not path.exists():
+        return
+    try:
+        if path.stat().st_size > 0:
+            con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=0.1)
+            try:
+                if con.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] > 0:
+                    return  # another process set it up meanwhile: it is not ours to remove
+            finally:
+                con.close()
+    except sqlite3.Error:
+        pass  # unreadable: it is still the file we created and failed to set up
+    for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            p.unlink(missing_ok=True)
+        except OSError:
+            log.warning("could not remove %s, left by a failed open", p)
