@@ -152,6 +152,7 @@ class Runner(WorkerMixin):
                 t.start()
             if self._devices:
                 threading.Thread(target=self._keep_leases, name="vividflow-leases", daemon=True).start()
+                threading.Thread(target=self._keep_recovering, name="vividflow-recovery", daemon=True).start()
 
     def warm(self, names: Sequence[str]) -> None:
         """Build the backends `names` for every device now, so the first job does not wait for loading."""

@@ -136,11 +136,13 @@ class WorkerMixin:
 
     def _keep_leases(self) -> None:
         """Every `lease_s / 3` until the runner has closed and its jobs have ended: renew the lease of every
-        job this runner holds (queued here or running) in one statement, stop a job whose lease was lost (it
-        ran out and recovery took it) or whose cancel was asked; every `lease_s / 2`, recover the jobs of
-        processes that stopped renewing theirs."""
+        job this runner holds (queued here or running) in one statement; stop a job whose lease was lost (it
+        ran out and recovery took it) or whose cancel was asked."""
+        next_at = time.monotonic()
         while True:
-            time.sleep(self.lease_s / 3)
+            next_at += self.lease_s / 3
+            time.sleep(max(0.0, next_at - time.monotonic()))
+            next_at = max(next_at, time.monotonic() - self.lease_s / 3)  # after a stall: no burst of catch-ups
             with self._lock:
                 if self._closed and not self._running:
                     return
@@ -156,11 +158,20 @@ class WorkerMixin:
                     log.warning("generation %d: lease lost (it ran out); stopping it", job_id)
                 if record is None or record.cancel_requested:
                     job.token.cancel()
-            if time.monotonic() - self._last_recovery >= self.lease_s / 2:
-                try:
-                    self.recover()
-                except Exception:
-                    log.exception("recovery of jobs whose lease ran out failed; trying again later")
+
+    def _keep_recovering(self) -> None:
+        """Every `lease_s / 2` while the runner lives, end the jobs of processes that stopped renewing their
+        lease (a thread of its own, so a slow pass never delays this runner's own renewals)."""
+        while True:
+            time.sleep(max(0.0, self._last_recovery + self.lease_s / 2 - time.monotonic()))
+            with self._lock:
+                if self._closed:
+                    return
+            try:
+                self.recover()
+            except Exception:  # the database is away: try again next time (logged)
+                log.exception("recovery of jobs whose lease ran out failed; trying again later")
+                self._last_recovery = time.monotonic()
 
     def _ended_here(self, job_id: int) -> bool:
         """The job has just ended on this runner (its lease is gone because it is finished)."""
