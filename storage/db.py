@@ -50,11 +50,15 @@ def is_memory_sqlite(url: str) -> bool:
 def make_engine(url: str, *, busy_timeout_s: float = BUSY_TIMEOUT_S, **kwargs: Any) -> Engine:
     """An engine for ``url``; for SQLite with WAL, foreign keys on, BEGIN IMMEDIATE for writes and a write lock
     waited for up to ``busy_timeout_s``; for a server, a connect timeout of CONNECT_TIMEOUT_S."""
+    busy_ms = max(0, int(busy_timeout_s * 1000))
     if not is_sqlite(url):
         if make_url(url).get_backend_name() == "postgresql":
-            kwargs.setdefault("connect_args", {}).setdefault("connect_timeout", CONNECT_TIMEOUT_S)
+            args = kwargs.setdefault("connect_args", {})
+            args.setdefault("connect_timeout", CONNECT_TIMEOUT_S)
+            # a row or advisory lock another transaction holds is waited for as long as SQLite's busy timeout
+            # (0 would mean forever there, so at least 1 ms)
+            args.setdefault("options", f"-c lock_timeout={max(1, busy_ms)}")
         return create_engine(url, **kwargs)
-    busy_ms = max(0, int(busy_timeout_s * 1000))
 
     if is_memory_sqlite(url):
         # one shared connection, or every thread would see its own empty database

@@ -53,7 +53,7 @@ class ReadOnlyStorageError(StorageError):
 
 def os_error(e: OSError, what: str) -> StorageError:
     """One sentence for an OSError met while writing ``what`` (a disk that is full, a read-only folder, ...)."""
-    name = f" ({e.filename})" if getattr(e, "filename", None) else ""
+    name = f" ({e.filename})" if getattr(e, "filename", None) and str(e.filename) not in what else ""
     if e.errno in (errno.ENOSPC, errno.EDQUOT):
         return StorageFullError(f"no space left on the disk holding {what}{name}; free some space and try again")
     if e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):

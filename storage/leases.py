@@ -24,15 +24,14 @@ from sqlalchemy import select, update
 
 from storage.errors import InvalidFieldError
 from storage.models import SHARED_QUEUE, Generation, utcnow
-from storage.queue import QueueMixin
+from storage.queue import MAX_LEASE_RETRIES, MIN_LEASE_S, QueueMixin
 from storage.records import GenerationRecord
 from storage.validation import check_float, check_int, check_owner, check_str
 
 log = logging.getLogger(__name__)
 
-MAX_LEASE_RETRIES = 1
-"""How often a job whose lease ran out goes back to the queue before it fails."""
-MIN_LEASE_S = 0.1
+__all__ = ["MAX_LEASE_RETRIES", "MIN_LEASE_S", "LeaseMixin"]
+
 
 
 class LeaseMixin(QueueMixin):

@@ -38,6 +38,11 @@ from storage.validation import (
 
 log = logging.getLogger(__name__)
 
+MAX_LEASE_RETRIES = 1
+"""How often a job of the shared queue whose lease ran out goes back to the queue before it fails
+(storage.leases)."""
+MIN_LEASE_S = 0.1
+
 # status -> statuses it may move to
 TRANSITIONS: dict[str, frozenset[str]] = {
     "queued": frozenset({"running", "failed", "cancelled"}),
@@ -155,8 +160,6 @@ class QueueMixin(StoreBase):
         """The lease columns of a job a process holds in its own queue: a lease of ``lease_s`` from now and no
         retry through the shared queue (nobody else serves that process's queue, so a lost lease fails the
         job: storage.leases)."""
-        from storage.leases import MAX_LEASE_RETRIES, MIN_LEASE_S
-
         if lease_s is None:
             return {}
         check_float("lease_s", lease_s, MIN_LEASE_S)

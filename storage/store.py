@@ -162,9 +162,17 @@ class Store(RecoveryMixin, GalleryMixin):
         if filename is not None:
             check_str("filename", filename)
 
-        stored = self.media.put_bytes(data, _suffix_for(fmt))
+        # The write lock first (SQLite: BEGIN IMMEDIATE), then the file, then the row: a busy database refuses
+        # before any file is written, and a file this call created goes again if its row is not committed.
+        suffix = _suffix_for(fmt)
+        created: Path | None = None
         try:
             with self._write() as s:
+                s.connection()
+                key = self.media.key_for(digest, suffix)
+                if not self.media.exists(key):
+                    created = self.media.path_for(key)
+                stored = self.media.put_bytes(data, suffix)
                 row = SourceImage(
                     sha256=digest,
                     media_key=stored.key,
@@ -176,15 +184,17 @@ class Store(RecoveryMixin, GalleryMixin):
                 )
                 s.add(row)
                 s.flush()
-                return self._image(row)
+                record = self._image(row)
+            return record
         except IntegrityError:
-            # another writer added the same content between our look-up and our insert
+            # another writer added the same content between our look-up and our insert: its row uses the file
             found = self.find_image(digest)
             if found is None:
                 raise
             return found
         except BaseException:
-            self.discard_media([stored.path])  # no row: no file either (unless another row uses the content)
+            if created is not None:  # no row: no file either
+                created.unlink(missing_ok=True)
             raise
 
     def get_image(self, image_id: int) -> ImageRecord:
