@@ -10,6 +10,8 @@ while reads start with a plain ``BEGIN`` and, in WAL mode, never block writers.
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import sqlite3
 import time
 from typing import Any
@@ -131,6 +133,18 @@ _CONNECT = ("could not connect", "connection refused", "connection failed", "tim
             "connection timed out", "password authentication failed", "does not exist", "role ")
 
 
+def _disk_full(url: Any) -> bool:
+    """Whether the disk holding a SQLite file has (almost) no room left: SQLite then says only "disk I/O error"
+    or "unable to open" when it cannot size its shared-memory index."""
+    u = make_url(url) if isinstance(url, str) else url
+    if u.get_backend_name() != "sqlite" or u.database in (None, "", ":memory:"):
+        return False
+    try:
+        return shutil.disk_usage(os.path.dirname(os.path.abspath(u.database))).free < 64 * 1024
+    except OSError:
+        return False
+
+
 def where(url: Any) -> str:
     """How an error names the database: the SQLite file, else the URL with the password hidden."""
     u = make_url(url) if isinstance(url, str) else url
@@ -156,7 +170,7 @@ def storage_error(e: BaseException, url: Any) -> StorageError | None:
     db = f"the database {where(url)}"
     if any(m in low for m in _BUSY):
         return DatabaseBusyError(f"{BUSY_MESSAGE} ({db})")
-    if any(m in low for m in _FULL):
+    if any(m in low for m in _FULL) or (any(m in low for m in _CANNOT_OPEN) and _disk_full(url)):
         return StorageFullError(f"the disk holding {db} is full ({detail}); free some space and try again")
     if any(m in low for m in _CORRUPT):
         return DatabaseCorruptError(

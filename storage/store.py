@@ -25,7 +25,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError
 
 from storage.db import make_engine, os_error, storage_error
-from storage.errors import DatabaseUnavailableError, InvalidFieldError
+from storage.errors import DatabaseUnavailableError, InvalidFieldError, ReadOnlyStorageError
 from storage.gallery import GalleryMixin
 from storage.media import MediaStore
 from storage.migrations import LATEST_VERSION, MIGRATIONS, Migration, migrate, schema_version
@@ -280,7 +280,7 @@ def resolve_location(url: str | None = None, home: str | os.PathLike[str] | None
         url = f"sqlite:///{home_path / DB_FILENAME}"
     try:
         make_url(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
         raise DatabaseUnavailableError(
             f"{source} is not a database URL ({_quote(url)}); write it like sqlite:////path/to/vividflow.db or "
             f"postgresql+psycopg://user:password@host:5432/vividflow"
@@ -317,6 +317,7 @@ def open_store(
         busy_timeout_s = settings.busy_timeout_s
     media_path = Path(media_root).resolve() if media_root is not None else home_path / MEDIA_DIRNAME
     _make_folder(home_path, "the data folder (VIVIDFLOW_HOME)")
+    media = MediaStore(media_path)  # before the database: a bad media folder leaves no database behind
     db_file = _sqlite_file(url)
     created = db_file is not None and not db_file.exists()
     if db_file is not None:
@@ -324,10 +325,10 @@ def open_store(
             raise DatabaseUnavailableError(f"the database file {db_file} is a folder; move it away, or set "
                                            f"VIVIDFLOW_HOME to another folder")
         _make_folder(db_file.parent, "the database's folder")
+        _check_writable(db_file.parent)
     engine = _engine(url, busy_timeout_s)
     try:
         migrate(engine, migrations)
-        media = MediaStore(media_path)
     except BaseException as e:
         engine.dispose()
         if created:
@@ -361,6 +362,20 @@ def _make_folder(path: Path, what: str) -> None:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise os_error(e, f"{what} {path}") from None
+
+
+def _check_writable(folder: Path) -> None:
+    """SQLite writes beside its database (the WAL and its index), even to read it: refuse a read-only folder."""
+    read_only = not os.access(folder, os.W_OK)
+    try:
+        read_only = read_only or bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):  # no statvfs here: the permission check stands
+        pass
+    if read_only:
+        raise ReadOnlyStorageError(
+            f"the database's folder {folder} is read-only (SQLite writes beside the database, even to read it); "
+            f"make it writable, or set VIVIDFLOW_HOME to a writable folder"
+        )
 
 
 def _engine(url: str, busy_timeout_s: float) -> Engine:
