@@ -317,6 +317,7 @@ def open_store(
         busy_timeout_s = settings.busy_timeout_s
     media_path = Path(media_root).resolve() if media_root is not None else home_path / MEDIA_DIRNAME
     _make_folder(home_path, "the data folder (VIVIDFLOW_HOME)")
+    _make_folder(media_path, "the media folder (VIVIDFLOW_MEDIA_ROOT)")
     media = MediaStore(media_path)  # before the database: a bad media folder leaves no database behind
     db_file = _sqlite_file(url)
     created = db_file is not None and not db_file.exists()
