@@ -30,6 +30,7 @@ def test_every_variable_reaches_its_field():
     samples = {
         "VIVIDFLOW_HOME": "/data/vf", "VIVIDFLOW_DB_URL": "postgresql+psycopg://u@h/db", "VIVIDFLOW_BACKEND": "Preview",
         "VIVIDFLOW_MEDIA_ROOT": "/shared/media", "VIVIDFLOW_LEASE_S": "5", "VIVIDFLOW_WORKERS": "External",
+        "VIVIDFLOW_PASSWORD": "correct horse battery",
         "VIVIDFLOW_WAN_MODEL": "/models/wan", "VIVIDFLOW_WAN_DEFAULTS_FROM": "wan", "VIVIDFLOW_WAN_TRANSFORMER": "me/bf16",
         "VIVIDFLOW_WAN_LIGHTNING": "no", "VIVIDFLOW_WAN_LORAS": "low_noise:0.5:/l.safetensors",
         "VIVIDFLOW_WAN_QUANT": "INT8", "VIVIDFLOW_WAN_CPU_OFFLOAD": "on", "VIVIDFLOW_WAN_DEVICE": "cuda:1",

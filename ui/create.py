@@ -9,6 +9,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from ui.format import plain
 from vividflow.studio import Studio
 
 # Uploads take fewer formats than generation.image.ACCEPTED_FORMATS: Pillow's name -> the stored format
@@ -101,7 +102,7 @@ def render(studio: Studio, *, max_area: int | None = None) -> None:
     if not had_image:
         _uploader(studio)
     if err := st.session_state.get("upload._error"):
-        st.error(err + (" The previous picture is kept." if studio.image else ""))
+        st.error(plain(err) + (" The previous picture is kept." if studio.image else ""))  # names the file
     if studio.image is None:
         st.info("Upload a picture to start.", icon=":material/photo:")
         return
