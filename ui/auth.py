@@ -217,18 +217,33 @@ def refusal(address: str | None) -> str:
     )
 
 
-def gate() -> bool:
-    """Run first on every page: True when this session may use the studio; otherwise it has drawn the sign-in
-    form or the refusal (and nothing else), and the page should stop."""
+def allowed() -> bool:
+    """May this session use the studio now? (Draws nothing.)"""
     if oidc_configured():
-        return _oidc_login()
+        return bool(st.user.get("is_logged_in"))
+    if shared_password() is not None:
+        return bool(st.session_state.get(USER))
+    return is_loopback(served_address())
+
+
+def sign_in_page() -> None:
+    """What a session that may not come in yet sees: the sign-in (st.login or the password) or the refusal."""
+    if oidc_configured():
+        _oidc_login()
+        return
     expected = shared_password()
     if expected is not None:
-        return _password_form(expected)
-    address = served_address()
-    if is_loopback(address):
+        _password_form(expected)
+        return
+    st.error(refusal(served_address()), icon=":material/lock:")
+
+
+def gate() -> bool:
+    """Run first on every page: True when this session may use the studio. Otherwise the sign-in page (or the
+    refusal to serve) is the only page there is, it has been drawn, and the caller should stop."""
+    if allowed():
         return True
-    st.error(refusal(address), icon=":material/lock:")
+    st.navigation([st.Page(sign_in_page, title="VividFlow studio", default=True)], position="hidden").run()
     return False
 
 

@@ -10,10 +10,14 @@ from typing import Any
 from storage import GenerationRecord
 
 # Markdown (and Streamlit's extensions: LaTeX, :colour[...] directives, :material/…: icons) that `plain` escapes
-_ESCAPED = frozenset("\\`*_[]<>!|~$:#&@")
-_WWW = re.compile(r"(?i)\bwww\.")
+_ESCAPED = frozenset("\\`*_[]<>|~$&@")  # and ":" before a non-space (http:, :red[, :material/…:)
+_COLON = re.compile(r":(?=\S)")
+# Streamlit's Markdown also links bare URLs and e-mail addresses *after* parsing, where escapes are gone: an
+# invisible WORD JOINER (U+2060) inside "://", "www." and after "@" keeps them plain text.
+JOINER = "\u2060"
+_AUTOLINK = re.compile(r"(?i)(?<=:)(?=//)|(?<=\bwww)(?=\.)|(?<=@)")
 _LIST_ITEM = re.compile(r"^([ \t]*)(\d+)([.)])", re.MULTILINE)
-_LINE_MARK = re.compile(r"^([ \t]*)([-+=])", re.MULTILINE)
+_LINE_MARK = re.compile(r"^([ \t]*)([-+=#])", re.MULTILINE)
 
 
 def plain(text: object) -> str:
@@ -21,7 +25,8 @@ def plain(text: object) -> str:
     HTML, heading, list, emphasis, LaTeX or colour. Use it for everything a person typed (chat, prompts, terms,
     file names) and for messages that may quote it; line breaks are kept."""
     escaped = "".join("\\" + ch if ch in _ESCAPED else ch for ch in str(text))
-    escaped = _WWW.sub(lambda m: m.group(0)[:-1] + "\\.", escaped)  # www.example.com is not autolinked
+    escaped = _COLON.sub(r"\\:", escaped)
+    escaped = _AUTOLINK.sub(JOINER, escaped)
     escaped = _LIST_ITEM.sub(lambda m: f"{m.group(1)}{m.group(2)}\\{m.group(3)}", escaped)
     escaped = _LINE_MARK.sub(lambda m: f"{m.group(1)}\\{m.group(2)}", escaped)
     return escaped.replace("\r\n", "\n").replace("\n", "  \n")
