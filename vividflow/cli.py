@@ -20,9 +20,11 @@ import importlib
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
-from collections.abc import Sequence
+import tomllib
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 # sub-command -> (module whose main(argv) runs it, the sub-command that module expects or None, help)
@@ -88,8 +90,36 @@ def cmd_studio(args: Sequence[str]) -> int:
             print("vividflow studio: streamlit_app.py is not installed", file=sys.stderr)
             return 2
         app = Path(spec.origin)
-    command = [sys.executable, "-m", "streamlit", "run", str(app), *args]
+    command = studio_command(app, args, Path.cwd(), os.environ)
     return subprocess.call(command, cwd=os.getcwd())
+
+
+SAFE_DEFAULTS = {"server.address": "127.0.0.1", "client.showErrorDetails": "none"}  # when no config is found
+
+
+def studio_command(app: Path, args: Sequence[str], cwd: Path, env: Mapping[str, str]) -> list[str]:
+    """`streamlit run app args`. Streamlit reads .streamlit/config.toml from the working folder only, so started
+    elsewhere the shipped one's settings (127.0.0.1, upload limit, no error details) come as flags, except
+    those the arguments or a STREAMLIT_* variable set."""
+    flags: list[str] = []
+    if not (cwd / ".streamlit" / "config.toml").is_file():
+        options = dict(SAFE_DEFAULTS)
+        try:
+            shipped = tomllib.loads((app.parent / ".streamlit" / "config.toml").read_text())
+        except (OSError, tomllib.TOMLDecodeError):
+            shipped = {}
+        for section, table in shipped.items():
+            for name, value in (table.items() if isinstance(table, dict) else ()):
+                if isinstance(value, str | int | float | bool):
+                    options[f"{section}.{name}"] = value
+        for key, value in options.items():
+            section, name = key.split(".", 1)
+            env_name = f"STREAMLIT_{section}_{re.sub(r'(?<!^)(?=[A-Z])', '_', name)}".upper()
+            given = any(a == f"--{key}" or a.startswith(f"--{key}=") for a in args)
+            if not given and env_name not in env:
+                text = str(value).lower() if isinstance(value, bool) else str(value)
+                flags += [f"--{key}", text]
+    return [sys.executable, "-m", "streamlit", "run", str(app), *flags, *args]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -54,6 +54,19 @@ def test_the_shipped_config_binds_loopback_hides_error_details_and_limits_upload
     assert shipped["client"]["showErrorDetails"] == "none"  # not "false": that still shows the traceback
 
 
+def test_vividflow_studio_started_elsewhere_still_binds_loopback(tmp_path):
+    from vividflow.cli import studio_command
+
+    app = ROOT / "streamlit_app.py"
+    elsewhere = studio_command(app, ["--server.port", "9000"], tmp_path, {})  # no .streamlit/config.toml there
+    flags = dict(zip(elsewhere[5::2], elsewhere[6::2], strict=False))
+    assert flags["--server.address"] == "127.0.0.1" and flags["--client.showErrorDetails"] == "none"
+    assert flags["--server.maxUploadSize"] == "50" and elsewhere[-2:] == ["--server.port", "9000"]
+    chosen = studio_command(app, ["--server.address=0.0.0.0"], tmp_path, {"STREAMLIT_SERVER_MAX_UPLOAD_SIZE": "5"})
+    assert "--server.address" not in chosen and "--server.maxUploadSize" not in chosen  # the person's choice wins
+    assert studio_command(app, [], ROOT, {})[-1] == str(app)  # in the checkout the shipped config is read as is
+
+
 @pytest.mark.parametrize(("address", "loopback"), [
     ("127.0.0.1", True), ("127.0.0.2", True), ("::1", True), ("[::1]", True), ("localhost", True),
     ("0.0.0.0", False), ("::", False), ("192.168.1.20", False), ("studio.example.org", False), (None, False),
@@ -169,7 +182,9 @@ def test_st_login_when_configured_then_the_user_is_their_email():
             assert any(b.label == "Sign in" for b in at.button)
         at = _run(secrets={"auth": AUTH}, user={"is_logged_in": True, "email": "ann@example.org", "sub": "123"})
         assert not at.exception and at.chat_input
-        assert "Signed in as ann@example.org" in " ".join(c.value for c in at.sidebar.caption).replace("\\", "")
+        from ui.format import plain
+
+        assert "Signed in as " + plain("ann@example.org") in " ".join(c.value for c in at.sidebar.caption)
 
 
 def test_current_user_is_local_without_sign_in(app):
