@@ -22,8 +22,19 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def start(home: str | Path) -> Path:
-    """Logging for this process, into `<home>/logs/` (once; later calls with the same folder are free)."""
-    return setup_logging(home)
+    """Logging for this process, into `<home>/logs/` (once; later calls with the same folder are free). Errors
+    Streamlit catches itself (in a widget callback, before the page's body runs) reach the log file too."""
+    path = setup_logging(home)
+    # Streamlit's loggers do not propagate; its error logger gets ours instead of its multi-line console output
+    # (the shipped config turns logger.enableRich off, so these errors are logged rather than printed)
+    streamlit_errors = logging.getLogger("streamlit.error_util")
+    ours = [h for h in logging.getLogger().handlers if getattr(h, "_vividflow", False)]
+    if set(streamlit_errors.handlers) != set(ours):
+        for old in list(streamlit_errors.handlers):
+            streamlit_errors.removeHandler(old)
+        for handler in ours:
+            streamlit_errors.addHandler(handler)
+    return path
 
 
 def friendly_message(reference: str) -> str:

@@ -52,6 +52,7 @@ def test_the_shipped_config_binds_loopback_hides_error_details_and_limits_upload
     assert shipped["server"]["address"] == "127.0.0.1"
     assert shipped["server"]["maxUploadSize"] == MAX_UPLOAD_MB  # the server refuses larger files itself
     assert shipped["client"]["showErrorDetails"] == "none"  # not "false": that still shows the traceback
+    assert shipped["logger"]["enableRich"] is False  # errors it catches itself are logged (ui.boundary), not printed
 
 
 def test_vividflow_studio_started_elsewhere_still_binds_loopback(tmp_path):
@@ -79,14 +80,15 @@ def test_which_addresses_are_loopback(address, loopback):
 
 
 def test_the_loopback_default_serves_without_sign_in(app):
-    from ui.auth import served_address
+    from ui.auth import current_user, served_address
 
     assert served_address() == "127.0.0.1"  # from .streamlit/config.toml
     assert app.chat_input and not app.error
     assert not any(b.label == "Sign in" for b in app.button)
+    assert current_user() == "local"  # no sign-in: one local person
 
 
-@pytest.mark.parametrize("address", ["0.0.0.0", "192.168.1.20", None])  # None: every interface
+@pytest.mark.parametrize("address", ["192.168.1.20", None])  # None: every interface
 def test_a_network_address_without_sign_in_refuses_to_serve(address):
     from streamlit.testing.v1.util import patch_config_options
 
@@ -132,7 +134,7 @@ def test_the_password_gate_refuses_wrong_passwords_with_a_growing_delay_then_let
         assert not at.chat_input and at.text_input(key="auth.password")
 
 
-def test_the_password_gate_asks_for_a_name():
+def test_passwords_are_compared_in_constant_time_on_digests():
     from ui.auth import password_matches
 
     assert password_matches(PASSWORD, PASSWORD) and not password_matches(PASSWORD[:-1], PASSWORD)
@@ -185,12 +187,6 @@ def test_st_login_when_configured_then_the_user_is_their_email():
         from ui.format import plain
 
         assert "Signed in as " + plain("ann@example.org") in " ".join(c.value for c in at.sidebar.caption)
-
-
-def test_current_user_is_local_without_sign_in(app):
-    from ui.auth import LOCAL_USER, current_user
-
-    assert current_user() == LOCAL_USER == "local"  # outside a signed-in session
 
 
 # --- typed text is shown as text ------------------------------------------------------------------------
@@ -265,3 +261,18 @@ def test_an_unexpected_error_is_a_friendly_box_with_a_log_reference_not_a_traceb
     reference = box.value.rsplit("reference ", 1)[1].rstrip(").")
     log = log_path(os.environ["VIVIDFLOW_HOME"]).read_text()
     assert f"reference {reference}" in log and "Traceback" in log and "boom: internal detail 4711" in log
+
+
+def test_an_error_in_a_widget_callback_shows_no_traceback_and_is_logged(app, monkeypatch):
+    import ui.sidebar
+    from vividflow.logs import log_path
+
+    def broken() -> None:
+        raise RuntimeError("callback detail 5150")
+
+    monkeypatch.setattr(ui.sidebar, "_new_chat", broken)
+    app.run()  # the button now calls the broken callback
+    app.sidebar.button(key="sb.new").click().run()
+    shown = " ".join(str(e.value) for e in app.exception) + _texts(app)
+    assert "5150" not in shown and "Traceback" not in shown  # client.showErrorDetails = "none"
+    assert "callback detail 5150" in log_path(os.environ["VIVIDFLOW_HOME"]).read_text()
