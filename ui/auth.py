@@ -1,6 +1,7 @@
 """Who may use the studio, decided before anything else is drawn (`gate()`), and who is using it (`current_user()`).
 
-- Served on a loopback address (127.0.0.1, the shipped .streamlit/config.toml): open, the user is "local".
+- Served on a loopback address (127.0.0.1, the shipped .streamlit/config.toml) and asked for as 127.0.0.1,
+  localhost or [::1] (not another name, as DNS rebinding would): open, the user is "local".
 - Sign-in configured: Streamlit's own `st.login` (OIDC, an `[auth]` table in .streamlit/secrets.toml) or a shared
   password (VIVIDFLOW_PASSWORD, checked in constant time, each failure answered after a growing delay and the
   client locked out meanwhile). Either one is then required, whatever the address.
@@ -131,6 +132,7 @@ class Lockouts:
 
 
 LOCKOUTS = Lockouts()
+_refusal_logged = threading.Event()
 
 
 def _client_key() -> str | None:
@@ -223,7 +225,28 @@ def allowed() -> bool:
         return bool(st.user.get("is_logged_in"))
     if shared_password() is not None:
         return bool(st.session_state.get(USER))
-    return is_loopback(served_address())
+    return is_loopback(served_address()) and host_is_local(request_host())
+
+
+def request_host() -> str | None:
+    """The Host header the browser sent (None without a request: tests, bare mode)."""
+    try:
+        return st.context.headers.get("Host")
+    except Exception:  # noqa: BLE001 - no session client
+        return None
+
+
+def host_is_local(host: str | None) -> bool:
+    """The page was asked for as 127.0.0.1, localhost or [::1] (any port). Another name pointing at this machine
+    is how a web page elsewhere reaches a local server (DNS rebinding), so an open studio does not answer it."""
+    if not host:
+        return True
+    name = host.strip()
+    if name.startswith("["):
+        name = name[1:name.find("]")] if "]" in name else name[1:]
+    elif name.count(":") == 1:
+        name = name.split(":", 1)[0]
+    return is_loopback(name)
 
 
 def sign_in_page() -> None:
@@ -235,7 +258,17 @@ def sign_in_page() -> None:
     if expected is not None:
         _password_form(expected)
         return
-    st.error(refusal(served_address()), icon=":material/lock:")
+    address = served_address()
+    if is_loopback(address):  # served locally but asked for under another name
+        st.error(f"This studio answers to http://127.0.0.1 or http://localhost only (it was asked for as "
+                 f"{_plain(str(request_host()))[:80]}). To serve it under other names, set up sign-in "
+                 "(VIVIDFLOW_PASSWORD or st.login) and a network address.", icon=":material/lock:")
+        return
+    message = refusal(address)
+    if not _refusal_logged.is_set():  # the terminal says it too, once
+        _refusal_logged.set()
+        log.warning("%s", message)
+    st.error(message, icon=":material/lock:")
 
 
 def gate() -> bool:

@@ -267,6 +267,16 @@ def test_create_chat_generate_play_and_gallery(server, photo):
                 assert witness.RequestHandlerClass.hits == [], witness.RequestHandlerClass.hits
         finally:
             browser.close()
+        # 7. another name for this machine (as a web page using DNS rebinding would use) gets no studio
+        rebind = p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                   args=[*CHROMIUM_FLAGS, "--host-resolver-rules=MAP rebind.test 127.0.0.1"])
+        try:
+            page = rebind.new_page()
+            page.goto(url.replace("127.0.0.1", "rebind.test"))
+            expect(page.get_by_text("answers to http://127.0.0.1 or http://localhost only")).to_be_visible()
+            assert page.get_by_test_id("stChatInputTextArea").count() == 0
+        finally:
+            rebind.close()
     assert "Traceback" not in log_path.read_text(), log_path.read_text()[-3000:]
 
 

@@ -79,6 +79,17 @@ def test_which_addresses_are_loopback(address, loopback):
     assert is_loopback(address) is loopback
 
 
+@pytest.mark.parametrize(("host", "local"), [
+    ("127.0.0.1:8501", True), ("localhost:8501", True), ("[::1]:8501", True), ("localhost", True), (None, True),
+    ("rebind.example:8501", False), ("192.168.1.20:8501", False), ("[2001:db8::1]:8501", False),
+    ("127.0.0.1.evil.example", False),
+])
+def test_an_open_studio_answers_only_to_loopback_names(host, local):
+    from ui.auth import host_is_local
+
+    assert host_is_local(host) is local
+
+
 def test_the_loopback_default_serves_without_sign_in(app):
     from ui.auth import current_user, served_address
 
