@@ -261,7 +261,7 @@ def sign_in_page() -> None:
     address = served_address()
     if is_loopback(address):  # served locally but asked for under another name
         st.error(f"This studio answers to http://127.0.0.1 or http://localhost only (it was asked for as "
-                 f"{_plain(str(request_host()))[:80]}). To serve it under other names, set up sign-in "
+                 f"{_plain(str(request_host())[:80])}). To serve it under other names, set up sign-in "
                  "(VIVIDFLOW_PASSWORD or st.login) and a network address.", icon=":material/lock:")
         return
     message = refusal(address)
