@@ -15,6 +15,7 @@ import os
 from typing import Any
 
 from generation.backend import Backend, BackendUnavailable
+from vividflow.errors import VividflowError
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +23,7 @@ BACKEND_NAMES = ("preview", "wan")
 NO_CUDA_FIX = "no CUDA device: use the preview backend or run on a GPU machine"
 
 
-class UnknownBackend(ValueError):
+class UnknownBackend(VividflowError, ValueError):
     """A backend name we do not have; the message lists the ones we do."""
 
 

@@ -22,13 +22,14 @@ import numpy as np
 from PIL import Image
 
 from generation.config import CRF_RANGE, DEFAULT_CRF
+from vividflow.errors import VividflowError
 
 log = logging.getLogger(__name__)
 
 THUMBNAIL_FORMATS = {"jpg": "JPEG", "jpeg": "JPEG", "webp": "WEBP"}
 
 
-class ExportError(RuntimeError):
+class ExportError(VividflowError, RuntimeError):
     """ffmpeg could not write the video; nothing was left behind."""
 
 

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Union
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from generation.specs import default_spec
+from vividflow.errors import VividflowError
 
 if TYPE_CHECKING:
     from agent.plan import MotionPlan
@@ -53,7 +54,7 @@ ACCEPTED_FORMATS = ("PNG", "JPEG", "MPO", "WEBP", "BMP", "GIF", "TIFF")
 ImageSource = Union[str, "os.PathLike[str]", bytes, bytearray, Image.Image]
 
 
-class ImageError(ValueError):
+class ImageError(VividflowError, ValueError):
     """An input image we cannot use; the message says what was wrong with it."""
 
 

@@ -16,7 +16,9 @@ TOP_MODULES = ("streamlit_app",)
 HEAVY = ("torch", "diffusers", "transformers", "torchao", "peft", "accelerate", "ray", "streamlit")
 MAX_LINES = 600
 SETTINGS_MODULE = "vividflow.settings"
-BASEMENT = (SETTINGS_MODULE, "vividflow.sections", "vividflow.values")  # settings, importable by every floor
+# settings, errors, the CLI boundary, bounded input and logging: beside the ground floor, importable by every floor
+BASEMENT = (SETTINGS_MODULE, "vividflow.sections", "vividflow.values", "vividflow.errors", "vividflow.logs",
+            "vividflow.boundary", "vividflow.inputs")
 
 
 def floor(module: str) -> int:

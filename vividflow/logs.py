@@ -1,0 +1,119 @@
+"""Logging, set up once by each entry point (the CLIs, the workers, the studio): `setup_logging(home)`.
+
+- A rotating log file in the data folder, `<home>/logs/vividflow.log` (1 MB × 3 old files), gets every
+  record from INFO up, with tracebacks.
+- stderr gets warnings and errors as one line each (`warning: …`), no traceback — unless `debug`
+  (`--debug` / `VIVIDFLOW_DEBUG=1`), then records from DEBUG up with their tracebacks.
+- An exception that ends a thread goes to the log (`threading.excepthook`), not Python's fallback printer;
+  Python's `warnings` go through the log as well.
+
+Library modules only call `logging.getLogger(__name__)`; they never print or configure logging.
+Sits beside the ground floor: imports nothing of ours.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import os
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+LOG_DIRNAME = "logs"
+LOG_FILENAME = "vividflow.log"
+MAX_LOG_BYTES = 1 << 20
+LOG_BACKUPS = 3
+FILE_FORMAT = "%(asctime)s %(process)d %(threadName)s %(levelname)s %(name)s: %(message)s"
+
+_state: dict[str, Any] = {"path": None, "reason": None}
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever `sys.stderr` is now (tests and the studio swap it), not the stream of set-up time."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
+class OneLineFormatter(logging.Formatter):
+    """`warning: the message` — its first line only, without the traceback (that is in the log file)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        first = record.getMessage().strip().split("\n", 1)[0]
+        return f"{record.levelname.lower()}: {first}"
+
+
+def log_path(home: str | os.PathLike[str]) -> Path:
+    """Where the log file of the data folder `home` is."""
+    return Path(home) / LOG_DIRNAME / LOG_FILENAME
+
+
+def current_log_file() -> Path | None:
+    """The log file `setup_logging` opened last, or None (not set up, or the folder was not writable)."""
+    return _state["path"]
+
+
+def log_unavailable_reason() -> str | None:
+    """Why the last `setup_logging` has no log file (None when it has one)."""
+    return _state["reason"]
+
+
+def setup_logging(home: str | os.PathLike[str] | None, *, debug: bool = False) -> Path | None:
+    """Configure the root logger for this process: the rotating file in `home` (when given and writable)
+    and one line per warning on stderr. Calling it again replaces what an earlier call set up (idempotent).
+    Returns the log file, or None when there is none (the reason: `log_unavailable_reason()`)."""
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if getattr(h, "_vividflow", False)]:
+        root.removeHandler(handler)
+        handler.close()
+    path: Path | None = None
+    reason: str | None = None
+    if home is None:
+        reason = "no data folder"
+    else:
+        try:
+            candidate = log_path(home)
+            candidate.parent.mkdir(parents=True, exist_ok=True)
+            file_handler = logging.handlers.RotatingFileHandler(
+                candidate, maxBytes=MAX_LOG_BYTES, backupCount=LOG_BACKUPS, encoding="utf-8")
+        except OSError as e:  # a read-only or missing data folder must not stop the command itself
+            reason = f"cannot write a log file in {home}: {e.strerror or e}"
+        else:
+            file_handler.setLevel(logging.DEBUG if debug else logging.INFO)
+            file_handler.setFormatter(logging.Formatter(FILE_FORMAT))
+            _mark(root, file_handler)
+            path = candidate
+    stderr_handler = _StderrHandler()
+    stderr_handler.setLevel(logging.DEBUG if debug else logging.WARNING)
+    stderr_handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s") if debug
+                                else OneLineFormatter())
+    _mark(root, stderr_handler)
+    root.setLevel(logging.DEBUG if debug else logging.INFO)
+    logging.captureWarnings(True)
+    threading.excepthook = _log_thread_exception
+    _state.update(path=path, reason=reason)
+    return path
+
+
+def _mark(root: logging.Logger, handler: logging.Handler) -> None:
+    handler._vividflow = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+
+
+def _log_thread_exception(args: threading.ExceptHookArgs) -> None:
+    if args.exc_type is SystemExit:
+        return
+    name = args.thread.name if args.thread is not None else "a thread"
+    logging.getLogger("vividflow.threads").error(
+        "%s stopped: %s: %s", name, args.exc_type.__name__, args.exc_value,
+        exc_info=(args.exc_type, args.exc_value, args.exc_traceback))  # type: ignore[arg-type]
