@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from vividflow.errors import VividflowError, clip, one_line
-from vividflow.logs import current_log_file, log_unavailable_reason, setup_logging
+from vividflow.logs import FILE_ONLY, current_log_file, log_unavailable_reason, setup_logging
 
 EXIT_OK = 0
 EXIT_INTERNAL = 1
@@ -35,7 +35,10 @@ def run_cli(cli: Callable[[list[str]], int | None], argv: Sequence[str] | None =
     """Run `cli(argv)` (which raises on errors) and turn whatever happens into an exit status and at most a
     line or two on stderr; returns the status (the caller does `sys.exit(run_cli(...))`)."""
     args = list(sys.argv[1:] if argv is None else argv)
+    from vividflow.settings import debug_enabled
+
     args, debug = _take_debug_flag(args)
+    debug = debug or debug_enabled()
     log_file = configure_logging(args, debug=debug)
     log.debug("%s %s", prog, clip(" ".join(args), 400))
     try:
@@ -57,7 +60,7 @@ def run_cli(cli: Callable[[list[str]], int | None], argv: Sequence[str] | None =
         _silence_stdout()
         return EXIT_INTERNAL
     except Exception as e:
-        log.error("%s: internal error: %s: %s", prog, type(e).__name__, e, exc_info=True)
+        log.error("%s: internal error: %s: %s", prog, type(e).__name__, e, exc_info=True, extra=FILE_ONLY)
         where = f"details in {log_file}" if log_file is not None else \
             f"run again with {DEBUG_FLAG} for the details ({log_unavailable_reason()})"
         print(f"{prog}: internal error: {type(e).__name__}: {clip(one_line(e), 200)}; {where}", file=sys.stderr)

@@ -154,6 +154,9 @@ def check_out_path(out: str, *, force: bool = False, protected: tuple[Path, ...]
         if real == root_real or root_real in real.parents:
             raise InputError(f"{what} {clip(str(path))} is inside the data folder's store ({clip(str(root_real))}), "
                              "which is never overwritten; choose a path outside it")
+    parent = real.parent
+    if parent.exists() and not parent.is_dir():
+        raise InputError(f"{what} {clip(str(path))}: {clip(str(parent))} is not a folder")
     try:
         st = os.stat(real)
     except FileNotFoundError:
@@ -165,9 +168,6 @@ def check_out_path(out: str, *, force: bool = False, protected: tuple[Path, ...]
             raise InputError(f"{what} {clip(str(path))} is {_kind(st.st_mode)}; give a file path")
         if not force:
             raise InputError(f"{what} {clip(str(path))} already exists; add --force to replace it")
-    parent = real.parent
-    if parent.exists() and not parent.is_dir():
-        raise InputError(f"{what} {clip(str(path))}: {clip(str(parent))} is not a folder")
     return path
 
 

@@ -8,7 +8,7 @@
   Python's `warnings` go through the log as well.
 
 Library modules only call `logging.getLogger(__name__)`; they never print or configure logging.
-Sits beside the ground floor: imports nothing of ours.
+Sits beside the ground floor: imports nothing of ours but the errors.
 """
 
 from __future__ import annotations
@@ -21,11 +21,15 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from vividflow.errors import one_line
+
 LOG_DIRNAME = "logs"
 LOG_FILENAME = "vividflow.log"
 MAX_LOG_BYTES = 1 << 20
 LOG_BACKUPS = 3
 FILE_FORMAT = "%(asctime)s %(process)d %(threadName)s %(levelname)s %(name)s: %(message)s"
+
+FILE_ONLY = {"vividflow_file_only": True}  # `log.error(..., extra=FILE_ONLY)`: a record stderr has shown already
 
 _state: dict[str, Any] = {"path": None, "reason": None}
 
@@ -50,7 +54,11 @@ class OneLineFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         first = record.getMessage().strip().split("\n", 1)[0]
-        return f"{record.levelname.lower()}: {first}"
+        return one_line(f"{record.levelname.lower()}: {first}")
+
+
+def _not_file_only(record: logging.LogRecord) -> bool:
+    return not getattr(record, "vividflow_file_only", False)
 
 
 def log_path(home: str | os.PathLike[str]) -> Path:
@@ -95,6 +103,7 @@ def setup_logging(home: str | os.PathLike[str] | None, *, debug: bool = False) -
             path = candidate
     stderr_handler = _StderrHandler()
     stderr_handler.setLevel(logging.DEBUG if debug else logging.WARNING)
+    stderr_handler.addFilter(_not_file_only)
     stderr_handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s") if debug
                                 else OneLineFormatter())
     _mark(root, stderr_handler)
