@@ -15,7 +15,7 @@ import os
 from typing import Any
 
 from generation.backend import Backend, BackendUnavailable
-from vividflow.errors import VividflowError
+from vividflow.errors import VividflowError, short
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ class UnknownBackend(VividflowError, ValueError):
 
 def check_name(name: Any) -> str:
     if name not in BACKEND_NAMES:
-        raise UnknownBackend(f"unknown backend {name!r}: choose one of {', '.join(BACKEND_NAMES)}")
+        raise UnknownBackend(f"unknown backend {short(name)}: choose one of {', '.join(BACKEND_NAMES)}")
     return name
 
 
