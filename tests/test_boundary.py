@@ -19,20 +19,6 @@ from vividflow.logs import current_log_file, setup_logging
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def _restore_logging():
-    """run_cli configures the root logger and threading.excepthook: put both back after each test."""
-    root = logging.getLogger()
-    handlers, level, hook = list(root.handlers), root.level, threading.excepthook
-    yield
-    for h in [h for h in root.handlers if h not in handlers]:
-        root.removeHandler(h)
-        h.close()
-    root.setLevel(level)
-    threading.excepthook = hook
-    logging.captureWarnings(False)
-
-
 def _raiser(exc: BaseException):
     def cli(argv: list[str]) -> int:
         raise exc
