@@ -1,7 +1,7 @@
 """Logging, set up once by each entry point (the CLIs, the workers, the studio): `setup_logging(home)`.
 
 - A rotating log file in the data folder, `<home>/logs/vividflow.log` (1 MB × 3 old files), gets every
-  record from INFO up, with tracebacks.
+  record from INFO up, with tracebacks; it is created at the first record.
 - stderr gets warnings and errors as one line each (`warning: …`), no traceback — unless `debug`
   (`--debug` / `VIVIDFLOW_DEBUG=1`), then records from DEBUG up with their tracebacks.
 - An exception that ends a thread goes to the log (`threading.excepthook`), not Python's fallback printer;
@@ -57,6 +57,35 @@ class OneLineFormatter(logging.Formatter):
         return one_line(f"{record.levelname.lower()}: {first}")
 
 
+class _LazyRotatingFile(logging.handlers.RotatingFileHandler):
+    """Creates the folder and the file at the first record (a quiet run leaves no trace); a write that fails
+    later (disk full) is dropped rather than printed with a traceback by logging's own error handler."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, maxBytes=MAX_LOG_BYTES, backupCount=LOG_BACKUPS, encoding="utf-8", delay=True)
+
+    def _open(self) -> Any:
+        Path(self.baseFilename).parent.mkdir(parents=True, exist_ok=True)
+        return super()._open()
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        pass
+
+
+def _writable(path: Path) -> str | None:
+    """Why `path` (a file, maybe not there yet) cannot be written, or None; nothing is created."""
+    folder = path.parent
+    while not folder.exists():
+        if folder.parent == folder:
+            return f"{folder} does not exist"
+        folder = folder.parent
+    if not folder.is_dir():
+        return f"{folder} is not a folder"
+    if path.exists() and not os.access(path, os.W_OK) or not os.access(folder, os.W_OK | os.X_OK):
+        return f"{folder} is not writable"
+    return None
+
+
 def _not_file_only(record: logging.LogRecord) -> bool:
     return not getattr(record, "vividflow_file_only", False)
 
@@ -89,14 +118,12 @@ def setup_logging(home: str | os.PathLike[str] | None, *, debug: bool = False) -
     if home is None:
         reason = "no data folder"
     else:
-        try:
-            candidate = log_path(home)
-            candidate.parent.mkdir(parents=True, exist_ok=True)
-            file_handler = logging.handlers.RotatingFileHandler(
-                candidate, maxBytes=MAX_LOG_BYTES, backupCount=LOG_BACKUPS, encoding="utf-8")
-        except OSError as e:  # a read-only or missing data folder must not stop the command itself
-            reason = f"cannot write a log file in {home}: {e.strerror or e}"
+        candidate = log_path(home)
+        problem = _writable(candidate)
+        if problem is not None:  # a read-only or broken data folder must not stop the command itself
+            reason = f"no log file: {problem}"
         else:
+            file_handler = _LazyRotatingFile(candidate)
             file_handler.setLevel(logging.DEBUG if debug else logging.INFO)
             file_handler.setFormatter(logging.Formatter(FILE_FORMAT))
             _mark(root, file_handler)
