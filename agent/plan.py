@@ -58,13 +58,13 @@ LIMITS: dict[str, tuple[float, float]] = {
 # The steps the quality words ("higher quality", "best quality", "draft") move between first: a Lightning
 # render's useful range. Past its top they go on up to the LIMITS maximum (for the base recipe).
 QUALITY_STEPS: tuple[int, int] = (4, 12)
-MAX_ACTION_CHARS = 60
 # The bounds of the plan's text (checked before any work: a plan is small whatever it came from).
-MAX_ATMOSPHERE_ITEMS = 8
 MAX_NEGATIVE_TERMS = 16
 MAX_TERM_CHARS = 120  # one atmosphere item or negative term
-MAX_PROMPT_CHARS = 2000
 MAX_ERRORS_SHOWN = 5  # an error message names the first few problems and counts the rest
+MAX_ACTION_CHARS = 60
+MAX_ATMOSPHERE_ITEMS = 8
+MAX_PROMPT_CHARS = 2000
 
 
 class PlanError(VividflowError, ValueError):

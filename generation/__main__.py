@@ -109,7 +109,10 @@ def _run_job(store: Any, submit: Any, out: Path | None) -> int:
     if final.status == "succeeded":
         video = str(final.video_path)
         if out is not None:
-            copy_atomic(video, out)
+            try:
+                copy_atomic(video, out)
+            except InputError as e:
+                raise InputError(f"generation #{final.id} succeeded ({video}), but {e}") from None
             video = str(out)
         print(f"video: {video}")
         return 0

@@ -214,6 +214,6 @@ def test_copy_atomic_replaces_whole_and_leaves_no_temporary_file(tmp_path):
     dst = tmp_path / "out" / "clip.mp4"
     copy_atomic(src, dst)
     assert dst.read_bytes() == src.read_bytes() and os.listdir(dst.parent) == ["clip.mp4"]
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(InputError, match="could not be written: No such file"):
         copy_atomic(tmp_path / "missing", dst)
     assert dst.read_bytes() == src.read_bytes() and os.listdir(dst.parent) == ["clip.mp4"]

@@ -157,6 +157,8 @@ def check_out_path(out: str, *, force: bool = False, protected: tuple[Path, ...]
     parent = real.parent
     if parent.exists() and not parent.is_dir():
         raise InputError(f"{what} {clip(str(path))}: {clip(str(parent))} is not a folder")
+    if parent.is_dir() and not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError(f"{what} {clip(str(path))}: the folder {clip(str(parent))} is not writable")
     try:
         st = os.stat(real)
     except FileNotFoundError:
@@ -171,10 +173,18 @@ def check_out_path(out: str, *, force: bool = False, protected: tuple[Path, ...]
     return path
 
 
-def copy_atomic(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+def copy_atomic(src: str | os.PathLike[str], dst: str | os.PathLike[str], *, what: str = "--out") -> None:
     """Copy `src` to `dst` through a temporary file beside `dst`, renamed into place when complete:
-    `dst` is either the old file or the whole new one, and no temporary file is left on failure."""
+    `dst` is either the old file or the whole new one, and no temporary file is left on failure
+    (InputError naming `what` when the file system refuses: disk full, permissions)."""
     dst = Path(dst)
+    try:
+        _copy_atomic(Path(src), dst)
+    except OSError as e:
+        raise InputError(f"{what} {clip(str(dst))} could not be written: {e.strerror or e}") from None
+
+
+def _copy_atomic(src: Path, dst: Path) -> None:
     dst.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{dst.name[:40]}.", suffix=".tmp", dir=dst.parent)
     try:
