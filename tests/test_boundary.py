@@ -107,8 +107,9 @@ def test_an_unwritable_data_folder_still_gives_one_line(tmp_path, capsys):
 
 def test_stderr_gets_one_line_per_warning_and_the_file_gets_the_traceback(tmp_path, capsys):
     path = setup_logging(tmp_path)
-    setup_logging(tmp_path)  # idempotent: still one file and one stderr handler
-    assert sum(getattr(h, "_vividflow", False) for h in logging.getLogger().handlers) == 2
+    handlers = list(logging.getLogger().handlers)
+    assert setup_logging(tmp_path) == path and logging.getLogger().handlers == handlers  # the studio's reruns
+    assert sum(getattr(h, "_vividflow", False) for h in handlers) == 2
     log = logging.getLogger("vividflow.test")
     log.info("quiet on stderr")
     try:
@@ -117,7 +118,7 @@ def test_stderr_gets_one_line_per_warning_and_the_file_gets_the_traceback(tmp_pa
         log.warning("could not write", exc_info=True)
     log.error("a long one " + "y" * 5000)
     err = capsys.readouterr().err.splitlines()
-    assert err[0] == "warning: could not write" and len(err) == 2 and err[1].startswith("error: a long one yyy")
+    assert err[0] == "warning: could not write (OSError: disk full)" and len(err) == 2 and err[1].startswith("error: a long one yyy")
     assert len(err[1]) <= 1000
     text = path.read_text()
     assert "quiet on stderr" in text and "Traceback" in text and "OSError: disk" in text
@@ -133,7 +134,7 @@ def test_a_thread_that_dies_goes_to_the_log_not_pythons_fallback(tmp_path, capsy
     t.start()
     t.join()
     err = capsys.readouterr().err
-    assert "Traceback" not in err and err.splitlines() == ["error: vividflow-worker-test stopped: RuntimeError: worker bug"]
+    assert "Traceback" not in err and err.splitlines() == ["error: vividflow-worker-test stopped (RuntimeError: worker bug)"]
     assert "Traceback" in path.read_text() and "worker bug" in path.read_text()
 
 

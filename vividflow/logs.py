@@ -23,15 +23,16 @@ from typing import Any
 
 from vividflow.errors import one_line
 
-LOG_DIRNAME = "logs"
-LOG_FILENAME = "vividflow.log"
+LOG_DIR = "logs"
+LOG_FILE = "vividflow.log"
 MAX_LOG_BYTES = 1 << 20
 LOG_BACKUPS = 3
 FILE_FORMAT = "%(asctime)s %(process)d %(threadName)s %(levelname)s %(name)s: %(message)s"
 
 FILE_ONLY = {"vividflow_file_only": True}  # `log.error(..., extra=FILE_ONLY)`: a record stderr has shown already
 
-_state: dict[str, Any] = {"path": None, "reason": None}
+_state: dict[str, Any] = {"path": None, "reason": None, "key": None}
+_lock = threading.Lock()
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -50,11 +51,15 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
 
 class OneLineFormatter(logging.Formatter):
-    """`warning: the message` — its first line only, without the traceback (that is in the log file)."""
+    """`warning: the message (OSError: disk full)` — the message's first line and the exception's kind and
+    text, never the traceback (that is in the log file)."""
 
     def format(self, record: logging.LogRecord) -> str:
-        first = record.getMessage().strip().split("\n", 1)[0]
-        return one_line(f"{record.levelname.lower()}: {first}")
+        text = f"{record.levelname.lower()}: {record.getMessage().strip().split(chr(10), 1)[0]}"
+        if record.exc_info and record.exc_info[1] is not None:
+            e = record.exc_info[1]
+            text += f" ({type(e).__name__}: {e})"
+        return one_line(text)
 
 
 class _LazyRotatingFile(logging.handlers.RotatingFileHandler):
@@ -92,7 +97,7 @@ def _not_file_only(record: logging.LogRecord) -> bool:
 
 def log_path(home: str | os.PathLike[str]) -> Path:
     """Where the log file of the data folder `home` is."""
-    return Path(home) / LOG_DIRNAME / LOG_FILENAME
+    return Path(home) / LOG_DIR / LOG_FILE
 
 
 def current_log_file() -> Path | None:
@@ -105,11 +110,24 @@ def log_unavailable_reason() -> str | None:
     return _state["reason"]
 
 
-def setup_logging(home: str | os.PathLike[str] | None, *, debug: bool = False) -> Path | None:
+def setup_logging(home: str | os.PathLike[str] | None, *, debug: bool = False,
+                  stderr_level: int = logging.WARNING) -> Path | None:
     """Configure the root logger for this process: the rotating file in `home` (when given and writable)
-    and one line per warning on stderr. Calling it again replaces what an earlier call set up (idempotent).
+    and one line per warning (`stderr_level`) on stderr. Calling it again with the same arguments does nothing
+    (the studio calls it on every rerun); with others it replaces what the earlier call set up.
     Returns the log file, or None when there is none (the reason: `log_unavailable_reason()`)."""
+    key = (str(Path(home).resolve()) if home is not None else None, debug, stderr_level)
     root = logging.getLogger()
+    with _lock:
+        if _state["key"] == key and any(getattr(h, "_vividflow", False) for h in root.handlers):
+            return _state["path"]
+        path = _configure(root, home, debug=debug, stderr_level=stderr_level)
+        _state["key"] = key
+        return path
+
+
+def _configure(root: logging.Logger, home: str | os.PathLike[str] | None, *, debug: bool,
+               stderr_level: int) -> Path | None:
     for handler in [h for h in root.handlers if getattr(h, "_vividflow", False)]:
         root.removeHandler(handler)
         handler.close()
@@ -129,7 +147,7 @@ def setup_logging(home: str | os.PathLike[str] | None, *, debug: bool = False) -
             _mark(root, file_handler)
             path = candidate
     stderr_handler = _StderrHandler()
-    stderr_handler.setLevel(logging.DEBUG if debug else logging.WARNING)
+    stderr_handler.setLevel(logging.DEBUG if debug else stderr_level)
     stderr_handler.addFilter(_not_file_only)
     stderr_handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s") if debug
                                 else OneLineFormatter())
@@ -151,5 +169,4 @@ def _log_thread_exception(args: threading.ExceptHookArgs) -> None:
         return
     name = args.thread.name if args.thread is not None else "a thread"
     logging.getLogger("vividflow.threads").error(
-        "%s stopped: %s: %s", name, args.exc_type.__name__, args.exc_value,
-        exc_info=(args.exc_type, args.exc_value, args.exc_traceback))  # type: ignore[arg-type]
+        "%s stopped", name, exc_info=(args.exc_type, args.exc_value, args.exc_traceback))  # type: ignore[arg-type]
