@@ -97,8 +97,9 @@ def _read_file(path: str, what: str, max_bytes: int) -> bytes:
     if st.st_size > max_bytes:
         raise InputError(f"{what} {clip(path)} is {_size(st.st_size)}; at most {_size(max_bytes)} is accepted")
     try:
-        with open(path, "rb") as f:
-            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):  # replaced between stat and open
+        # O_NONBLOCK: a FIFO swapped in after the stat must not make open() wait for a writer
+        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
                 raise InputError(f"{what} {clip(path)} is not a regular file")
             return _read_bounded(f, what, max_bytes)
     except OSError as e:
