@@ -34,10 +34,9 @@ log = logging.getLogger("vividflow.boundary")
 def run_cli(cli: Callable[[list[str]], int | None], argv: Sequence[str] | None = None, *, prog: str) -> int:
     """Run `cli(argv)` (which raises on errors) and turn whatever happens into an exit status and at most a
     line or two on stderr; returns the status (the caller does `sys.exit(run_cli(...))`)."""
-    args = list(sys.argv[1:] if argv is None else argv)
     from vividflow.settings import debug_enabled
 
-    args, debug = _take_debug_flag(args)
+    args, debug = _take_debug_flag(list(sys.argv[1:] if argv is None else argv))
     debug = debug or debug_enabled()
     log_file = configure_logging(args, debug=debug)
     log.debug("%s %s", prog, clip(" ".join(args), 400))
