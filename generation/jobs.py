@@ -42,6 +42,7 @@ from generation.events import Cancelled, CancelToken, Event, EventListener, Prev
 from generation.workers import STAGING_PREFIX, Job, WorkerMixin
 from storage.leases import MIN_LEASE_S, SHARED_QUEUE
 from storage.owner import current_owner, owner_alive
+from vividflow.errors import VividflowError
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -55,7 +56,7 @@ DEFAULT_DEVICE = "default"
 DEFAULT_LEASE_S = 30.0
 
 
-class JobError(ValueError):
+class JobError(VividflowError, ValueError):
     """A job request refused before anything was written; the message says what to fix."""
 
 

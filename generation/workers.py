@@ -19,7 +19,6 @@ import logging
 import shutil
 import threading
 import time
-import traceback
 import uuid
 from collections import deque
 from collections.abc import Callable
@@ -230,7 +229,7 @@ class WorkerMixin:
             self._emit(Cancelled(job_id=job.id))
         except Exception as e:  # any failure of a job ends as `failed` with a readable message; traceback logged
             message = _readable(e)
-            log.error("generation %d failed: %s\n%s", job.id, message, traceback.format_exc())
+            log.error("generation %d failed: %s", job.id, message, exc_info=True)
             self._finish(job.id, "failed", error=message,
                          timings={"total_s": time.perf_counter() - t0, "queue_wait_s": wait_s})
             self._emit(Failed(message=message, job_id=job.id))

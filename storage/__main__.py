@@ -11,8 +11,8 @@ import argparse
 import json
 import sys
 
-from storage.errors import StorageError
 from storage.store import DB_FILENAME, DB_URL_ENV, HOME_ENV, open_store
+from vividflow.boundary import run_cli
 from vividflow.sections import DEFAULT_HOME
 
 HOME_HELP = f"data folder (default ${HOME_ENV} or {DEFAULT_HOME})"
@@ -52,6 +52,12 @@ def _recover(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`python -m storage …` through the error boundary (vividflow.boundary): an exit status."""
+    return run_cli(cli, argv, prog="python -m storage")
+
+
+def cli(argv: list[str]) -> int:
+    """Parse `argv` and run the command; expected errors (StorageError, SettingsError) are raised, not printed."""
     parser = argparse.ArgumentParser(prog="python -m storage", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     p_info = sub.add_parser("info", help="database location, schema version and row counts")
@@ -65,14 +71,10 @@ def main(argv: list[str] | None = None) -> int:
     p_rec.add_argument("--home", default=None, help=HOME_HELP)
     p_rec.add_argument("--url", default=None, help=f"SQLAlchemy URL (default ${DB_URL_ENV})")
     args = parser.parse_args(argv)
-    try:
-        if args.command == "info":
-            return _print_info(args)
-        if args.command == "recover":
-            return _recover(args)
-    except StorageError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    if args.command == "info":
+        return _print_info(args)
+    if args.command == "recover":
+        return _recover(args)
     parser.error(f"unknown command {args.command}")
     return 2
 

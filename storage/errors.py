@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from vividflow.errors import VividflowError
 
-class StorageError(Exception):
+
+class StorageError(VividflowError):
     """Base class of every storage error."""
 
 

@@ -160,7 +160,7 @@ def test_the_config_command_prints_every_setting_and_its_source(tmp_path):
     assert shown["storage.home"]["value"] == str((tmp_path / "vividflow-data").resolve())
     bad = subprocess.run([sys.executable, "-m", "vividflow", "config"], cwd=tmp_path, env={
         **env, "VIVIDFLOW_CRF": "99", "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=60)
-    assert bad.returncode == 2 and bad.stderr.strip() == "vividflow config: VIVIDFLOW_CRF: crf must be an integer in 0–51, got 99"
+    assert bad.returncode == 2 and bad.stderr.strip() == "vividflow: error: VIVIDFLOW_CRF: crf must be an integer in 0–51, got 99"
 
 
 def test_sidebar_changes_mark_only_the_fields_that_changed(tmp_path):

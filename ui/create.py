@@ -9,6 +9,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from generation.image import MAX_INPUT_BYTES
 from ui.format import plain
 from vividflow.studio import Studio
 
@@ -16,7 +17,7 @@ from vividflow.studio import Studio
 UPLOAD_FORMATS = {"PNG": "png", "JPEG": "jpeg", "MPO": "jpeg", "WEBP": "webp"}
 UPLOAD_EXTENSIONS = ("png", "jpg", "jpeg", "webp")  # what the browser's file picker offers
 FORMATS_TEXT = "PNG, JPEG or WebP"
-MAX_UPLOAD_MB = 50  # also server.maxUploadSize in .streamlit/config.toml
+MAX_UPLOAD_MB = MAX_INPUT_BYTES // 2**20  # the CLI's limit too; also server.maxUploadSize in .streamlit/config.toml
 
 
 @dataclass(frozen=True)
