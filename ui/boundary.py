@@ -16,15 +16,16 @@ from typing import Any, TypeVar
 import streamlit as st
 
 from vividflow.logs import LOG_DIR, LOG_FILE, current_log_file, setup_logging
+from vividflow.settings import debug_enabled
 
 log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def start(home: str | Path) -> Path:
+def start(home: str | Path) -> Path | None:
     """Logging for this process, into `<home>/logs/` (once; later calls with the same folder are free). Errors
     Streamlit catches itself (in a widget callback, before the page's body runs) reach the log file too."""
-    path = setup_logging(home)
+    path = setup_logging(home, debug=debug_enabled())  # VIVIDFLOW_DEBUG=1: tracebacks on stderr too
     # Streamlit's loggers do not propagate; its error logger gets ours instead of its multi-line console output
     # (the shipped config turns logger.enableRich off, so these errors are logged rather than printed)
     streamlit_errors = logging.getLogger("streamlit.error_util")
