@@ -68,6 +68,17 @@ def test_vividflow_studio_started_elsewhere_still_binds_loopback(tmp_path):
     assert studio_command(app, [], ROOT, {})[-1] == str(app)  # in the checkout the shipped config is read as is
 
 
+def test_an_upload_over_the_limit_is_refused_before_it_is_decoded(monkeypatch):
+    import generation.image
+    from ui.create import MAX_UPLOAD_MB, UploadError, check_upload
+
+    decoded = []
+    monkeypatch.setattr(generation.image, "open_image", lambda *a, **k: decoded.append(a))
+    with pytest.raises(UploadError, match=f"pictures up to {MAX_UPLOAD_MB} MB are accepted"):
+        check_upload(bytes(MAX_UPLOAD_MB * 2**20 + 1), "big.png")
+    assert decoded == []  # not even opened
+
+
 @pytest.mark.parametrize(("address", "loopback"), [
     ("127.0.0.1", True), ("127.0.0.2", True), ("::1", True), ("[::1]", True), ("localhost", True),
     ("0.0.0.0", False), ("::", False), ("192.168.1.20", False), ("studio.example.org", False), (None, False),
