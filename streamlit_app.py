@@ -6,9 +6,12 @@ Run: .venv/bin/streamlit run streamlit_app.py
 
 import streamlit as st
 
-from ui import chat, create, plan_panel, result, services, sidebar
+from ui import auth, boundary, chat, create, plan_panel, result, services, sidebar
 
 st.set_page_config(page_title="VividFlow studio", page_icon=":material/movie:", layout="wide")
+boundary.start(services.settings().home)  # logging, once per process: <data folder>/logs/vividflow.log
+if not auth.gate():  # sign-in, or the refusal to serve on a network without it: nothing else is drawn
+    st.stop()
 PLAN_HEIGHT_PX = 680  # the plan scrolls on its own, so the page follows the chat
 # less empty space above the studio (data-testid is Streamlit's stable hook; harmless if it changes)
 st.html("<style>[data-testid='stMainBlockContainer']{padding-top:2.5rem}</style>")
@@ -39,7 +42,9 @@ pages = {
 }
 services.register_pages(pages)
 page = st.navigation(list(pages.values()))
-with st.sidebar:
+with st.sidebar, boundary.guard("sidebar"):
+    auth.render_account()
     sidebar.render_conversations()
     sidebar.render_settings(services.backend_note())
-page.run()
+with boundary.guard(page.title):  # an unexpected error: a friendly box and a line in the log, no traceback
+    page.run()

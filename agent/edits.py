@@ -23,6 +23,7 @@ from agent.plan import (
     LIMITS,
     MAX_ACTION_CHARS,
     MAX_ATMOSPHERE_ITEMS,
+    MAX_NEGATIVE_TERMS,
     MAX_SEED,
     Camera,
     CameraMove,
@@ -33,6 +34,7 @@ from agent.plan import (
 )
 from agent.templates import get_template
 from agent.camera_words import TIME_OF_DAY_LIGHTS
+from vividflow.errors import VividflowError
 
 MAX_TERM_CHARS = 40
 
@@ -189,7 +191,7 @@ MAX_EDITS_PER_TURN = 12
 _edit_list = TypeAdapter(list[Edit])
 
 
-class EditError(ValueError):
+class EditError(VividflowError, ValueError):
     """An edit list that does not match the edit schema; the message names the offending item."""
 
 
@@ -358,7 +360,7 @@ def _with_negative(plan: MotionPlan, *terms: str) -> tuple[str, ...]:
         t = t.strip().lower()
         if t and t not in out:
             out.append(t)
-    return tuple(out[-32:])
+    return tuple(out[-MAX_NEGATIVE_TERMS:])
 
 
 def _apply_one(plan: MotionPlan, edit: Edit, *, rng: random.Random, hands_in_view: bool, notes: list[str]) -> MotionPlan:

@@ -1,7 +1,7 @@
 """``python -m generation``: render a plan from the terminal, rerun one from history, list the queue, show a recipe.
 
-    python -m generation render [--image IMG] --plan plan.json [--backend preview] [--out x.mp4]
-    python -m generation rerun ID [--seed N] [--steps N] [--backend NAME] [--out x.mp4]
+    python -m generation render [--image IMG] --plan plan.json|- [--backend preview] [--out x.mp4 [--force]]
+    python -m generation rerun ID [--seed N] [--steps N] [--backend NAME] [--out x.mp4 [--force]]
     python -m generation queue
     python -m generation recipe [--model ID] [--lightning | --no-lightning]
     python -m generation worker [--backend preview] [--concurrency N] [--device cuda:0 …] [--lease-s S]
@@ -17,17 +17,22 @@ SIGTERM or Ctrl-C, printing a line per job; any number of workers on any hosts m
 `ray-workers` starts such workers as Ray actors, one per GPU of the cluster (generation.ray_workers). Like the app's
 runner, they first mark jobs left queued/running by processes that are gone as interrupted; the live
 jobs of a running app or of another render are left alone.
-Exit status: 0 succeeded, 1 failed, 2 bad input, 130 cancelled (Ctrl-C).
+`--plan` is a JSON file (or - for stdin) of at most 1 MB; `--out` is never a file of the data folder, a
+device or a folder, and an existing file is replaced only with `--force` (through a temporary file beside it).
+Exit status: 0 succeeded, 1 failed or internal error (details in the log), 2 bad input, 130 cancelled (Ctrl-C);
+`--debug` also prints an internal error's traceback.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
 import sys
-import tempfile
+from pathlib import Path
 from typing import Any
+
+from vividflow.boundary import run_cli
+from vividflow.errors import clip
+from vividflow.inputs import InputError, check_out_path, copy_atomic, read_json
 
 
 def _store(args: argparse.Namespace) -> Any:
@@ -68,7 +73,15 @@ def _progress_bar() -> tuple[Any, Any]:
     return listen, close
 
 
-def _run_job(store: Any, submit: Any, out: str | None) -> int:
+def _out_path(store: Any, args: argparse.Namespace) -> Path | None:
+    """`--out` checked before any work (None without it): never inside the store, replaced only with --force."""
+    if args.out is None:
+        return None
+    protected = tuple(p for p in (store.media.root, store.database_path) if p is not None)
+    return check_out_path(args.out, force=args.force, protected=protected)
+
+
+def _run_job(store: Any, submit: Any, out: Path | None) -> int:
     """Submit through a local runner, wait with a progress bar, print the outcome."""
     from generation.jobs import Runner
 
@@ -95,9 +108,12 @@ def _run_job(store: Any, submit: Any, out: str | None) -> int:
     print(f"status: {final.status}")
     if final.status == "succeeded":
         video = str(final.video_path)
-        if out:
-            _copy_atomic(video, out)
-            video = os.path.abspath(out)
+        if out is not None:
+            try:
+                copy_atomic(video, out)
+            except InputError as e:
+                raise InputError(f"generation #{final.id} succeeded ({video}), but {e}") from None
+            video = str(out)
         print(f"video: {video}")
         return 0
     if final.status == "cancelled":
@@ -106,33 +122,24 @@ def _run_job(store: Any, submit: Any, out: str | None) -> int:
     return 1
 
 
-def _copy_atomic(src: str, dst: str) -> None:
-    folder = os.path.dirname(os.path.abspath(dst))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".mp4", dir=folder)
-    os.close(fd)
-    try:
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def cmd_render(args: argparse.Namespace) -> int:
     from agent.plan import MotionPlan, PlanError
 
+    # 1. Check every input before any work: the plan, the picture's path, --out
+    data = read_json(args.plan, what="--plan")
     try:
-        with open(args.plan, encoding="utf-8") as f:
-            plan = MotionPlan.from_json(f.read())
-    except FileNotFoundError:
-        raise BadInput(f"plan file not found: {args.plan}") from None
+        plan = MotionPlan.from_dict(data)
     except PlanError as e:
-        raise BadInput(f"{args.plan}: {e}") from None
+        raise BadInput(f"--plan {clip(args.plan)}: {e}") from None
     if args.seed is not None:
         plan = _with(plan, seed=args.seed, seed_policy="explicit")
+    if args.image is not None:
+        from generation.image import open_image
+
+        open_image(args.image).close()  # size in bytes and pixels, from the header: ImageError before any work
     with _store(args) as store:
-        return _run_job(store, lambda r: r.submit(plan, args.image, backend=args.backend), args.out)
+        out = _out_path(store, args)
+        return _run_job(store, lambda r: r.submit(plan, args.image, backend=args.backend), out)
 
 
 def cmd_rerun(args: argparse.Namespace) -> int:
@@ -157,7 +164,7 @@ def cmd_rerun(args: argparse.Namespace) -> int:
             return runner.submit(plan, g.source_image_id, backend=backend, conversation_id=g.conversation_id,
                                  parent_id=g.id)
 
-        return _run_job(store, submit, args.out)
+        return _run_job(store, submit, _out_path(store, args))
 
 
 def cmd_queue(args: argparse.Namespace) -> int:
@@ -262,7 +269,7 @@ def _report(event: Any) -> None:
         print(f"#{event.job_id} cancelled", flush=True)
 
 
-class BadInput(ValueError):
+class BadInput(InputError):
     """Input the CLI refuses (exit status 2)."""
 
 
@@ -283,6 +290,12 @@ def _positive_int(text: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`python -m generation …` through the error boundary (vividflow.boundary): an exit status."""
+    return run_cli(cli, argv, prog="python -m generation")
+
+
+def cli(argv: list[str]) -> int:
+    """Parse `argv` and run the command; expected errors are raised (VividflowError), not printed."""
     parser = argparse.ArgumentParser(prog="python -m generation", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--home", default=None, help="data folder (default $VIVIDFLOW_HOME or ./vividflow-data)")
@@ -291,17 +304,19 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("render", help="render a plan from an image (or from words alone), synchronously")
     p.add_argument("--image", default=None,
                    help="PNG, JPEG or WebP picture (omit it to start from words alone: a text-to-video model)")
-    p.add_argument("--plan", required=True, help="MotionPlan JSON file")
+    p.add_argument("--plan", required=True, help="MotionPlan JSON file (at most 1 MB), or - for stdin")
     p.add_argument("--backend", default=None, help="preview or wan (default: wan with CUDA and weights, else preview)")
     p.add_argument("--seed", type=int, default=None, help="override the plan's seed")
-    p.add_argument("--out", default=None, help="also copy the video here")
+    p.add_argument("--out", default=None, help="also copy the video here (a new file; see --force)")
+    p.add_argument("--force", action="store_true", help="let --out replace an existing file")
     p.set_defaults(func=cmd_render)
     p = sub.add_parser("rerun", help="render a generation from history again (as its child)")
     p.add_argument("id", type=int)
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--backend", default=None, help="default: the original's backend")
-    p.add_argument("--out", default=None)
+    p.add_argument("--out", default=None, help="also copy the video here (a new file; see --force)")
+    p.add_argument("--force", action="store_true", help="let --out replace an existing file")
     p.set_defaults(func=cmd_rerun)
     p = sub.add_parser("queue", help="list queued and running generations")
     p.set_defaults(func=cmd_queue)
@@ -331,15 +346,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-restarts", type=int, default=3, help="how often Ray restarts an actor that died")
     p.set_defaults(func=cmd_ray_workers)
     args = parser.parse_args(argv)
-
-    from generation.backend import BackendUnavailable
-    from storage import StorageError
-
-    try:
-        return args.func(args)
-    except (ValueError, BackendUnavailable, StorageError) as e:  # JobError, BadInput, ImageError, PlanError …
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    return int(args.func(args))
 
 
 if __name__ == "__main__":

@@ -22,13 +22,14 @@ import numpy as np
 from PIL import Image
 
 from generation.config import CRF_RANGE, DEFAULT_CRF
+from vividflow.errors import VividflowError
 
 log = logging.getLogger(__name__)
 
 THUMBNAIL_FORMATS = {"jpg": "JPEG", "jpeg": "JPEG", "webp": "WEBP"}
 
 
-class ExportError(RuntimeError):
+class ExportError(VividflowError, RuntimeError):
     """ffmpeg could not write the video; nothing was left behind."""
 
 
@@ -143,7 +144,9 @@ def export_video(
     tmp_thumb = _temp_path(out_dir, "." + thumbnail_format.lower()) if thumbnail_format else None
     try:
         # 2. Encode the video into the temp file
-        first, n = _encode(it, tmp_video, ew, eh, fps=fps, crf=crf, preset=preset, comment=comment)
+        first, n = _encode(it, tmp_video, ew, eh, fps=fps, crf=crf, preset=preset, faststart=comment is None)
+        if comment is not None:  # 2b. the metadata, through a file (never the command line: it has a length limit)
+            _attach_comment(tmp_video, comment)
         digest = _sha256(tmp_video)
         # 3. Thumbnail = first frame
         thumb_path = None
@@ -183,14 +186,12 @@ def _temp_path(out_dir: str, suffix: str) -> str:
 
 def _encode(
     frames: Iterator[np.ndarray], path: str, w: int, h: int, *, fps: int, crf: int, preset: str,
-    comment: str | None,
+    faststart: bool = True,
 ) -> tuple[np.ndarray, int]:
     """Pipe the frames to ffmpeg/libx264; returns the first (cropped) frame and the frame count."""
     import imageio_ffmpeg
 
-    params = ["-crf", str(crf), "-preset", preset, "-movflags", "+faststart"]
-    if comment is not None:
-        params += ["-metadata", f"comment={comment}"]
+    params = ["-crf", str(crf), "-preset", preset] + (["-movflags", "+faststart"] if faststart else [])
     writer = imageio_ffmpeg.write_frames(
         path, (w, h), fps=fps, codec="libx264", pix_fmt_in="rgb24", pix_fmt_out="yuv420p",
         quality=None, macro_block_size=16 if w % 16 == 0 and h % 16 == 0 else 2,
@@ -218,6 +219,37 @@ def _encode(
         raise ExportError(f"ffmpeg failed to finish {path!r}: {e}") from e
     assert first is not None  # _frames guarantees one frame
     return first, count
+
+
+def _attach_comment(path: str, comment: str) -> None:
+    """Set the MP4's `comment` tag to `comment` from an ffmetadata file (`-i meta.txt -map_metadata 1`), copying
+    the streams into a temporary file that replaces `path`; the metadata never goes on the command line."""
+    import imageio_ffmpeg
+
+    folder = os.path.dirname(path)
+    meta = _temp_path(folder, ".ffmeta.txt")
+    out = _temp_path(folder, ".mp4")
+    try:
+        with open(meta, "w", encoding="utf-8") as f:
+            f.write(";FFMETADATA1\ncomment=" + _escape_ffmetadata(comment) + "\n")
+        cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-v", "error", "-y", "-i", path,
+               "-f", "ffmetadata", "-i", meta, "-map", "0", "-map_metadata", "1", "-c", "copy",
+               "-movflags", "+faststart", out]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        if done.returncode != 0:
+            raise ExportError(f"ffmpeg could not write the metadata of {path!r}: {done.stderr.strip()[-300:]}")
+        os.replace(out, path)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise ExportError(f"ffmpeg could not write the metadata of {path!r}: {e}") from e
+    finally:
+        for p in (meta, out):
+            if os.path.exists(p):
+                os.unlink(p)
+
+
+def _escape_ffmetadata(text: str) -> str:
+    """ffmetadata escapes `=`, `;`, `#`, `\\` and newlines with a backslash (the inverse of `_parse_ffmetadata`)."""
+    return re.sub(r"([=;#\\\n])", r"\\\1", text)
 
 
 def _sha256(path: str) -> str:

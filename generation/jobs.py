@@ -43,6 +43,7 @@ from generation.events import Cancelled, CancelToken, Event, EventListener, Prev
 from generation.workers import Job, WorkerMixin
 from storage.leases import MIN_LEASE_S, SHARED_QUEUE
 from storage.owner import current_owner
+from vividflow.errors import VividflowError
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -56,7 +57,7 @@ DEFAULT_DEVICE = "default"
 DEFAULT_LEASE_S = 30.0  # the settings' default (storage.lease_s), for callers that take no settings
 
 
-class JobError(ValueError):
+class JobError(VividflowError, ValueError):
     """A job request refused before anything was written; the message says what to fix."""
 
 

@@ -22,7 +22,6 @@ import logging
 import shutil
 import threading
 import time
-import traceback
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
@@ -247,7 +246,7 @@ class WorkerMixin:
         except Exception as e:  # any failure of a job ends as `failed` with a readable message; traceback logged
             shutil.rmtree(staging, ignore_errors=True)  # first: a full disk needs the room to record the failure
             message = _readable(e, self.store.media.root)
-            log.error("generation %d failed: %s\n%s", job.id, message, traceback.format_exc())
+            log.error("generation %d failed: %s", job.id, message, exc_info=True)
             self._finish(job.id, "failed", error=message,
                          timings={"total_s": time.perf_counter() - t0, "queue_wait_s": wait_s})
             self._emit(Failed(message=message, job_id=job.id))

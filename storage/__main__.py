@@ -22,6 +22,7 @@ import sys
 from storage.errors import StorageError
 from storage.store import DB_FILENAME, DB_URL_ENV, HOME_ENV, open_store
 from storage.sweep import DEFAULT_GC_MIN_AGE_S
+from vividflow.boundary import run_cli
 from vividflow.sections import DEFAULT_HOME
 
 HOME_HELP = f"data folder (default ${HOME_ENV} or {DEFAULT_HOME})"
@@ -83,6 +84,12 @@ def _gc(args: argparse.Namespace) -> int:
     return 0
 
 
+def main(argv: list[str] | None = None) -> int:
+    """`python -m storage …` through the error boundary (vividflow.boundary): an exit status; a StorageError
+    is one line on stderr and exit 2."""
+    return run_cli(cli, argv, prog="python -m storage")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m storage", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -103,16 +110,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    from vividflow.settings import SettingsError
-
+def cli(argv: list[str]) -> int:
+    """Parse `argv` and run the command; expected errors (StorageError, SettingsError) are raised, not printed."""
     args = build_parser().parse_args(argv)
     commands = {"info": _print_info, "recover": _recover, "gc": _gc}
-    try:
-        return commands[args.command](args)
-    except (StorageError, SettingsError) as e:
-        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
-        return 2
+    return commands[args.command](args)
 
 
 if __name__ == "__main__":

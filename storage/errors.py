@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import errno
 
+from vividflow.errors import VividflowError
 
-class StorageError(Exception):
+
+class StorageError(VividflowError):
     """Base class of every storage error."""
 
 

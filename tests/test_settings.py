@@ -31,6 +31,7 @@ def test_every_variable_reaches_its_field():
         "VIVIDFLOW_HOME": "/data/vf", "VIVIDFLOW_DB_URL": "postgresql+psycopg://u@h/db", "VIVIDFLOW_BACKEND": "Preview",
         "VIVIDFLOW_MEDIA_ROOT": "/shared/media", "VIVIDFLOW_LEASE_S": "5", "VIVIDFLOW_WORKERS": "External",
         "VIVIDFLOW_DB_BUSY_TIMEOUT_S": "2.5",
+        "VIVIDFLOW_PASSWORD": "correct horse battery",
         "VIVIDFLOW_WAN_MODEL": "/models/wan", "VIVIDFLOW_WAN_DEFAULTS_FROM": "wan", "VIVIDFLOW_WAN_TRANSFORMER": "me/bf16",
         "VIVIDFLOW_WAN_LIGHTNING": "no", "VIVIDFLOW_WAN_LORAS": "low_noise:0.5:/l.safetensors",
         "VIVIDFLOW_WAN_QUANT": "INT8", "VIVIDFLOW_WAN_CPU_OFFLOAD": "on", "VIVIDFLOW_WAN_DEVICE": "cuda:1",
@@ -160,7 +161,7 @@ def test_the_config_command_prints_every_setting_and_its_source(tmp_path):
     assert shown["storage.home"]["value"] == str((tmp_path / "vividflow-data").resolve())
     bad = subprocess.run([sys.executable, "-m", "vividflow", "config"], cwd=tmp_path, env={
         **env, "VIVIDFLOW_CRF": "99", "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=60)
-    assert bad.returncode == 2 and bad.stderr.strip() == "vividflow config: VIVIDFLOW_CRF: crf must be an integer in 0–51, got 99"
+    assert bad.returncode == 2 and bad.stderr.strip() == "vividflow: error: VIVIDFLOW_CRF: crf must be an integer in 0–51, got 99"
 
 
 def test_sidebar_changes_mark_only_the_fields_that_changed(tmp_path):

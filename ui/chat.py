@@ -9,7 +9,7 @@ import streamlit as st
 
 from storage import GenerationRecord
 
-from ui.format import status_label
+from ui.format import plain, status_label
 from vividflow.studio import ChatEntry, Studio
 
 AVATARS = {"user": "user", "assistant": "assistant"}
@@ -18,21 +18,21 @@ AVATARS = {"user": "user", "assistant": "assistant"}
 def render_entry(entry: ChatEntry, generations: Mapping[int, GenerationRecord]) -> None:
     if entry.kind == "chat" and entry.role in AVATARS:
         with st.chat_message(entry.role):
-            st.markdown(entry.text)
+            st.markdown(plain(entry.text))  # typed text shows as typed (no images, links, HTML)
             if entry.diff:
-                st.caption(f":material/difference: {entry.diff}")
+                st.caption(f":material/difference: {plain(entry.diff)}")
         return
     # system lines: one small caption each
     if entry.kind == "panel_edit":
-        st.caption(f":material/tune: panel: {entry.diff or 'plan edited'}")
+        st.caption(f":material/tune: panel: {plain(entry.diff or 'plan edited')}")
     elif entry.kind == "image":
-        st.caption(f":material/image: {entry.text}")
+        st.caption(f":material/image: {plain(entry.text)}")
     elif entry.kind == "generation" and entry.generation_id is not None:
         g = generations.get(entry.generation_id)
         status = status_label(g.status) if g else "deleted"
-        st.caption(f":material/movie: {entry.text} — {status}")
+        st.caption(f":material/movie: {plain(entry.text)} — {status}")
     else:
-        st.caption(entry.text)
+        st.caption(plain(entry.text))
 
 
 SHOWN = 40  # entries drawn by default; older ones behind a toggle (long chats stay fast to rerun)

@@ -9,13 +9,15 @@ from pathlib import Path
 
 import streamlit as st
 
+from generation.image import MAX_INPUT_BYTES
+from ui.format import plain
 from vividflow.studio import Studio
 
 # Uploads take fewer formats than generation.image.ACCEPTED_FORMATS: Pillow's name -> the stored format
 UPLOAD_FORMATS = {"PNG": "png", "JPEG": "jpeg", "MPO": "jpeg", "WEBP": "webp"}
 UPLOAD_EXTENSIONS = ("png", "jpg", "jpeg", "webp")  # what the browser's file picker offers
 FORMATS_TEXT = "PNG, JPEG or WebP"
-MAX_UPLOAD_MB = 50  # also server.maxUploadSize in .streamlit/config.toml
+MAX_UPLOAD_MB = MAX_INPUT_BYTES // 2**20  # the CLI's limit too; also server.maxUploadSize in .streamlit/config.toml
 
 
 @dataclass(frozen=True)
@@ -101,7 +103,7 @@ def render(studio: Studio, *, max_area: int | None = None) -> None:
     if not had_image:
         _uploader(studio)
     if err := st.session_state.get("upload._error"):
-        st.error(err + (" The previous picture is kept." if studio.image else ""))
+        st.error(plain(err) + (" The previous picture is kept." if studio.image else ""))  # names the file
     if studio.image is None:
         st.info("Upload a picture to start.", icon=":material/photo:")
         return

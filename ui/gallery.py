@@ -5,6 +5,7 @@ except the filters, the page number and which item is open."""
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
@@ -22,10 +23,12 @@ from ui.format import (
     card_subcaption,
     markdown_table,
     parameter_rows,
+    plain,
     status_label,
     template_title,
     timing_rows,
 )
+from ui.boundary import guarded
 from ui.widgets import download_button
 
 PAGE_SIZE = 12
@@ -102,7 +105,7 @@ def render_card(g: GenerationRecord) -> None:
             st.markdown(
                 f"<div style='aspect-ratio:16/10;display:flex;align-items:center;justify-content:center;"
                 f"background:rgba(128,128,128,.12);border-radius:.4rem;font-size:1rem;color:gray'>"
-                f"{g.status}</div>",
+                f"{html.escape(g.status)}</div>",
                 unsafe_allow_html=True,
             )
         st.markdown(card_caption(g))
@@ -160,8 +163,8 @@ def render_details(store: Store, generation_id: int, actions: GalleryActions) ->
             _details_lineage(lineage)
         with right:
             st.markdown("**Prompt**")
-            st.markdown(f"> {g.prompt or '—'}")
-            st.caption("**Negative prompt:** " + (g.negative_prompt or "—"))
+            st.markdown("> " + plain(g.prompt or "—").replace("\n", "\n> "))
+            st.caption("**Negative prompt:** " + plain(g.negative_prompt or "—"))
             st.markdown("**Parameters**")
             st.markdown(markdown_table(parameter_rows(g), ("parameter", "value")))
             timings = timing_rows(g)
@@ -176,11 +179,11 @@ def render_details(store: Store, generation_id: int, actions: GalleryActions) ->
 
 
 def _details_media(g: GenerationRecord) -> None:
-    st.markdown(f"{status_label(g.status)} · {backend_label(g.backend, g.model_id)}")
+    st.markdown(f"{status_label(g.status)} · {plain(backend_label(g.backend, g.model_id))}")
     if g.backend == "preview":
         st.caption(f"Rendered by the **preview** backend: {PREVIEW_NOTE}.")
     if g.error:
-        st.error(g.error)
+        st.error(plain(g.error))
     if g.status == "succeeded" and g.video_path is not None and g.video_path.is_file():
         st.video(str(g.video_path), loop=True)
         download_button(g, f"{K}download.{g.id}")
@@ -259,7 +262,7 @@ def render(store: Store, actions: GalleryActions) -> None:
     render_pager(page)
     active = tuple(g.id for g in page.items if g.is_active)
     if active:  # something on this page is queued or rendering: refresh the page when it ends
-        st.fragment(run_every=1.0)(_watch)(store, active)
+        st.fragment(run_every=1.0)(guarded("gallery watch")(_watch))(store, active)
 
 
 def _watch(store: Store, ids: tuple[int, ...]) -> None:

@@ -29,7 +29,7 @@ from agent.edits import (
 )
 from agent.plan import CAMERA_MOVES, FPS, LIMITS, MAX_SEED, SUBJECTS, TEMPLATE_IDS, MotionPlan
 
-from ui.format import template_title
+from ui.format import plain, template_title
 from vividflow.studio import Studio
 
 K = "pp."  # widget key prefix
@@ -80,7 +80,7 @@ def _apply(studio: Studio, edits: list[Any], *, lock_template: bool = False) -> 
     if notes:
         st.session_state["pp._notes"] = "; ".join(notes)
     if diff:
-        st.toast(f"Plan: {diff}")
+        st.toast(f"Plan: {plain(diff)}")
 
 
 # --- callbacks: widget value -> edit value -------------------------------------------------------
@@ -195,9 +195,9 @@ def render(studio: Studio, *, enhance: Callable[[MotionPlan], str] | None = None
     """Draw the panel for `studio.plan`. `enhance` (the LLM prompt enhancer) adds the button when given."""
     sync(studio.plan, studio.template_locked)
     if err := st.session_state.get("pp._error"):
-        st.error(err)
+        st.error(plain(err))  # errors and notes may quote typed text
     if notes := st.session_state.pop("pp._notes", None):
-        st.info(notes[0].upper() + notes[1:], icon=":material/info:")
+        st.info(plain(notes[0].upper() + notes[1:]), icon=":material/info:")
 
     motion_tab, clip_tab, prompt_tab = st.tabs(["Motion", "Clip & seed", "Prompt"])
     with motion_tab:
@@ -313,7 +313,7 @@ def _prompt_section(studio: Studio, enhance: Callable[[MotionPlan], str] | None)
                     args=(studio, enhance), help="Let the LLM rewrite the prompt in richer cinematic language")
     st.text_input("also avoid (comma-separated)", key=_key("avoid"), on_change=_on_avoid, args=(studio,),
                   placeholder="e.g. hands, text")
-    st.caption("**Negative prompt** (compiled): " + (plan.negative_prompt or "—"))
+    st.caption("**Negative prompt** (compiled): " + plain(plan.negative_prompt or "—"))
 
 
 def _on_enhance(studio: Studio, enhance: Callable[[MotionPlan], str]) -> None:

@@ -12,7 +12,8 @@ import streamlit as st
 
 from storage import GenerationRecord
 
-from ui.format import PREVIEW_NOTE, backend_label, eta_text, recipe_note, seconds, status_label
+from ui.format import PREVIEW_NOTE, backend_label, eta_text, plain, recipe_note, seconds, status_label
+from ui.boundary import guarded
 from ui.services import ACTION_ERROR, AUTO_RENDER, Context, runner
 from ui.widgets import download_button
 
@@ -70,10 +71,10 @@ def render_result(ctx: Context, g: GenerationRecord) -> None:
             st.caption(f":material/science: **Preview** backend: {PREVIEW_NOTE}.")
         else:
             note = recipe_note(g.params)
-            st.caption(f"Rendered by {backend_label(g.backend, g.model_id)}" + (f" · {note}" if note else ""))
+            st.caption(plain(f"Rendered by {backend_label(g.backend, g.model_id)}" + (f" · {note}" if note else "")))
     elif g.status == "failed":
         st.markdown(head)
-        st.error(g.error or "failed")
+        st.error(plain(g.error or "failed"))
         st.button("Retry", key=K + f"retry.{g.id}", on_click=ctx.requeue, args=(g.id,))
     elif g.status == "cancelled":
         st.markdown(head)
@@ -119,7 +120,7 @@ def render_controls(ctx: Context) -> None:
         st.toggle("Render again after each chat change", key=AUTO_RENDER,
                   help="The chat continues from the last result: a refinement renders a child of it")
     if err := st.session_state.pop(ACTION_ERROR, None):
-        st.error(err)
+        st.error(plain(err))  # may quote what the person typed
     job = studio.active_job()
     if job is not None and job.is_active:
-        st.fragment(run_every=POLL_S)(render_progress)(ctx, job.id)
+        st.fragment(run_every=POLL_S)(guarded("progress")(render_progress))(ctx, job.id)

@@ -129,6 +129,12 @@ def runner() -> Runner:
     return runner_for(str(s.home), wan_config(_startup_settings(s)))
 
 
+def startup_settings() -> Settings:
+    """The settings as loaded from the environment and vividflow.toml when the session began (no sidebar edits)."""
+    s = settings()
+    return st.session_state.get("settings.loaded", s)
+
+
 def _startup_settings(s: Settings) -> Settings:
     """The settings as loaded (sidebar changes do not rebuild the process-wide runner)."""
     return st.session_state.get("settings.loaded", s)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, get_args
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, SecretStr, ValidationError
 
 from vividflow.values import (
     FALSE_WORDS,
@@ -57,8 +57,24 @@ OFFLOADS: tuple[str, ...] = get_args(Offload)
 WORKERS: tuple[str, ...] = get_args(Workers)
 LEASE_RANGE = (0.1, 3600.0)  # seconds a worker's hold on a job lasts unless renewed
 BUSY_TIMEOUT_RANGE = (0.0, 3600.0)  # seconds a write waits for another process's write lock
+MIN_PASSWORD_CHARS = 8
 
 Bool = Annotated[bool, BeforeValidator(parse_bool)]
+
+
+def secret(value: Any) -> SecretStr | None:
+    """A password: None when unset or blank; never quoted back in an error."""
+    if value is None or isinstance(value, SecretStr):
+        return value
+    text = str(value).strip()
+    if not text:
+        return None
+    if len(text) < MIN_PASSWORD_CHARS:
+        raise ValueError(f"password must be at least {MIN_PASSWORD_CHARS} characters long")
+    return SecretStr(text)
+
+
+Password = Annotated[SecretStr | None, BeforeValidator(secret)]
 OptionalText = Annotated[str | None, BeforeValidator(optional_text)]
 
 
@@ -105,6 +121,8 @@ class Section(BaseModel):
                 value = [v.to_dict() if isinstance(v, LoraSpec) else v for v in value]
             elif isinstance(value, Path):
                 value = str(value)
+            elif isinstance(value, SecretStr):
+                value = "********"  # set, never shown
             out[name] = value
         return out
 
@@ -134,7 +152,10 @@ class StudioSettings(Section):
     backend: Annotated[Backend, BeforeValidator(choice("backend", BACKENDS))] = "auto"
     # in-process: the studio runs the jobs it queues; external: workers (`python -m generation worker`) do
     workers: Annotated[Workers, BeforeValidator(choice("workers", WORKERS))] = "in-process"
-    env_names: ClassVar[dict[str, str]] = {"backend": "VIVIDFLOW_BACKEND", "workers": "VIVIDFLOW_WORKERS"}
+    # a shared password for the studio (ui.auth); required before it serves beyond 127.0.0.1 unless st.login is set up
+    password: Password = None
+    env_names: ClassVar[dict[str, str]] = {"backend": "VIVIDFLOW_BACKEND", "workers": "VIVIDFLOW_WORKERS",
+                                           "password": "VIVIDFLOW_PASSWORD"}
 
 
 class WanSettings(Section):

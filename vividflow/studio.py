@@ -26,11 +26,12 @@ from agent.plan import MotionPlan
 from agent.session import MAX_TURNS_KEPT, MAX_UNDO, ConversationState, Reply, diff_text, plan_diff, plan_turn
 from agent.templates import DEFAULT_TEMPLATE
 from storage import TERMINAL_STATUSES, GenerationRecord, ImageRecord, MessageRecord, NotFoundError, Store
+from vividflow.errors import VividflowError
 
 log = logging.getLogger(__name__)
 
 
-class StudioError(ValueError):
+class StudioError(VividflowError, ValueError):
     """Something the person asked for that cannot be done yet; the message says what to do."""
 
 

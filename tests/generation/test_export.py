@@ -122,3 +122,23 @@ def test_streamed_frames_and_an_error_mid_stream(tmp_path, gh):
     with pytest.raises(Stop):
         export_video(broken(), tmp_path / "bad")
     assert os.listdir(tmp_path / "bad") == []
+
+
+def test_metadata_reaches_ffmpeg_through_a_file_not_the_command_line(tmp_path, monkeypatch):
+    """A comment larger than one command-line argument may be (128 KiB on Linux) is written whole, with the
+    characters ffmetadata escapes; no ffmpeg argument carries it, and no temporary file is left."""
+    import subprocess
+
+    calls = []
+    real_run = subprocess.run
+
+    def spy(cmd, *a, **kw):
+        calls.append(cmd)
+        return real_run(cmd, *a, **kw)
+
+    monkeypatch.setattr(export_mod.subprocess, "run", spy)
+    meta = {"prompt": "a=b; #c \\ d\nsecond line ü", "long": "x" * 200_000}
+    r = export_video(np.zeros((5, 32, 32, 3), np.uint8), tmp_path, metadata=meta, thumbnail_format=None)
+    assert calls and all(len(arg) < 4096 for cmd in calls for arg in cmd)
+    assert probe_video(r.video_path, count_frames=False)["metadata"] == meta
+    assert sorted(os.listdir(tmp_path)) == [os.path.basename(r.video_path)]

@@ -264,6 +264,8 @@ def test_enhance_prompt_only_with_the_llm_and_its_result_is_an_edit(app, kit, mo
 
     at = kit.chat(app, "make her hair flow in the wind")
     assert not any(b.key == "pp.enhance" for b in at.button)  # the LLM is off by default
+    monkeypatch.setenv("VIVIDFLOW_LLM_MODEL", "smollm2")  # the model is configured, never typed in the page
+    at = kit.new_session()
     seen = []
 
     def fake_enhance(plan, *, planner=None):
@@ -271,7 +273,6 @@ def test_enhance_prompt_only_with_the_llm_and_its_result_is_an_edit(app, kit, mo
         return "Cinematic close-up, her hair streaming in a warm breeze, golden light, slow push-in."
 
     monkeypatch.setattr(planner_llm, "enhance_prompt", fake_enhance)
-    at.text_input(key="sb.llm_model").set_value("smollm2").run()
     at.button(key="pp.enhance").click().run()
     assert not at.exception
     assert seen and seen[0][1] is not None  # the configured model, not the environment's default
