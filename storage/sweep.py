@@ -125,9 +125,8 @@ class SweepMixin(StoreBase):
                     staged.setdefault(int(m.group(1)), []).append(d)
         if staged:
             with self._read() as s:
-                active = set(
-                    s.scalars(select(Generation.id).where(Generation.id.in_(staged), Generation.status.in_(ACTIVE_STATUSES)))
-                )
+                q = select(Generation.id).where(Generation.id.in_(staged), Generation.status.in_(ACTIVE_STATUSES))
+                active = set(s.scalars(q))
             for job_id, dirs in staged.items():
                 if job_id in active:
                     continue
