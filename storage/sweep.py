@@ -38,6 +38,7 @@ DEFAULT_GC_MIN_AGE_S = 600.0
 DEFAULT_TEMP_MAX_AGE_S = 900.0
 """Temporary files (not job staging folders) untouched this long are taken as left by a writer that died."""
 _STAGING = re.compile(rf"^{re.escape(STAGING_PREFIX)}(\d+)-")
+_HASH = re.compile(r"[0-9a-f]{64}")
 
 
 class SweepMixin(StoreBase):
@@ -141,9 +142,14 @@ class SweepMixin(StoreBase):
 
     def _key_of(self, value: Any) -> str | None:
         """The content key of a stored path or key inside the media root, or None."""
-        if not isinstance(value, str | os.PathLike) or not str(value):
+        if not isinstance(value, str | os.PathLike):
             return None
-        p = Path(value)
+        text = os.fspath(value)
+        if CONTENT_KEY.match(text):  # a key as the rows store it: no file system call
+            return text
+        if not _HASH.search(text):  # cheap: no content hash in it, so not one of ours
+            return None
+        p = Path(text)
         key = self.media.relative_key(p if p.is_absolute() else self.media.root / p)
         return key if key is not None and CONTENT_KEY.match(key) else None
 
