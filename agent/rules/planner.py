@@ -12,7 +12,7 @@ The words live in agent.vocabulary, their compiled patterns in agent.rules.patte
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from agent import template_words as TW
 from agent import vocabulary as V
@@ -91,7 +91,7 @@ def parse(
     if previous and (P.CONTINUATION_RE.search(text) or P.PRONOUN_RE.search(text)):
         turn.previous_targets = targets_of(previous)
     turn.previous_message = previous
-    turn.previous_edits = lambda: parse(previous, plan).edits if previous else []
+    turn.previous_edits = _once(lambda: parse(previous, plan).edits if previous else [])
 
     for piece in split_clauses(text):
         clause = Clause(text=piece, original=piece.replace("_", " "))
@@ -120,6 +120,18 @@ def parse(
         edits = edits[:MAX_EDITS_PER_TURN]
     return ParseResult(edits=edits, unparsed=turn.unparsed, notes=turn.notes, planner="rules", answers=turn.answers,
                        cancel=turn.cancel, reply_language=reply_language)
+
+
+def _once(compute: Callable[[], list[Edit]]) -> Callable[[], list[Edit]]:
+    """`compute` run at most once: "the same for the trees" said many times parses the last message once."""
+    done: list[list[Edit]] = []
+
+    def get() -> list[Edit]:
+        if not done:
+            done.append(compute())
+        return list(done[0])
+
+    return get
 
 
 def _only_what_is_named(plan: MotionPlan, edits: list[Edit]) -> list[Edit]:

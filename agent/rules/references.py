@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from functools import lru_cache
 
 from agent import template_words as TW
 from agent import vocabulary as V
@@ -25,6 +26,12 @@ _MOTION_EDITS = (AddMotion, RemoveMotion, ScaleMotion)
 
 
 def targets_of(message: str) -> list[str]:
+    """What a message was about (a fresh list; computed once per message, see `_targets`)."""
+    return list(_targets(message))
+
+
+@lru_cache(maxsize=32)
+def _targets(message: str) -> tuple[str, ...]:
     """What a message was about: the subjects it named (not the words that only say what the picture is,
     like "a cat" or "a forest"), else ["camera"] when it named the camera or a camera move, else []."""
     text = V.normalize(message)
@@ -35,11 +42,11 @@ def targets_of(message: str) -> list[str]:
         if (cue is None or cue[1] < 3) and s not in subjects:
             subjects.append(s)
     if subjects:
-        return subjects
+        return tuple(subjects)
     camera_move = any(p.search(text) for p, _, needs_camera in P.CAMERA_PATTERNS if not needs_camera)
     if P.CAMERA_WORD_RE.search(text) or P.CAMERA_FAMILY_RE.search(text) or camera_move:
-        return ["camera"]
-    return []
+        return ("camera",)
+    return ()
 
 
 def _named(c: Clause) -> list[str]:
