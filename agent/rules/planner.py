@@ -28,7 +28,7 @@ from agent.rules.negatives import read_allow, read_negations
 from agent.rules.questions import read_question
 from agent.rules.references import read_bring_back, read_same_for, targets_of
 from agent.rules.settings_words import read_duration, read_guidance, read_prompt, read_seed, read_session, read_steps
-from agent.rules.template_choice import names_a_scene, read_template, template_for
+from agent.rules.template_choice import names_a_scene, read_template, template_for, template_for_text
 from agent.languages import writes_throughout
 from agent.spelling import read_note
 from agent.templates import DEFAULT_TEMPLATE
@@ -80,7 +80,7 @@ def parse(
     )
     edits_head: list[Edit] = []
     if plan is None:
-        chosen = None if template_locked else template_for(text, hands_in_view=hands_in_view)
+        chosen = None if template_locked else template_for_text(text, hands_in_view=hands_in_view)
         if chosen:
             edits_head.append(SetTemplate(template=chosen))
         plan = default_plan(chosen or DEFAULT_TEMPLATE, seed=0)
