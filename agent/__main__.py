@@ -17,7 +17,7 @@ import random
 import sys
 from typing import Any
 
-from agent.plan import TEMPLATE_IDS
+from agent.plan import MAX_MESSAGE_CHARS, TEMPLATE_IDS
 
 EXIT_USAGE = 2
 
@@ -39,6 +39,10 @@ def read_request(text: str) -> tuple[list[str], str | None]:
     turns = data.get("turns")
     if not isinstance(turns, list) or not all(isinstance(t, str) for t in turns):
         raise InputError(f"\"turns\" must be a list of strings, got {turns!r}"[:300])
+    too_long = next((i for i, t in enumerate(turns) if len(t) > MAX_MESSAGE_CHARS), None)
+    if too_long is not None:
+        raise InputError(f"turn {too_long + 1} has {len(turns[too_long]):,} characters: a chat message can be at "
+                         f"most {MAX_MESSAGE_CHARS:,}")
     template = data.get("template")
     if template is not None and template not in TEMPLATE_IDS:
         raise InputError(f"\"template\" must be null or one of {', '.join(TEMPLATE_IDS)}, got {template!r}")

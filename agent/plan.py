@@ -59,6 +59,7 @@ QUALITY_STEPS: tuple[int, int] = (4, 12)
 MAX_ACTION_CHARS = 60
 MAX_ATMOSPHERE_ITEMS = 8
 MAX_PROMPT_CHARS = 2000
+MAX_MESSAGE_CHARS = 4000  # a chat message (agent.session.plan_turn refuses longer; the studio's input stops there)
 
 
 class PlanError(ValueError):

@@ -35,7 +35,7 @@ from agent.edits import (
 )
 from agent.history import GenerationRef, GenerationSource, recall
 from agent.language_replies import translate_reply
-from agent.plan import MotionPlan, PlanError
+from agent.plan import MAX_MESSAGE_CHARS, MotionPlan, PlanError
 from agent.replies import Reply, build_reply, diff_text, plan_diff
 from agent.rules import RulePlanner, template_for
 from agent.templates import DEFAULT_TEMPLATE, get_template
@@ -44,8 +44,18 @@ log = logging.getLogger(__name__)
 
 MAX_UNDO = 50
 MAX_TURNS_KEPT = 12
-__all__ = ["MAX_TURNS_KEPT", "MAX_UNDO", "ConversationState", "Reply", "diff_text", "new_conversation", "plan_diff",
-           "plan_turn"]
+__all__ = ["MAX_MESSAGE_CHARS", "MAX_TURNS_KEPT", "MAX_UNDO", "ConversationState", "MessageTooLong", "Reply", "check_message", "diff_text",
+           "new_conversation", "plan_diff", "plan_turn"]
+
+
+class MessageTooLong(ValueError):
+    """A chat message past MAX_MESSAGE_CHARS: refused before any planning, the message says the limit."""
+
+    def __init__(self, length: int, limit: int = MAX_MESSAGE_CHARS):
+        super().__init__(f"a chat message can be at most {limit:,} characters and this one has {length:,}: "
+                         "shorten it and send it again")
+        self.length = length
+        self.limit = limit
 
 
 @dataclass(frozen=True)
@@ -84,6 +94,12 @@ class ConversationState:
         return replace(self, template_lock=template)
 
 
+def check_message(message: str) -> None:
+    """Raise MessageTooLong for a message past MAX_MESSAGE_CHARS (plan_turn does this first)."""
+    if len(message) > MAX_MESSAGE_CHARS:
+        raise MessageTooLong(len(message))
+
+
 def new_conversation(template: str | None = None, conversation_id: int | None = None) -> ConversationState:
     """An empty conversation; `template` locks the category as if chosen in the app."""
     return ConversationState(conversation_id=conversation_id).lock_template(template)
@@ -105,7 +121,9 @@ def plan_turn(
     `planner` defaults to the RulePlanner; any Planner works (the LLM hybrid). Fresh seeds come from `rng`
     (a random.Random; pass a seeded one for reproducible runs). `store` (storage.Store) resolves history
     references through the conversation's generation records; without it `state.generations` is used.
+    A message longer than MAX_MESSAGE_CHARS raises MessageTooLong (nothing is planned or changed).
     """
+    check_message(message)
     planner = planner or RulePlanner()
     rng = rng if rng is not None else random.Random()
     said_hands_in_view = TW.says_hands_in_view(message)
