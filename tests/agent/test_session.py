@@ -222,7 +222,7 @@ def test_template_guess_is_replaced_by_later_category_words():
     assert state.template_guessed and state.plan.template == "portrait_subtle"
     state, reply = plan_turn(state, "it's a puppy", rng=random.Random(1))
     assert state.plan.template == "animals" and state.plan.duration_s == 4.0 and not state.template_guessed
-    assert "animals" in reply.text
+    assert "Switched to the Animals template" in reply.text  # the title the template picker shows
 
 
 def test_a_restored_state_is_not_treated_as_a_guess():
