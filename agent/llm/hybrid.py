@@ -53,6 +53,8 @@ class HybridPlanner:
         # What the rules did not understand: their unparsed clauses, or the whole message when they made no edit.
         # A question, an off-topic request or "nevermind" the rules answered is not a task for the model.
         answered = bool(ruled.answers) or ruled.cancel
+        if answered and not ruled.edits and not ruled.unparsed:
+            return ruled  # only questions (or "nevermind"), in any mode: answered from the plan, the model not asked
         leftover = [message] if always or not (ruled.edits or answered) else list(ruled.unparsed)
         if not self.config.enabled or not content_words(leftover):
             return ruled

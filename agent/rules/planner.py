@@ -25,7 +25,7 @@ from agent.rules.clauses import Clause, Turn, is_meaningful, ordered, read_messa
 from agent.rules.meanings import read_meanings
 from agent.rules.motions import read_atmosphere, read_camera, read_motions, read_only
 from agent.rules.negatives import read_allow, read_negations
-from agent.rules.questions import read_question
+from agent.rules.questions import OTHER_QUESTION_RE, UNKNOWN_QUESTION, read_question
 from agent.rules.references import read_bring_back, read_same_for, targets_of
 from agent.rules.settings_words import read_duration, read_guidance, read_prompt, read_seed, read_session, read_steps
 from agent.rules.template_choice import names_a_scene, read_template, template_for, template_for_text
@@ -115,11 +115,26 @@ def parse(
         elif not first_message and TW.says_hands_in_view(text):
             edits.insert(0, SetTemplate(template="portrait_dynamic"))
             turn.notes.append(HANDS_VISIBLE_NOTE)
+    if not turn.answers and not turn.cancel and OTHER_QUESTION_RE.search(V.normalize(raw)):
+        # "why is the sky blue?": a question with no answer here is still not an edit (not "the sky moves")
+        turn.answers.append(UNKNOWN_QUESTION)
+        turn.unparsed.clear()
+        turn.notes.clear()
+        edits = []
     if len(edits) > MAX_EDITS_PER_TURN:
         turn.notes.append(f"that was a lot at once: I applied the first {MAX_EDITS_PER_TURN} changes")
         edits = edits[:MAX_EDITS_PER_TURN]
     return ParseResult(edits=edits, unparsed=turn.unparsed, notes=turn.notes, planner="rules", answers=turn.answers,
                        cancel=turn.cancel, reply_language=reply_language)
+
+
+def questions_only(message: str, plan: MotionPlan | None) -> ParseResult | None:
+    """The rule planner's result when the message only asks questions, is off-topic or says "nevermind" (answers,
+    no edits, nothing left unread), else None: every planner answers questions the same way."""
+    result = parse(message, plan)
+    if (result.answers or result.cancel) and not result.edits and not result.unparsed:
+        return result
+    return None
 
 
 def _once(compute: Callable[[], list[Edit]]) -> Callable[[], list[Edit]]:
