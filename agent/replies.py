@@ -56,6 +56,18 @@ def _show(x: Any) -> str:
 
 
 @dataclass(frozen=True)
+class Comparison:
+    """"compare #3 and #5": two earlier generations for the studio to show side by side (the plan is unchanged).
+
+    `a` and `b` are generation ids in the order named; `changes` are the plan differences from a to b (the same
+    values as a turn's `changes`, so `diff_text`-style words can list them between the videos)."""
+
+    a: int
+    b: int
+    changes: tuple[FieldChange, ...] = ()
+
+
+@dataclass(frozen=True)
 class Reply:
     """What the person reads after a turn, plus what the page shows next to it."""
 
@@ -67,6 +79,7 @@ class Reply:
     unparsed: tuple[str, ...] = ()
     planner: str = "rules"
     understood: bool = True
+    compare: Comparison | None = None  # "compare #3 and #5": the two generations to show side by side
 
     def __str__(self) -> str:
         return self.text
@@ -316,6 +329,20 @@ def build_reply(before: MotionPlan | None, base: MotionPlan | None, after: Motio
     return Reply(text=text, changes=changes, diff=diff_text(changes, after) if before is not None else
                  f"new {after.template} plan, seed {after.seed}", edits=edits, notes=tuple(notes),
                  unparsed=tuple(unparsed), planner=planner, understood=understood)
+
+
+def compare_text(comparison: Comparison, b: MotionPlan) -> str:
+    """The reply to "compare #3 and #5": the two are shown side by side, and how the second one's plan differs."""
+    words = [_phrase(c, b) for c in comparison.changes if c.path != "seed"]
+    if any(c.path == "seed" for c in comparison.changes):
+        words.append("a different seed")
+    head = f"Here are #{comparison.a} and #{comparison.b} side by side"
+    if not words:
+        return f"{head}: their plans are the same."
+    more = len(words) - MAX_REPLY_ITEMS
+    listed = ", ".join(words[:MAX_REPLY_ITEMS]) + (f" and {more} more difference{'s' if more > 1 else ''}"
+                                                    if more > 0 else "")
+    return f"{head}; against #{comparison.a}, #{comparison.b} has {listed}."
 
 
 def _named_paths(edits: Sequence[Edit]) -> tuple[str, ...]:

@@ -26,7 +26,7 @@ from agent.rules.meanings import read_meanings
 from agent.rules.motions import read_atmosphere, read_camera, read_motions, read_only
 from agent.rules.negatives import read_allow, read_negations
 from agent.rules.questions import OTHER_QUESTION_RE, UNKNOWN_QUESTION, read_question
-from agent.rules.references import read_bring_back, read_same_for, targets_of
+from agent.rules.references import read_bring_back, read_compare, read_same_for, targets_of
 from agent.rules.settings_words import read_duration, read_guidance, read_prompt, read_seed, read_session, read_steps
 from agent.rules.template_choice import names_a_scene, read_template, template_for, template_for_text
 from agent.languages import writes_throughout
@@ -70,6 +70,7 @@ def parse(
         return ParseResult(edits=[SetPrompt(text=override.group("text").strip()[:2000])], planner="rules")
 
     text, lang, typos = read_message(raw)
+    compare, text = read_compare(text)
     reply_language = lang if writes_throughout(V.normalize(raw), lang) else "en"
     first_message = plan is None
     hands_in_view = (
@@ -115,7 +116,7 @@ def parse(
         elif not first_message and TW.says_hands_in_view(text):
             edits.insert(0, SetTemplate(template="portrait_dynamic"))
             turn.notes.append(HANDS_VISIBLE_NOTE)
-    if not turn.answers and not turn.cancel and OTHER_QUESTION_RE.search(V.normalize(raw)):
+    if not turn.answers and not turn.cancel and compare is None and OTHER_QUESTION_RE.search(V.normalize(raw)):
         # "why is the sky blue?": a question with no answer here is still not an edit (not "the sky moves")
         turn.answers.append(UNKNOWN_QUESTION)
         turn.unparsed.clear()
@@ -125,14 +126,14 @@ def parse(
         turn.notes.append(f"that was a lot at once: I applied the first {MAX_EDITS_PER_TURN} changes")
         edits = edits[:MAX_EDITS_PER_TURN]
     return ParseResult(edits=edits, unparsed=turn.unparsed, notes=turn.notes, planner="rules", answers=turn.answers,
-                       cancel=turn.cancel, reply_language=reply_language)
+                       cancel=turn.cancel, reply_language=reply_language, compare=compare)
 
 
 def questions_only(message: str, plan: MotionPlan | None) -> ParseResult | None:
-    """The rule planner's result when the message only asks questions, is off-topic or says "nevermind" (answers,
-    no edits, nothing left unread), else None: every planner answers questions the same way."""
+    """The rule planner's result when the message only asks questions, is off-topic, says "nevermind" or asks to
+    compare two videos (no edits, nothing left unread), else None: every planner answers these the same way."""
     result = parse(message, plan)
-    if (result.answers or result.cancel) and not result.edits and not result.unparsed:
+    if (result.answers or result.cancel or result.compare) and not result.edits and not result.unparsed:
         return result
     return None
 

@@ -10,7 +10,7 @@ from functools import lru_cache
 
 from agent import template_words as TW
 from agent import vocabulary as V
-from agent.edits import AddMotion, Edit, RemoveMotion, ScaleMotion
+from agent.edits import AddMotion, CompareRequest, Edit, Recall, RemoveMotion, ScaleMotion
 from agent.rules import patterns as P
 from agent.rules.clauses import Clause, Turn
 from agent.templates import get_template
@@ -23,6 +23,40 @@ SAME_FOR_RE = re.compile(r"\b(?:do\s+)?(?:the\s+)?same\s+(?:thing\s+)?(?:for|wit
                          r"|\b(?:do\s+)?(?:that|this|it)\s+(?:for|to|with)\s+(?=(?:the\s+|her\s+|his\s+|its\s+)?\w)"
                          r"|\b(?:and\s+)?(?:the\s+)?\w+\s+too\s+please\b")
 _MOTION_EDITS = (AddMotion, RemoveMotion, ScaleMotion)
+
+# "compare #3 and #5", "compare the first and the second one", "#2 vs #4", "show #3 and #5 side by side"
+_ORD = V.alternation(V.ORDINALS)
+_GEN = V.alternation(V.GENERATION_NOUNS)
+_REF = (r"(?:#\s*(\d+)|\b(?:generation|video|clip|take|render|number)\s+#?\s*(\d+)\b"
+        r"|\b(" + _ORD + r")\b(?:\s+(?:" + _GEN + r")\b)?|\b(this(?:\s+one)?|it|the\s+current\s+one)\b)")
+REF_RE = re.compile(_REF)
+_R = r"(?:the\s+|my\s+)?" + re.sub(r"\((?!\?)", "(?:", _REF)  # the same reference, without groups
+COMPARE_RE = re.compile(
+    r"\b(?:compare|comparing)\s+" + _R + r"\s*(?:,|\band\b|\bwith\b|\bto\b|\bagainst\b|\bvs\b\.?|\bversus\b|&)\s*" + _R
+    + r"(?:\s+side\s+by\s+side)?"
+    r"|\b(?:show|play|put)\s+(?:me\s+)?" + _R + r"\s+and\s+" + _R + r"\s+side\s+by\s+side\b"
+    r"|(?<![\w#])" + _R + r"\s+(?:vs\.?|versus)\s+" + _R
+)
+
+
+def read_compare(text: str) -> tuple[CompareRequest | None, str]:
+    """A compare request in a (read) message, and the text without it (the rest is read as usual)."""
+    m = COMPARE_RE.search(text)
+    if m is None:
+        return None, text
+    refs = [_recall(r) for r in REF_RE.finditer(m.group(0))]
+    if len(refs) < 2:
+        return None, text
+    return CompareRequest(a=refs[0], b=refs[-1]), text[:m.start()] + " " * (m.end() - m.start()) + text[m.end():]
+
+
+def _recall(m: re.Match[str]) -> Recall:
+    number, numbered, ordinal, this = m.groups()
+    if number or numbered:
+        return Recall(generation_id=max(1, int(number or numbered)))
+    if ordinal:
+        return Recall(index=V.ORDINALS[ordinal])
+    return Recall(index=-1)  # "this one": the latest video
 
 
 def targets_of(message: str) -> list[str]:
