@@ -8,7 +8,7 @@ import re
 
 from agent import camera_words as CW
 from agent import vocabulary as V
-from agent.edits import AddMotion, AddNegative, RemoveAtmosphere, RemoveMotion, RemoveNegative
+from agent.edits import AddNegative, RemoveAtmosphere, RemoveMotion, RemoveNegative
 from agent.rules import patterns as P
 from agent.rules.clauses import Clause, Turn
 from agent.rules.motions import subject_for_action

@@ -28,7 +28,7 @@ from agent.rules.negatives import read_allow, read_negations
 from agent.rules.questions import OTHER_QUESTION_RE, UNKNOWN_QUESTION, read_question
 from agent.rules.references import read_bring_back, read_compare, read_same_for, targets_of
 from agent.rules.settings_words import read_duration, read_guidance, read_prompt, read_seed, read_session, read_steps
-from agent.rules.template_choice import names_a_scene, read_template, template_for, template_for_text
+from agent.rules.template_choice import names_a_scene, read_template, template_for_text
 from agent.languages import writes_throughout
 from agent.spelling import read_note
 from agent.templates import DEFAULT_TEMPLATE
