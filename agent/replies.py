@@ -43,7 +43,8 @@ class FieldChange:
 
 # Plain names for the two guidance scales (the high-noise expert runs the early steps, the low-noise one the late
 # steps); the reply, the diff, the answers and the plan panel all say these.
-GUIDANCE_LABELS = {"guidance_scale": "prompt strength (early steps)", "guidance_scale_2": "prompt strength (late steps)"}
+GUIDANCE_LABELS = {"guidance_scale": "prompt strength (early steps)",
+                   "guidance_scale_2": "prompt strength (late steps)"}
 _LABELS = {"duration_s": "duration", **GUIDANCE_LABELS, "negative_terms": "negative", "prompt_override": "own prompt"}
 
 

@@ -45,8 +45,8 @@ log = logging.getLogger(__name__)
 
 MAX_UNDO = 50
 MAX_TURNS_KEPT = 12
-__all__ = ["MAX_MESSAGE_CHARS", "MAX_TURNS_KEPT", "MAX_UNDO", "ConversationState", "MessageTooLong", "Reply", "check_message", "diff_text",
-           "new_conversation", "plan_diff", "plan_turn"]
+__all__ = ["MAX_MESSAGE_CHARS", "MAX_TURNS_KEPT", "MAX_UNDO", "ConversationState", "MessageTooLong", "Reply",
+           "check_message", "diff_text", "new_conversation", "plan_diff", "plan_turn"]
 
 
 class MessageTooLong(ValueError):

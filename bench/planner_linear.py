@@ -76,7 +76,8 @@ def main() -> None:
     if 4000 in per_size:
         verdict = "meets" if per_size[4000] <= TARGET_4K_MS else "MISSES"
         cpu = statistics.median(median_ms(realistic(4000, seed), args.rounds, time.process_time) for seed in range(3))
-        print(f"4,000-char message: median {per_size[4000]:.2f} ms wall ({verdict} the ≤ {TARGET_4K_MS:g} ms target), "
+        print(f"4,000-char message: median {per_size[4000]:.2f} ms wall "
+              f"({verdict} the ≤ {TARGET_4K_MS:g} ms target), "
               f"{cpu:.2f} ms CPU time")
     for name, unit in SHAPES.items():
         figures = [median_ms((unit * (size // len(unit) + 1))[:size], max(3, args.rounds // 2)) for size in sizes]
