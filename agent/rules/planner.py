@@ -102,6 +102,8 @@ def parse(
 
     edits, conflicts = last_wins(ordered(turn.edits))
     turn.notes += conflicts
+    if turn.answers and not edits:
+        edits_head = []  # "what are the eyes doing?" first: a question, not a portrait to start
     edits = edits_head + edits
     if first_message and not names_a_scene(text) and P.GENERIC_RE.search(text):
         left_out = _only_what_is_named(turn.plan, edits)

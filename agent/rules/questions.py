@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable
 
 from agent import vocabulary as V
-from agent.compiler import camera_phrase, motion_phrase, pace_word, strength_word
+from agent.compiler import PLURAL_SUBJECTS, camera_phrase, motion_phrase, pace_word, strength_word
 from agent.plan import MotionPlan
 from agent.replies import GUIDANCE_LABELS, camera_words
 from agent.rules.clauses import Clause, Turn
@@ -86,7 +86,9 @@ def _motion(plan: MotionPlan, subject: str) -> str:
     """An answer about one thing: what it does, at what pace and how strongly, in words."""
     m = plan.motion(subject)
     if m is None:
-        return f"The {subject} does not move in this plan (say “the {subject} moves” to animate it)."
+        plural = subject in PLURAL_SUBJECTS
+        return (f"The {subject} {'do' if plural else 'does'} not move in this plan (say “the {subject} "
+                f"{'move' if plural else 'moves'}” to animate {'them' if plural else 'it'}).")
     said = motion_phrase(m)
     usual = "" if pace_word(m.speed) or strength_word(m.intensity) else ", at its usual pace and strength"
     return f"{said[0].upper()}{said[1:]}{usual} (say “slower {subject}” or “subtler {subject}” to change it)."

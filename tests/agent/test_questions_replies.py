@@ -129,3 +129,10 @@ def test_questions_only_is_none_for_an_edit_or_a_mixed_message():
     asked = questions_only("what can you do?", None)
     assert isinstance(asked, ParseResult) and asked.answers and asked.edits == []
     assert SetDuration(seconds=4) in RulePlanner().parse("make it 4 seconds", None).edits
+
+
+def test_a_question_as_the_first_message_starts_no_plan_even_when_it_names_a_subject():
+    state, (r,) = talk("what are the eyes doing?")
+    assert state.plan is None and "There is no plan yet" in r.text
+    state, (_, r) = talk("a dog", "what are the clouds doing?")
+    assert "The clouds do not move in this plan" in r.text
