@@ -62,6 +62,10 @@ class Clause:
         self.text = self.text[:s] + " " * (e - s) + self.text[e:]
         self.understood = True
 
+    def used_up(self) -> bool:
+        """Every word of the clause was used (only blanks, punctuation or filler left)."""
+        return not _WORD_RE.search(self.text)
+
     def search(self, pattern: re.Pattern[str]) -> re.Match[str] | None:
         return pattern.search(self.text)
 

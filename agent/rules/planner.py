@@ -163,25 +163,34 @@ ONLY_NAMED_NOTE = "only what you named moves: the template's own motions may be 
 
 
 def _parse_clause(c: Clause, turn: Turn, *, first_message: bool) -> None:
+    """The matchers in order; once every word of the clause is used, the rest have nothing to read (each needs
+    a word to match), so they are skipped."""
     if read_question(c, turn):
         return
     m = c.search(TW.HANDS_IN_VIEW)
     if m:
         c.take(m)  # "her hands are visible" is a fact about the picture, not a motion
     take_all(c, V.KEEP_REST)
-    read_session(c, turn)
-    read_seed(c, turn)
-    read_steps(c, turn)
-    read_guidance(c, turn)
-    read_meanings(c, turn)
+    for matcher in (read_session, read_seed, read_steps, read_guidance, read_meanings):
+        matcher(c, turn)
+        if c.used_up():
+            return
     read_same_for(c, turn, turn.previous_edits)
     read_bring_back(c, turn)
     read_duration(c, turn)
     read_prompt(c, turn)
+    if c.used_up():
+        return
     camera_used = read_camera(c, turn)
+    if c.used_up():
+        return
     read_template(c, turn, first_message=first_message)
     read_allow(c, turn)
     read_negations(c, turn)
     read_only(c, turn)
+    if c.used_up():
+        return
     atmosphere_used = read_atmosphere(c, turn)
+    if c.used_up():
+        return
     read_motions(c, turn, others_used=camera_used or atmosphere_used, camera_used=camera_used)
