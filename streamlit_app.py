@@ -6,6 +6,7 @@ Run: .venv/bin/streamlit run streamlit_app.py
 
 import streamlit as st
 
+from agent.plan import MAX_MESSAGE_CHARS
 from ui import auth, boundary, chat, create, plan_panel, result, services, sidebar
 
 st.set_page_config(page_title="VividFlow studio", page_icon=":material/movie:", layout="wide")
@@ -20,7 +21,8 @@ st.html("<style>[data-testid='stMainBlockContainer']{padding-top:2.5rem}</style>
 def studio_page() -> None:
     ctx = services.context()
     studio = ctx.studio
-    if prompt := st.chat_input("Describe the motion, e.g. “make her hair flow in the wind, slow zoom in”"):
+    if prompt := st.chat_input("Describe the motion, e.g. “make her hair flow in the wind, slow zoom in”",
+                               max_chars=MAX_MESSAGE_CHARS):
         ctx.chat(prompt)
     left, right = st.columns([7, 5], gap="large")
     with left:

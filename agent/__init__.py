@@ -11,13 +11,15 @@ from agent.plan import Camera, Motion, MotionPlan, PlanError, frames_for
 from agent.rules import RulePlanner
 from agent.history import GenerationRef
 from agent.replies import FieldChange, Reply, plan_diff
-from agent.session import ConversationState, new_conversation, plan_turn
+from agent.session import MAX_MESSAGE_CHARS, ConversationState, MessageTooLong, new_conversation, plan_turn
 
 __all__ = [
+    "MAX_MESSAGE_CHARS",
     "Camera",
     "ConversationState",
     "FieldChange",
     "GenerationRef",
+    "MessageTooLong",
     "Motion",
     "MotionPlan",
     "ParseResult",

@@ -28,6 +28,7 @@ from agent.edits import (
     SetTemplate,
 )
 from agent.plan import CAMERA_MOVES, FPS, LIMITS, MAX_SEED, SUBJECTS, TEMPLATE_IDS, MotionPlan
+from agent.replies import GUIDANCE_LABELS
 
 from ui.format import plain, template_title
 from vividflow.studio import Studio
@@ -282,10 +283,11 @@ def _clip_section(studio: Studio) -> None:
               on_change=_on_steps, args=(studio,), help="Inference steps: 4 is the Lightning default; more is slower")
     g = st.columns(2)
     glo, ghi = LIMITS["guidance_scale"]
-    g[0].number_input("guidance, high-noise expert", glo, ghi, step=0.5, format="%.2f", key=_key("guidance_high"),
-                      on_change=_on_guidance, args=(studio,))
-    g[1].number_input("guidance, low-noise expert", glo, ghi, step=0.5, format="%.2f", key=_key("guidance_low"),
-                      on_change=_on_guidance, args=(studio,))
+    g[0].number_input(GUIDANCE_LABELS["guidance_scale"], glo, ghi, step=0.5, format="%.2f", key=_key("guidance_high"),
+                      on_change=_on_guidance, args=(studio,), help="Guidance scale of the high-noise expert")
+    g[1].number_input(GUIDANCE_LABELS["guidance_scale_2"], glo, ghi, step=0.5, format="%.2f",
+                      key=_key("guidance_low"), on_change=_on_guidance, args=(studio,),
+                      help="Guidance scale of the low-noise expert")
     s = st.columns([5, 3, 4], vertical_alignment="bottom")
     s[0].number_input("seed", 0, MAX_SEED, step=1, key=_key("seed"), on_change=_on_seed, args=(studio,))
     s[1].toggle("lock", key=_key("seed_lock"), on_change=_on_seed_lock, args=(studio,),

@@ -24,6 +24,7 @@ from agent.compiler import default_plan
 from agent.edits import SetSeed, SetTemplate, apply, draw_seed
 from agent.plan import MotionPlan
 from agent.session import MAX_TURNS_KEPT, MAX_UNDO, ConversationState, Reply, diff_text, plan_diff, plan_turn
+from agent.session import MessageTooLong, check_message
 from agent.templates import DEFAULT_TEMPLATE
 from storage import TERMINAL_STATUSES, GenerationRecord, ImageRecord, MessageRecord, NotFoundError, Store
 from vividflow.errors import VividflowError
@@ -208,6 +209,10 @@ class Studio:
         message = message.strip()
         if not message:
             raise StudioError("Type what should move, e.g. “her hair flows in the wind”.")
+        try:
+            check_message(message)
+        except MessageTooLong as e:
+            raise StudioError(f"{str(e)[0].upper()}{str(e)[1:]}.") from None
         self._ensure_conversation(message)
         new_state, reply = plan_turn(self.state, message, planner=planner, rng=self.rng, store=self.store)
         self.state = new_state
