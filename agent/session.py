@@ -36,11 +36,11 @@ from agent.edits import (
 )
 from agent.history import GenerationRef, GenerationSource, find_generation, recall
 from agent.language_replies import translate_reply
-from vividflow.errors import VividflowError
 from agent.plan import MAX_MESSAGE_CHARS, MotionPlan, PlanError
 from agent.replies import Comparison, Reply, build_reply, compare_text, diff_text, plan_diff
 from agent.rules import RulePlanner, template_for
 from agent.templates import DEFAULT_TEMPLATE, get_template
+from vividflow.errors import VividflowError
 
 log = logging.getLogger(__name__)
 

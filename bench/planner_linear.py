@@ -55,11 +55,11 @@ def median_ms(message: str, rounds: int, clock=time.perf_counter) -> float:
     return statistics.median(times)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=7, help="parses per message (median taken)")
     ap.add_argument("--sizes", default=",".join(map(str, SIZES)), help="message lengths in characters")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     from agent.rules import parse
 
@@ -89,4 +89,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from vividflow.boundary import run_cli
+
+    sys.exit(run_cli(main, prog="bench/planner_linear.py"))
