@@ -1,0 +1,209 @@
+"""Issue 17: the studio's state transitions a new user trips over (new chat + upload, replacing the
+picture, a bad file), the layout (conversation in its own column, input under it), labels, contrast."""
+
+from __future__ import annotations
+
+import functools
+import io
+import tomllib
+from pathlib import Path
+
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@functools.lru_cache(maxsize=None)
+def cat_png() -> bytes:
+    """skimage's chelsea (a real photo of a cat), 451×300: not the astronaut, another size."""
+    from skimage import data
+
+    buf = io.BytesIO()
+    Image.fromarray(data.chelsea()).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def _captions(at) -> list[str]:
+    return [c.value for c in at.caption]
+
+
+def _messages(kit, conversation_id: int) -> list[str]:
+    return [m.text for m in kit.store().list_messages(conversation_id)]
+
+
+def test_new_chat_then_upload_starts_a_new_conversation(app, kit):
+    """upload → chat → template edit → New chat → upload another picture, twice: each picture opens its own
+    conversation with its own caption, nothing lands in the previous one, and the page never breaks."""
+    at = kit.upload(app)
+    at = kit.chat(at, "make her hair flow in the wind")
+    at.selectbox(key=kit.key(at, "pp.template")).set_value("fashion").run()  # a panel edit (template callback)
+    first = at.session_state["studio"].conversation_id
+    before = _messages(kit, first)
+    seen = {first}
+    for round_no, name in enumerate(("cat.png", "cat-again.png")):
+        at.button(key="sb.new").click().run()
+        assert not at.exception, at.exception
+        at = kit.upload(at, cat_png(), name)
+        assert not at.exception, at.exception
+        studio = at.session_state["studio"]
+        assert studio.conversation_id is not None and studio.conversation_id not in seen
+        seen.add(studio.conversation_id)
+        if round_no == 0:  # a different picture: it is the one in use and the chat says so
+            assert studio.image.filename == "cat.png"
+            assert any("Picture: cat.png" in c for c in _captions(at)), _captions(at)
+            assert not any("astronaut" in c for c in _captions(at))
+        # the fresh conversation's panel is the default plan, not the previous chat's template
+        assert at.selectbox(key=kit.key(at, "pp.template")).value == "portrait_subtle"
+        at = kit.chat(at, "slow zoom in")
+        assert "slow zoom in" in _messages(kit, studio.conversation_id)
+        at.selectbox(key=kit.key(at, "pp.template")).set_value("animals").run()
+        assert not at.exception
+        assert at.session_state["studio"].plan.template == "animals"
+    assert _messages(kit, first) == before  # the first conversation got nothing of the later ones
+
+
+def test_replacing_the_picture_takes_effect_at_once(app, kit):
+    at = kit.upload(app)
+    assert "input 512×512" in " ".join(m.value for m in at.markdown)
+    at = kit.upload(at, cat_png(), "cat.png")  # one run: the uploader's file is the picture in use
+    studio = at.session_state["studio"]
+    assert studio.image.filename == "cat.png" and (studio.image.width, studio.image.height) == (451, 300)
+    text = " ".join(m.value for m in at.markdown)
+    assert "input 451×300" in text and "input 512×512" not in text
+    assert at.image[0].proto.imgs[0].caption == "cat.png"
+    assert "Picture: cat.png (451×300)" in " ".join(_captions(at))
+
+
+def test_a_bad_file_shows_its_error_at_once_and_it_clears_on_the_next_good_upload(app, kit):
+    at = kit.upload(app)
+    at = kit.upload(at, b"just some notes, not a picture", "notes.png")
+    errors = " ".join(e.value for e in at.error)
+    assert "notes.png is not a picture we can read" in errors and "previous picture is kept" in errors
+    assert at.session_state["studio"].image.filename == "astronaut.png"
+    at = kit.upload(at, cat_png(), "cat.png")
+    assert not at.error
+    assert at.session_state["studio"].image.filename == "cat.png"
+    # a bad file as the very first picture: its error at once, then gone with the good one
+    fresh = kit.new_session()
+    at = kit.upload(fresh, b"", "empty.png")
+    assert any("empty.png is empty" in e.value for e in at.error)
+    at = kit.upload(at, cat_png(), "cat.png")
+    assert not at.error and at.session_state["studio"].image.filename == "cat.png"
+
+
+def _column_of(at, predicate) -> list[int]:
+    """For each element matching `predicate`: the index of the top-level column holding it."""
+    top = next(c for c in at.main.children.values() if getattr(c, "type", "") == "flex_container")
+    found = []
+    for i, column in enumerate(top.children.values()):
+        stack = [column]
+        while stack:
+            node = stack.pop()
+            if predicate(node):
+                found.append(i)
+            children = getattr(node, "children", None)
+            if isinstance(children, dict):
+                stack.extend(children.values())
+    return found
+
+
+def test_layout_conversation_in_its_own_column_with_the_input_under_it(app, kit):
+    at = kit.upload(app)
+    at = kit.chat(at, "make her hair flow in the wind")
+    top = next(c for c in at.main.children.values() if getattr(c, "type", "") == "flex_container")
+    talk = list(top.children.values())[0]
+    first, second = list(talk.children.values())[:2]
+    assert getattr(first, "key", None) == "chat_log"  # the messages (a scrolling container) ...
+    assert second.type == "chat_input"  # ... and the input right under them
+    assert {m.name for m in first.children.values() if m.type == "chat_message"} == {"user", "assistant"}
+    assert _column_of(at, lambda n: getattr(n, "type", "") == "chat_message") == [0, 0]
+    assert _column_of(at, lambda n: getattr(n, "key", None) == "pp.template") == [1]  # the plan beside it
+    assert _column_of(at, lambda n: getattr(n, "key", None) == "res.generate") == [1]
+
+
+def test_the_preview_note_appears_once(app, kit):
+    from ui.format import PREVIEW_NOTE
+
+    def notes(at) -> int:
+        return sum(PREVIEW_NOTE in e.value for e in list(at.caption) + list(at.markdown))
+
+    at = kit.upload(app)
+    assert notes(at) == 1
+    g = kit.finished_generation()  # a finished preview result in this conversation
+    kit.store().delete_generation  # (the record is made straight in the store)
+    studio = at.session_state["studio"]
+    with kit.store()._write() as s:  # attach it to the conversation the page shows
+        from storage.models import Generation
+
+        s.get(Generation, g.id).conversation_id = studio.conversation_id
+    at.run()
+    assert at.get("video") or any("missing" in w.value for w in at.warning)
+    assert notes(at) == 1
+
+
+LABELLED = ("button", "selectbox", "slider", "text_input", "number_input", "toggle", "text_area", "checkbox",
+            "multiselect", "date_input", "file_uploader", "radio", "download_button")
+
+
+def _labels(at) -> list[tuple[str, str]]:
+    out = []
+    for kind in LABELLED:
+        for w in at.get(kind):
+            label = getattr(w, "label", None)
+            if label is None:
+                label = getattr(w.proto, "label", "")
+            out.append((kind, str(label)))
+    return out
+
+
+def test_every_control_has_a_label(app, kit):
+    at = kit.upload(app)
+    at = kit.chat(at, "make her hair flow in the wind")
+    labels = _labels(at)
+    assert len(labels) > 20
+    assert all(label.strip() for _, label in labels), [k for k, label in labels if not label.strip()]
+    assert at.chat_input[0].placeholder.strip()
+    at.switch_page(kit.GALLERY).run()
+    assert all(label.strip() for _, label in _labels(at))
+
+
+# --- contrast: WCAG 2.x relative luminance and contrast ratio ---------------------------------------------
+
+
+def _rgb(hex_color: str) -> tuple[float, float, float]:
+    h = hex_color.lstrip("#")
+    return tuple(int(h[i:i + 2], 16) / 255 for i in (0, 2, 4))  # type: ignore[return-value]
+
+
+def _luminance(rgb: tuple[float, float, float]) -> float:
+    lin = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in rgb]
+    return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+
+def contrast(a: str | tuple, b: str | tuple) -> float:
+    la, lb = (_luminance(_rgb(x) if isinstance(x, str) else x) for x in (a, b))
+    hi, lo = max(la, lb), min(la, lb)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+def _over(fg: str, bg: str, alpha: float) -> tuple[float, float, float]:
+    """`fg` at `alpha` opacity over `bg` (Streamlit fades captions and placeholders this way)."""
+    f, b = _rgb(fg), _rgb(bg)
+    return tuple(alpha * x + (1 - alpha) * y for x, y in zip(f, b, strict=True))  # type: ignore[return-value]
+
+
+def test_contrast_math_matches_known_pairs():
+    assert round(contrast("#000000", "#FFFFFF"), 1) == 21.0
+    assert round(contrast("#777777", "#FFFFFF"), 2) == 4.48  # the classic just-fails-AA grey
+
+
+def test_shipped_theme_passes_wcag_aa():
+    theme = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())["theme"]
+    text, bg, bg2, primary = (theme[k] for k in ("textColor", "backgroundColor", "secondaryBackgroundColor",
+                                                 "primaryColor"))
+    aa = 4.5  # normal-size text
+    assert contrast(text, bg) >= aa and contrast(text, bg2) >= aa
+    assert contrast(primary, bg) >= aa  # links, the active tab, slider values
+    assert contrast("#FFFFFF", primary) >= aa  # the label of a primary button (Generate)
+    # captions, help text and placeholders: the text colour faded to 60 %
+    assert contrast(_over(text, bg, 0.6), bg) >= aa and contrast(_over(text, bg2, 0.6), bg2) >= aa
