@@ -148,7 +148,7 @@ class PreviewBackend:
         on_event(Progress(stage="exporting", step=1, total=1, elapsed_s=wall))
         # 6. Return everything needed to reproduce it
         return GenerationResult(
-            video_path=video.video_path, thumbnail_path=video.thumbnail_path,
+            video_path=video.video_path, thumbnail_path=video.thumbnail_path, preview_path=video.preview_path,
             width=video.width, height=video.height, num_frames=video.num_frames, fps=video.fps,
             backend=self.name, model_id=self.model_id, timings=timings,
             params={

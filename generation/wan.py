@@ -207,6 +207,7 @@ class WanBackend:
             # 7. Return everything needed to reproduce it
             return GenerationResult(
                 video_path=exported.video_path, thumbnail_path=exported.thumbnail_path, width=exported.width,
+                preview_path=exported.preview_path,
                 height=exported.height, num_frames=exported.num_frames, fps=exported.fps, backend=BACKEND_NAME,
                 model_id=loaded.model_id, timings=timings,
                 params={**params, "sha256": exported.sha256, "timings": dict(timings), "load_timings": dict(loaded.timings)},
