@@ -33,8 +33,8 @@ log = logging.getLogger(__name__)
 
 THUMBNAIL_FORMATS = {"jpg": "JPEG", "jpeg": "JPEG", "webp": "WEBP"}
 PREVIEW_SUFFIX = ".preview.webp"
-PREVIEW_FRAMES = 24  # at most, evenly spaced over the clip
-PREVIEW_SIDE = 320  # px, the longer side
+PREVIEW_FRAMES = 20  # at most, evenly spaced over the clip
+PREVIEW_SIDE = 256  # px, the longer side (a gallery card is ~300 px wide; the file stays ~50–150 kB)
 PREVIEW_QUALITY = 55
 
 
