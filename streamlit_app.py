@@ -16,7 +16,8 @@ PLAN_HEIGHT_PX = 520  # the plan scrolls on its own too
 # bottom of the window); `st-key-<key>` classes are Streamlit's stable hooks, harmless if they change
 st.html(
     "<style>[data-testid='stMainBlockContainer']{padding-top:2.5rem}"
-    ".st-key-chat_log{height:calc(100vh - 11.5rem)!important;min-height:18rem}</style>"
+    "div:has(>.st-key-chat_log){--h:max(18rem,calc(100vh - 12rem));flex:0 0 var(--h)!important;"
+    "height:var(--h)!important}</style>"
 )
 
 

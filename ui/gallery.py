@@ -148,10 +148,9 @@ def render_card(g: GenerationRecord, thumb: Path | None = None, anim: Path | Non
         st.markdown(card_caption(g))
         st.caption(motion_summary(g.plan, g.duration_s))
         st.caption(card_subcaption(g))
-        row = st.columns([3, 2], vertical_alignment="center")
-        row[0].button("Details", key=f"{K}open.{g.id}", on_click=_open, args=(g.id,), width="stretch")
-        row[1].checkbox("compare", key=f"{K}cmp.{g.id}", disabled=g.status != "succeeded",
-                        help="Pick two finished generations, then press Compare above the grid")
+        st.button("Details", key=f"{K}open.{g.id}", on_click=_open, args=(g.id,), width="stretch")
+        st.checkbox(f"Compare #{g.id}", key=f"{K}cmp.{g.id}", disabled=g.status != "succeeded",
+                    help="Tick two finished generations, then press Compare above the grid")
 
 
 def render_grid(page: GalleryPage, store: Store | None = None) -> None:

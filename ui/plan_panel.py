@@ -272,9 +272,9 @@ def _motions_section(studio: Studio) -> None:
     speed_lo, speed_hi = LIMITS["speed"]
     for m in plan.motions:
         with st.container(border=True):
-            head = st.columns([4, 1], vertical_alignment="bottom")
-            head[0].text_input(
-                f"**{m.subject}**", key=_key("motion", m.subject, "action"), on_change=_on_motion,
+            head = st.columns([3, 1], vertical_alignment="bottom")
+            head[0].text_input(  # a plain label: a screen reader reads markdown asterisks aloud
+                m.subject, key=_key("motion", m.subject, "action"), on_change=_on_motion,
                 args=(studio, m.subject), help="What it does (a short verb phrase)",
             )
             head[1].button(":material/delete: Remove", key=_key("motion", m.subject, "remove"),

@@ -49,7 +49,7 @@ def render_progress(ctx: Context, job_id: int) -> None:
         return
     position = ctx.store.queue_position(job_id) if g.status == "queued" else None
     frac, text = progress_line(g, position)
-    cols = st.columns([5, 1], vertical_alignment="center")
+    cols = st.columns([3, 1], vertical_alignment="center")
     cols[0].progress(frac, text=text)
     cols[1].button("Cancel", key=K + "cancel", on_click=ctx.cancel, args=(job_id,), width="stretch")
     preview = runner().latest_preview(job_id) if g.status == "running" else None
