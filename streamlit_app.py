@@ -42,7 +42,6 @@ def studio_page() -> None:
         with st.container(height=PLAN_HEIGHT_PX, border=False):
             st.subheader("Plan")
             plan_panel.render(ctx.studio, enhance=ctx.enhancer)
-    chat.keep_focus()
 
 
 pages = {

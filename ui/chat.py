@@ -68,6 +68,3 @@ def render(studio: Studio, *, progress: Callable[[int], None] | None = None) -> 
         shown = render_entry(entry, generations, active) or shown
     return shown
 
-
-def keep_focus() -> None:
-    """Placeholder: the chat input keeps focus after a reply (checked in the browser test)."""

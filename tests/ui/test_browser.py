@@ -161,18 +161,6 @@ def expect_messages(page, n: int) -> None:
         f"() => document.querySelectorAll('.st-key-chat_log [data-testid=stChatMessage]').length >= {n}")
 
 
-def _play(page, selector: str = "video") -> list[dict]:
-    """Play the videos matching `selector` (muted) for a moment; their state after it."""
-    return page.evaluate(
-        """async (sel) => {
-            const vs = Array.from(document.querySelectorAll(sel));
-            await new Promise(r => setTimeout(r, 600));
-            return vs.map(v => ({t: v.currentTime, paused: v.paused, ready: v.readyState, w: v.videoWidth}));
-        }""",
-        selector,
-    )
-
-
 CONTRAST_JS = """() => {
   const lum = (r, g, b) => { const f = c => { c /= 255; return c <= 0.04045 ? c / 12.92 : Math.pow((c + 0.055) / 1.055, 2.4); };
                              return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b); };
@@ -246,8 +234,8 @@ def test_create_chat_generate_play_and_gallery(server, photo):
             _accessible(page)
             _shot(page, "1-studio-after-chat")
 
-            # 3. Generate: progress in the chat, then the video element plays
-            page.get_by_role("button", name="Generate").click()
+            # 3. Generate from the keyboard (Alt+G, while typing in the chat): progress, then the video plays
+            page.get_by_test_id("stChatInputTextArea").press("Alt+g")
             video = page.locator("video").first
             video.wait_for(state="attached", timeout=RENDER_S * 1000)
             can_h264 = page.evaluate(
@@ -300,12 +288,12 @@ def test_create_chat_generate_play_and_gallery(server, photo):
             page.get_by_role("button", name="Compare #1 and #2").click()
             expect(page.get_by_text("What differs")).to_be_visible()
             expect(page.locator(".st-key-cmp-b video")).to_be_attached()
-            page.wait_for_function(  # started together once both could play
-                "() => Array.from(document.querySelectorAll(\"[class*='st-key-cmp-'] video\"))"
-                ".filter(v => v.currentTime > 0 && !v.paused).length === 2", timeout=15_000)
-            state = _play(page, "[class*='st-key-cmp-'] video")
-            assert len(state) == 2 and all(v["t"] > 0 and not v["paused"] for v in state), state
-            assert abs(state[0]["t"] - state[1]["t"]) < 0.3, state  # in step
+            both_playing_in_step = page.wait_for_function(  # started together once both could play
+                """() => { const v = Array.from(document.querySelectorAll("[class*='st-key-cmp-'] video"));
+                           return v.length === 2 && v.every(x => x.currentTime > 0 && !x.paused)
+                                  && Math.abs(v[0].currentTime - v[1].currentTime) < 0.3
+                                  && v.map(x => x.currentTime); }""", timeout=15_000)
+            assert len(both_playing_in_step.json_value()) == 2
             _shot(page, "4-compare")
             page.get_by_role("button", name="Close").first.click()
 

@@ -208,3 +208,12 @@ def test_shipped_theme_passes_wcag_aa():
     assert contrast("#FFFFFF", primary) >= aa  # the label of a primary button (Generate)
     # captions, help text and placeholders: the text colour faded to 60 %
     assert contrast(_over(text, bg, 0.6), bg) >= aa and contrast(_over(text, bg2, 0.6), bg2) >= aa
+
+
+def test_generate_has_a_keyboard_shortcut_and_says_so(app, kit):
+    from ui.result import GENERATE_SHORTCUT
+
+    at = kit.upload(app)
+    button = at.button(key="res.generate")
+    assert button.proto.shortcut.lower() == GENERATE_SHORTCUT.lower() == "alt+g"  # Streamlit reserves R and C
+    assert GENERATE_SHORTCUT in button.proto.help
