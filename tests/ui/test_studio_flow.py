@@ -121,6 +121,18 @@ def test_layout_conversation_in_its_own_column_with_the_input_under_it(app, kit)
     assert _column_of(at, lambda n: getattr(n, "key", None) == "res.generate") == [1]
 
 
+def _finished_in(kit, conversation_id: int, image_id: int):
+    """A finished preview render of this conversation, made straight in the store (no rendering)."""
+    from agent.compiler import default_plan
+
+    s = kit.store()
+    g = s.create_generation(conversation_id, default_plan("portrait_subtle", seed=9).to_dict(), image_id, "preview",
+                            "preview-warp-1", width=624, height=624)
+    s.claim_generation(g.id)
+    video = s.media.put_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(64), ".mp4")
+    return s.finish_generation(g.id, "succeeded", video_path=video.path)
+
+
 def test_the_preview_note_appears_once(app, kit):
     from ui.format import PREVIEW_NOTE
 
@@ -128,17 +140,48 @@ def test_the_preview_note_appears_once(app, kit):
         return sum(PREVIEW_NOTE in e.value for e in list(at.caption) + list(at.markdown))
 
     at = kit.upload(app)
-    assert notes(at) == 1
-    g = kit.finished_generation()  # a finished preview result in this conversation
-    kit.store().delete_generation  # (the record is made straight in the store)
+    assert notes(at) == 1  # beside Generate: what will render
     studio = at.session_state["studio"]
-    with kit.store()._write() as s:  # attach it to the conversation the page shows
-        from storage.models import Generation
-
-        s.get(Generation, g.id).conversation_id = studio.conversation_id
+    _finished_in(kit, studio.conversation_id, studio.image.id)
     at.run()
-    assert at.get("video") or any("missing" in w.value for w in at.warning)
-    assert notes(at) == 1
+    assert at.get("video")
+    assert notes(at) == 1  # under the result only, not beside Generate as well
+
+
+def test_a_running_render_shows_its_progress_in_the_chat_turn_that_caused_it(app, kit):
+    at = kit.upload(app)
+    at.slider(key=kit.key(at, "pp.duration")).set_value(5.0).run()
+    at.button(key="res.generate").click().run()
+    job = at.session_state["studio"].active_job_id
+    try:
+        log = next(c for c in _column_children(at, 0) if getattr(c, "key", None) == "chat_log")
+        kinds = _walk_types(log)
+        assert "progress" in kinds and kinds.index("progress") > max(
+            i for i, (t, v) in enumerate(_walk(log)) if t == "caption" and f"Render #{job}" in v)
+        assert _column_of(at, lambda n: getattr(n, "key", None) == "res.cancel") == [0]  # Cancel beside it
+    finally:
+        at.button(key="res.cancel").click().run()
+        kit.wait_terminal(job)
+
+
+def _column_children(at, index: int) -> list:
+    top = next(c for c in at.main.children.values() if getattr(c, "type", "") == "flex_container")
+    return list(list(top.children.values())[index].children.values())
+
+
+def _walk(node) -> list[tuple[str, str]]:
+    """(type, text) of every element under `node`, in page order."""
+    out = []
+    for child in getattr(node, "children", {}).values():
+        value = getattr(child, "value", "")
+        out.append((getattr(child, "type", ""), value if isinstance(value, str) else ""))
+        if isinstance(getattr(child, "children", None), dict):
+            out.extend(_walk(child))
+    return out
+
+
+def _walk_types(node) -> list[str]:
+    return [t for t, _ in _walk(node)]
 
 
 LABELLED = ("button", "selectbox", "slider", "text_input", "number_input", "toggle", "text_area", "checkbox",
