@@ -260,3 +260,31 @@ def test_generate_has_a_keyboard_shortcut_and_says_so(app, kit):
     button = at.button(key="res.generate")
     assert button.proto.shortcut.lower() == GENERATE_SHORTCUT.lower() == "alt+g"  # Streamlit reserves R and C
     assert GENERATE_SHORTCUT in button.proto.help
+
+
+def _stale_callback_script():
+    import streamlit as st
+
+    from ui import plan_panel
+
+    state = st.session_state
+    if "first" not in state:
+        state["first"] = state["studio"] = object()
+        state["calls"] = []
+    callback = plan_panel._current_only(lambda studio: state["calls"].append(studio is state["studio"]))
+    st.button("edit", key="edit", on_click=callback, args=(state["first"],))  # drawn for the first studio
+    st.button("New chat", key="new", on_click=lambda: state.update(studio=object()))
+
+
+def test_a_widget_callback_of_a_conversation_no_longer_open_does_nothing():
+    """The `pp.template` KeyError / wrong-chat edits: a callback bound to the previous studio (the browser
+    sends a stale widget value once more) must not touch the new conversation."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_function(_stale_callback_script)
+    at.run()
+    at.button(key="edit").click().run()
+    assert at.session_state["calls"] == [True]
+    at.button(key="new").click().run()
+    at.button(key="edit").click().run()
+    assert at.session_state["calls"] == [True] and not at.exception
