@@ -32,12 +32,13 @@ SYNC_JS = """
     both.forEach(v => {{ v.muted = true; v.loop = false; }});
     const start = () => {{ both.forEach(v => {{ v.pause(); v.currentTime = 0; }});
                             Promise.all(both.map(v => v.play())).catch(() => {{}}); }};
-    window.vfCompareStart = start;
+    window['vfCompareStart_{prefix}'] = start;
     a.addEventListener('pause', () => {{ if (!a.ended) b.pause(); }});
     a.addEventListener('play', () => {{ if (b.paused && !b.ended) b.play().catch(() => {{}}); }});
     a.addEventListener('seeked', () => {{ if (a.currentTime < b.duration) b.currentTime = a.currentTime; }});
     both.forEach(v => v.addEventListener('ended', () => {{ if (a.ended && b.ended) start(); }}));
-    setInterval(() => {{  // keep the right one in step with the left one while both play
+    const timer = setInterval(() => {{  // keep the right one in step with the left one while both play
+      if (!a.isConnected) {{ clearInterval(timer); return; }}  // the view was closed
       if (!a.paused && !b.paused && a.currentTime < b.duration && Math.abs(a.currentTime - b.currentTime) > 0.08)
         b.currentTime = a.currentTime;
     }}, 500);
@@ -46,10 +47,11 @@ SYNC_JS = """
     go();
     return true;
   }};
-  const wait = () => {{ if (!link()) setTimeout(wait, 150); }};
+  let tries = 0;  // the players appear with the same page update; give up after ~30 s (no video)
+  const wait = () => {{ if (!link() && ++tries < 200) setTimeout(wait, 150); }};
   wait();
   const button = document.getElementById('{prefix}-play');
-  if (button) button.addEventListener('click', () => window.vfCompareStart && window.vfCompareStart());
+  if (button) button.addEventListener('click', () => {{ const s = window['vfCompareStart_{prefix}']; if (s) s(); }});
 }})();
 </script>
 """
