@@ -103,3 +103,12 @@ def test_plan_differences_lists_only_what_differs(kit):
     rows = {what: (va, vb) for what, va, vb in plan_differences(a, b)}
     assert set(rows) == {"seed"}, rows
     assert rows["seed"][0].startswith("4") and rows["seed"][1].startswith("5")
+
+
+def test_deleting_a_generation_deletes_its_animated_preview(kit):
+    g = _rendered(kit, "portrait_subtle", 6)
+    s = kit.store()
+    preview = s.media.path_for(g.params["animated_preview"])
+    assert preview.is_file()
+    s.delete_generation(g.id, remove_files=True)
+    assert not preview.exists() and not g.video_path.exists()
