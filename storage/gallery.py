@@ -144,8 +144,8 @@ class GalleryMixin(StoreBase):
     def delete_generation(self, generation_id: int, remove_files: bool = True) -> None:
         """Delete a generation that is not running; its children lose their parent (parent_id None).
 
-        With ``remove_files``, its video and thumbnail are deleted too when they live in the media
-        folder and no other generation uses the same file.
+        With ``remove_files``, its video, thumbnail and animated preview are deleted too when they live
+        in the media folder and no other generation uses the same file.
         """
         with self._write() as s:
             row = self._get(s, Generation, generation_id, "generation", for_update=True)
@@ -154,6 +154,7 @@ class GalleryMixin(StoreBase):
                     f"generation {generation_id} is running; cancel it before deleting it"
                 )
             files = [p for p in (row.video_path, row.thumbnail_path) if p]
+            preview = (row.params or {}).get("animated_preview")  # the gallery's hover preview (a media key)
             s.execute(
                 update(Generation)
                 .where(Generation.parent_id == generation_id)
@@ -169,6 +170,8 @@ class GalleryMixin(StoreBase):
                     select(Generation.thumbnail_path).where(Generation.thumbnail_path.in_(files))
                 )
             )
+        if remove_files and isinstance(preview, str) and row.video_path not in still_used:
+            files.append(preview)  # made from the video: it goes when the video goes
         if remove_files:
             for stored in files:
                 path = self._path(stored)

@@ -5,10 +5,13 @@ except the filters, the page number and which item is open."""
 
 from __future__ import annotations
 
+import base64
+import functools
 import html
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 
 import streamlit as st
 
@@ -22,6 +25,7 @@ from ui.format import (
     card_caption,
     card_subcaption,
     markdown_table,
+    motion_summary,
     parameter_rows,
     plain,
     status_label,
@@ -29,6 +33,7 @@ from ui.format import (
     timing_rows,
 )
 from ui.boundary import guarded
+from ui.compare import show_compare
 from ui.widgets import download_button
 
 PAGE_SIZE = 12
@@ -97,31 +102,100 @@ def _open(generation_id: int) -> None:
     st.session_state.pop(K + "confirm_delete", None)
 
 
-def render_card(g: GenerationRecord) -> None:
-    with st.container(border=True):
-        if g.thumbnail_path is not None and g.thumbnail_path.is_file():
-            st.image(str(g.thumbnail_path), width="stretch")
+def card_media(store: Store, g: GenerationRecord) -> tuple[Path | None, Path | None]:
+    """(thumbnail, animated preview) files of a card that exist: the thumbnail is a frame of the video;
+    the animated WebP (generation.export, older renders have none) plays when the pointer is on the card."""
+    thumb = g.thumbnail_path if g.thumbnail_path is not None and g.thumbnail_path.is_file() else None
+    key = (g.params or {}).get("animated_preview")
+    anim = None
+    if isinstance(key, str):
+        try:
+            path = store.media.path_for(key)
+        except ValueError:  # a key that leaves the media root: ignored
+            path = None
+        anim = path if path is not None and path.is_file() else None
+    return thumb, anim
+
+
+@functools.lru_cache(maxsize=256)
+def _data_uri(path: Path) -> str:
+    """A small media file as a data: URI (content-addressed files never change: cached per path)."""
+    return "data:image/webp;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+# the card's still hides and its animated preview shows while the pointer (or the keyboard focus) is on it
+HOVER_CSS = (
+    "<style>[class*='st-key-g-media-']>div:nth-child(2){display:none}"
+    "[class*='st-key-g-card-']:hover [class*='st-key-g-media-']>div:nth-child(1),"
+    "[class*='st-key-g-card-']:focus-within [class*='st-key-g-media-']>div:nth-child(1){display:none}"
+    "[class*='st-key-g-card-']:hover [class*='st-key-g-media-']>div:nth-child(2),"
+    "[class*='st-key-g-card-']:focus-within [class*='st-key-g-media-']>div:nth-child(2){display:flex}</style>"
+)
+
+
+def render_card(g: GenerationRecord, thumb: Path | None = None, anim: Path | None = None) -> None:
+    with st.container(border=True, key=f"g-card-{g.id}"):
+        if thumb is not None:
+            with st.container(key=f"g-media-{g.id}", gap=None):
+                st.image(str(thumb), width="stretch")
+                if anim is not None:  # st.image would re-encode it as a still JPEG: an <img> keeps it animated
+                    st.html(f"<img src='{_data_uri(anim)}' alt='#{g.id} playing' style='width:100%;"
+                            f"border-radius:.5rem'>")
         else:
             st.markdown(
                 f"<div style='aspect-ratio:16/10;display:flex;align-items:center;justify-content:center;"
-                f"background:rgba(128,128,128,.12);border-radius:.4rem;font-size:1rem;color:gray'>"
+                f"background:rgba(128,128,128,.12);border-radius:.4rem;font-size:1rem;color:#3d3d45'>"
                 f"{html.escape(g.status)}</div>",
                 unsafe_allow_html=True,
             )
         st.markdown(card_caption(g))
+        st.caption(motion_summary(g.plan, g.duration_s))
         st.caption(card_subcaption(g))
         st.button("Details", key=f"{K}open.{g.id}", on_click=_open, args=(g.id,), width="stretch")
+        st.checkbox(f"Compare #{g.id}", key=f"{K}cmp.{g.id}", disabled=g.status != "succeeded",
+                    help="Tick two finished generations, then press Compare above the grid")
 
 
-def render_grid(page: GalleryPage) -> None:
+def render_grid(page: GalleryPage, store: Store | None = None) -> None:
     if not page.items:
         st.info("No generations match these filters." if page.total == 0 and page.page == 1 else "Nothing on this page.")
         return
+    st.html(HOVER_CSS)
     for start in range(0, len(page.items), COLUMNS):
         cols = st.columns(COLUMNS)
         for col, g in zip(cols, page.items[start : start + COLUMNS], strict=False):
             with col:
-                render_card(g)
+                render_card(g, *(card_media(store, g) if store is not None else (None, None)))
+
+
+def picked_for_compare() -> list[int]:
+    """Ids of the cards whose "compare" box is ticked, in the order of their ids."""
+    prefix = K + "cmp."
+    return sorted(int(k[len(prefix):]) for k, v in st.session_state.items()
+                  if isinstance(k, str) and k.startswith(prefix) and v)
+
+
+def _start_compare(a: int, b: int) -> None:
+    st.session_state[K + "compare"] = (a, b)
+    st.session_state.pop(K + "selected", None)
+
+
+def _end_compare() -> None:
+    st.session_state.pop(K + "compare", None)
+
+
+def render_compare_bar() -> None:
+    """"Compare #a and #b" once two cards are ticked."""
+    picked = picked_for_compare()
+    if not picked:
+        return
+    cols = st.columns([3, 2], vertical_alignment="center")
+    if len(picked) == 2:
+        cols[0].caption(f"Picked #{picked[0]} and #{picked[1]}.")
+        cols[1].button(f"Compare #{picked[0]} and #{picked[1]}", icon=":material/compare:", key=K + "compare_go",
+                       type="primary", on_click=_start_compare, args=tuple(picked), width="stretch")
+    else:
+        cols[0].caption(f"Picked {', '.join(f'#{i}' for i in picked)}: tick exactly two cards to compare them.")
 
 
 def _go(page: int) -> None:
@@ -255,10 +329,18 @@ def render(store: Store, actions: GalleryActions) -> None:
     if page_no > page.pages:  # the last page emptied (deletes, filters): go to the last one that exists
         st.session_state[K + "page"] = page_no = page.pages
         page = filters.query(store, page_no)
+    render_compare_bar()
+    pair = st.session_state.get(K + "compare")
+    if pair is not None:
+        with st.container(border=True):
+            head = st.columns([6, 1], vertical_alignment="center")
+            head[1].button("Close", icon=":material/close:", key=K + "compare_close", on_click=_end_compare,
+                           width="stretch")
+            show_compare(store, *pair)
     selected = st.session_state.get(K + "selected")
     if selected is not None:
         render_details(store, int(selected), actions)
-    render_grid(page)
+    render_grid(page, store)
     render_pager(page)
     active = tuple(g.id for g in page.items if g.is_active)
     if active:  # something on this page is queued or rendering: refresh the page when it ends

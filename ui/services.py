@@ -17,6 +17,7 @@ from storage import GenerationRecord, Store, open_store
 from ui import create, plan_panel
 from ui.format import backend_label
 from ui.gallery import GalleryActions
+from ui.widgets import new_scope
 from vividflow.settings import Settings, SettingsError, load_settings
 from vividflow.studio import Studio, StudioError
 
@@ -88,6 +89,7 @@ def switch_conversation(conversation_id: int | None) -> None:
     else:
         new = Studio.resume(current, conversation_id)
     st.session_state["studio"] = new
+    new_scope()  # its widgets are new widgets (ui.widgets.scoped): nothing of the previous chat leaks in
     plan_panel.reset()
     create.clear_error()
 

@@ -187,8 +187,8 @@ class Studio:
     def set_image(self, data: bytes, filename: str | None, width: int, height: int, fmt: str) -> ImageRecord:
         """Keep an uploaded picture (already validated by the page) as this conversation's input."""
         record = self.store.add_image(data, filename=filename, width=width, height=height, format=fmt)
-        if self.image is not None and self.image.id == record.id:
-            return record
+        if self.image is not None and self.image.id == record.id and self.conversation_id is not None:
+            return record  # the same picture again: nothing changes (a new chat still records it below)
         self.image = record
         self.base_generation_id = None  # a new picture starts a new line of results
         if self.conversation_id is None:

@@ -299,7 +299,8 @@ def test_generate_exports_mp4_with_plan_metadata_and_progress(tmp_path, gh):
     assert res.backend == "preview" and res.num_frames == 17 and os.path.exists(res.thumbnail_path)
     assert set(res.timings) >= {"render_s", "render_encode_wall_s", "total_s"}
     assert res.params["motions"][0]["subject"] == "water"
-    assert sorted(os.listdir(tmp_path)) == sorted([os.path.basename(res.video_path), os.path.basename(res.thumbnail_path)])
+    assert sorted(os.listdir(tmp_path)) == sorted(
+        os.path.basename(p) for p in (res.video_path, res.thumbnail_path, res.preview_path))
 
 
 def test_no_picture_is_refused_in_one_sentence(tmp_path):

@@ -67,8 +67,16 @@ def store():
     return store_for(str(Path(os.environ["VIVIDFLOW_HOME"]).resolve()))
 
 
+def key(at, base: str) -> str:
+    """A per-conversation widget key ("pp.template", "upload", …) in the open conversation's scope
+    (ui.widgets.scoped: after "New chat" or "Branch into chat" the widgets have new keys)."""
+    n = at.session_state["ui.scope"] if "ui.scope" in at.session_state else 0
+    return base if not n else f"{base}@{n}"
+
+
 def upload(at, data: bytes | None = None, name: str = "astronaut.png", mime: str = "image/png"):
-    at.file_uploader(key="upload").set_value((name, data if data is not None else photo_bytes(), mime)).run()
+    uploader = at.file_uploader(key=key(at, "upload"))
+    uploader.set_value((name, data if data is not None else photo_bytes(), mime)).run()
     return at
 
 
@@ -128,6 +136,6 @@ def kit():
     import types
 
     return types.SimpleNamespace(
-        photo_bytes=photo_bytes, new_session=new_session, store=store, upload=upload, chat=chat,
+        photo_bytes=photo_bytes, key=key, new_session=new_session, store=store, upload=upload, chat=chat,
         wait_terminal=wait_terminal, finished_generation=finished_generation, GALLERY=GALLERY,
     )

@@ -241,7 +241,7 @@ def test_new_chat_and_reopen_a_conversation(app, kit):
     assert at.session_state["studio"].image is not None  # the picture is kept
     at = kit.chat(at, "slow zoom in on the mountains")
     assert at.session_state["studio"].conversation_id != first_conv
-    at.selectbox(key="sb.conversation").set_value(first_conv).run()
+    at.selectbox(key=kit.key(at, "sb.conversation")).set_value(first_conv).run()
     assert not at.exception
     assert at.session_state["studio"].conversation_id == first_conv
     assert any("dog" in t for _, t in _chat_texts(at))
