@@ -6,4 +6,4 @@ from ui import gallery, services
 
 ctx = services.context()
 st.title("Gallery")
-gallery.render(ctx.store, ctx.gallery_actions())
+gallery.render(ctx.store, ctx.gallery_actions(), user=ctx.user, admin=ctx.is_admin)

@@ -30,6 +30,7 @@ def test_every_variable_reaches_its_field():
     samples = {
         "VIVIDFLOW_HOME": "/data/vf", "VIVIDFLOW_DB_URL": "postgresql+psycopg://u@h/db", "VIVIDFLOW_BACKEND": "Preview",
         "VIVIDFLOW_MEDIA_ROOT": "/shared/media", "VIVIDFLOW_LEASE_S": "5", "VIVIDFLOW_WORKERS": "External",
+        "VIVIDFLOW_QUEUE_QUOTA": "3", "VIVIDFLOW_ADMINS": "ann@example.com, bob",
         "VIVIDFLOW_WAN_MODEL": "/models/wan", "VIVIDFLOW_WAN_DEFAULTS_FROM": "wan", "VIVIDFLOW_WAN_TRANSFORMER": "me/bf16",
         "VIVIDFLOW_WAN_LIGHTNING": "no", "VIVIDFLOW_WAN_LORAS": "low_noise:0.5:/l.safetensors",
         "VIVIDFLOW_WAN_QUANT": "INT8", "VIVIDFLOW_WAN_CPU_OFFLOAD": "on", "VIVIDFLOW_WAN_DEVICE": "cuda:1",
@@ -53,6 +54,7 @@ def test_every_variable_reaches_its_field():
     assert (s.home, s.backend, s.wan.transformer, s.wan.quantization, s.wan.crf) == (
         Path("/data/vf"), "preview", "me/bf16", "int8", 23)
     assert (s.storage.media_root, s.storage.lease_s, s.studio.workers) == (Path("/shared/media"), 5.0, "external")
+    assert (s.studio.queue_quota, s.studio.admins) == (3, ("ann@example.com", "bob"))
     assert s.wan.loras == (LoraSpec("/l.safetensors", None, 0.5, "low_noise"),)
     assert (s.wan.vae_tiling, s.wan.vae_dtype, s.wan.attention, s.wan.compile, s.wan.step_cache) == (
         "off", "bfloat16", "sage", True, "mag")

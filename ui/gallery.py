@@ -1,7 +1,8 @@
-"""The gallery: every generation in the store, newest first, paged and filtered, with a details panel
-(plan, every parameter, timings, lineage) and the actions Rerun, Rerun with new seed, Branch into chat
-and Delete (with confirmation). The store is the only source: nothing here lives in session state
-except the filters, the page number and which item is open."""
+"""The gallery: the person's own generations and those others shared, newest first, paged and filtered, with
+a details panel (plan, every parameter, timings, lineage) and the actions Rerun, Rerun with new seed, Branch
+into chat, Share and Delete (with confirmation; Share and Delete only for one's own). An admin also sees every
+person's queue. The store is the only source: nothing here lives in session state except the filters, the
+page number and which item is open."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import streamlit as st
 
 from agent.plan import TEMPLATE_IDS
 from generation.choose import BACKEND_NAMES
-from storage import STATUSES, GalleryPage, GenerationRecord, Lineage, NotFoundError, Store
+from storage import LOCAL_USER, STATUSES, GalleryPage, GenerationRecord, Lineage, NotFoundError, Store
 
 from ui.format import (
     PREVIEW_NOTE,
@@ -40,6 +41,7 @@ class GalleryActions:
     rerun: Callable[[int, bool], GenerationRecord]  # (generation id, new seed?) -> the new child record
     branch: Callable[[int], None]  # open the generation's plan and picture in a new chat
     delete: Callable[[int], None]
+    share: Callable[[int, bool], None] = lambda generation_id, shared: None  # (id, shared?): own ones only
 
 
 @dataclass(frozen=True)
@@ -50,9 +52,12 @@ class Filters:
     text: str = ""
     created_from: date | None = None
     created_to: date | None = None
+    mine_only: bool = False
 
-    def query(self, store: Store, page: int) -> GalleryPage:
+    def query(self, store: Store, page: int, viewer: str = LOCAL_USER) -> GalleryPage:
         return store.list_gallery(
+            viewer=viewer,
+            mine_only=self.mine_only,
             template=self.templates or None,
             status=self.statuses or None,
             backend=self.backends or None,
@@ -78,6 +83,8 @@ def render_filters() -> Filters:
         backends = row[3].multiselect("Backend", BACKEND_NAMES, key=K + "backends", on_change=_reset_page, placeholder="any")
         dates = row[4].date_input("Created between", value=(), key=K + "dates", on_change=_reset_page,
                                   help="Pick a first and a last day (inclusive)")
+        mine = st.toggle("Only mine", key=K + "mine", on_change=_reset_page,
+                         help="Hide what other people shared")
     start = end = None
     if isinstance(dates, tuple | list):
         if len(dates) >= 1:
@@ -86,7 +93,7 @@ def render_filters() -> Filters:
             end = dates[1]
     elif isinstance(dates, date):
         start = dates
-    return Filters(tuple(templates), tuple(statuses), tuple(backends), text or "", start, end)
+    return Filters(tuple(templates), tuple(statuses), tuple(backends), text or "", start, end, bool(mine))
 
 
 def _open(generation_id: int) -> None:
@@ -94,7 +101,7 @@ def _open(generation_id: int) -> None:
     st.session_state.pop(K + "confirm_delete", None)
 
 
-def render_card(g: GenerationRecord) -> None:
+def render_card(g: GenerationRecord, user: str = LOCAL_USER) -> None:
     with st.container(border=True):
         if g.thumbnail_path is not None and g.thumbnail_path.is_file():
             st.image(str(g.thumbnail_path), width="stretch")
@@ -107,10 +114,14 @@ def render_card(g: GenerationRecord) -> None:
             )
         st.markdown(card_caption(g))
         st.caption(card_subcaption(g))
+        if g.user_id != user:
+            st.caption(f":material/group: shared by {g.user_id}")
+        elif g.shared:
+            st.caption(":material/group: shared with everyone")
         st.button("Details", key=f"{K}open.{g.id}", on_click=_open, args=(g.id,), width="stretch")
 
 
-def render_grid(page: GalleryPage) -> None:
+def render_grid(page: GalleryPage, user: str = LOCAL_USER) -> None:
     if not page.items:
         st.info("No generations match these filters." if page.total == 0 and page.page == 1 else "Nothing on this page.")
         return
@@ -118,7 +129,7 @@ def render_grid(page: GalleryPage) -> None:
         cols = st.columns(COLUMNS)
         for col, g in zip(cols, page.items[start : start + COLUMNS], strict=False):
             with col:
-                render_card(g)
+                render_card(g, user)
 
 
 def _go(page: int) -> None:
@@ -141,8 +152,9 @@ def _close() -> None:
     st.session_state.pop(K + "confirm_delete", None)
 
 
-def render_details(store: Store, generation_id: int, actions: GalleryActions) -> None:
+def render_details(store: Store, generation_id: int, actions: GalleryActions, user: str = LOCAL_USER) -> None:
     try:
+        store.get_generation(generation_id, viewer=user)  # another person's, not shared: as if it were gone
         lineage = store.lineage(generation_id)
     except NotFoundError:
         _close()
@@ -156,8 +168,8 @@ def render_details(store: Store, generation_id: int, actions: GalleryActions) ->
         left, right = st.columns([1, 1], gap="large")
         with left:
             _details_media(g)
-            _details_actions(g, actions)
-            _details_lineage(lineage)
+            _details_actions(g, actions, user)
+            _details_lineage(lineage, user)
         with right:
             st.markdown("**Prompt**")
             st.markdown(f"> {g.prompt or '—'}")
@@ -188,7 +200,7 @@ def _details_media(g: GenerationRecord) -> None:
         st.warning("The video file is missing from the data folder.")
 
 
-def _details_actions(g: GenerationRecord, actions: GalleryActions) -> None:
+def _details_actions(g: GenerationRecord, actions: GalleryActions, user: str = LOCAL_USER) -> None:
     a = st.columns(2) + st.columns(2)
     if a[0].button("Rerun", icon=":material/replay:", key=f"{K}rerun.{g.id}", width="stretch",
                    help="Render the same plan and seed again (a child of this one)"):
@@ -203,11 +215,18 @@ def _details_actions(g: GenerationRecord, actions: GalleryActions) -> None:
     if a[2].button("Branch into chat", icon=":material/call_split:", key=f"{K}branch.{g.id}", width="stretch",
                    help="Open this plan and picture in a new chat"):
         actions.branch(g.id)
-    deletable = g.status != "running"
+    mine = g.user_id == user
+    deletable = g.status != "running" and mine
+    why_not = "Cancel it first" if mine else f"Only {g.user_id} can delete it"
     if a[3].button("Delete", icon=":material/delete:", key=f"{K}delete.{g.id}", disabled=not deletable,
                    width="stretch",
-                   help="Delete the record and its video files" if deletable else "Cancel it first"):
+                   help="Delete the record and its video files" if deletable else why_not):
         st.session_state[K + "confirm_delete"] = g.id
+    if mine:
+        st.toggle("Shared with everyone", value=g.shared, key=f"{K}share.{g.id}", on_change=_share,
+                  args=(g.id, actions), help="Shared: it shows in every person's gallery (read only for them)")
+    else:
+        st.caption(f"Shared by {g.user_id}: you can rerun it or branch from it; the renders are yours.")
     if st.session_state.get(K + "confirm_delete") == g.id:
         st.warning(f"Delete #{g.id} and its video and thumbnail files? This cannot be undone.")
         c = st.columns(2)
@@ -221,12 +240,17 @@ def _details_actions(g: GenerationRecord, actions: GalleryActions) -> None:
             st.rerun()
 
 
-def _details_lineage(lineage: Lineage) -> None:
+def _share(generation_id: int, actions: GalleryActions) -> None:
+    actions.share(generation_id, bool(st.session_state[f"{K}share.{generation_id}"]))
+
+
+def _details_lineage(lineage: Lineage, user: str = LOCAL_USER) -> None:
     g = lineage.generation
     st.markdown("**Lineage**")
     if not lineage.ancestors and not lineage.children:
         st.caption("No parent, no children.")
     for label, items in (("parent chain (root first)", lineage.ancestors), ("children", lineage.children)):
+        items = tuple(o for o in items if o.user_id == user or o.shared)  # another person's: not shown
         if not items:
             continue
         st.caption(label)
@@ -242,24 +266,45 @@ def _details_lineage(lineage: Lineage) -> None:
             )
 
 
-def render(store: Store, actions: GalleryActions) -> None:
-    """The whole gallery page body."""
+def render(store: Store, actions: GalleryActions, *, user: str = LOCAL_USER, admin: bool = False) -> None:
+    """The whole gallery page body: what ``user`` may see; with ``admin``, every person's queue above it."""
     if msg := st.session_state.pop(K + "flash", None):
         st.success(msg)
+    if admin:
+        render_queue(store)
     filters = render_filters()
     page_no = int(st.session_state.setdefault(K + "page", 1))
-    page = filters.query(store, page_no)
+    page = filters.query(store, page_no, user)
     if page_no > page.pages:  # the last page emptied (deletes, filters): go to the last one that exists
         st.session_state[K + "page"] = page_no = page.pages
-        page = filters.query(store, page_no)
+        page = filters.query(store, page_no, user)
     selected = st.session_state.get(K + "selected")
     if selected is not None:
-        render_details(store, int(selected), actions)
-    render_grid(page)
+        render_details(store, int(selected), actions, user)
+    render_grid(page, user)
     render_pager(page)
     active = tuple(g.id for g in page.items if g.is_active)
     if active:  # something on this page is queued or rendering: refresh the page when it ends
         st.fragment(run_every=1.0)(_watch)(store, active)
+
+
+def render_queue(store: Store) -> None:
+    """The admin's view: every person's running and queued jobs (what `python -m storage queue` prints)."""
+    jobs = store.queue_overview()
+    per_user = store.queue_by_user()
+    title = f"Queue: {len(jobs)} job{'s' if len(jobs) != 1 else ''} queued or running (all people)"
+    with st.expander(title, expanded=False, icon=":material/admin_panel_settings:"):
+        if not jobs:
+            st.caption("Nothing queued or running.")
+            return
+        st.caption(" · ".join(f"{u.user_id}: {u.queued} queued, {u.running} running" for u in per_user))
+        st.dataframe(
+            [{"#": g.id, "status": g.status, "person": g.user_id, "backend": g.backend,
+              "queued at (UTC)": f"{g.created_at:%Y-%m-%d %H:%M:%S}",
+              "progress": (f"{g.progress.stage} {g.progress.step}/{g.progress.total}" if g.progress and
+                           g.progress.total else g.progress.stage if g.progress else "")} for g in jobs],
+            hide_index=True, key=K + "queue",
+        )
 
 
 def _watch(store: Store, ids: tuple[int, ...]) -> None:
