@@ -6,7 +6,12 @@ Runs are paired (CLI then zoompan, or the other way round, alternating) so a bus
 hits both; prints every pair, the medians, the ratio CLI / zoompan (median of the paired ratios) and the load.
 Goal (#17 item 8): ratio ≤ 1.0.
 
-    .venv/bin/python bench/preview_vs_zoompan.py [--repeats 7] [--keep DIR]
+    .venv/bin/python bench/preview_vs_zoompan.py [--repeats 7] [--keep DIR] [--baseline OTHER_CHECKOUT]
+
+`--baseline` also times another checkout's CLI (e.g. `git archive <commit> | tar -x -C /tmp/before`, the code before
+a speed-up) in every round, on its own data folder, so before and after meet the same moments of load; it writes
+bytecode caches into that folder, so give it a copy of your own. CPU seconds (user + system, ffmpeg included) are
+printed beside the wall times: on a shared machine they move much less with the load.
 
 The child Python may write bytecode caches (as in any clone) even when PYTHONDONTWRITEBYTECODE is set here; one
 warm-up pair runs first and is not counted.
@@ -55,10 +60,19 @@ def plan(path: Path) -> None:
     path.write_text(json.dumps(p.to_dict()))
 
 
-def timed(cmd: list[str], env: dict[str, str]) -> float:
+CPU: list[float] = []  # CPU seconds (user + system) of each timed process, in order
+
+
+def timed(cmd: list[str], env: dict[str, str], cwd: Path = REPO) -> float:
+    """Wall seconds of one process; its CPU seconds go to CPU (less disturbed by other sessions' load)."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)  # `-m` imports from cwd first
     elapsed = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    CPU.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
     if proc.returncode != 0:
         raise SystemExit(f"{cmd[0]} … failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
     return elapsed
@@ -70,6 +84,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--keep", default=None, help="keep the picture, plan and videos in this folder")
+    ap.add_argument("--baseline", default=None, help="another checkout whose CLI is timed too (before/after)")
     args = ap.parse_args()
     work = Path(args.keep or tempfile.mkdtemp(prefix="preview-vs-zoompan-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -89,21 +104,43 @@ def main() -> None:
     load = os.getloadavg()
     print(f"cpus={os.cpu_count()} load(1/5/15 min)={load[0]:.2f}/{load[1]:.2f}/{load[2]:.2f} repeats={args.repeats} "
           f"clip={SIZE[0]}×{SIZE[1]} {FRAMES} frames @ {FPS} fps, libx264 crf 20 veryfast")
+    base_repo = Path(args.baseline or REPO).resolve()
+    base_env = dict(env, PYTHONPATH=str(base_repo), VIVIDFLOW_HOME=str(work / "home-baseline"))
+    base_cli = [*cli[:-1], str(work / "baseline.mp4")]
     timed(cli, env), timed(zoompan, env)  # warm-up: bytecode caches, disk cache, the database's migrations
+    if args.baseline:
+        timed(base_cli, base_env, base_repo)
     pairs: list[tuple[float, float]] = []
+    cpu_pairs: list[tuple[float, float]] = []
+    baseline: list[float] = []
+    baseline_cpu: list[float] = []
     for r in range(args.repeats):
         if r % 2 == 0:
             a = timed(cli, env)
             b = timed(zoompan, env)
+            ca, cb = CPU[-2], CPU[-1]
         else:
             b = timed(zoompan, env)
             a = timed(cli, env)
+            cb, ca = CPU[-2], CPU[-1]
         pairs.append((a, b))
-        print(f"  run {r + 1}: render --backend preview {a:6.3f} s   zoompan {b:6.3f} s   ratio {a / b:5.2f}   "
-              f"load {os.getloadavg()[0]:.2f}")
+        cpu_pairs.append((ca, cb))
+        extra = ""
+        if args.baseline:
+            baseline.append(timed(base_cli, base_env, base_repo))
+            baseline_cpu.append(CPU[-1])
+            extra = f"   baseline {baseline[-1]:6.3f} s (cpu {CPU[-1]:.2f} s)"
+        print(f"  run {r + 1}: render --backend preview {a:6.3f} s (cpu {ca:.2f} s)   zoompan {b:6.3f} s (cpu {cb:.2f} s)"
+              f"   ratio {a / b:5.2f}{extra}   load {os.getloadavg()[0]:.2f}")
     cli_s = statistics.median(a for a, _ in pairs)
     zp_s = statistics.median(b for _, b in pairs)
     ratio = statistics.median(a / b for a, b in pairs)
+    if baseline:
+        print(f"baseline {args.baseline}: median {statistics.median(baseline):.3f} s, cpu {statistics.median(baseline_cpu):.2f}"
+              f" s; ratio to zoompan (median of rounds) "
+              f"{statistics.median(x / b for x, (_, b) in zip(baseline, pairs, strict=True)):.2f}")
+    print(f"cpu seconds, median: render --backend preview {statistics.median(a for a, _ in cpu_pairs):.2f}, zoompan "
+          f"{statistics.median(b for _, b in cpu_pairs):.2f}; ratio {statistics.median(a / b for a, b in cpu_pairs):.2f}")
     load = os.getloadavg()
     print(f"median: render --backend preview {cli_s:.3f} s, zoompan {zp_s:.3f} s; ratio (median of pairs) {ratio:.2f}"
           f" — goal ≤ 1.00; load(1/5/15 min) now {load[0]:.2f}/{load[1]:.2f}/{load[2]:.2f}")
