@@ -93,6 +93,8 @@ def test_file_under_environment_and_sources(tmp_path):
         ({}, "[wan]\ncrf = 99\n", "vividflow.toml [wan] crf: crf must be an integer in 0–51, got 99"),
         ({}, "[llm]\nmode = 'sometimes'\n", "vividflow.toml [llm] mode: mode must be one of fallback_only, always"),
         ({}, "[storage]\nhomes = 'x'\n", "unknown [storage] keys ['homes']"),
+        ({"VIVIDFLOW_QUEUE_QUOTA": "-1"}, "", "VIVIDFLOW_QUEUE_QUOTA: queue_quota must be an integer in 0–100000, got -1"),
+        ({}, "[studio]\nadmins = ['ann', 3]\n", "admins must be names separated by commas"),
         ({}, "[studio]\n", None),
         ({"VIVIDFLOW_HOME": "x" * 500, "VIVIDFLOW_CONFIG": "/no/" + "y" * 500}, "", "no such file"),
     ],
@@ -105,6 +107,13 @@ def test_errors_name_the_variable_or_key(tmp_path, env, text, message):
     with pytest.raises(SettingsError) as info:
         load_settings(env=env, cwd=tmp_path)
     assert message in str(info.value) and len(str(info.value)) < 300 and "\n" not in str(info.value)
+
+
+def test_admins_from_a_toml_list_and_the_quota_off(tmp_path):
+    (tmp_path / "vividflow.toml").write_text("[studio]\nadmins = [' ann@example.com', 'bob', 'bob']\nqueue_quota = 0\n")
+    s = load_settings(env={}, cwd=tmp_path)
+    assert (s.studio.admins, s.studio.queue_quota) == (("ann@example.com", "bob"), 0)
+    assert load_settings(env={}, use_file=False).studio.queue_quota == 10
 
 
 def test_config_path_from_env_and_home(tmp_path):
