@@ -127,6 +127,9 @@ class Sampler:
         ``sy`` (H,). Each source row is interpolated along x once, then the rows are blended along y: half the
         work of the general path, on contiguous rows, with the same integer arithmetic (bit-identical)."""
         w, h, one, bits = self.w, self.h, self.ONE, self.FRAC_BITS
+        if sx.size != w or sy.size != h:
+            raise ValueError(f"separable sampling takes a row of {w} x and a column of {h} y positions, "
+                             f"got shapes {sx.shape} and {sy.shape}")
         qx = (np.clip(sx, 0.0, w - 1.01) * one).astype(np.int32).ravel()
         qy = (np.clip(sy, 0.0, h - 1.01) * one).astype(np.int32).ravel()
         fx = (qx & (one - 1)).astype(np.int16)
@@ -235,7 +238,7 @@ class Scene:
             # camera tilts up → the scene slides down in the frame
             sign = -1.0 if mv == "tilt_up" else 1.0
             return cx + (x - cx) / z0, cy + (y - cy) / z0 + sign * off * (self.h - 1)
-        return x + 0.0 * y, y + 0.0 * x  # static
+        return x + 0.0, y + 0.0  # static (a row of x and a column of y stay separable)
 
     # 2. subjects -------------------------------------------------------------------------------
     def _setup_subjects(self) -> None:
