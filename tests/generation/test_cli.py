@@ -70,7 +70,7 @@ def test_render_ti2v_5b_shaped_folder_with_the_wan_backend(tmp_path, inputs):
     meta = info["metadata"]["vividflow"]
     assert (meta["recipe"], meta["steps"], meta["guidance_scale"], meta["registry_id"]) == (
         "base", 50, 5.0, "Wan-AI/Wan2.2-TI2V-5B-Diffusers")  # the template's defaults → TI2V-5B's base recipe
-    with open_store(url=db_url, home=tmp_path / "home") as store:
+    with open_store(home=tmp_path / "home") as store:
         rec = store.get_generation(1)
         assert (rec.status, rec.backend, rec.width, rec.height) == ("succeeded", "wan", 96, 64)
         assert (rec.params["fps"], rec.params["num_frames"]) == (24, 13)
