@@ -14,7 +14,16 @@ import streamlit as st
 
 from agent.plan import TEMPLATE_IDS
 from generation.choose import BACKEND_NAMES
-from storage import LOCAL_USER, STATUSES, GalleryPage, GenerationRecord, Lineage, NotFoundError, Store
+from storage import (
+    LOCAL_USER,
+    STATUSES,
+    GalleryPage,
+    GenerationRecord,
+    Lineage,
+    NotFoundError,
+    StorageError,
+    Store,
+)
 
 from ui.format import (
     PREVIEW_NOTE,
@@ -204,14 +213,10 @@ def _details_actions(g: GenerationRecord, actions: GalleryActions, user: str = L
     a = st.columns(2) + st.columns(2)
     if a[0].button("Rerun", icon=":material/replay:", key=f"{K}rerun.{g.id}", width="stretch",
                    help="Render the same plan and seed again (a child of this one)"):
-        child = actions.rerun(g.id, False)
-        st.session_state[K + "flash"] = f"Queued #{child.id} (rerun of #{g.id})."
-        st.rerun()
+        _rerun(g, actions, new_seed=False)
     if a[1].button("Rerun, new seed", icon=":material/casino:", key=f"{K}reseed.{g.id}", width="stretch",
                    help="Rerun with the same plan and a fresh seed"):
-        child = actions.rerun(g.id, True)
-        st.session_state[K + "flash"] = f"Queued #{child.id} (new seed {child.seed}, from #{g.id})."
-        st.rerun()
+        _rerun(g, actions, new_seed=True)
     if a[2].button("Branch into chat", icon=":material/call_split:", key=f"{K}branch.{g.id}", width="stretch",
                    help="Open this plan and picture in a new chat"):
         actions.branch(g.id)
@@ -238,6 +243,17 @@ def _details_actions(g: GenerationRecord, actions: GalleryActions, user: str = L
         if c[1].button("Keep it", key=f"{K}keep.{g.id}", width="stretch"):
             st.session_state.pop(K + "confirm_delete", None)
             st.rerun()
+
+
+def _rerun(g: GenerationRecord, actions: GalleryActions, *, new_seed: bool) -> None:
+    try:
+        child = actions.rerun(g.id, new_seed)
+    except StorageError as e:  # the person's quota of queued jobs, mostly: say it, keep the page
+        st.session_state[K + "flash_error"] = str(e)
+    else:
+        seed = f"new seed {child.seed}, from" if new_seed else "rerun of"
+        st.session_state[K + "flash"] = f"Queued #{child.id} ({seed} #{g.id})."
+    st.rerun()
 
 
 def _share(generation_id: int, actions: GalleryActions) -> None:
@@ -270,6 +286,8 @@ def render(store: Store, actions: GalleryActions, *, user: str = LOCAL_USER, adm
     """The whole gallery page body: what ``user`` may see; with ``admin``, every person's queue above it."""
     if msg := st.session_state.pop(K + "flash", None):
         st.success(msg)
+    if msg := st.session_state.pop(K + "flash_error", None):
+        st.error(msg)
     if admin:
         render_queue(store)
     filters = render_filters()

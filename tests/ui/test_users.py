@@ -97,7 +97,14 @@ def test_gallery_shows_ones_own_and_shared_renders_and_the_queue_to_admins(kit, 
     assert not at.exception and kit.store().get_generation(own.id).shared
 
     monkeypatch.setenv("VIVIDFLOW_ADMINS", "ann")
+    monkeypatch.setenv("VIVIDFLOW_QUEUE_QUOTA", "1")
+    kit.store().create_generation(None, own.plan, own.source_image_id, "preview", "m", user="ann",
+                                  owner="another-host:1:2:x")  # ann's one queued job: her quota is full
     at = _gallery(kit, monkeypatch, "ann")
     table = at.dataframe[0].value
-    assert list(table["#"]) == [waiting.id] and list(table["person"]) == ["carol"]
+    assert list(table["person"]) == ["carol", "ann"] and list(table["#"])[0] == waiting.id
     assert any("carol: 1 queued, 0 running" in c.value for c in at.caption)
+    at.button(key=f"g.open.{own.id}").click().run()
+    at.button(key=f"g.rerun.{own.id}").click().run()
+    assert not at.exception
+    assert any("ann already has 1 job(s) queued or running" in e.value for e in at.error)
