@@ -23,12 +23,14 @@ from dataclasses import dataclass
 import streamlit as st
 from streamlit import config as st_config
 
+import storage
+
 log = logging.getLogger(__name__)
 
 K = "auth."
 USER = K + "user"  # the name a password user signed in with
 FAILURES = K + "failures"  # this session's failed attempts in a row
-LOCAL_USER = "local"
+LOCAL_USER = storage.LOCAL_USER  # one name for "nobody signed in"
 MAX_NAME_CHARS = 40
 FIRST_DELAY_S = 1.0  # after the first wrong password; doubles after each further one
 MAX_DELAY_S = 16.0

@@ -28,7 +28,7 @@ def render_conversations() -> None:
     studio = services.studio()
     st.button("New chat", icon=":material/add:", key=K + "new", on_click=_new_chat, width="stretch",
               help="Start a new conversation (the picture is kept)")
-    recent = services.store().list_conversations(limit=20)
+    recent = services.store().list_conversations(limit=20, user=studio.user)
     if not recent:
         return
     titles = {c.id: (c.title or f"chat {c.id}") for c in recent}

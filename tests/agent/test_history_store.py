@@ -41,6 +41,16 @@ class Chat:
 
 
 @pytest.fixture
+def store(tmp_path, db_url):
+    """A real, empty store on each database (tests/conftest.py's db_url: SQLite and PostgreSQL)."""
+    from storage import open_store
+
+    s = open_store(url=db_url, home=tmp_path)
+    yield s
+    s.close()
+
+
+@pytest.fixture
 def chat(store):
     c = Chat(store)
     c.say("a cat blinking slowly")

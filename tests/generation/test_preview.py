@@ -328,3 +328,17 @@ def test_cancel_between_frames_exports_nothing(tmp_path, gh, at):
         PreviewBackend(max_area=SMALL).generate(plan(), gh.photo("chelsea"), listen, token, out_dir=tmp_path)
     assert not tmp_path.exists() or os.listdir(tmp_path) == []
     assert len([e for e in events if isinstance(e, Progress) and e.stage == "rendering"]) <= max(at, 0) + 1
+
+
+@pytest.mark.parametrize("move", ["zoom_in", "zoom_out", "pan_right", "tilt_up", "static"])
+def test_a_separable_camera_renders_the_same_pixels_as_the_general_sampler(gh, move):
+    """The fast path (zoom, pan, tilt or a still camera, nothing else moving) is bit-identical to the general one."""
+    from generation.image import preprocess
+
+    rgb = np.asarray(preprocess(gh.photo("astronaut", 200), max_area=SMALL))
+    scene = Scene(plan(camera={"move": move, "speed": 2.0}, template="product", duration_s=0.5), rgb)
+    for i in (0, scene.n // 2, scene.n - 1):
+        sx, sy = scene.camera(scene.xs, scene.ys, i / (scene.n - 1))
+        general = scene.sampler(np.broadcast_to(sx, (scene.h, scene.w)), np.broadcast_to(sy, (scene.h, scene.w)))
+        assert np.array_equal(scene.sampler.separable(sx, sy), general), (move, i)
+        assert np.array_equal(scene.frame(i).transpose(2, 0, 1).reshape(3, -1), general), (move, i)

@@ -100,7 +100,7 @@ def wait_terminal(generation_id: int, timeout: float = 60.0):
 
 def finished_generation(template: str = "portrait_subtle", *, prompt_word: str = "", status: str = "succeeded",
                         backend: str = "preview", parent_id: int | None = None, seed: int = 7,
-                        with_files: bool = True):
+                        with_files: bool = True, user: str = "local", shared: bool = False):
     """A generation record made straight in the store (no rendering): queued → running → `status`,
     with a small (not playable) video file and a real JPEG thumbnail in the media folder."""
     from agent.compiler import default_plan
@@ -111,7 +111,9 @@ def finished_generation(template: str = "portrait_subtle", *, prompt_word: str =
         plan = plan.with_changes(prompt_override=f"{plan.prompt} {prompt_word}", prompt=f"{plan.prompt} {prompt_word}")
     image = s.add_image(photo_bytes(max_side=64), filename="astronaut.png")
     g = s.create_generation(None, plan.to_dict(), image.id, backend, "preview-warp-1" if backend == "preview" else "wan",
-                            parent_id=parent_id, width=624, height=624)
+                            parent_id=parent_id, width=624, height=624, user=user)
+    if shared:
+        s.share_generation(g.id)
     if status == "cancelled":
         s.cancel_queued(g.id)
         return s.get_generation(g.id)
