@@ -13,6 +13,7 @@ from agent.plan import MotionPlan
 from agent.rules.references import targets_of
 from agent.spelling import READ_AS
 from agent.templates import get_template
+from agent.wording import GUIDANCE_LABELS, camera_words  # noqa: F401 (camera_words: re-exported)
 
 MAX_REPLY_ITEMS = 5
 ONLY_NAMED_START = "only what you named moves"  # the rule planner's note when a first plan drops template motions
@@ -43,8 +44,6 @@ class FieldChange:
 
 # Plain names for the two guidance scales (the high-noise expert runs the early steps, the low-noise one the late
 # steps); the reply, the diff, the answers and the plan panel all say these.
-GUIDANCE_LABELS = {"guidance_scale": "prompt strength (early steps)",
-                   "guidance_scale_2": "prompt strength (late steps)"}
 _LABELS = {"duration_s": "duration", **GUIDANCE_LABELS, "negative_terms": "negative", "prompt_override": "own prompt"}
 
 
@@ -145,16 +144,6 @@ def relative(ratio: float, less: str, more: str) -> str:
 _AS = {"faster": "fast", "more": "much"}
 
 
-def camera_words(plan: MotionPlan) -> str:
-    """The camera as a person would say it: "slow zoom in", "fast pan left", "a still camera"."""
-    if plan.camera.move == "static":
-        return "a still camera"
-    speed = plan.camera.speed
-    pace = next((w for limit, w in _CAMERA_PACE if speed <= limit), "very fast")
-    return " ".join(x for x in (pace, plan.camera.move.replace("_", " ")) if x)
-
-
-_CAMERA_PACE = ((0.4, "very slow"), (0.75, "slow"), (1.35, ""), (2.0, "fast"))
 
 
 def _said(value: float, message: str) -> bool:

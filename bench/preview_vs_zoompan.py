@@ -78,14 +78,14 @@ def timed(cmd: list[str], env: dict[str, str], cwd: Path = REPO) -> float:
     return elapsed
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     import imageio_ffmpeg
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--keep", default=None, help="keep the picture, plan and videos in this folder")
     ap.add_argument("--baseline", default=None, help="another checkout whose CLI is timed too (before/after)")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     work = Path(args.keep or tempfile.mkdtemp(prefix="preview-vs-zoompan-"))
     work.mkdir(parents=True, exist_ok=True)
     pic, plan_json = work / "picture.png", work / "plan.json"
@@ -151,4 +151,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from vividflow.boundary import run_cli
+
+    sys.exit(run_cli(main, prog="bench/preview_vs_zoompan.py"))

@@ -57,12 +57,12 @@ def line(name: str, runs: list[tuple[float, float]]) -> str:
             f"{statistics.median(around) * 1000:6.1f} ms  p99 {percentile(around, 0.99) * 1000:6.1f} ms")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--jobs", type=int, default=20)
     ap.add_argument("--poll-s", type=float, default=0.05, help="how often an idle actor looks for jobs")
     ap.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
 
     import ray
     from PIL import Image
@@ -132,4 +132,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from vividflow.boundary import run_cli
+
+    sys.exit(run_cli(main, prog="bench/ray_bench.py"))

@@ -26,6 +26,7 @@ Exit status: 0 succeeded, 1 failed or internal error (details in the log), 2 bad
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any

@@ -78,9 +78,9 @@ def oidc_configured() -> bool:
 
 def shared_password() -> str | None:
     """VIVIDFLOW_PASSWORD (settings.studio.password) as loaded when the session started, or None."""
-    from ui import services
+    from ui.session_settings import startup_settings
 
-    secret = services.startup_settings().studio.password
+    secret = startup_settings().studio.password
     return secret.get_secret_value() if secret is not None else None
 
 

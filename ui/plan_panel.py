@@ -29,7 +29,7 @@ from agent.edits import (
     SetTemplate,
 )
 from agent.plan import CAMERA_MOVES, FPS, LIMITS, MAX_SEED, SUBJECTS, TEMPLATE_IDS, MotionPlan
-from agent.replies import GUIDANCE_LABELS
+from agent.wording import GUIDANCE_LABELS
 
 from ui.format import plain, template_title
 from ui.widgets import is_current, scoped

@@ -18,8 +18,9 @@ from ui import create, plan_panel
 from ui.auth import current_user
 from ui.format import backend_label
 from ui.gallery import GalleryActions
+from ui.session_settings import settings, startup_settings
 from ui.widgets import new_scope
-from vividflow.settings import Settings, SettingsError, load_settings
+from vividflow.settings import Settings
 from vividflow.studio import Studio, StudioError
 
 if TYPE_CHECKING:
@@ -41,17 +42,6 @@ log = logging.getLogger(__name__)
 def store_for(home: str) -> Store:
     """One store per data folder per process (thread-safe; every page and the runner share it)."""
     return open_store(home=home)
-
-
-def settings() -> Settings:
-    """The session's settings: loaded once from env + vividflow.toml; the sidebar may change them."""
-    if "settings" not in st.session_state:
-        try:
-            st.session_state["settings"] = st.session_state["settings.loaded"] = load_settings()
-        except (SettingsError, ValueError) as e:
-            st.error(f"The settings cannot be read: {e}")
-            st.stop()
-    return st.session_state["settings"]
 
 
 def wan_config(s: Settings) -> GenerationConfig:
@@ -133,12 +123,6 @@ def make_backend(name: str, wan_config: GenerationConfig) -> Any:
 def runner() -> Runner:
     s = settings()
     return runner_for(str(s.home), wan_config(_startup_settings(s)))
-
-
-def startup_settings() -> Settings:
-    """The settings as loaded from the environment and vividflow.toml when the session began (no sidebar edits)."""
-    s = settings()
-    return st.session_state.get("settings.loaded", s)
 
 
 def _startup_settings(s: Settings) -> Settings:

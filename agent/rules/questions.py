@@ -13,7 +13,7 @@ from collections.abc import Callable
 from agent import vocabulary as V
 from agent.compiler import PLURAL_SUBJECTS, camera_phrase, motion_phrase, pace_word, strength_word
 from agent.plan import MotionPlan
-from agent.replies import GUIDANCE_LABELS, camera_words
+from agent.wording import GUIDANCE_LABELS, camera_words
 from agent.rules.clauses import Clause, Turn
 from agent.templates import get_template
 
