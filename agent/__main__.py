@@ -19,7 +19,7 @@ import random
 import sys
 from typing import Any
 
-from agent.plan import TEMPLATE_IDS
+from agent.plan import MAX_MESSAGE_CHARS, TEMPLATE_IDS
 from vividflow.boundary import run_cli
 from vividflow.errors import short
 from vividflow.inputs import STDIN, InputError, parse_json, read_text
@@ -38,6 +38,10 @@ def read_request(text: str, what: str = "stdin") -> tuple[list[str], str | None]
     turns = data.get("turns")
     if not isinstance(turns, list) or not all(isinstance(t, str) for t in turns):
         raise InputError(f"\"turns\" must be a list of strings, got {short(turns)}")
+    too_long = next((i for i, t in enumerate(turns) if len(t) > MAX_MESSAGE_CHARS), None)
+    if too_long is not None:
+        raise InputError(f"turn {too_long + 1} has {len(turns[too_long]):,} characters: a chat message can be at "
+                         f"most {MAX_MESSAGE_CHARS:,}")
     template = data.get("template")
     if template is not None and template not in TEMPLATE_IDS:
         raise InputError(f"\"template\" must be null or one of {', '.join(TEMPLATE_IDS)}, got {short(template)}")

@@ -223,6 +223,15 @@ def edits_to_json(edits: list[Edit]) -> str:
 
 
 @dataclass(frozen=True)
+class CompareRequest:
+    """"compare #3 and #5", "compare the first and the second one": two earlier generations to show side by side
+    (session level, like Recall; the plan does not change). `a` and `b` are Recall values the session resolves."""
+
+    a: Recall
+    b: Recall
+
+
+@dataclass(frozen=True)
 class ParseResult:
     """What a planner made of one chat message."""
 
@@ -233,6 +242,7 @@ class ParseResult:
     answers: list[str] = field(default_factory=list)  # answers to questions ("what seed is this?"): no edit
     cancel: bool = False  # "nevermind": drop what is pending (the session knows what that is)
     reply_language: str = "en"  # the person wrote in another language throughout: reply in it where possible
+    compare: CompareRequest | None = None  # "compare #3 and #5": two generations side by side, no plan change
 
 
 class Planner(Protocol):

@@ -65,6 +65,7 @@ MAX_ERRORS_SHOWN = 5  # an error message names the first few problems and counts
 MAX_ACTION_CHARS = 60
 MAX_ATMOSPHERE_ITEMS = 8
 MAX_PROMPT_CHARS = 2000
+MAX_MESSAGE_CHARS = 4000  # a chat message (agent.session.plan_turn refuses longer; the studio's input stops there)
 
 
 class PlanError(VividflowError, ValueError):

@@ -41,6 +41,7 @@ from generation.backend import Backend
 from generation.choose import check_available, check_name, get_backend, model_id_for, picture_required, size_rule_for
 from generation.events import Cancelled, CancelToken, Event, EventListener, Preview, Queued
 from generation.workers import Job, WorkerMixin
+from storage.models import LOCAL_USER
 from storage.leases import MIN_LEASE_S, SHARED_QUEUE
 from storage.owner import current_owner
 from vividflow.errors import VividflowError
@@ -210,8 +211,13 @@ class Runner(WorkerMixin):
         width: int | None = None,
         height: int | None = None,
         params: Mapping[str, Any] | None = None,
+        user: str = LOCAL_USER,
+        quota: int | None = None,
     ) -> GenerationRecord:
         """Validate, record (`queued`) and queue one job; raise JobError / BackendUnavailable before any write.
+
+        `user`: the person asking (the studio's login, or "local"); `quota`: the most jobs they may have queued
+        or running (storage.QuotaExceededError past it, nothing written).
 
         `image`: a source image id from the store, or a path, bytes or PIL image (stored once by content).
         `backend` defaults to `default_backend_name()`.
@@ -259,7 +265,7 @@ class Runner(WorkerMixin):
             record = self.store.create_generation(
                 conversation_id, plan_obj.to_dict(), image_id, name, model, parent_id,
                 dict(params) if params else None, width=width, height=height, owner=self._holder,
-                lease_s=self._queue_lease,
+                lease_s=self._queue_lease, user=user, quota=quota,
             )
             position = self._enqueue(record.id, name)
             self._emit(Queued(job_id=record.id, position=position))  # under the lock: before Started

@@ -239,6 +239,7 @@ class WorkerMixin:
                 raise GenerationCancelled("cancelled after the last step")
             # 5. Publish: name the files on the record, move them to their content address, record success
             video, thumb = self._publish(job.id, result)
+            preview_key = self.store.media.commit(result.preview_path).key if result.preview_path else None
         except GenerationCancelled:
             shutil.rmtree(staging, ignore_errors=True)
             self._finish(job.id, "cancelled", timings={"total_s": time.perf_counter() - t0, "queue_wait_s": wait_s})
@@ -256,10 +257,13 @@ class WorkerMixin:
                 **result.params, "backend": result.backend, "model_id": result.model_id, "device": device,
                 "width": result.width, "height": result.height, "num_frames": result.num_frames, "fps": result.fps,
             }
+            if preview_key is not None:  # the gallery's hover preview: a media key, like the video's
+                params["animated_preview"] = preview_key
             if self._finish(job.id, "succeeded", video_path=video, thumbnail_path=thumb, timings=timings, params=params):
                 self._emit(Finished(video_path=str(video), thumbnail_path=str(thumb) if thumb else None, job_id=job.id))
             else:  # ended elsewhere, or the database failed: no file stays without its row
-                self._discard(job.id, [video, thumb])
+                preview = self.store.media.path_for(preview_key) if preview_key is not None else None
+                self._discard(job.id, [video, thumb, preview])
                 self._emit(Failed(message="the result could not be recorded (see the log)", job_id=job.id))
         finally:
             shutil.rmtree(staging, ignore_errors=True)

@@ -10,4 +10,4 @@ if not auth.gate():  # already passed when the studio's navigation runs this pag
 with boundary.guard("gallery"):
     ctx = services.context()
     st.title("Gallery")
-    gallery.render(ctx.store, ctx.gallery_actions())
+    gallery.render(ctx.store, ctx.gallery_actions(), user=ctx.user, admin=ctx.is_admin)

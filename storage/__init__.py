@@ -11,9 +11,11 @@ from storage.errors import (
     DatabaseBusyError,
     DatabaseCorruptError,
     DatabaseUnavailableError,
+    ForbiddenError,
     InvalidFieldError,
     InvalidTransitionError,
     NotFoundError,
+    QuotaExceededError,
     ReadOnlyStorageError,
     SchemaMismatchError,
     SchemaTooNewError,
@@ -23,7 +25,7 @@ from storage.errors import (
 from storage.media import MediaFile, MediaStore, PendingWrite
 from storage.migrations import LATEST_VERSION, MIGRATIONS, Migration, migrate, schema_version
 from storage.leases import MAX_LEASE_RETRIES
-from storage.models import ACTIVE_STATUSES, ROLES, SHARED_QUEUE, STATUSES, TERMINAL_STATUSES
+from storage.models import ACTIVE_STATUSES, LOCAL_USER, ROLES, SHARED_QUEUE, STATUSES, TERMINAL_STATUSES
 from storage.records import (
     ConversationRecord,
     GalleryPage,
@@ -38,6 +40,7 @@ from storage.queue import TRANSITIONS
 from storage.recovery import DEFAULT_INTERRUPTED_MESSAGE, Recovered
 from storage.store import DB_URL_ENV, HOME_ENV, Store, open_store, resolve_location
 from vividflow.sections import DEFAULT_HOME
+from storage.users import UserQueue
 from storage.validation import PLAN_COLUMNS
 
 __all__ = [
@@ -47,6 +50,7 @@ __all__ = [
     "DEFAULT_INTERRUPTED_MESSAGE",
     "HOME_ENV",
     "LATEST_VERSION",
+    "LOCAL_USER",
     "MAX_LEASE_RETRIES",
     "MIGRATIONS",
     "PLAN_COLUMNS",
@@ -59,6 +63,7 @@ __all__ = [
     "DatabaseBusyError",
     "DatabaseCorruptError",
     "DatabaseUnavailableError",
+    "ForbiddenError",
     "GalleryPage",
     "GenerationRecord",
     "ImageRecord",
@@ -72,6 +77,7 @@ __all__ = [
     "NotFoundError",
     "PendingWrite",
     "Progress",
+    "QuotaExceededError",
     "ReadOnlyStorageError",
     "Recovered",
     "SchemaMismatchError",
@@ -80,6 +86,7 @@ __all__ = [
     "StorageFullError",
     "Store",
     "StoreInfo",
+    "UserQueue",
     "migrate",
     "open_store",
     "resolve_location",

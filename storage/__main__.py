@@ -1,6 +1,8 @@
 """``python -m storage info [--json] [--home DIR] [--url URL]``: where the database is, its schema
 version and how many rows it holds.
 
+``python -m storage queue [--json]``: every person's queued and running jobs, as an admin sees them.
+
 ``python -m storage recover [--all]``: mark queued/running generations whose holder stopped renewing its
 lease as failed ("interrupted"), whatever host or container it ran in, and remove the staging folders and
 temporary files nobody is writing; ``--all`` marks every queued/running one — run it only when no
@@ -45,6 +47,33 @@ def _print_info(args: argparse.Namespace) -> int:
     print("generations by status:")
     for status, n in info.generations_by_status.items():
         print(f"  {status:<15} {n}")
+    return 0
+
+
+def _print_queue(args: argparse.Namespace) -> int:
+    with open_store(url=args.url, home=args.home) as store:
+        jobs = store.queue_overview()
+        per_user = store.queue_by_user()
+    if args.json:
+        rows = [{"id": g.id, "user": g.user_id, "status": g.status, "backend": g.backend,
+                 "created_at": g.created_at.isoformat(), "stage": g.progress.stage if g.progress else None,
+                 "step": g.progress.step if g.progress else None, "total": g.progress.total if g.progress else None,
+                 "worker": g.owner} for g in jobs]
+        users = [{"user": u.user_id, "queued": u.queued, "running": u.running} for u in per_user]
+        print(json.dumps({"jobs": rows, "users": users}, indent=2))
+        return 0
+    if not jobs:
+        print("the queue is empty: nothing queued or running")
+        return 0
+    print(f"{'id':>6}  {'status':<8} {'user':<24} {'backend':<8} {'queued at (UTC)':<19}  progress")
+    for g in jobs:
+        progress = ""
+        if g.progress is not None:
+            steps = f" {g.progress.step}/{g.progress.total}" if g.progress.total else ""
+            progress = f"{g.progress.stage}{steps}"
+        print(f"{g.id:>6}  {g.status:<8} {g.user_id[:24]:<24} {g.backend[:8]:<8} "
+              f"{g.created_at:%Y-%m-%d %H:%M:%S}  {progress}")
+    print("per person: " + ", ".join(f"{u.user_id} {u.queued} queued, {u.running} running" for u in per_user))
     return 0
 
 
@@ -97,6 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     url_help = f"SQLAlchemy URL (default ${DB_URL_ENV} or the home's {DB_FILENAME})"
     p_info = sub.add_parser("info", help="database location, schema version and row counts")
     p_info.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p_queue = sub.add_parser("queue", help="every person's queued and running jobs (the admin's view)")
+    p_queue.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p_rec = sub.add_parser("recover", help="mark jobs whose lease ran out as interrupted; remove half-written files")
     p_rec.add_argument("--all", action="store_true",
                        help="every queued/running job, whatever its lease (no VividFlow may be running)")
@@ -104,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_gc.add_argument("--yes", action="store_true", help="delete them (default: only list them)")
     p_gc.add_argument("--min-age", type=float, default=DEFAULT_GC_MIN_AGE_S, metavar="SECONDS",
                       help=f"leave files younger than this alone (default {DEFAULT_GC_MIN_AGE_S:g})")
-    for p in (p_info, p_rec, p_gc):
+    for p in (p_info, p_queue, p_rec, p_gc):
         p.add_argument("--home", default=None, help=HOME_HELP)
         p.add_argument("--url", default=None, help=url_help)
     return parser
@@ -113,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
 def cli(argv: list[str]) -> int:
     """Parse `argv` and run the command; expected errors (StorageError, SettingsError) are raised, not printed."""
     args = build_parser().parse_args(argv)
-    commands = {"info": _print_info, "recover": _recover, "gc": _gc}
+    commands = {"info": _print_info, "queue": _print_queue, "recover": _recover, "gc": _gc}
     return commands[args.command](args)
 
 

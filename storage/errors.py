@@ -69,3 +69,9 @@ def os_error(e: OSError, what: str) -> StorageError:
             f"to a folder"
         )
     return DatabaseUnavailableError(f"cannot use {what}{name}: {e.strerror or e}")
+class QuotaExceededError(StorageError, ValueError):
+    """A person already has as many jobs queued or running as the quota allows."""
+
+
+class ForbiddenError(StorageError, PermissionError):
+    """A change to a record that belongs to another person."""

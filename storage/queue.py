@@ -19,12 +19,21 @@ import os
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
 from storage.base import StoreBase
-from storage.errors import InvalidFieldError, InvalidTransitionError
-from storage.models import SHARED_QUEUE, TERMINAL_STATUSES, Conversation, Generation, SourceImage, utcnow
+from storage.errors import ForbiddenError, InvalidFieldError, InvalidTransitionError, QuotaExceededError
+from storage.models import (
+    ACTIVE_STATUSES,
+    LOCAL_USER,
+    SHARED_QUEUE,
+    TERMINAL_STATUSES,
+    Conversation,
+    Generation,
+    SourceImage,
+    utcnow,
+)
 from storage.records import GenerationRecord
 from storage.validation import (
     check_choice,
@@ -32,6 +41,7 @@ from storage.validation import (
     check_int,
     check_owner,
     check_str,
+    check_user,
     json_dict,
     plan_columns,
 )
@@ -42,6 +52,7 @@ MAX_LEASE_RETRIES = 1
 """How often a job of the shared queue whose lease ran out goes back to the queue before it fails
 (storage.leases)."""
 MIN_LEASE_S = 0.1
+QUOTA_LOCK_KEY = 0x7166  # first key of the per-person PostgreSQL advisory lock the quota check takes
 
 # status -> statuses it may move to
 TRANSITIONS: dict[str, frozenset[str]] = {
@@ -70,8 +81,11 @@ class QueueMixin(StoreBase):
         height: int | None = None,
         owner: str | None = None,
         lease_s: float | None = None,
+        user: str = LOCAL_USER,
+        quota: int | None = None,
     ) -> GenerationRecord:
-        """Record a new generation, status ``queued``.
+        """Record a new generation, status ``queued``, for ``user`` (the person asking; ``'local'`` without a
+        login).
 
         ``plan`` is the MotionPlan JSON dict; its filterable keys (PLAN_COLUMNS) are copied into
         columns. ``width``/``height`` (the render size, when the plan lacks it) override the plan's.
@@ -79,6 +93,9 @@ class QueueMixin(StoreBase):
         ``owner``: the process that will run it (``storage.owner.current_owner()``) under a lease of
         ``lease_s`` seconds it renews; None, or no lease, means nobody known, and any process's recovery may
         then mark it interrupted.
+        ``quota``: the most jobs ``user`` may have queued or running; one more raises QuotaExceededError
+        (checked and inserted in one transaction, so two tabs submitting at once cannot both slip past it).
+        ``conversation_id`` must be a conversation of ``user``.
         """
         if not isinstance(plan, dict):
             raise InvalidFieldError(f"plan must be a dict, got {type(plan).__name__}")
@@ -93,9 +110,18 @@ class QueueMixin(StoreBase):
         params = json_dict("params", params) if params is not None else None
         owner = check_owner(owner)
         lease = self._process_lease(owner, lease_s)
+        user = check_user(user)
+        if quota is not None:
+            check_int("quota", quota, 0)
         with self._write() as s:
+            if quota is not None:
+                self._check_quota(s, user, quota)
             if conversation_id is not None:
                 conv = self._get(s, Conversation, conversation_id, "conversation")
+                if conv.user_id != user:
+                    raise ForbiddenError(
+                        f"conversation {conversation_id} belongs to another person; {user} cannot render into it"
+                    )
                 conv.updated_at = utcnow()
             if source_image_id is not None:
                 self._get(s, SourceImage, source_image_id, "source image")
@@ -114,11 +140,26 @@ class QueueMixin(StoreBase):
                 cancel_requested=False,
                 owner=owner,
                 **lease,
+                user_id=user,
                 **columns,
             )
             s.add(row)
             s.flush()
             return self._generation(row)
+
+    def _check_quota(self, s: Session, user: str, quota: int) -> None:
+        """QuotaExceededError when ``user`` has ``quota`` jobs queued or running. PostgreSQL: a transaction lock
+        per person first, so two submissions of one person are counted one after the other (SQLite's write
+        transaction is the only writer already)."""
+        if self.is_postgres:
+            s.execute(text("SELECT pg_advisory_xact_lock(:k, hashtext(:u))"), {"k": QUOTA_LOCK_KEY, "u": user})
+        active = select(func.count()).where(Generation.user_id == user, Generation.status.in_(ACTIVE_STATUSES))
+        n = int(s.scalar(active) or 0)
+        if n >= quota:
+            raise QuotaExceededError(
+                f"{user} already has {n} job(s) queued or running, and the limit per person is {quota} "
+                f"(VIVIDFLOW_QUEUE_QUOTA); wait for one to finish or cancel one, then submit again"
+            )
 
     def _transition(
         self, s: Session, generation_id: int, to: str, values: dict[str, Any], owner: str | None = None

@@ -68,6 +68,12 @@ def imports_of(module: str, path: Path, known: set[str]) -> set[str]:
             # a module's own parent packages run first anyway: not an edge of the graph
             if name and name != module and not module.startswith(name + "."):
                 found.add(name)
+            # importing a.b.c runs the sub-package a.b's __init__ first (an eager one can close a cycle)
+            parent = name.rpartition(".")[0]
+            while parent.count(".") >= 1:
+                if parent in known and not module.startswith(parent + ".") and parent != module:
+                    found.add(parent)
+                parent = parent.rpartition(".")[0]
     return found
 
 

@@ -23,12 +23,14 @@ from dataclasses import dataclass
 import streamlit as st
 from streamlit import config as st_config
 
+import storage
+
 log = logging.getLogger(__name__)
 
 K = "auth."
 USER = K + "user"  # the name a password user signed in with
 FAILURES = K + "failures"  # this session's failed attempts in a row
-LOCAL_USER = "local"
+LOCAL_USER = storage.LOCAL_USER  # one name for "nobody signed in"
 MAX_NAME_CHARS = 40
 FIRST_DELAY_S = 1.0  # after the first wrong password; doubles after each further one
 MAX_DELAY_S = 16.0
@@ -76,9 +78,9 @@ def oidc_configured() -> bool:
 
 def shared_password() -> str | None:
     """VIVIDFLOW_PASSWORD (settings.studio.password) as loaded when the session started, or None."""
-    from ui import services
+    from ui.session_settings import startup_settings
 
-    secret = services.startup_settings().studio.password
+    secret = startup_settings().studio.password
     return secret.get_secret_value() if secret is not None else None
 
 

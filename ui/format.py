@@ -116,6 +116,21 @@ def card_subcaption(g: GenerationRecord) -> str:
     return plain(f"{backend} · {dur} · seed {g.seed} · {local_time(g.created_at)[:16]}")
 
 
+def motion_summary(plan: dict[str, Any] | None, duration_s: float | None = None) -> str:
+    """What moves and how, in one line: "hair 0.48× · orbit right · 5 s" (a gallery card's caption)."""
+    plan = plan or {}
+    parts = [f"{m.get('subject', '?')} {float(m.get('speed', 1.0)):g}×" for m in plan.get("motions", [])]
+    camera = plan.get("camera") or {}
+    move = camera.get("move", "static")
+    if move and move != "static":
+        speed = float(camera.get("speed", 1.0))
+        parts.append(move.replace("_", " ") + (f" {speed:g}×" if speed != 1.0 else ""))
+    duration = duration_s if duration_s is not None else plan.get("duration_s")
+    if duration is not None:
+        parts.append(f"{float(duration):g} s")
+    return " · ".join(parts) or "no motion"
+
+
 NEGATIVE_GUIDANCE = {
     "nag": "negative prompt through NAG (guidance 1)",
     "cfg": "negative prompt through classifier-free guidance",
@@ -162,6 +177,20 @@ def parameter_rows(g: GenerationRecord) -> list[tuple[str, str]]:
         if key in (g.params or {}):
             rows.append((key, _short((g.params or {})[key])))
     return rows
+
+
+SAME_FOR_COMPARE = {"created", "started", "finished", "attempts"}  # not part of what was rendered
+
+
+def plan_differences(a: GenerationRecord, b: GenerationRecord) -> list[tuple[str, str, str]]:
+    """(what, value in a, value in b) for every parameter that differs between two generations, the
+    motion summary and the prompt included: what to look for when the two play side by side."""
+    rows = [("motion", motion_summary(a.plan, a.duration_s), motion_summary(b.plan, b.duration_s))]
+    ra, rb = dict(parameter_rows(a)), dict(parameter_rows(b))
+    rows += [(name, ra.get(name, "—"), rb.get(name, "—")) for name in dict.fromkeys([*ra, *rb])
+             if name not in SAME_FOR_COMPARE]
+    rows.append(("prompt", a.prompt or "—", b.prompt or "—"))
+    return [r for r in rows if r[1] != r[2]]
 
 
 def timing_rows(g: GenerationRecord) -> list[tuple[str, str]]:

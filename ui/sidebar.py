@@ -7,6 +7,7 @@ import streamlit as st
 
 from ui import services
 from ui.format import markdown_table, plain
+from ui.widgets import scoped
 from vividflow.sections import BACKENDS, WanSettings
 from vividflow.settings import Settings
 
@@ -17,8 +18,8 @@ def _new_chat() -> None:
     services.switch_conversation(None)
 
 
-def _open_chat() -> None:
-    conv_id = st.session_state.get(K + "conversation")
+def _open_chat(key: str) -> None:
+    conv_id = st.session_state.get(key)
     if conv_id is not None and conv_id != services.studio().conversation_id:
         services.switch_conversation(int(conv_id))
 
@@ -27,22 +28,24 @@ def render_conversations() -> None:
     studio = services.studio()
     st.button("New chat", icon=":material/add:", key=K + "new", on_click=_new_chat, width="stretch",
               help="Start a new conversation (the picture is kept)")
-    recent = services.store().list_conversations(limit=20)
+    recent = services.store().list_conversations(limit=20, user=studio.user)
     if not recent:
         return
     titles = {c.id: (c.title or f"chat {c.id}") for c in recent}
     if studio.conversation_id is not None and studio.conversation_id not in titles:
         titles[studio.conversation_id] = f"chat {studio.conversation_id}"
+    # the picker's key is scoped per conversation: after "New chat" it is a new, empty widget, so the
+    # browser's old selection cannot reopen the previous chat (issue 17 item 1)
+    key = scoped(K + "conversation")
     if studio.conversation_id is not None:
-        st.session_state[K + "conversation"] = studio.conversation_id
-    else:
-        st.session_state.pop(K + "conversation", None)
+        st.session_state[key] = studio.conversation_id
     st.selectbox(
         "Recent chats",
         list(titles),
-        key=K + "conversation",
+        key=key,
         format_func=lambda i: f"#{i} · {titles[i][:40]}",
         on_change=_open_chat,
+        args=(key,),
         index=None,
         placeholder="open a chat…",
     )

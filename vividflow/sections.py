@@ -146,16 +146,32 @@ class StorageSettings(Section):
     }
 
 
+def name_list(value: Any) -> tuple[str, ...]:
+    """Names from "a@x.org, b@y.org" (environment) or a TOML list; blanks dropped, order kept."""
+    if value is None:
+        return ()
+    items = value.split(",") if isinstance(value, str) else list(value)
+    if not all(isinstance(x, str) for x in items):
+        raise ValueError(f"admins must be names separated by commas, got {value!r}")
+    return tuple(dict.fromkeys(x.strip() for x in items if x.strip()))
+
+
 class StudioSettings(Section):
-    """The studio page."""
+    """The studio page, and the people who share it."""
 
     backend: Annotated[Backend, BeforeValidator(choice("backend", BACKENDS))] = "auto"
     # in-process: the studio runs the jobs it queues; external: workers (`python -m generation worker`) do
     workers: Annotated[Workers, BeforeValidator(choice("workers", WORKERS))] = "in-process"
     # a shared password for the studio (ui.auth); required before it serves beyond 127.0.0.1 unless st.login is set up
     password: Password = None
-    env_names: ClassVar[dict[str, str]] = {"backend": "VIVIDFLOW_BACKEND", "workers": "VIVIDFLOW_WORKERS",
-                                           "password": "VIVIDFLOW_PASSWORD"}
+    # the most jobs one person may have queued or running at once; 0: no limit
+    queue_quota: Annotated[int, BeforeValidator(int_in("queue_quota", 0, 100_000))] = 10
+    # the people (login names or e-mails) who see every person's queue in the studio
+    admins: Annotated[tuple[str, ...], BeforeValidator(name_list)] = ()
+    env_names: ClassVar[dict[str, str]] = {
+        "backend": "VIVIDFLOW_BACKEND", "workers": "VIVIDFLOW_WORKERS", "password": "VIVIDFLOW_PASSWORD",
+        "queue_quota": "VIVIDFLOW_QUEUE_QUOTA", "admins": "VIVIDFLOW_ADMINS",
+    }
 
 
 class WanSettings(Section):

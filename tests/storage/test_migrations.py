@@ -31,8 +31,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 EXPECTED_COLUMNS = {
     "schema_migrations": ["version", "name", "applied_at"],
-    "conversations": ["id", "title", "created_at", "updated_at"],
-    "messages": ["id", "conversation_id", "role", "text", "plan", "meta", "created_at"],
+    "conversations": ["id", "title", "created_at", "updated_at", "user_id", "shared"],  # migration 5
+    "messages": ["id", "conversation_id", "role", "text", "plan", "meta", "created_at", "user_id"],
     "source_images": [
         "id", "sha256", "media_key", "width", "height", "format", "size_bytes", "filename", "created_at",
     ],
@@ -45,6 +45,7 @@ EXPECTED_COLUMNS = {
         "timings", "params", "video_path", "thumbnail_path", "created_at", "started_at", "finished_at",
         "owner",  # migration 2
         "heartbeat_at", "lease_expires_at", "lease_retries",  # migration 4
+        "user_id", "shared",  # migration 5
     ],
 }
 
@@ -56,6 +57,7 @@ EXPECTED_GENERATION_INDEXES = {
     "ix_generations_seed": ["seed"],
     "ix_generations_conversation_id": ["conversation_id"],
     "ix_generations_parent_id": ["parent_id"],
+    "ix_generations_user_id": ["user_id", "status"],
 }
 
 

@@ -270,7 +270,7 @@ def test_an_unexpected_error_is_a_friendly_box_with_a_log_reference_not_a_traceb
     import ui.chat
     from vividflow.logs import log_path
 
-    def broken(studio):
+    def broken(studio, **_):
         raise RuntimeError("boom: internal detail 4711")
 
     monkeypatch.setattr(ui.chat, "render", broken)
