@@ -377,17 +377,29 @@ def _fill(folder: Path) -> None:
                 f.flush()
 
 
-@needs_root
 @pytest.mark.parametrize("argv", [("info",), ("recover",)], ids=["info", "recover"])
 def test_read_only_folder_is_named(tmp_path, seeded_template, argv, monkeypatch):
-    with tmpfs(tmp_path / "ro", "8m") as mnt:
+    """As root: a read-only tmpfs (permission bits do not bind root); as another user: a folder without write
+    permission."""
+    with contextlib.ExitStack() as stack:
+        if IS_ROOT:
+            mnt = stack.enter_context(tmpfs(tmp_path / "ro", "8m"))
+        else:
+            mnt = tmp_path / "ro"
+            mnt.mkdir()
         home = mnt / "home"
         shutil.copytree(seeded_template, home)
         before = rows(home / "vividflow.db")
-        subprocess.run(["mount", "-o", "remount,ro", str(mnt)], check=True)
+        if IS_ROOT:
+            subprocess.run(["mount", "-o", "remount,ro", str(mnt)], check=True)
+        else:
+            home.chmod(0o555)
         code, out, err = run_main(argv, home, {}, monkeypatch)
         assert_one_line(code, out, err, 2, "is read-only")
-        subprocess.run(["mount", "-o", "remount,rw", str(mnt)], check=True)
+        if IS_ROOT:
+            subprocess.run(["mount", "-o", "remount,rw", str(mnt)], check=True)
+        else:
+            home.chmod(0o755)
         assert_intact(home, before)
 
 
