@@ -22,7 +22,8 @@ END_OFF_RE = re.compile(
 )
 END_ON_RE = re.compile(
     rf"\b(?:end|finish|land|stop)(?:ing|s)?\s+(?:on|with|at|in)\s+{_WHICH}{_PICTURE}s?\b"
-    rf"|\buse\s+{_WHICH}{_PICTURE}\s+as\s+(?:the\s+)?(?:end|last|final)\s+(?:frame|picture|image|photo)\b"
+    rf"|\b(?:use\s+{_WHICH}{_PICTURE}\s+as|make\s+{_WHICH}{_PICTURE})\s+(?:the\s+)?(?:end|last|final)\s+"
+    rf"(?:frame|picture|image|photo)\b"
     rf"|\b(?:morph|transition|blend|turn|go)(?:s|ing)?\s+(?:in)?to\s+{_WHICH}{_PICTURE}\b"
     rf"|\b(?:the\s+)?(?:end|last|final)\s+(?:frame|picture|image|photo)\s+is\s+{_WHICH}{_PICTURE}\b"
 )
