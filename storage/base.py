@@ -159,6 +159,7 @@ class StoreBase:
             heartbeat_at=row.heartbeat_at,
             lease_expires_at=row.lease_expires_at,
             lease_retries=row.lease_retries,
+            batch_id=row.batch_id,
         )
 
     @staticmethod

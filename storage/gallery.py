@@ -61,6 +61,13 @@ class GalleryMixin(StoreBase):
             )
             return [self._generation(r) for r in s.scalars(q)]
 
+    def list_batch(self, batch_id: str) -> list[GenerationRecord]:
+        """The generations of one batch of variations (#12 §3), in the order they were made."""
+        check_str("batch_id", batch_id, allow_empty=False)
+        with self._read() as s:
+            q = select(Generation).where(Generation.batch_id == batch_id).order_by(Generation.id)
+            return [self._generation(r) for r in s.scalars(q)]
+
     def list_gallery(
         self,
         *,

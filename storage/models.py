@@ -126,6 +126,7 @@ class Generation(Base):
         Index("ix_generations_seed", "seed"),
         Index("ix_generations_conversation_id", "conversation_id"),
         Index("ix_generations_parent_id", "parent_id"),
+        Index("ix_generations_batch_id", "batch_id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -177,3 +178,5 @@ class Generation(Base):
     heartbeat_at: Mapped[datetime | None] = mapped_column()
     lease_expires_at: Mapped[datetime | None] = mapped_column()
     lease_retries: Mapped[int] = mapped_column(Integer, default=0)
+    # the batch of variations it belongs to (#12 §3, migration 5); None: a single clip
+    batch_id: Mapped[str | None] = mapped_column(String(64))

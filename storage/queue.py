@@ -62,6 +62,7 @@ class QueueMixin(StoreBase):
         width: int | None = None,
         height: int | None = None,
         owner: str | None = None,
+        batch_id: str | None = None,
     ) -> GenerationRecord:
         """Record a new generation, status ``queued``.
 
@@ -69,7 +70,8 @@ class QueueMixin(StoreBase):
         columns. ``width``/``height`` (the render size, when the plan lacks it) override the plan's.
         ``params``: everything else needed to reproduce it (LoRA ids and scales, quantization, ...).
         ``owner``: the process that will run it (``storage.owner.current_owner()``); None means nobody
-        known, and any process's start-up recovery may then mark it interrupted.
+        known, and any process's start-up recovery may then mark it interrupted. ``batch_id``: the batch of
+        variations it belongs to (#12 §3), shared by the records of one batch.
         """
         if not isinstance(plan, dict):
             raise InvalidFieldError(f"plan must be a dict, got {type(plan).__name__}")
@@ -83,6 +85,10 @@ class QueueMixin(StoreBase):
         check_str("model_id", model_id)
         params = json_dict("params", params) if params is not None else None
         owner = check_owner(owner)
+        if batch_id is not None:
+            check_str("batch_id", batch_id, allow_empty=False)
+            if len(batch_id) > 64:
+                raise InvalidFieldError(f"batch_id must be at most 64 characters, got {len(batch_id)}")
         with self._write() as s:
             if conversation_id is not None:
                 conv = self._get(s, Conversation, conversation_id, "conversation")
@@ -103,6 +109,7 @@ class QueueMixin(StoreBase):
                 attempts=0,
                 cancel_requested=False,
                 owner=owner,
+                batch_id=batch_id,
                 **columns,
             )
             s.add(row)

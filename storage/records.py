@@ -105,6 +105,8 @@ class GenerationRecord:
     """While it runs under a lease: when the lease runs out unless renewed."""
     lease_retries: int
     """How often it went back to the queue because its lease ran out."""
+    batch_id: str | None = None
+    """The batch of variations it belongs to (records of one batch share it); None: a single clip."""
 
     @property
     def is_terminal(self) -> bool:
