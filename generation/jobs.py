@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from generation.backend import Backend
+from generation.batch_jobs import BatchMixin
 from generation.choose import check_available, check_name, get_backend, model_id_for, picture_required, size_rule_for
 from generation.events import Cancelled, CancelToken, Event, EventListener, Preview, Queued
 from generation.workers import STAGING_PREFIX, Job, WorkerMixin
@@ -75,7 +76,7 @@ def default_factory(name: str, device: str) -> Backend:
     return get_backend(name)
 
 
-class Runner(WorkerMixin):
+class Runner(BatchMixin, WorkerMixin):
     """FIFO queue + one worker thread per device (generation.workers); every job is a generation record first.
 
     `backends`: ready backend instances by name, shared by all workers (e.g. {"preview": PreviewBackend()});
@@ -207,11 +208,13 @@ class Runner(WorkerMixin):
         width: int | None = None,
         height: int | None = None,
         params: Mapping[str, Any] | None = None,
+        batch_id: str | None = None,
     ) -> GenerationRecord:
         """Validate, record (`queued`) and queue one job; raise JobError / BackendUnavailable before any write.
 
         `image`: a source image id from the store, or a path, bytes or PIL image (stored once by content).
-        `backend` defaults to `default_backend_name()`.
+        `backend` defaults to `default_backend_name()`. A plan of several variations is a batch
+        (`submit_batch`, #12 §3): its first record is returned. A plan's end picture must be in the store.
         """
         from generation.choose import default_backend_name
         from generation.image import ImageError, load_image
@@ -220,6 +223,11 @@ class Runner(WorkerMixin):
             raise RunnerClosed("the runner is closed")
         # 1. Check everything first: nothing is written unless all of it is fine
         plan_obj = _parse_plan(plan)
+        if plan_obj.variations > 1 and batch_id is None:
+            return self.submit_batch(plan_obj, image, backend=backend, model_id=model_id,
+                                     conversation_id=conversation_id, parent_id=parent_id, width=width,
+                                     height=height, params=params)[0]
+        self._check_end_image(plan_obj)
         name = backend if backend is not None else default_backend_name()
         try:
             check_name(name)
@@ -256,6 +264,7 @@ class Runner(WorkerMixin):
             record = self.store.create_generation(
                 conversation_id, plan_obj.to_dict(), image_id, name, model, parent_id,
                 dict(params) if params else None, width=width, height=height, owner=self._holder,
+                batch_id=batch_id,
             )
             position = self._enqueue(record.id, name)
             self._emit(Queued(job_id=record.id, position=position))  # under the lock: before Started
