@@ -81,32 +81,6 @@ class BatchMixin:
     _jobs: dict[int, Job]
     _running: dict[int, str]
 
-    # --- submitting ------------------------------------------------------------------------------
-
-    def submit_batch(self, plan: Any, image: Any, **kwargs: Any) -> list[GenerationRecord]:
-        """Record and queue the clips of `plan` (`plan.variations` of them, seeds from
-        `agent.end_and_batch.batch_plans`) as one batch; a plan of one clip is one ordinary `submit`."""
-        from agent.end_and_batch import batch_plans
-        from generation.jobs import _parse_plan
-
-        plan = _parse_plan(plan)
-        if plan.variations <= 1:
-            return [self.submit(plan, image, **kwargs)]  # type: ignore[attr-defined]
-        batch_id = uuid.uuid4().hex
-        plans = batch_plans(plan)
-        first = self.submit(plans[0], image, batch_id=batch_id, **kwargs)  # type: ignore[attr-defined]
-        rest = [self.submit(p, first.source_image_id, batch_id=batch_id,  # type: ignore[attr-defined]
-                            **{**kwargs, "width": first.width, "height": first.height})
-                for p in plans[1:]]
-        return [first, *rest]
-
-    def _check_end_image(self, plan: MotionPlan) -> None:
-        """A plan that ends on a picture needs that picture in the store (JobError otherwise)."""
-        from generation.jobs import JobError
-
-        if plan.end_image is not None and self.store.find_image(plan.end_image) is None:
-            raise JobError(f"the end picture {plan.end_image[:12]}… is not in the media store: upload it again")
-
     def end_picture_of(self, plan: MotionPlan) -> Image.Image | None:
         """The end picture a plan names, read from the store (None when it names none)."""
         from generation.image import load_image

@@ -270,6 +270,29 @@ class Runner(BatchMixin, WorkerMixin):
             self._emit(Queued(job_id=record.id, position=position))  # under the lock: before Started
         return record
 
+    def submit_batch(self, plan: Any, image: Any, **kwargs: Any) -> list[GenerationRecord]:
+        """Record and queue the clips of `plan` (`plan.variations` of them, seeds from
+        `agent.end_and_batch.batch_plans`) as one batch; a plan of one clip is one ordinary `submit`."""
+        from agent.end_and_batch import batch_plans
+
+        plan = _parse_plan(plan)
+        if plan.variations <= 1:
+            return [self.submit(plan, image, **kwargs)]
+        import uuid
+
+        batch_id = uuid.uuid4().hex
+        plans = batch_plans(plan)
+        first = self.submit(plans[0], image, batch_id=batch_id, **kwargs)
+        rest = [self.submit(p, first.source_image_id, batch_id=batch_id,
+                            **{**kwargs, "width": first.width, "height": first.height})
+                for p in plans[1:]]
+        return [first, *rest]
+
+    def _check_end_image(self, plan: MotionPlan) -> None:
+        """A plan that ends on a picture needs that picture in the store (JobError otherwise)."""
+        if plan.end_image is not None and self.store.find_image(plan.end_image) is None:
+            raise JobError(f"the end picture {plan.end_image[:12]}… is not in the media store: upload it again")
+
     @property
     def _holder(self) -> str:
         """Who holds the jobs this runner queues: any worker of the shared queue, or this process."""
