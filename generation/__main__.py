@@ -1,6 +1,7 @@
 """``python -m generation``: render a plan from the terminal, rerun one from history, list the queue, show a recipe.
 
     python -m generation render [--image IMG] --plan plan.json [--backend preview] [--out x.mp4]
+                                [--end-image END | --loop] [--variations N]
     python -m generation rerun ID [--seed N] [--steps N] [--backend NAME] [--out x.mp4]
     python -m generation queue
     python -m generation recipe [--model ID] [--lightning | --no-lightning]
@@ -69,7 +70,7 @@ def _progress_bar() -> tuple[Any, Any]:
 
 
 def _run_job(store: Any, submit: Any, out: str | None) -> int:
-    """Submit through a local runner, wait with a progress bar, print the outcome."""
+    """Submit through a local runner, wait with a progress bar, print the outcome (of each clip of a batch)."""
     from generation.jobs import Runner
 
     listen, close_bar = _progress_bar()
@@ -79,20 +80,40 @@ def _run_job(store: Any, submit: Any, out: str | None) -> int:
         print(f"marked generation(s) {ids} failed: interrupted by a process that stopped", file=sys.stderr)
     try:
         runner.subscribe(listen)
-        record = submit(runner)
-        print(f"generation #{record.id} queued ({record.backend}, {record.width}×{record.height}, "
-              f"{record.num_frames} frames)", file=sys.stderr)
+        submitted = submit(runner)
+        records = submitted if isinstance(submitted, list) else [submitted]  # a batch of variations (#12 §3)
+        for record in records:
+            print(f"generation #{record.id} queued ({record.backend}, {record.width}×{record.height}, "
+                  f"{record.num_frames} frames)", file=sys.stderr)
+        finals = []
         try:
-            final = runner.wait(record.id)
+            for record in records:
+                finals.append(runner.wait(record.id))
         except KeyboardInterrupt:
             print("\ncancelling …", file=sys.stderr)
-            runner.cancel(record.id)
-            final = runner.wait(record.id)
+            for record in records:
+                runner.cancel(record.id)
+            finals = [runner.wait(record.id) for record in records]
     finally:
         close_bar()
         runner.close(cancel_running=True)
+    codes = [_print_outcome(final, _numbered(out, k, len(finals))) for k, final in enumerate(finals)]
+    return max(codes, key=lambda c: (c != 0, c))
+
+
+def _numbered(out: str | None, k: int, n: int) -> str | None:
+    """--out for clip k of n: the path itself for one clip, x-1.mp4, x-2.mp4 … for a batch."""
+    if out is None or n == 1:
+        return out
+    root, ext = os.path.splitext(out)
+    return f"{root}-{k + 1}{ext or '.mp4'}"
+
+
+def _print_outcome(final: Any, out: str | None) -> int:
     print(f"id: {final.id}")
     print(f"status: {final.status}")
+    if final.batch_id is not None:
+        print(f"batch: {final.batch_id} (seed {final.seed})")
     if final.status == "succeeded":
         video = str(final.video_path)
         if out:
@@ -132,7 +153,33 @@ def cmd_render(args: argparse.Namespace) -> int:
     if args.seed is not None:
         plan = _with(plan, seed=args.seed, seed_policy="explicit")
     with _store(args) as store:
-        return _run_job(store, lambda r: r.submit(plan, args.image, backend=args.backend), args.out)
+        plan = _end_and_variations(plan, args, store)
+        return _run_job(store, lambda r: r.submit_batch(plan, args.image, backend=args.backend), args.out)
+
+
+def _end_and_variations(plan: Any, args: argparse.Namespace, store: Any) -> Any:
+    """--end-image (stored like the first picture, the plan keeps its key), --loop and --variations (#12 §1, §3)."""
+    from agent.end_and_batch import MAX_VARIATIONS
+
+    if args.end_image is not None and args.loop:
+        raise BadInput("--end-image and --loop: a loop ends on the first picture, so give one of them")
+    if args.end_image is not None:
+        from generation.image import load_image
+
+        load_image(args.end_image)  # ImageError (a sentence) before anything is stored
+        with open(args.end_image, "rb") as f:
+            record = store.add_image(f.read(), filename=os.path.basename(args.end_image))
+        plan = _with(plan, end_image=record.sha256, loop=False)
+    if args.loop:
+        plan = _with(plan, loop=True, end_image=None)
+    if args.variations is not None:
+        count = args.variations
+        if count > MAX_VARIATIONS:
+            print(f"note: {count} variations is more than the {MAX_VARIATIONS} a batch can hold: "
+                  f"set to {MAX_VARIATIONS}", file=sys.stderr)
+            count = MAX_VARIATIONS
+        plan = _with(plan, variations=count)
+    return plan
 
 
 def cmd_rerun(args: argparse.Namespace) -> int:
@@ -294,7 +341,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--plan", required=True, help="MotionPlan JSON file")
     p.add_argument("--backend", default=None, help="preview or wan (default: wan with CUDA and weights, else preview)")
     p.add_argument("--seed", type=int, default=None, help="override the plan's seed")
-    p.add_argument("--out", default=None, help="also copy the video here")
+    p.add_argument("--out", default=None, help="also copy the video here (x-1.mp4, x-2.mp4 … for variations)")
+    p.add_argument("--end-image", default=None, help="a picture the clip ends on (Wan: last_image)")
+    p.add_argument("--loop", action="store_true", help="a seamless loop: the clip ends where it starts")
+    p.add_argument("--variations", type=_positive_int, default=None,
+                   help="render N clips with different seeds as one batch (at most 8)")
     p.set_defaults(func=cmd_render)
     p = sub.add_parser("rerun", help="render a generation from history again (as its child)")
     p.add_argument("id", type=int)
