@@ -85,7 +85,11 @@ def render_result(ctx: Context, g: GenerationRecord) -> None:
 
 def render_latest(ctx: Context) -> None:
     """The newest finished result of the conversation (the chat continues from it), or a placeholder."""
+    from ui.end_and_batch import render_batch
+
     shown = ctx.studio.latest_result(finished=True)
+    if shown is not None and shown.batch_id is not None and render_batch(ctx.studio, shown):  # #12 §3
+        return
     if shown is not None:
         render_result(ctx, shown)
     else:

@@ -1,0 +1,72 @@
+"""The end picture uploader and the grid of a batch of variations (#12 §1, §3).
+
+The optional "End frame" uploader keeps a second picture; the chat's "end on this picture" makes the clip end
+on it ("make it loop" ends on the first picture instead). A batch of variations shows as a grid, each clip
+with "Use this one", which makes it the current plan for further refinement ("I like the third one" in the
+chat does the same).
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from storage import GenerationRecord
+
+from ui.format import status_label
+from vividflow.studio import Studio
+
+K = "endbatch."
+GRID_COLUMNS = 4
+
+
+def render_end_uploader(studio: Studio) -> None:
+    """An expander with the optional end picture: upload, show, remove."""
+    from ui.create import MAX_UPLOAD_MB, UPLOAD_EXTENSIONS, UploadError, check_upload, thumbnail
+
+    end = studio.end_image
+    plan = studio.plan
+    title = "End frame (optional)" + (" · used" if plan.end_image else "") + (" · loop" if plan.loop else "")
+    with st.expander(title, expanded=end is not None):
+        uploaded = st.file_uploader("A picture the clip ends on", type=list(UPLOAD_EXTENSIONS), key=K + "upload",
+                                    max_upload_size=MAX_UPLOAD_MB,
+                                    help="Then say “end on this picture”; “make it loop” ends on the first one")
+        if uploaded is not None and st.session_state.get(K + "seen") != uploaded.file_id:
+            st.session_state[K + "seen"] = uploaded.file_id
+            try:
+                checked = check_upload(uploaded.getvalue(), uploaded.name)
+            except UploadError as e:
+                st.session_state[K + "error"] = str(e)
+            else:
+                st.session_state.pop(K + "error", None)
+                studio.set_end_image(checked.data, checked.filename, checked.width, checked.height, checked.format)
+                end = studio.end_image
+        if err := st.session_state.get(K + "error"):
+            st.error(err)
+        if end is not None:
+            st.image(thumbnail(end.path), width="stretch")
+            used = plan.end_image == end.sha256
+            st.caption("The clip ends on this picture." if used
+                       else "Say “end on this picture” to end the clip on it.")
+            st.button("Remove the end picture", key=K + "remove", on_click=studio.clear_end_image)
+        elif plan.loop:
+            st.caption("A seamless loop: the clip ends on the first picture.")
+
+
+def render_batch(studio: Studio, g: GenerationRecord) -> bool:
+    """The grid of `g`'s batch of variations; False (nothing drawn) when `g` is a single clip."""
+    batch = studio.batch_of(g)
+    if len(batch) < 2:
+        return False
+    st.markdown(f"**{len(batch)} variations** · pick one to refine it (or say “I like the third one”)")
+    for start in range(0, len(batch), GRID_COLUMNS):
+        cols = st.columns(GRID_COLUMNS)
+        for col, (k, clip) in zip(cols, list(enumerate(batch, start=1))[start:start + GRID_COLUMNS], strict=False):
+            with col:
+                if clip.status == "succeeded" and clip.video_path is not None and clip.video_path.is_file():
+                    st.video(str(clip.video_path), loop=True, autoplay=True, muted=True)
+                current = studio.base_generation_id == clip.id
+                st.caption(f"{k}. #{clip.id} · seed {clip.seed} · {status_label(clip.status)}"
+                           + (" · current" if current else ""))
+                st.button("Use this one", key=K + f"pick.{clip.id}", on_click=studio.pick_variation,
+                          args=(clip.id,), disabled=clip.status != "succeeded" or current, width="stretch")
+    return True
