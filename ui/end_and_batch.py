@@ -8,6 +8,9 @@ chat does the same).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import Any
+
 import streamlit as st
 
 from storage import GenerationRecord
@@ -70,3 +73,38 @@ def render_batch(studio: Studio, g: GenerationRecord) -> bool:
                 st.button("Use this one", key=K + f"pick.{clip.id}", on_click=studio.pick_variation,
                           args=(clip.id,), disabled=clip.status != "succeeded" or current, width="stretch")
     return True
+
+
+def group_batches(items: Sequence[GenerationRecord]) -> list[tuple[GenerationRecord, list[GenerationRecord]]]:
+    """The gallery's items with each batch of variations as one entry: (the newest clip shown, every clip of the
+    batch on this page, oldest first); a single clip is (itself, [itself])."""
+    groups: dict[str, list[GenerationRecord]] = {}
+    out: list[tuple[GenerationRecord, list[GenerationRecord]]] = []
+    for g in items:
+        if g.batch_id is None:
+            out.append((g, [g]))
+        elif g.batch_id in groups:
+            groups[g.batch_id].insert(0, g)
+        else:
+            groups[g.batch_id] = [g]
+            out.append((g, groups[g.batch_id]))
+    return out
+
+
+def batch_caption(members: Sequence[GenerationRecord]) -> str:
+    """"batch of 4 variations: #5 #6 #7 #8" for a card, "" for a single clip."""
+    if len(members) < 2:
+        return ""
+    return f":material/grid_view: batch of {len(members)} variations: " + " ".join(f"#{m.id}" for m in members)
+
+
+def render_batch_links(store: Any, g: GenerationRecord, open_one: Callable[[int], None]) -> None:
+    """In a generation's details: the other clips of its batch, each a button that opens it."""
+    if g.batch_id is None:
+        return
+    batch = store.list_batch(g.batch_id)
+    st.markdown(f"**Batch of {len(batch)} variations**")
+    cols = st.columns(min(len(batch), GRID_COLUMNS))
+    for i, clip in enumerate(batch):
+        cols[i % len(cols)].button(f"#{clip.id} · seed {clip.seed}", key=K + f"open.{clip.id}", on_click=open_one,
+                                   args=(clip.id,), disabled=clip.id == g.id, width="stretch")

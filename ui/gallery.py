@@ -94,7 +94,7 @@ def _open(generation_id: int) -> None:
     st.session_state.pop(K + "confirm_delete", None)
 
 
-def render_card(g: GenerationRecord) -> None:
+def render_card(g: GenerationRecord, batch: str = "") -> None:
     with st.container(border=True):
         if g.thumbnail_path is not None and g.thumbnail_path.is_file():
             st.image(str(g.thumbnail_path), width="stretch")
@@ -107,6 +107,8 @@ def render_card(g: GenerationRecord) -> None:
             )
         st.markdown(card_caption(g))
         st.caption(card_subcaption(g))
+        if batch:  # a batch of variations is one card (#12 §3)
+            st.caption(batch)
         st.button("Details", key=f"{K}open.{g.id}", on_click=_open, args=(g.id,), width="stretch")
 
 
@@ -114,11 +116,14 @@ def render_grid(page: GalleryPage) -> None:
     if not page.items:
         st.info("No generations match these filters." if page.total == 0 and page.page == 1 else "Nothing on this page.")
         return
-    for start in range(0, len(page.items), COLUMNS):
+    from ui.end_and_batch import batch_caption, group_batches
+
+    groups = group_batches(page.items)
+    for start in range(0, len(groups), COLUMNS):
         cols = st.columns(COLUMNS)
-        for col, g in zip(cols, page.items[start : start + COLUMNS], strict=False):
+        for col, (g, members) in zip(cols, groups[start : start + COLUMNS], strict=False):
             with col:
-                render_card(g)
+                render_card(g, batch_caption(members))
 
 
 def _go(page: int) -> None:
@@ -158,6 +163,9 @@ def render_details(store: Store, generation_id: int, actions: GalleryActions) ->
             _details_media(g)
             _details_actions(g, actions)
             _details_lineage(lineage)
+            from ui.end_and_batch import render_batch_links
+
+            render_batch_links(store, g, _open)  # the other clips of its batch (#12 §3)
         with right:
             st.markdown("**Prompt**")
             st.markdown(f"> {g.prompt or '—'}")
