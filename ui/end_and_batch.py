@@ -19,7 +19,8 @@ from ui.format import status_label
 from vividflow.studio import Studio
 
 K = "endbatch."
-GRID_COLUMNS = 4
+GRID_COLUMNS = 2  # the result column is narrow: 2 × 2 for a batch of 4
+LINK_COLUMNS = 4
 
 
 def render_end_uploader(studio: Studio) -> None:
@@ -67,9 +68,10 @@ def render_batch(studio: Studio, g: GenerationRecord) -> bool:
             with col:
                 if clip.status == "succeeded" and clip.video_path is not None and clip.video_path.is_file():
                     st.video(str(clip.video_path), loop=True, autoplay=True, muted=True)
-                current = studio.base_generation_id == clip.id
-                st.caption(f"{k}. #{clip.id} · seed {clip.seed} · {status_label(clip.status)}"
-                           + (" · current" if current else ""))
+                current = (studio.base_generation_id == clip.id and studio.plan.variations == 1
+                           and studio.plan.seed == clip.seed)  # picked: the plan is this clip's
+                state = "" if clip.status == "succeeded" else f" · {status_label(clip.status)}"
+                st.caption(f"{k}. #{clip.id} · seed {clip.seed}{state}" + (" · current" if current else ""))
                 st.button("Use this one", key=K + f"pick.{clip.id}", on_click=studio.pick_variation,
                           args=(clip.id,), disabled=clip.status != "succeeded" or current, width="stretch")
     return True
@@ -104,7 +106,7 @@ def render_batch_links(store: Any, g: GenerationRecord, open_one: Callable[[int]
         return
     batch = store.list_batch(g.batch_id)
     st.markdown(f"**Batch of {len(batch)} variations**")
-    cols = st.columns(min(len(batch), GRID_COLUMNS))
+    cols = st.columns(min(len(batch), LINK_COLUMNS))
     for i, clip in enumerate(batch):
         cols[i % len(cols)].button(f"#{clip.id} · seed {clip.seed}", key=K + f"open.{clip.id}", on_click=open_one,
                                    args=(clip.id,), disabled=clip.id == g.id, width="stretch")

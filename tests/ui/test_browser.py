@@ -194,3 +194,34 @@ def test_create_chat_generate_play_and_gallery(server, photo):
         finally:
             browser.close()
     assert "Traceback" not in log_path.read_text(), log_path.read_text()[-3000:]
+
+
+def test_loop_then_a_batch_of_variations_and_pick_one(server, photo):
+    """#12 §1, §3 in the browser: "seamless loop" from the chat, Generate, "give me 2 variations" renders a batch
+    shown as a grid, and "Use this one" makes a clip the plan to refine."""
+    from playwright.sync_api import expect, sync_playwright
+
+    url, home, log_path = server
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1440, "height": 2000})
+            page.set_default_timeout(30_000)
+            page.goto(url)
+            page.locator("input[type=file]").first.set_input_files(str(photo))
+            expect(page.get_by_text("output 624×624", exact=False)).to_be_visible()
+            box = page.get_by_test_id("stChatInputTextArea")
+            box.fill("her hair flows, seamless loop, 0.5 seconds")
+            box.press("Enter")
+            expect(page.get_by_text("ends where it starts", exact=False).first).to_be_visible()
+            page.get_by_role("button", name="Generate").click()
+            page.locator("video").first.wait_for(state="attached", timeout=RENDER_S * 1000)
+            box.fill("give me 2 variations")
+            box.press("Enter")
+            expect(page.get_by_role("button", name="Use this one")).to_have_count(2, timeout=RENDER_S * 1000)
+            _shot(page, "4-studio-variations")
+            page.get_by_role("button", name="Use this one").nth(1).click()
+            expect(page.get_by_text("Picked variation 2 of 2", exact=False)).to_be_visible()
+        finally:
+            browser.close()
+    assert "Traceback" not in log_path.read_text(), log_path.read_text()[-3000:]
