@@ -88,6 +88,7 @@ def test_the_gallery_groups_a_batch_into_one_card_and_its_details_link_the_clips
     assert any("batch of 3 variations: " + " ".join(f"#{g.id}" for g in batch) in c.value for c in at.caption)
     at.button(key=f"g.open.{batch[-1].id}").click().run()
     assert not at.exception
+    assert "| batch | `batch-a` (variations with different seeds) |" in " ".join(m.value for m in at.markdown)
     assert at.button(key=f"endbatch.open.{batch[0].id}")  # the other clips are one click away
     at.button(key=f"endbatch.open.{batch[0].id}").click().run()
     assert f"#{batch[0].id} ·" in " ".join(h.value for h in at.subheader)
