@@ -92,3 +92,22 @@ def test_the_gallery_groups_a_batch_into_one_card_and_its_details_link_the_clips
     assert at.button(key=f"endbatch.open.{batch[0].id}")  # the other clips are one click away
     at.button(key=f"endbatch.open.{batch[0].id}").click().run()
     assert f"#{batch[0].id} ·" in " ".join(h.value for h in at.subheader)
+
+
+def test_the_end_picture_survives_a_restart_and_can_be_removed(kit):
+    import random
+
+    from vividflow.studio import Studio
+
+    s = kit.store()
+    studio = Studio.fresh(s, random.Random(3))
+    studio.set_image(kit.photo_bytes(max_side=64), "astronaut.png", 64, 64, "png")
+    end = studio.set_end_image(_coffee_png(), "coffee.png", 160, 120, "png")
+    studio.chat("end on this picture")
+    again = Studio.resume(s, studio.conversation_id)
+    assert again.state.end_upload == end.sha256 and again.state.end_label == "coffee.png"
+    assert again.plan.end_image == end.sha256
+    again.clear_end_image()
+    assert Studio.resume(s, studio.conversation_id).end_image is None
+    again.chat("end on this picture")  # nothing to end on any more: the reply says how to upload one
+    assert "upload one" in again.entries[-1].text
