@@ -6,7 +6,7 @@ Run: .venv/bin/streamlit run streamlit_app.py
 
 import streamlit as st
 
-from ui import chat, create, plan_panel, result, services, sidebar
+from ui import chat, create, end_and_batch, plan_panel, result, services, sidebar
 
 st.set_page_config(page_title="VividFlow studio", page_icon=":material/movie:", layout="wide")
 PLAN_HEIGHT_PX = 680  # the plan scrolls on its own, so the page follows the chat
@@ -24,6 +24,7 @@ def studio_page() -> None:
         picture, video = st.columns([2, 3])
         with picture:
             create.render(studio, max_area=ctx.max_area)
+            end_and_batch.render_end_uploader(studio)  # the optional end picture (#12 §1)
         with video:
             result.render_latest(ctx)
         result.render_controls(ctx)

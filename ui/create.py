@@ -110,9 +110,6 @@ def render(studio: Studio, *, max_area: int | None = None) -> None:
     if had_image:  # the uploader moves here once there is a picture (same key: same widget)
         with st.expander("Use another picture"):
             _uploader(studio)
-    from ui.end_and_batch import render_end_uploader
-
-    render_end_uploader(studio)  # the optional end picture (#12 §1)
 
 
 THUMB_SIDE = 320
