@@ -108,6 +108,8 @@ class BatchMixin:
             for j in siblings:
                 self._queue.remove(j)
                 self._running[j.id] = self._running.get(job.id, "")
+            if siblings:
+                self._emit_positions()  # type: ignore[attr-defined]  # the jobs behind them moved up
         return siblings
 
     def _run_batch(self, jobs: list[Job], device: str) -> None:
