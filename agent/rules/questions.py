@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable
 
 from agent.compiler import camera_phrase, motion_phrase
+from agent.end_and_batch import end_frame_words
 from agent.plan import MotionPlan
 from agent.rules.clauses import Clause, Turn
 from agent.templates import get_template
@@ -75,6 +76,10 @@ def _negatives(plan: MotionPlan) -> str:
     return f"I keep these out of the video: {', '.join(plan.negative_terms)}."
 
 
+def _sentence_of(words: str) -> str:
+    return f"The clip {words}."
+
+
 _Q = r"(?:what|which|whats|what's)\s+(?:is\s+|are\s+)?(?:the\s+|my\s+|this\s+|your\s+)?"
 QUESTIONS: tuple[tuple[re.Pattern[str], Callable[[MotionPlan], str] | str], ...] = (
     (re.compile(r"\bwhat\s+(?:else\s+)?(?:can|could|do)\s+(?:you|i)\s+(?:do|say|ask|change|understand|make)\b"
@@ -97,6 +102,10 @@ QUESTIONS: tuple[tuple[re.Pattern[str], Callable[[MotionPlan], str] | str], ...]
     (re.compile(r"\bhow\s+many\s+steps\b|" + _Q + r"(?:steps|guidance|cfg)\b"), _steps),
     (re.compile(r"\bwhat\s+(?:is\s+)?the\s+camera\s+doing\b|" + _Q + r"camera(?:\s+move(?:ment)?)?\b"), _camera),
     (re.compile(r"\bwhat\s+(?:are\s+you|am\s+i)\s+avoiding\b|" + _Q + r"negative(?:\s+prompt|\s+terms)?\b"), _negatives),
+    # end frame and loop (#12 §1)
+    (re.compile(r"\b(?:what|where|how)\s+(?:does|will)\s+(?:it|the\s+(?:clip|video))\s+(?:end|finish)\b"
+                r"|\b(?:does|will|is)\s+(?:it|the\s+(?:clip|video))\s+(?:a\s+)?loop(?:ing)?\b|" + _Q
+                + r"(?:end|last|final)\s+(?:frame|picture|image)\b"), lambda plan: _sentence_of(end_frame_words(plan))),
     (re.compile(r"\b(?:write|compose|make)\s+(?:me\s+)?(?:a|an|some)\s+(?:poem|story|song|essay|email|letter|haiku|"
                 r"joke|limerick|tweet|code|program|script|summary|recipe)\b|\btell\s+me\s+(?:a\s+)?(?:joke|story|fact)\b"
                 r"|\bweather\b|\brecipes?\b|\bwhat\s+time\s+is\s+it\b|\bcapital\s+of\b|\btranslate\b"
