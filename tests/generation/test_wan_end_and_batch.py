@@ -87,3 +87,23 @@ def test_a_batch_of_three_seeds_in_one_call_equals_three_single_renders(backend,
     assert all(r.params["batch_size"] == 3 for r in batch)
     with pytest.raises(ValueError, match="differs from clip 1 in more than its seed"):
         backend.generate_batch([plans[0], _plan(seed=9, duration_s=1.0)], _picture(0), out_dir=tmp_path)
+
+
+def test_a_model_that_conditions_the_first_frame_only_leaves_the_end_picture_out_with_a_note():
+    from types import SimpleNamespace
+
+    from generation.sampling import Sampling
+    from generation.wan_batch import last_image_for
+
+    class FirstFrameOnly:  # TI2V-5B's shape: `expand_timesteps`, and no `last_image` in its call
+        config = SimpleNamespace(expand_timesteps=True)
+
+        def __call__(self, image=None, prompt=None):
+            raise AssertionError("not called")
+
+    sampling = Sampling(steps=4, guidance=(1.0, 1.0), flow_shift=None, num_frames=9, fps=16, recipe=None, notes=())
+    last, out = last_image_for(_plan(loop=True), FirstFrameOnly(), _picture(0), None, sampling)
+    assert last is None and "this model cannot end on a picture" in out.notes[-1] and "seamless loop" in out.notes[-1]
+    last, out = last_image_for(_plan(end_image="e" * 64), FirstFrameOnly(), None, _picture(1), sampling)
+    assert last is None and "renders from words alone" in out.notes[-1]
+    assert last_image_for(_plan(), FirstFrameOnly(), _picture(0), None, sampling) == (None, sampling)
