@@ -25,6 +25,7 @@ from agent.plan import (
     LIMITS,
     MAX_ACTION_CHARS,
     MAX_ATMOSPHERE_ITEMS,
+    MAX_NEGATIVE_TERMS,
     MAX_SEED,
     Camera,
     CameraMove,
@@ -35,6 +36,7 @@ from agent.plan import (
 )
 from agent.templates import get_template
 from agent.camera_words import TIME_OF_DAY_LIGHTS
+from vividflow.errors import VividflowError
 
 MAX_TERM_CHARS = 40
 
@@ -192,7 +194,7 @@ MAX_EDITS_PER_TURN = 12
 _edit_list = TypeAdapter(list[Edit])
 
 
-class EditError(ValueError):
+class EditError(VividflowError, ValueError):
     """An edit list that does not match the edit schema; the message names the offending item."""
 
 
@@ -224,6 +226,15 @@ def edits_to_json(edits: list[Edit]) -> str:
 
 
 @dataclass(frozen=True)
+class CompareRequest:
+    """"compare #3 and #5", "compare the first and the second one": two earlier generations to show side by side
+    (session level, like Recall; the plan does not change). `a` and `b` are Recall values the session resolves."""
+
+    a: Recall
+    b: Recall
+
+
+@dataclass(frozen=True)
 class ParseResult:
     """What a planner made of one chat message."""
 
@@ -234,6 +245,7 @@ class ParseResult:
     answers: list[str] = field(default_factory=list)  # answers to questions ("what seed is this?"): no edit
     cancel: bool = False  # "nevermind": drop what is pending (the session knows what that is)
     reply_language: str = "en"  # the person wrote in another language throughout: reply in it where possible
+    compare: CompareRequest | None = None  # "compare #3 and #5": two generations side by side, no plan change
 
 
 class Planner(Protocol):
@@ -366,7 +378,7 @@ def _with_negative(plan: MotionPlan, *terms: str) -> tuple[str, ...]:
         t = t.strip().lower()
         if t and t not in out:
             out.append(t)
-    return tuple(out[-32:])
+    return tuple(out[-MAX_NEGATIVE_TERMS:])
 
 
 def _apply_one(plan: MotionPlan, edit: Edit, *, rng: random.Random, hands_in_view: bool, notes: list[str]) -> MotionPlan:

@@ -7,9 +7,11 @@ form (`to_json` / `from_json`) is the contract every planner produces and every 
 from __future__ import annotations
 
 import json
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, computed_field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, computed_field, field_validator, model_validator
+
+from vividflow.errors import VividflowError, clip, short
 
 FPS = 16
 MAX_SEED = 2**31 - 1
@@ -57,12 +59,17 @@ LIMITS: dict[str, tuple[float, float]] = {
 # The steps the quality words ("higher quality", "best quality", "draft") move between first: a Lightning
 # render's useful range. Past its top they go on up to the LIMITS maximum (for the base recipe).
 QUALITY_STEPS: tuple[int, int] = (4, 12)
+# The bounds of the plan's text (checked before any work: a plan is small whatever it came from).
+MAX_NEGATIVE_TERMS = 16
+MAX_TERM_CHARS = 120  # one atmosphere item or negative term
+MAX_ERRORS_SHOWN = 5  # an error message names the first few problems and counts the rest
 MAX_ACTION_CHARS = 60
 MAX_ATMOSPHERE_ITEMS = 8
 MAX_PROMPT_CHARS = 2000
+MAX_MESSAGE_CHARS = 4000  # a chat message (agent.session.plan_turn refuses longer; the studio's input stops there)
 
 
-class PlanError(ValueError):
+class PlanError(VividflowError, ValueError):
     """A plan (or part of one) that breaks the contract; the message names each field and its range."""
 
     def __init__(self, message: str, errors: list[dict[str, Any]] | None = None):
@@ -90,8 +97,19 @@ def _bounded(field: str, **kw: Any) -> Any:
     return Field(ge=lo, le=hi, **kw)
 
 
+Term = Annotated[str, Field(max_length=MAX_TERM_CHARS)]
+
+
 class _Value(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+
+    @field_validator(*LIMITS, mode="before", check_fields=False)
+    @classmethod
+    def _no_bool(cls, value: Any) -> Any:
+        # JSON `true` is not a number: pydantic would read it as 1
+        if isinstance(value, bool):
+            raise ValueError(f"must be a number, not {str(value).lower()}")
+        return value
 
 
 class Motion(_Value):
@@ -116,7 +134,7 @@ class MotionPlan(_Value):
     template: TemplateId
     motions: tuple[Motion, ...] = ()
     camera: Camera = Camera()
-    atmosphere: tuple[str, ...] = Field(default=(), max_length=MAX_ATMOSPHERE_ITEMS)
+    atmosphere: tuple[Term, ...] = Field(default=(), max_length=MAX_ATMOSPHERE_ITEMS)
     duration_s: float = _bounded("duration_s", default=3.0)
     fps: Literal[16] = FPS
     steps: int = _bounded("steps", default=4)
@@ -125,7 +143,7 @@ class MotionPlan(_Value):
     seed: int = _bounded("seed", default=0)
     seed_policy: SeedPolicy = "new"
     # Terms the person asked to avoid ("no hand movement" → "hands"); the compiler adds them to negative_prompt.
-    negative_terms: tuple[str, ...] = Field(default=(), max_length=32)
+    negative_terms: tuple[Term, ...] = Field(default=(), max_length=MAX_NEGATIVE_TERMS)
     prompt: str = Field(default="", max_length=MAX_PROMPT_CHARS)
     negative_prompt: str = Field(default="", max_length=MAX_PROMPT_CHARS)
     # A prompt typed by the person. When set, the compiler keeps it as `prompt` instead of writing one.
@@ -212,6 +230,8 @@ class MotionPlan(_Value):
             data = json.loads(text)
         except json.JSONDecodeError as e:
             raise PlanError(f"plan is not valid JSON: {e}") from None
+        except RecursionError:
+            raise PlanError("plan is not a plan: its JSON nests far too deep") from None
         return cls.from_dict(data)
 
     @classmethod
@@ -223,8 +243,9 @@ class MotionPlan(_Value):
 def plan_error(e: ValidationError) -> PlanError:
     """Turn pydantic's errors into one message that names each field, the value and the allowed range."""
     parts = []
-    for err in e.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "plan"
+    errors = e.errors()
+    for err in errors[:MAX_ERRORS_SHOWN]:
+        loc = clip(".".join(str(p) for p in err["loc"]) or "plan")
         field = str(err["loc"][-1]) if err["loc"] else ""
         key = field if field in LIMITS else None
         msg = err["msg"]
@@ -232,10 +253,12 @@ def plan_error(e: ValidationError) -> PlanError:
             msg = msg.removeprefix("Value error, ")
         line = f"{loc}: {msg}"
         if "input" in err and err["type"] not in ("missing", "value_error") and not isinstance(err["input"], dict):
-            line += f" (got {err['input']!r})"
+            line += f" (got {short(err['input'])})"
         if key:
             line += f"; allowed range {_fmt(LIMITS[key][0])}–{_fmt(LIMITS[key][1])}"
         elif err["type"] == "literal_error" and "expected" in err.get("ctx", {}):
             pass  # pydantic already lists the allowed values
         parts.append(line)
-    return PlanError("invalid plan: " + "; ".join(parts), errors=e.errors())
+    if len(errors) > MAX_ERRORS_SHOWN:
+        parts.append(f"and {len(errors) - MAX_ERRORS_SHOWN} more")
+    return PlanError("invalid plan: " + "; ".join(parts), errors=errors)

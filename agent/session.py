@@ -22,6 +22,7 @@ from agent.compiler import default_plan
 from agent.edits import (
     SESSION_OPS,
     AddMotion,
+    CompareRequest,
     Edit,
     EditError,
     ParseResult,
@@ -34,19 +35,30 @@ from agent.edits import (
     draw_seed,
 )
 from agent.end_and_batch import PickVariation
-from agent.history import GenerationRef, GenerationSource, pick, recall
+from agent.history import GenerationRef, GenerationSource, find_generation, pick, recall
 from agent.language_replies import translate_reply
-from agent.plan import MotionPlan, PlanError
-from agent.replies import Reply, build_reply, diff_text, plan_diff
+from agent.plan import MAX_MESSAGE_CHARS, MotionPlan, PlanError
+from agent.replies import Comparison, Reply, build_reply, compare_text, diff_text, plan_diff
 from agent.rules import RulePlanner, template_for
 from agent.templates import DEFAULT_TEMPLATE, get_template
+from vividflow.errors import VividflowError
 
 log = logging.getLogger(__name__)
 
 MAX_UNDO = 50
 MAX_TURNS_KEPT = 12
-__all__ = ["MAX_TURNS_KEPT", "MAX_UNDO", "ConversationState", "Reply", "diff_text", "new_conversation", "plan_diff",
-           "plan_turn"]
+__all__ = ["MAX_MESSAGE_CHARS", "MAX_TURNS_KEPT", "MAX_UNDO", "ConversationState", "MessageTooLong", "Reply",
+           "check_message", "diff_text", "new_conversation", "plan_diff", "plan_turn"]
+
+
+class MessageTooLong(VividflowError, ValueError):
+    """A chat message past MAX_MESSAGE_CHARS: refused before any planning, the message says the limit."""
+
+    def __init__(self, length: int, limit: int = MAX_MESSAGE_CHARS):
+        super().__init__(f"a chat message can be at most {limit:,} characters and this one has {length:,}: "
+                         "shorten it and send it again")
+        self.length = length
+        self.limit = limit
 
 
 @dataclass(frozen=True)
@@ -93,6 +105,12 @@ class ConversationState:
         return replace(self, template_lock=template)
 
 
+def check_message(message: str) -> None:
+    """Raise MessageTooLong for a message past MAX_MESSAGE_CHARS (plan_turn does this first)."""
+    if len(message) > MAX_MESSAGE_CHARS:
+        raise MessageTooLong(len(message))
+
+
 def new_conversation(template: str | None = None, conversation_id: int | None = None) -> ConversationState:
     """An empty conversation; `template` locks the category as if chosen in the app."""
     return ConversationState(conversation_id=conversation_id).lock_template(template)
@@ -114,7 +132,9 @@ def plan_turn(
     `planner` defaults to the RulePlanner; any Planner works (the LLM hybrid). Fresh seeds come from `rng`
     (a random.Random; pass a seeded one for reproducible runs). `store` (storage.Store) resolves history
     references through the conversation's generation records; without it `state.generations` is used.
+    A message longer than MAX_MESSAGE_CHARS raises MessageTooLong (nothing is planned or changed).
     """
+    check_message(message)
     planner = planner or RulePlanner()
     rng = rng if rng is not None else random.Random()
     said_hands_in_view = TW.says_hands_in_view(message)
@@ -134,6 +154,11 @@ def plan_turn(
     # 2. Parse; a question, an off-topic request or "nevermind" alone changes nothing (not even a first plan)
     result = _parse(planner, message, start, state)
     notes += result.notes
+    answers = list(result.answers)
+    comparison = None
+    if result.compare is not None:  # "compare #3 and #5": said, and handed to the page; the plan stays
+        comparison, said = _compare(result.compare, state, store)
+        (answers if comparison is not None else notes).append(said)
     edits = list(result.edits)
     pending = state.pending
     if result.cancel:
@@ -143,11 +168,11 @@ def plan_turn(
         notes.append("the hands are visible now, so I added the gesture you asked for before")
         edits += [e for e in pending if e not in edits]
         pending = ()
-    if not edits and (result.answers or result.cancel) and not result.unparsed:
+    if not edits and (result.answers or result.cancel or result.compare) and not result.unparsed:
         reply = build_reply(state.plan, state.plan, state.plan, created_from=None, edits=(), notes=notes,
                             unparsed=(), planner=result.planner, understood=True, undone=False, recalled=[],
-                            message=message, answers=result.answers)
-        reply = _in_language(reply, result.reply_language)
+                            message=message, answers=answers)
+        reply = _in_language(replace(reply, compare=comparison), result.reply_language)
         turns = (state.turns + (("user", message), ("assistant", reply.text)))[-MAX_TURNS_KEPT:]
         return replace(state, turns=turns, pending=pending), reply
     if state.template_lock:
@@ -234,12 +259,34 @@ def plan_turn(
     reply = build_reply(before, start if created_from else before, plan, created_from=created_from,
                         edits=tuple(result.edits), notes=notes, unparsed=result.unparsed, planner=result.planner,
                         understood=understood, undone=undone, recalled=recalled, message=message,
-                        answers=result.answers)
-    reply = _in_language(reply, result.reply_language)
+                        answers=answers)
+    reply = _in_language(replace(reply, compare=comparison), result.reply_language)
     turns = (state.turns + (("user", message), ("assistant", reply.text)))[-MAX_TURNS_KEPT:]
     new_state = replace(state, plan=plan, history=history, turns=turns, hands_in_view=hands_in_view,
                         template_guessed=guessed and not state.template_lock, pending=pending)
     return new_state, reply
+
+
+def _compare(request: CompareRequest, state: ConversationState, store: GenerationSource | None
+             ) -> tuple[Comparison | None, str]:
+    """The two generations a compare request names, resolved like "#12" / "the second one", and what to say."""
+    found: list[GenerationRef] = []
+    for ref in (request.a, request.b):
+        generation, why = find_generation(ref, state.generations, state.conversation_id, store)
+        if generation is None:
+            return None, f"{why}, so there is nothing to compare"
+        found.append(generation)
+    a, b = found
+    if a.id == b.id:
+        return None, f"both point at #{a.id}: name two different videos to compare (“compare #3 and #5”)"
+    try:
+        plan_a, plan_b = MotionPlan.from_dict(a.plan), MotionPlan.from_dict(b.plan)
+    except PlanError as e:
+        log.warning("compare #%s and #%s: a plan could not be read: %s", a.id, b.id, e)
+        comparison = Comparison(a=a.id, b=b.id)
+        return comparison, f"Here are #{a.id} and #{b.id} side by side (a plan could not be read, so no differences)."
+    comparison = Comparison(a=a.id, b=b.id, changes=plan_diff(plan_a, plan_b))
+    return comparison, compare_text(comparison, plan_b)
 
 
 def _in_language(reply: Reply, lang: str) -> Reply:
@@ -267,4 +314,4 @@ def _parse(planner: Planner, message: str, plan: MotionPlan | None, state: Conve
         return ParseResult(edits=result.edits, unparsed=result.unparsed,
                            notes=[f"the {name} planner failed ({e}), so I used the rules"] + result.notes,
                            planner="rules", answers=result.answers, cancel=result.cancel,
-                           reply_language=result.reply_language)
+                           reply_language=result.reply_language, compare=result.compare)

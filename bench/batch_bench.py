@@ -99,16 +99,20 @@ def wan_tiny(runs: int) -> None:
     print(f"tiny wan (CPU) {N} single calls        {statistics.median(single_s):6.2f} s")
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=1.0, help="length of each clip")
     ap.add_argument("--wan-tiny", action="store_true", help="also time the tiny Wan pipeline (CPU)")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
+    if args.runs < 1 or not args.seconds > 0:
+        ap.error("--runs must be at least 1 and --seconds more than 0")
     preview(args.runs, args.seconds)
     if args.wan_tiny:
         wan_tiny(args.runs)
 
 
 if __name__ == "__main__":
-    main()
+    from vividflow.boundary import run_cli
+
+    sys.exit(run_cli(main, prog="bench/batch_bench.py"))

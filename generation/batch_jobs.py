@@ -120,7 +120,8 @@ class BatchMixin:
 
         claimed: list[tuple[Job, GenerationRecord]] = []
         for job in jobs:  # 1. Claim each clip (one cancelled meanwhile stays out)
-            record = None if job.token.cancelled else self.store.claim_generation(job.id, owner=self.owner)
+            record = None if job.token.cancelled else (
+                job.claimed or self.store.claim_generation(job.id, owner=self.owner))
             if record is None:
                 if job.token.cancelled:
                     self.store.cancel_queued(job.id)
@@ -139,6 +140,7 @@ class BatchMixin:
         lead = claimed[0][0]
         staging = self._staging_root() / f"{STAGING_PREFIX}{lead.id}-{uuid.uuid4().hex[:8]}"  # type: ignore[attr-defined]
         t0 = time.perf_counter()
+        waits = {job.id: time.monotonic() - job.queued_at for job, _ in claimed}  # as WorkerMixin._run
         ids = [job.id for job, _ in claimed]
         try:
             # 2. Inputs: one picture for the batch, a plan per clip
@@ -171,7 +173,9 @@ class BatchMixin:
                 params = {**result.params, "backend": result.backend, "model_id": result.model_id, "device": device,
                           "width": result.width, "height": result.height, "num_frames": result.num_frames,
                           "fps": result.fps, "batch_size": len(ids)}
-                timings = {**result.timings, "total_s": total, "batch_total_s": total}
+                if result.preview_path:  # the gallery's hover preview (a media key), as for a single clip
+                    params["animated_preview"] = self.store.media.commit(result.preview_path).key
+                timings = {**result.timings, "total_s": total, "batch_total_s": total, "queue_wait_s": waits[job.id]}
                 if self._finish(job.id, "succeeded", video_path=video, thumbnail_path=thumb,  # type: ignore[attr-defined]
                                 timings=timings, params=params):
                     self._emit(Finished(video_path=str(video), thumbnail_path=str(thumb) if thumb else None,  # type: ignore[attr-defined]

@@ -41,8 +41,10 @@ from generation.batch_jobs import BatchMixin
 from generation.choose import check_available, check_name, get_backend, model_id_for, picture_required, size_rule_for
 from generation.events import Cancelled, CancelToken, Event, EventListener, Preview, Queued
 from generation.workers import STAGING_PREFIX, Job, WorkerMixin
+from storage.models import LOCAL_USER
 from storage.leases import MIN_LEASE_S, SHARED_QUEUE
 from storage.owner import current_owner, owner_alive
+from vividflow.errors import VividflowError
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -56,7 +58,7 @@ DEFAULT_DEVICE = "default"
 DEFAULT_LEASE_S = 30.0
 
 
-class JobError(ValueError):
+class JobError(VividflowError, ValueError):
     """A job request refused before anything was written; the message says what to fix."""
 
 
@@ -208,13 +210,21 @@ class Runner(BatchMixin, WorkerMixin):
         width: int | None = None,
         height: int | None = None,
         params: Mapping[str, Any] | None = None,
+        user: str = LOCAL_USER,
+        quota: int | None = None,
         batch_id: str | None = None,
+        batch_size: int = 1,
     ) -> GenerationRecord:
         """Validate, record (`queued`) and queue one job; raise JobError / BackendUnavailable before any write.
+
+        `user`: the person asking (the studio's login, or "local"); `quota`: the most jobs they may have queued
+        or running (storage.QuotaExceededError past it, nothing written).
 
         `image`: a source image id from the store, or a path, bytes or PIL image (stored once by content).
         `backend` defaults to `default_backend_name()`. A plan of several variations is a batch
         (`submit_batch`, #12 §3): its first record is returned. A plan's end picture must be in the store.
+        `batch_id`, `batch_size`: set by `submit_batch` (the batch a clip belongs to; on its first clip, how
+        many clips the quota must have room for).
         """
         from generation.choose import default_backend_name
         from generation.image import ImageError, load_image
@@ -226,7 +236,7 @@ class Runner(BatchMixin, WorkerMixin):
         if plan_obj.variations > 1 and batch_id is None:
             return self.submit_batch(plan_obj, image, backend=backend, model_id=model_id,
                                      conversation_id=conversation_id, parent_id=parent_id, width=width,
-                                     height=height, params=params)[0]
+                                     height=height, params=params, user=user, quota=quota)[0]
         self._check_end_image(plan_obj)
         name = backend if backend is not None else default_backend_name()
         try:
@@ -264,7 +274,7 @@ class Runner(BatchMixin, WorkerMixin):
             record = self.store.create_generation(
                 conversation_id, plan_obj.to_dict(), image_id, name, model, parent_id,
                 dict(params) if params else None, width=width, height=height, owner=self._holder,
-                batch_id=batch_id,
+                user=user, quota=quota, batch_id=batch_id, batch_size=batch_size,
             )
             position = self._enqueue(record.id, name)
             self._emit(Queued(job_id=record.id, position=position))  # under the lock: before Started
@@ -282,10 +292,14 @@ class Runner(BatchMixin, WorkerMixin):
 
         batch_id = uuid.uuid4().hex
         plans = batch_plans(plan)
-        first = self.submit(plans[0], image, batch_id=batch_id, **kwargs)
-        rest = [self.submit(p, first.source_image_id, batch_id=batch_id,
-                            **{**kwargs, "width": first.width, "height": first.height})
-                for p in plans[1:]]
+        # under the runner's (re-entrant) lock: an idle worker takes the first clip only once the others are
+        # queued too, so it takes them all as one job; the first clip reserves room in the person's quota for
+        # the whole batch (a batch of N counts N jobs)
+        with self._lock:
+            first = self.submit(plans[0], image, batch_id=batch_id, batch_size=len(plans), **kwargs)
+            rest = [self.submit(p, first.source_image_id, batch_id=batch_id,
+                                **{**kwargs, "width": first.width, "height": first.height, "quota": None})
+                    for p in plans[1:]]
         return [first, *rest]
 
     def _check_end_image(self, plan: MotionPlan) -> None:

@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image
 
 from generation.backend import PREVIEW_NEEDS_PICTURE, PictureRequired
+from generation.eta import StepTimer
 from generation.events import (
     CancelToken,
     EventListener,
@@ -102,6 +103,7 @@ class PreviewBackend:
             from concurrent.futures import Future, ThreadPoolExecutor
 
             t0 = time.perf_counter()
+            timer = StepTimer(total)  # smoothed seconds per frame of this run (generation.eta)
 
             def timed(i: int) -> np.ndarray:
                 tf = time.perf_counter()
@@ -120,7 +122,7 @@ class PreviewBackend:
                             pending.append(pool.submit(timed, i + len(pending)))
                         frame = pending.popleft().result()
                         elapsed = time.perf_counter() - t0
-                        eta = elapsed / (i + 1) * (total - i - 1)
+                        eta = timer.step(i + 1)
                         on_event(Progress(stage="rendering", step=i + 1, total=total, eta_s=eta, elapsed_s=elapsed))
                         yield frame
                 finally:
@@ -149,7 +151,7 @@ class PreviewBackend:
         on_event(Progress(stage="exporting", step=1, total=1, elapsed_s=wall))
         # 6. Return everything needed to reproduce it
         return GenerationResult(
-            video_path=video.video_path, thumbnail_path=video.thumbnail_path,
+            video_path=video.video_path, thumbnail_path=video.thumbnail_path, preview_path=video.preview_path,
             width=video.width, height=video.height, num_frames=video.num_frames, fps=video.fps,
             backend=self.name, model_id=self.model_id, timings=timings,
             params={

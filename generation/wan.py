@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from generation.backend import PictureRequired, model_needs_picture
 from generation.config import EXPERTS, GenerationConfig
 from generation.embedding_cache import EmbeddingCache, picture_key
+from generation.eta import StepTimer
 from generation.events import (
     CancelToken, EventListener, GenerationCancelled, GenerationResult, Preview, Progress, ignore,
 )
@@ -264,6 +265,7 @@ class WanBackend:
             # 7. Return everything needed to reproduce each clip
             return [GenerationResult(
                 video_path=e.video_path, thumbnail_path=e.thumbnail_path, width=e.width,
+                preview_path=e.preview_path,
                 height=e.height, num_frames=e.num_frames, fps=e.fps, backend=BACKEND_NAME,
                 model_id=loaded.model_id, timings=dict(timings),
                 params={**params, "sha256": e.sha256, "timings": dict(timings), "load_timings": dict(loaded.timings)},
@@ -288,16 +290,14 @@ class WanBackend:
         boundary = pipe.config.boundary_ratio
         tail_units = width * height * sampling.num_frames * len(plans)
         timesteps: list[int] = []
-        t_sample = time.perf_counter()
+        tail_s = self._tail_s_per_unit * tail_units if self._tail_s_per_unit is not None else 0.0
+        timer = StepTimer(steps, tail_s=tail_s)  # smoothed seconds per step of this run (generation.eta)
 
         def on_step_end(p: Any, i: int, timestep: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
             timesteps.append(int(timestep))
             expert = expert_per_step([int(timestep)], boundary)[0]
             now = time.perf_counter()
-            per_step = (now - t_sample) / (i + 1)
-            eta = per_step * (steps - i - 1)
-            if self._tail_s_per_unit is not None:
-                eta += self._tail_s_per_unit * tail_units
+            eta = timer.step(i + 1)
             on_event(Progress(
                 stage="sampling", step=i + 1, total=steps, eta_s=eta, elapsed_s=now - t_start, expert=expert,
             ))

@@ -19,7 +19,6 @@ import logging
 import shutil
 import threading
 import time
-import traceback
 import uuid
 from collections import deque
 from collections.abc import Callable
@@ -237,12 +236,13 @@ class WorkerMixin:
                 raise GenerationCancelled("cancelled after the last step")
             # 5. Publish: move the files to their content address, then record success
             video, thumb = self._publish(result)
+            preview_key = self.store.media.commit(result.preview_path).key if result.preview_path else None
         except GenerationCancelled:
             self._finish(job.id, "cancelled", timings={"total_s": time.perf_counter() - t0, "queue_wait_s": wait_s})
             self._emit(Cancelled(job_id=job.id))
         except Exception as e:  # any failure of a job ends as `failed` with a readable message; traceback logged
             message = _readable(e)
-            log.error("generation %d failed: %s\n%s", job.id, message, traceback.format_exc())
+            log.error("generation %d failed: %s", job.id, message, exc_info=True)
             self._finish(job.id, "failed", error=message,
                          timings={"total_s": time.perf_counter() - t0, "queue_wait_s": wait_s})
             self._emit(Failed(message=message, job_id=job.id))
@@ -252,6 +252,8 @@ class WorkerMixin:
                 **result.params, "backend": result.backend, "model_id": result.model_id, "device": device,
                 "width": result.width, "height": result.height, "num_frames": result.num_frames, "fps": result.fps,
             }
+            if preview_key is not None:  # the gallery's hover preview: a media key, like the video's
+                params["animated_preview"] = preview_key
             if self._finish(job.id, "succeeded", video_path=video, thumbnail_path=thumb, timings=timings, params=params):
                 self._emit(Finished(video_path=str(video), thumbnail_path=str(thumb) if thumb else None, job_id=job.id))
         finally:

@@ -8,9 +8,11 @@ the content-addressed media folder. Imports nothing else of VividFlow and no ML 
 """
 
 from storage.errors import (
+    ForbiddenError,
     InvalidFieldError,
     InvalidTransitionError,
     NotFoundError,
+    QuotaExceededError,
     SchemaMismatchError,
     SchemaTooNewError,
     StorageError,
@@ -18,7 +20,7 @@ from storage.errors import (
 from storage.media import MediaFile, MediaStore, PendingWrite
 from storage.migrations import LATEST_VERSION, MIGRATIONS, Migration, migrate, schema_version
 from storage.leases import MAX_LEASE_RETRIES
-from storage.models import ACTIVE_STATUSES, ROLES, SHARED_QUEUE, STATUSES, TERMINAL_STATUSES
+from storage.models import ACTIVE_STATUSES, LOCAL_USER, ROLES, SHARED_QUEUE, STATUSES, TERMINAL_STATUSES
 from storage.records import (
     ConversationRecord,
     GalleryPage,
@@ -33,6 +35,7 @@ from storage.queue import TRANSITIONS
 from storage.recovery import DEFAULT_INTERRUPTED_MESSAGE
 from storage.store import DB_URL_ENV, HOME_ENV, Store, open_store, resolve_location
 from vividflow.sections import DEFAULT_HOME
+from storage.users import UserQueue
 from storage.validation import PLAN_COLUMNS
 
 __all__ = [
@@ -42,6 +45,7 @@ __all__ = [
     "DEFAULT_INTERRUPTED_MESSAGE",
     "HOME_ENV",
     "LATEST_VERSION",
+    "LOCAL_USER",
     "MAX_LEASE_RETRIES",
     "MIGRATIONS",
     "PLAN_COLUMNS",
@@ -51,6 +55,7 @@ __all__ = [
     "TERMINAL_STATUSES",
     "TRANSITIONS",
     "ConversationRecord",
+    "ForbiddenError",
     "GalleryPage",
     "GenerationRecord",
     "ImageRecord",
@@ -64,11 +69,13 @@ __all__ = [
     "NotFoundError",
     "PendingWrite",
     "Progress",
+    "QuotaExceededError",
     "SchemaMismatchError",
     "SchemaTooNewError",
     "StorageError",
     "Store",
     "StoreInfo",
+    "UserQueue",
     "migrate",
     "open_store",
     "resolve_location",

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Self
 
-from sqlalchemy import Engine, func, update
+from sqlalchemy import Engine, func, or_, update
 from sqlalchemy.orm import Session
 
 from storage.db import is_sqlite, writer
@@ -17,7 +17,7 @@ from storage.errors import InvalidFieldError, NotFoundError
 from storage.media import MediaStore
 from storage.models import Conversation, Generation, Message, SourceImage, utcnow
 from storage.records import ConversationRecord, GenerationRecord, ImageRecord, MessageRecord, Progress
-from storage.validation import check_int
+from storage.validation import check_int, check_user
 
 
 class StoreBase:
@@ -92,11 +92,11 @@ class StoreBase:
     # --- rows -> records --------------------------------------------------------------------------
 
     def _conversation(self, row: Conversation) -> ConversationRecord:
-        return ConversationRecord(row.id, row.title, row.created_at, row.updated_at)
+        return ConversationRecord(row.id, row.title, row.created_at, row.updated_at, row.user_id, bool(row.shared))
 
     def _message(self, row: Message) -> MessageRecord:
         return MessageRecord(
-            row.id, row.conversation_id, row.role, row.text, row.plan, row.meta, row.created_at
+            row.id, row.conversation_id, row.role, row.text, row.plan, row.meta, row.created_at, row.user_id
         )
 
     def _image(self, row: SourceImage) -> ImageRecord:
@@ -159,6 +159,8 @@ class StoreBase:
             heartbeat_at=row.heartbeat_at,
             lease_expires_at=row.lease_expires_at,
             lease_retries=row.lease_retries,
+            user_id=row.user_id,
+            shared=bool(row.shared),
             batch_id=row.batch_id,
         )
 
@@ -172,6 +174,21 @@ class StoreBase:
             .returning(Generation)
             .execution_options(synchronize_session=False, populate_existing=True)
         ).first()
+
+    @staticmethod
+    def _visible(model: type[Any], viewer: str | None) -> list[Any]:
+        """The conditions for rows of ``model`` (Conversation or Generation) that ``viewer`` may read: their
+        own and shared ones; none for ``viewer`` None (the CLI, an admin, code that serves one person)."""
+        if viewer is None:
+            return []
+        return [or_(model.user_id == check_user(viewer, "viewer"), model.shared.is_(True))]
+
+    def _get_visible(self, s: Session, model: type[Any], id: int, what: str, viewer: str | None) -> Any:
+        """The row, or NotFoundError also when ``viewer`` may not read it (no hint that it exists)."""
+        row = self._get(s, model, id, what)
+        if viewer is not None and row.user_id != check_user(viewer, "viewer") and not row.shared:
+            raise NotFoundError(f"no {what} with id {id}")
+        return row
 
     @staticmethod
     def _get(s: Session, model: type[Any], id: int, what: str, *, for_update: bool = False) -> Any:

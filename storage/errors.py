@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from vividflow.errors import VividflowError
 
-class StorageError(Exception):
+
+class StorageError(VividflowError):
     """Base class of every storage error."""
 
 
@@ -25,3 +27,11 @@ class InvalidTransitionError(StorageError, ValueError):
 
 class InvalidFieldError(StorageError, ValueError):
     """An argument or plan field has the wrong type or is out of range."""
+
+
+class QuotaExceededError(StorageError, ValueError):
+    """A person already has as many jobs queued or running as the quota allows."""
+
+
+class ForbiddenError(StorageError, PermissionError):
+    """A change to a record that belongs to another person."""

@@ -17,12 +17,20 @@ import os
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
 from storage.base import StoreBase
-from storage.errors import InvalidFieldError, InvalidTransitionError
-from storage.models import TERMINAL_STATUSES, Conversation, Generation, SourceImage, utcnow
+from storage.errors import ForbiddenError, InvalidFieldError, InvalidTransitionError, QuotaExceededError
+from storage.models import (
+    ACTIVE_STATUSES,
+    LOCAL_USER,
+    TERMINAL_STATUSES,
+    Conversation,
+    Generation,
+    SourceImage,
+    utcnow,
+)
 from storage.records import GenerationRecord
 from storage.validation import (
     check_choice,
@@ -30,11 +38,14 @@ from storage.validation import (
     check_int,
     check_owner,
     check_str,
+    check_user,
     json_dict,
     plan_columns,
 )
 
 log = logging.getLogger(__name__)
+
+QUOTA_LOCK_KEY = 0x7166  # first key of the per-person PostgreSQL advisory lock the quota check takes
 
 # status -> statuses it may move to
 TRANSITIONS: dict[str, frozenset[str]] = {
@@ -62,16 +73,25 @@ class QueueMixin(StoreBase):
         width: int | None = None,
         height: int | None = None,
         owner: str | None = None,
+        user: str = LOCAL_USER,
+        quota: int | None = None,
         batch_id: str | None = None,
+        batch_size: int = 1,
     ) -> GenerationRecord:
-        """Record a new generation, status ``queued``.
+        """Record a new generation, status ``queued``, for ``user`` (the person asking; ``'local'`` without a
+        login).
 
         ``plan`` is the MotionPlan JSON dict; its filterable keys (PLAN_COLUMNS) are copied into
         columns. ``width``/``height`` (the render size, when the plan lacks it) override the plan's.
         ``params``: everything else needed to reproduce it (LoRA ids and scales, quantization, ...).
         ``owner``: the process that will run it (``storage.owner.current_owner()``); None means nobody
-        known, and any process's start-up recovery may then mark it interrupted. ``batch_id``: the batch of
-        variations it belongs to (#12 §3), shared by the records of one batch.
+        known, and any process's start-up recovery may then mark it interrupted.
+        ``quota``: the most jobs ``user`` may have queued or running; one more raises QuotaExceededError
+        (checked and inserted in one transaction, so two tabs submitting at once cannot both slip past it).
+        ``conversation_id`` must be a conversation of ``user``.
+        ``batch_id``: the batch of variations it belongs to (#12 §3), shared by the records of one batch.
+        ``batch_size``: on the first record of a batch of N, N: the quota must have room for all N clips (a
+        batch counts N jobs), so a batch that does not fit is refused whole, before any of it is written.
         """
         if not isinstance(plan, dict):
             raise InvalidFieldError(f"plan must be a dict, got {type(plan).__name__}")
@@ -85,13 +105,23 @@ class QueueMixin(StoreBase):
         check_str("model_id", model_id)
         params = json_dict("params", params) if params is not None else None
         owner = check_owner(owner)
+        user = check_user(user)
+        if quota is not None:
+            check_int("quota", quota, 0)
+        check_int("batch_size", batch_size, 1)
         if batch_id is not None:
             check_str("batch_id", batch_id, allow_empty=False)
             if len(batch_id) > 64:
                 raise InvalidFieldError(f"batch_id must be at most 64 characters, got {len(batch_id)}")
         with self._write() as s:
+            if quota is not None:
+                self._check_quota(s, user, quota, batch_size)
             if conversation_id is not None:
                 conv = self._get(s, Conversation, conversation_id, "conversation")
+                if conv.user_id != user:
+                    raise ForbiddenError(
+                        f"conversation {conversation_id} belongs to another person; {user} cannot render into it"
+                    )
                 conv.updated_at = utcnow()
             if source_image_id is not None:
                 self._get(s, SourceImage, source_image_id, "source image")
@@ -109,12 +139,34 @@ class QueueMixin(StoreBase):
                 attempts=0,
                 cancel_requested=False,
                 owner=owner,
+                user_id=user,
                 batch_id=batch_id,
                 **columns,
             )
             s.add(row)
             s.flush()
             return self._generation(row)
+
+    def _check_quota(self, s: Session, user: str, quota: int, needed: int = 1) -> None:
+        """QuotaExceededError when ``user`` has ``quota`` jobs queued or running (with ``needed`` > 1, a batch:
+        when ``needed`` more would pass ``quota``). PostgreSQL: a transaction lock per person first, so two
+        submissions of one person are counted one after the other (SQLite's write transaction is the only
+        writer already)."""
+        if self.is_postgres:
+            s.execute(text("SELECT pg_advisory_xact_lock(:k, hashtext(:u))"), {"k": QUOTA_LOCK_KEY, "u": user})
+        active = select(func.count()).where(Generation.user_id == user, Generation.status.in_(ACTIVE_STATUSES))
+        n = int(s.scalar(active) or 0)
+        if needed > 1 and n + needed > quota:
+            raise QuotaExceededError(
+                f"{user} already has {n} job(s) queued or running, and a batch of {needed} variations would pass "
+                f"the limit per person of {quota} (VIVIDFLOW_QUEUE_QUOTA); ask for fewer variations, or wait for "
+                f"a job to finish or cancel one, then submit again"
+            )
+        if n >= quota:
+            raise QuotaExceededError(
+                f"{user} already has {n} job(s) queued or running, and the limit per person is {quota} "
+                f"(VIVIDFLOW_QUEUE_QUOTA); wait for one to finish or cancel one, then submit again"
+            )
 
     def _transition(
         self, s: Session, generation_id: int, to: str, values: dict[str, Any], owner: str | None = None

@@ -18,20 +18,21 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
 from storage.db import make_engine
-from storage.errors import InvalidFieldError
+from storage.errors import ForbiddenError, InvalidFieldError
 from storage.gallery import GalleryMixin
 from storage.media import MediaStore
 from storage.migrations import LATEST_VERSION, MIGRATIONS, Migration, migrate, schema_version
-from storage.models import ROLES, STATUSES, Conversation, Generation, Message, SourceImage, utcnow
+from storage.models import LOCAL_USER, ROLES, STATUSES, Conversation, Generation, Message, SourceImage, utcnow
 from storage.leases import LeaseMixin
 from storage.records import ConversationRecord, ImageRecord, MessageRecord, StoreInfo
 from storage.recovery import RecoveryMixin
-from storage.validation import MAX_PAGE_SIZE, check_choice, check_int, check_str, json_dict
+from storage.users import UsersMixin
+from storage.validation import MAX_PAGE_SIZE, check_choice, check_int, check_str, check_user, json_dict
 from vividflow.sections import StorageSettings
 from vividflow.settings import load_settings
 
@@ -43,7 +44,7 @@ DB_FILENAME = "vividflow.db"
 MEDIA_DIRNAME = "media"
 
 
-class Store(LeaseMixin, RecoveryMixin, GalleryMixin):
+class Store(UsersMixin, LeaseMixin, RecoveryMixin, GalleryMixin):
     """Conversations, messages, source images and generations in one SQL database + a media folder.
 
     Build it with :func:`open_store`. Thread-safe: each method uses its own session.
@@ -51,24 +52,35 @@ class Store(LeaseMixin, RecoveryMixin, GalleryMixin):
 
     # --- conversations and messages ------------------------------------------------------------
 
-    def create_conversation(self, title: str = "") -> ConversationRecord:
+    def create_conversation(self, title: str = "", *, user: str = LOCAL_USER) -> ConversationRecord:
+        """A new conversation of ``user`` (the studio's login, or ``'local'``)."""
         check_str("title", title)
+        user = check_user(user)
         with self._write() as s:
-            row = Conversation(title=title)
+            row = Conversation(title=title, user_id=user)
             s.add(row)
             s.flush()
             return self._conversation(row)
 
-    def get_conversation(self, conversation_id: int) -> ConversationRecord:
+    def get_conversation(self, conversation_id: int, *, viewer: str | None = None) -> ConversationRecord:
+        """The conversation; with ``viewer``, NotFoundError unless it is theirs or shared."""
         with self._read() as s:
-            return self._conversation(self._get(s, Conversation, conversation_id, "conversation"))
+            return self._conversation(self._get_visible(s, Conversation, conversation_id, "conversation", viewer))
 
-    def list_conversations(self, limit: int = 50, offset: int = 0) -> list[ConversationRecord]:
-        """Most recently active first."""
+    def list_conversations(
+        self, limit: int = 50, offset: int = 0, *, user: str | None = None, include_shared: bool = False
+    ) -> list[ConversationRecord]:
+        """Most recently active first: ``user``'s (and, with ``include_shared``, every shared one); everyone's
+        when ``user`` is None."""
         check_int("limit", limit, 1, MAX_PAGE_SIZE)
         check_int("offset", offset, 0)
+        conds: list[Any] = []
+        if user is not None:
+            mine = Conversation.user_id == check_user(user)
+            conds.append(or_(mine, Conversation.shared.is_(True)) if include_shared else mine)
         q = (
             select(Conversation)
+            .where(*conds)
             .order_by(Conversation.updated_at.desc(), Conversation.id.desc())
             .limit(limit)
             .offset(offset)
@@ -104,24 +116,32 @@ class Store(LeaseMixin, RecoveryMixin, GalleryMixin):
         text: str,
         plan: dict[str, Any] | None = None,
         meta: dict[str, Any] | None = None,
+        *,
+        user: str | None = None,
     ) -> MessageRecord:
-        """Add a message (``role`` user|assistant|system); ``plan`` is the MotionPlan dict after the turn."""
+        """Add a message (``role`` user|assistant|system); ``plan`` is the MotionPlan dict after the turn.
+        With ``user``, ForbiddenError unless the conversation is theirs (a shared one is read-only to others)."""
         check_choice("role", role, ROLES)
+        user = check_user(user) if user is not None else None
         check_str("text", text)
         plan = json_dict("plan", plan) if plan is not None else None
         meta = json_dict("meta", meta) if meta is not None else None
         with self._write() as s:
             conv = self._get(s, Conversation, conversation_id, "conversation")
-            row = Message(conversation_id=conversation_id, role=role, text=text, plan=plan, meta=meta)
+            if user is not None and conv.user_id != user:
+                raise ForbiddenError(f"conversation {conversation_id} belongs to another person; it is read-only for {user}")
+            row = Message(conversation_id=conversation_id, role=role, text=text, plan=plan, meta=meta,
+                          user_id=conv.user_id)
             s.add(row)
             conv.updated_at = utcnow()
             s.flush()
             return self._message(row)
 
-    def list_messages(self, conversation_id: int) -> list[MessageRecord]:
-        """All messages of a conversation, oldest first."""
+    def list_messages(self, conversation_id: int, *, viewer: str | None = None) -> list[MessageRecord]:
+        """All messages of a conversation, oldest first; with ``viewer``, NotFoundError unless it is theirs or
+        shared."""
         with self._read() as s:
-            self._get(s, Conversation, conversation_id, "conversation")
+            self._get_visible(s, Conversation, conversation_id, "conversation", viewer)
             q = select(Message).where(Message.conversation_id == conversation_id).order_by(Message.id)
             return [self._message(r) for r in s.scalars(q)]
 

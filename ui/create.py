@@ -9,13 +9,16 @@ from pathlib import Path
 
 import streamlit as st
 
+from generation.image import MAX_INPUT_BYTES
+from ui.format import plain
+from ui.widgets import is_current, scoped
 from vividflow.studio import Studio
 
 # Uploads take fewer formats than generation.image.ACCEPTED_FORMATS: Pillow's name -> the stored format
 UPLOAD_FORMATS = {"PNG": "png", "JPEG": "jpeg", "MPO": "jpeg", "WEBP": "webp"}
 UPLOAD_EXTENSIONS = ("png", "jpg", "jpeg", "webp")  # what the browser's file picker offers
 FORMATS_TEXT = "PNG, JPEG or WebP"
-MAX_UPLOAD_MB = 50  # also server.maxUploadSize in .streamlit/config.toml
+MAX_UPLOAD_MB = MAX_INPUT_BYTES // 2**20  # the CLI's limit too; also server.maxUploadSize in .streamlit/config.toml
 
 
 @dataclass(frozen=True)
@@ -71,45 +74,78 @@ def check_upload(data: bytes, filename: str, *, max_pixels: int | None = None) -
     return CheckedUpload(data, filename, image.width, image.height, UPLOAD_FORMATS[fmt])
 
 
+UPLOADER = "upload"  # the widget's key, scoped per conversation (ui.widgets.scoped)
+ERROR = "upload._error"  # (file id, message) of the file in the uploader that could not be used
+SEEN = "upload._seen"  # the file id last taken from the uploader
+
+
 def clear_error() -> None:
     """Forget the last upload's error (another conversation opens)."""
-    st.session_state.pop("upload._error", None)
+    st.session_state.pop(ERROR, None)
+
+
+def _on_upload(studio: Studio, key: str) -> None:
+    """The uploader's callback: runs before the page is drawn, so a new picture is the one in use (and
+    a bad file's error shows) in the same run that shows the file in the uploader."""
+    if not is_current(studio):
+        return
+    uploaded = st.session_state.get(key)
+    if uploaded is None:  # the person removed the file: its error goes with it
+        clear_error()
+        return
+    if st.session_state.get(SEEN) == uploaded.file_id:
+        return
+    st.session_state[SEEN] = uploaded.file_id
+    try:
+        checked = check_upload(uploaded.getvalue(), uploaded.name)
+    except UploadError as e:
+        st.session_state[ERROR] = (uploaded.file_id, str(e))
+        return
+    clear_error()
+    studio.set_image(checked.data, checked.filename, checked.width, checked.height, checked.format)
+
+
+def upload_error() -> str | None:
+    """The message for the file now in the uploader, if that file could not be used."""
+    err = st.session_state.get(ERROR)
+    if not err:
+        return None
+    file_id, message = err
+    current = st.session_state.get(scoped(UPLOADER))
+    return message if current is not None and current.file_id == file_id else None
 
 
 def _uploader(studio: Studio) -> None:
-    uploaded = st.file_uploader(
+    key = scoped(UPLOADER)
+    st.file_uploader(
         f"Picture ({FORMATS_TEXT})",
         type=list(UPLOAD_EXTENSIONS),
-        key="upload",
+        key=key,
         max_upload_size=MAX_UPLOAD_MB,
         help="The still image to bring to life",
+        on_change=_on_upload,
+        args=(studio, key),
     )
-    if uploaded is not None and st.session_state.get("upload._seen") != uploaded.file_id:
-        st.session_state["upload._seen"] = uploaded.file_id
-        try:
-            checked = check_upload(uploaded.getvalue(), uploaded.name)
-        except UploadError as e:
-            st.session_state["upload._error"] = str(e)
-        else:
-            st.session_state.pop("upload._error", None)
-            studio.set_image(checked.data, checked.filename, checked.width, checked.height, checked.format)
 
 
 def render(studio: Studio, *, max_area: int | None = None) -> None:
-    """The uploader, the current picture and the resolution preview (`max_area`: the backend's budget)."""
-    had_image = studio.image is not None
-    if not had_image:
-        _uploader(studio)
-    if err := st.session_state.get("upload._error"):
-        st.error(err + (" The previous picture is kept." if studio.image else ""))
+    """The uploader, the current picture and the resolution preview (`max_area`: the backend's budget).
+
+    An upload is taken by the uploader's callback, before anything is drawn: the picture shown, the
+    caption in the chat and the next render all use the file the uploader shows."""
+    err = upload_error()
     if studio.image is None:
+        _uploader(studio)
+        if err:
+            st.error(plain(err), icon=":material/error:")  # names the file
         st.info("Upload a picture to start.", icon=":material/photo:")
         return
-    st.image(thumbnail(studio.image.path), width="stretch")
+    if err:
+        st.error(plain(err) + " The previous picture is kept.", icon=":material/error:")
+    st.image(thumbnail(studio.image.path), width="stretch", caption=studio.image.filename or "picture")
     resolution_line(studio, max_area=max_area)
-    if had_image:  # the uploader moves here once there is a picture (same key: same widget)
-        with st.expander("Use another picture"):
-            _uploader(studio)
+    with st.expander("Use another picture", expanded=bool(err)):  # the uploader keeps its key: same widget
+        _uploader(studio)
 
 
 THUMB_SIDE = 320

@@ -15,7 +15,8 @@ import streamlit as st
 
 from storage import GenerationRecord
 
-from ui.format import status_label
+from ui.format import plain, status_label
+from ui.widgets import is_current, scoped
 from vividflow.studio import Studio
 
 K = "endbatch."
@@ -23,35 +24,67 @@ GRID_COLUMNS = 2  # the result column is narrow: 2 × 2 for a batch of 4
 LINK_COLUMNS = 4
 
 
+UPLOADER = K + "upload"  # the widget's key, scoped per conversation (ui.widgets.scoped)
+ERROR = K + "error"  # (file id, message) of the end picture that could not be used
+SEEN = K + "seen"  # the file id last taken from the uploader
+
+
+def _on_end_upload(studio: Studio, key: str) -> None:
+    """The uploader's callback (as ui.create's): runs before the page is drawn, so the chat line of the new end
+    picture and the expander's state show in the same run."""
+    from ui.create import UploadError, check_upload
+
+    if not is_current(studio):
+        return
+    uploaded = st.session_state.get(key)
+    if uploaded is None:
+        st.session_state.pop(ERROR, None)
+        return
+    if st.session_state.get(SEEN) == uploaded.file_id:
+        return
+    st.session_state[SEEN] = uploaded.file_id
+    try:
+        checked = check_upload(uploaded.getvalue(), uploaded.name)
+    except UploadError as e:
+        st.session_state[ERROR] = (uploaded.file_id, str(e))
+        return
+    st.session_state.pop(ERROR, None)
+    studio.set_end_image(checked.data, checked.filename, checked.width, checked.height, checked.format)
+
+
+def _on_remove(studio: Studio) -> None:
+    if is_current(studio):
+        studio.clear_end_image()
+
+
+def _on_pick(studio: Studio, generation_id: int) -> None:
+    if is_current(studio):
+        studio.pick_variation(generation_id)
+
+
 def render_end_uploader(studio: Studio) -> None:
     """An expander with the optional end picture: upload, show, remove."""
-    from ui.create import MAX_UPLOAD_MB, UPLOAD_EXTENSIONS, UploadError, check_upload, thumbnail
+    from ui.create import MAX_UPLOAD_MB, UPLOAD_EXTENSIONS, thumbnail
 
     end = studio.end_image
     plan = studio.plan
+    key = scoped(UPLOADER)
+    err = st.session_state.get(ERROR)
+    current = st.session_state.get(key)
+    message = err[1] if err and current is not None and current.file_id == err[0] else None
     title = "End frame (optional)" + (" · used" if plan.end_image else "") + (" · loop" if plan.loop else "")
-    with st.expander(title, expanded=end is not None):
-        uploaded = st.file_uploader("A picture the clip ends on", type=list(UPLOAD_EXTENSIONS), key=K + "upload",
-                                    max_upload_size=MAX_UPLOAD_MB,
-                                    help="Then say “end on this picture”; “make it loop” ends on the first one")
-        if uploaded is not None and st.session_state.get(K + "seen") != uploaded.file_id:
-            st.session_state[K + "seen"] = uploaded.file_id
-            try:
-                checked = check_upload(uploaded.getvalue(), uploaded.name)
-            except UploadError as e:
-                st.session_state[K + "error"] = str(e)
-            else:
-                st.session_state.pop(K + "error", None)
-                studio.set_end_image(checked.data, checked.filename, checked.width, checked.height, checked.format)
-                end = studio.end_image
-        if err := st.session_state.get(K + "error"):
-            st.error(err)
+    with st.expander(title, expanded=end is not None or message is not None):
+        st.file_uploader("A picture the clip ends on", type=list(UPLOAD_EXTENSIONS), key=key,
+                         max_upload_size=MAX_UPLOAD_MB, on_change=_on_end_upload, args=(studio, key),
+                         help="Then say “end on this picture”; “make it loop” ends on the first one")
+        if message:
+            st.error(plain(message), icon=":material/error:")  # names the file
         if end is not None:
             st.image(thumbnail(end.path), width="stretch")
             used = plan.end_image == end.sha256
             st.caption("The clip ends on this picture." if used
                        else "Say “end on this picture” to end the clip on it.")
-            st.button("Remove the end picture", key=K + "remove", on_click=studio.clear_end_image)
+            st.button("Remove the end picture", key=scoped(K + "remove"), on_click=_on_remove, args=(studio,))
         elif plan.loop:
             st.caption("A seamless loop: the clip ends on the first picture.")
 
@@ -72,8 +105,8 @@ def render_batch(studio: Studio, g: GenerationRecord) -> bool:
                            and studio.plan.seed == clip.seed)  # picked: the plan is this clip's
                 state = "" if clip.status == "succeeded" else f" · {status_label(clip.status)}"
                 st.caption(f"{k}. #{clip.id} · seed {clip.seed}{state}" + (" · current" if current else ""))
-                st.button("Use this one", key=K + f"pick.{clip.id}", on_click=studio.pick_variation,
-                          args=(clip.id,), disabled=clip.status != "succeeded" or current, width="stretch")
+                st.button("Use this one", key=K + f"pick.{clip.id}", on_click=_on_pick,
+                          args=(studio, clip.id), disabled=clip.status != "succeeded" or current, width="stretch")
     return True
 
 
@@ -100,11 +133,13 @@ def batch_caption(members: Sequence[GenerationRecord]) -> str:
     return f":material/grid_view: batch of {len(members)} variations: " + " ".join(f"#{m.id}" for m in members)
 
 
-def render_batch_links(store: Any, g: GenerationRecord, open_one: Callable[[int], None]) -> None:
-    """In a generation's details: the other clips of its batch, each a button that opens it."""
+def render_batch_links(store: Any, g: GenerationRecord, open_one: Callable[[int], None],
+                       viewer: str | None = None) -> None:
+    """In a generation's details: the other clips of its batch that `viewer` may see, each a button that
+    opens it."""
     if g.batch_id is None:
         return
-    batch = store.list_batch(g.batch_id)
+    batch = store.list_batch(g.batch_id, viewer=viewer)
     st.markdown(f"**Batch of {len(batch)} variations**")
     cols = st.columns(min(len(batch), LINK_COLUMNS))
     for i, clip in enumerate(batch):

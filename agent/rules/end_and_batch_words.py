@@ -38,8 +38,8 @@ LOOP_ON_RE = re.compile(
     r"|\b(?:end|finish)(?:s)?\s+(?:where|how)\s+it\s+(?:starts|started|began|begins)\b"
     r"|\breturn(?:s)?\s+to\s+the\s+(?:first|start(?:ing)?)\s+frame\b"
 )
-_COUNT = r"(\d+|" + "|".join(w for w in V.NUMBER_WORDS if w.isalpha() and w not in ("a", "an", "zero")) \
-    + r"|a\s+few|a\s+couple\s+of|a\s+couple|several|some|a\s+dozen|a\s+bunch\s+of)"
+_COUNT = r"(\d+|" + V.alternation(w for w in V.NUMBER_WORDS if w.isalpha() and w not in ("a", "an", "zero")) \
+    + r"|a\s+few|a\s+couple\s+of|a\s+couple|several|some|a\s+dozen|a\s+bunch\s+of)"  # words grouped by letter
 _KINDS = r"(?:variations?|versions?|variants?|options|alternatives|takes|different\s+(?:ones|takes|versions|seeds))"
 VARIATIONS_RE = re.compile(
     rf"\b{_COUNT}\s+(?:more\s+|other\s+|different\s+|random\s+|new\s+)*(?:{_KINDS}|seeds)\b"

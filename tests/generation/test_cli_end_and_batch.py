@@ -68,3 +68,17 @@ def test_end_image_and_loop_together_are_refused(tmp_path, inputs, capsys):
     assert main(argv[:-5] + ["--image", str(tmp_path / "nope.jpg"), "--plan", str(plan), "--variations", "12"]) == 2
     err = capsys.readouterr().err
     assert "12 variations is more than the 8 a batch can hold: set to 8" in err and "not found" in err
+
+
+def test_a_batch_checks_each_numbered_out_path_before_any_work(tmp_path, inputs, capsys):
+    image, _, plan = inputs
+    home = tmp_path / "home"
+    (tmp_path / "v-2.mp4").write_bytes(b"kept")
+    argv = ["--home", str(home), "render", "--image", str(image), "--plan", str(plan), "--variations", "3",
+            "--out", str(tmp_path / "v.mp4")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "v-2.mp4 already exists; add --force to replace it" in err
+    assert (tmp_path / "v-2.mp4").read_bytes() == b"kept" and not (tmp_path / "v-1.mp4").exists()
+    with open_store(home=str(home)) as store:
+        assert store.list_gallery().total == 0  # nothing was queued

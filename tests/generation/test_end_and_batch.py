@@ -122,3 +122,23 @@ def test_an_end_picture_job_stores_its_key_and_reruns_bit_for_bit(gen_store, cat
         assert again.params["sha256"] == first.params["sha256"]
         loop = runner.wait(runner.submit(_plan(loop=True, duration_s=0.5), cat, backend="preview").id, timeout=60)
         assert loop.params["end_frame"] == "loop" and Path(loop.video_path).is_file()
+
+
+def test_a_batch_belongs_to_its_person_and_counts_every_clip_against_the_quota(gen_store, cat):
+    """A batch of N is N jobs of the person who asked (storage migration 5's user_id on each record): refused
+    whole, with nothing written, when it does not fit in their quota; others do not see it unless shared."""
+    from storage import QuotaExceededError
+
+    with Runner(gen_store, {"preview": PreviewBackend(max_area=160 * 96)}, start=False) as runner:
+        runner.submit(_plan(duration_s=0.5), cat, backend="preview", user="ann", quota=4)
+        with pytest.raises(QuotaExceededError, match="a batch of 4 variations would pass the limit per person of 4"):
+            runner.submit_batch(_plan(variations=4, duration_s=0.5), cat, backend="preview", user="ann", quota=4)
+        with pytest.raises(QuotaExceededError):  # a plan with variations through submit: the same batch rule
+            runner.submit(_plan(variations=4, duration_s=0.5), cat, backend="preview", user="ann", quota=4)
+        assert gen_store.active_jobs("ann") == 1  # nothing of either batch was written
+        records = runner.submit_batch(_plan(variations=3, duration_s=0.5), cat, backend="preview", user="ann",
+                                      quota=4)
+        assert [r.user_id for r in records] == ["ann"] * 3 and gen_store.active_jobs("ann") == 4
+        assert len({r.batch_id for r in records}) == 1
+        assert gen_store.list_batch(records[0].batch_id, viewer="bob") == []
+        assert [r.id for r in gen_store.list_batch(records[0].batch_id, viewer="ann")] == [r.id for r in records]

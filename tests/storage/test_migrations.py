@@ -31,8 +31,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 EXPECTED_COLUMNS = {
     "schema_migrations": ["version", "name", "applied_at"],
-    "conversations": ["id", "title", "created_at", "updated_at"],
-    "messages": ["id", "conversation_id", "role", "text", "plan", "meta", "created_at"],
+    "conversations": ["id", "title", "created_at", "updated_at", "user_id", "shared"],  # migration 5
+    "messages": ["id", "conversation_id", "role", "text", "plan", "meta", "created_at", "user_id"],
     "source_images": [
         "id", "sha256", "media_key", "width", "height", "format", "size_bytes", "filename", "created_at",
     ],
@@ -45,7 +45,8 @@ EXPECTED_COLUMNS = {
         "timings", "params", "video_path", "thumbnail_path", "created_at", "started_at", "finished_at",
         "owner",  # migration 2
         "heartbeat_at", "lease_expires_at", "lease_retries",  # migration 4
-        "batch_id",  # migration 5 (#12 §3)
+        "user_id", "shared",  # migration 5
+        "batch_id",  # migration 6 (#12 §3)
     ],
 }
 
@@ -57,6 +58,7 @@ EXPECTED_GENERATION_INDEXES = {
     "ix_generations_seed": ["seed"],
     "ix_generations_conversation_id": ["conversation_id"],
     "ix_generations_parent_id": ["parent_id"],
+    "ix_generations_user_id": ["user_id", "status"],
     "ix_generations_batch_id": ["batch_id"],
 }
 
@@ -259,22 +261,23 @@ def test_two_processes_opening_a_fresh_database_at_once_migrate_it_once(engine, 
     assert versions == list(range(1, len(MIGRATIONS) + 2)) and runs == 1
 
 
-def test_a_version_4_database_gets_the_batch_column_and_keeps_its_rows(tmp_path, make_plan):
-    """Migration 5 (#12 §3) on a database with a generation in it: the row keeps everything, batch_id is NULL,
-    and new rows of one batch are found together."""
+def test_a_version_5_database_gets_the_batch_column_and_keeps_its_rows(tmp_path, make_plan):
+    """Migration 6 (#12 §3) on a database with a generation in it: the row keeps everything (its user and shared
+    flag from migration 5 included), batch_id is NULL, and new rows of one batch are found together."""
     from storage import open_store
 
-    url = f"sqlite:///{tmp_path / 'v4.db'}"
+    url = f"sqlite:///{tmp_path / 'v5.db'}"
     engine = make_engine(url)
-    migrate(engine, MIGRATIONS[:4])
+    migrate(engine, MIGRATIONS[:5])
     with engine.begin() as c:
         c.execute(text("INSERT INTO generations (plan, backend, model_id, status, attempts, cancel_requested, "
-                       "lease_retries, created_at) VALUES ('{}', 'preview', 'm', 'failed', 0, 0, 0, '2026-01-01')"))
+                       "lease_retries, created_at, user_id, shared) "
+                       "VALUES ('{}', 'preview', 'm', 'failed', 0, 0, 0, '2026-01-01', 'ann', 1)"))
     engine.dispose()
     with open_store(url=url, home=tmp_path) as store:
         assert store.info().schema_version == LATEST_VERSION
         old = store.get_generation(1)
-        assert old.batch_id is None and old.status == "failed"
+        assert old.batch_id is None and old.status == "failed" and old.user_id == "ann" and old.shared
         made = [store.create_generation(None, make_plan(seed=s), None, "preview", "m", batch_id="b1") for s in (1, 2)]
         store.create_generation(None, make_plan(seed=3), None, "preview", "m")
         assert [r.id for r in store.list_batch("b1")] == [r.id for r in made]

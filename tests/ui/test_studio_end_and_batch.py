@@ -70,7 +70,7 @@ def test_end_picture_loop_and_a_batch_of_four_from_the_chat(app, kit):
     assert any("batch of 4 variations: " + " ".join(f"#{g.id}" for g in batch) in c.value for c in at.caption)
     at.button(key=f"g.open.{batch[-1].id}").click().run()
     assert not at.exception
-    assert f"| batch | `{last.batch_id[:12]}` (variations with different seeds) |" in " ".join(
+    assert f"| batch | {last.batch_id[:12]} (variations with different seeds) |" in " ".join(
         m.value for m in at.markdown)
     at.button(key=f"endbatch.open.{batch[0].id}").click().run()
     assert f"#{batch[0].id} ·" in " ".join(h.value for h in at.subheader)
