@@ -96,7 +96,7 @@ def _run_job(store: Any, submit: Any, out: Path | None) -> int:
     from generation.jobs import Runner
 
     listen, close_bar = _progress_bar()
-    runner = Runner(store)  # recovers only the jobs of dead processes (storage.owner)
+    runner = Runner(store)  # recovers only the jobs whose lease ran out (storage.recovery)
     if runner.interrupted:
         ids = ", ".join(f"#{i}" for i in runner.interrupted)
         print(f"marked generation(s) {ids} failed: interrupted by a process that stopped", file=sys.stderr)

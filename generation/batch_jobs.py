@@ -17,7 +17,6 @@ import shutil
 import threading
 import time
 import traceback
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -75,6 +74,7 @@ class BatchMixin:
 
     store: Any
     owner: str
+    lease_s: float
     shared_queue: bool
     _lock: threading.Condition
     _queue: Any
@@ -116,12 +116,12 @@ class BatchMixin:
         """Claim, render in one call, publish: every clip of a batch ends as its own record."""
         from agent.plan import MotionPlan
         from generation.image import load_image
-        from generation.workers import STAGING_PREFIX, _readable
+        from generation.workers import _readable
 
         claimed: list[tuple[Job, GenerationRecord]] = []
         for job in jobs:  # 1. Claim each clip (one cancelled meanwhile stays out)
             record = None if job.token.cancelled else (
-                job.claimed or self.store.claim_generation(job.id, owner=self.owner))
+                job.claimed or self.store.claim_generation(job.id, owner=self.owner, lease_s=self.lease_s))
             if record is None:
                 if job.token.cancelled:
                     self.store.cancel_queued(job.id)
@@ -138,7 +138,7 @@ class BatchMixin:
                 listener(event)
 
         lead = claimed[0][0]
-        staging = self._staging_root() / f"{STAGING_PREFIX}{lead.id}-{uuid.uuid4().hex[:8]}"  # type: ignore[attr-defined]
+        staging = self.store.media.staging_dir(lead.id)
         t0 = time.perf_counter()
         waits = {job.id: time.monotonic() - job.queued_at for job, _ in claimed}  # as WorkerMixin._run
         ids = [job.id for job, _ in claimed]
@@ -157,11 +157,13 @@ class BatchMixin:
             if cancel.cancelled:
                 raise GenerationCancelled("cancelled after the last step")
         except GenerationCancelled:
+            shutil.rmtree(staging, ignore_errors=True)
             for job_id in ids:
                 self._finish(job_id, "cancelled", timings={"total_s": time.perf_counter() - t0})  # type: ignore[attr-defined]
                 self._emit(Cancelled(job_id=job_id))  # type: ignore[attr-defined]
         except Exception as e:  # the call failed: every clip of it failed, with the same readable message
-            message = _readable(e)
+            shutil.rmtree(staging, ignore_errors=True)  # first: a full disk needs the room to record the failure
+            message = _readable(e, self.store.media.root)
             log.error("batch %s failed: %s\n%s", ids, message, traceback.format_exc())
             for job_id in ids:
                 self._finish(job_id, "failed", error=message, timings={"total_s": time.perf_counter() - t0})  # type: ignore[attr-defined]
@@ -169,16 +171,37 @@ class BatchMixin:
         else:  # 3. Publish each clip as its own record
             total = time.perf_counter() - t0
             for (job, _), result in zip(claimed, results):
-                video, thumb = self._publish(result)  # type: ignore[attr-defined]
-                params = {**result.params, "backend": result.backend, "model_id": result.model_id, "device": device,
-                          "width": result.width, "height": result.height, "num_frames": result.num_frames,
-                          "fps": result.fps, "batch_size": len(ids)}
-                if result.preview_path:  # the gallery's hover preview (a media key), as for a single clip
-                    params["animated_preview"] = self.store.media.commit(result.preview_path).key
                 timings = {**result.timings, "total_s": total, "batch_total_s": total, "queue_wait_s": waits[job.id]}
-                if self._finish(job.id, "succeeded", video_path=video, thumbnail_path=thumb,  # type: ignore[attr-defined]
-                                timings=timings, params=params):
-                    self._emit(Finished(video_path=str(video), thumbnail_path=str(thumb) if thumb else None,  # type: ignore[attr-defined]
-                                        job_id=job.id))
+                self._publish_clip(job, result, device, timings, len(ids))
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+
+    def _publish_clip(self, job: Job, result: GenerationResult, device: str, timings: dict[str, Any],
+                      batch_size: int) -> None:
+        """One clip of a batch as WorkerMixin._run publishes a single one: the files named on the record, moved
+        to their content address, the record `succeeded`; a clip that cannot be published fails alone, and
+        one whose row cannot be recorded leaves no file behind."""
+        from generation.workers import _readable
+
+        try:
+            video, thumb = self._publish(job.id, result)  # type: ignore[attr-defined]
+            preview_key = self.store.media.commit(result.preview_path).key if result.preview_path else None
+        except Exception as e:  # this runner no longer holds the clip, or the disk is full: this clip fails
+            message = _readable(e, self.store.media.root)
+            log.error("generation %d (of a batch) could not be published: %s", job.id, message, exc_info=True)
+            self._finish(job.id, "failed", error=message, timings=timings)  # type: ignore[attr-defined]
+            self._emit(Failed(message=message, job_id=job.id))  # type: ignore[attr-defined]
+            return
+        params = {**result.params, "backend": result.backend, "model_id": result.model_id, "device": device,
+                  "width": result.width, "height": result.height, "num_frames": result.num_frames,
+                  "fps": result.fps, "batch_size": batch_size}
+        if preview_key is not None:  # the gallery's hover preview (a media key), as for a single clip
+            params["animated_preview"] = preview_key
+        if self._finish(job.id, "succeeded", video_path=video, thumbnail_path=thumb,  # type: ignore[attr-defined]
+                        timings=timings, params=params):
+            self._emit(Finished(video_path=str(video), thumbnail_path=str(thumb) if thumb else None,  # type: ignore[attr-defined]
+                                job_id=job.id))
+        else:  # ended elsewhere, or the database failed: no file stays without its row
+            preview = self.store.media.path_for(preview_key) if preview_key is not None else None
+            self._discard(job.id, [video, thumb, preview])  # type: ignore[attr-defined]
+            self._emit(Failed(message="the result could not be recorded (see the log)", job_id=job.id))  # type: ignore[attr-defined]

@@ -12,9 +12,11 @@ Lifecycle of a job (the record is the truth; any process can read it):
 
 Bad input (missing or unreadable image, plan failing validation, unknown or unavailable backend) raises
 before anything is written. Every record a runner creates, claims or requeues names its process as
-`owner` (storage.owner); on start-up, jobs left queued/running by a process that is gone (or by no known
-owner) are marked failed ("interrupted ...") and their half-written files removed, while the live jobs
-of other processes (the app and a `python -m generation render` side by side) are left alone;
+`owner` (storage.owner) and holds a lease of `lease_s` seconds (storage.leases), which the runner renews
+every `lease_s / 3` while the job waits in its queue or runs. On start-up and every `lease_s / 2` while it
+lives, a runner recovers (storage.recovery): jobs whose lease ran out — their process died, on this host
+or any other — are marked failed ("interrupted ...") and their half-written files removed, while the
+live jobs of other processes (the app and a `python -m generation render` side by side) are left alone;
 `requeue(id)` runs one again.
 
 With `shared_queue=True` the jobs go through the database's shared queue instead (storage.leases), so any
@@ -28,7 +30,6 @@ from __future__ import annotations
 
 import io
 import logging
-import shutil
 import threading
 import time
 from collections import deque
@@ -40,10 +41,10 @@ from generation.backend import Backend
 from generation.batch_jobs import BatchMixin
 from generation.choose import check_available, check_name, get_backend, model_id_for, picture_required, size_rule_for
 from generation.events import Cancelled, CancelToken, Event, EventListener, Preview, Queued
-from generation.workers import STAGING_PREFIX, Job, WorkerMixin
+from generation.workers import Job, WorkerMixin
 from storage.models import LOCAL_USER
 from storage.leases import MIN_LEASE_S, SHARED_QUEUE
-from storage.owner import current_owner, owner_alive
+from storage.owner import current_owner
 from vividflow.errors import VividflowError
 
 if TYPE_CHECKING:
@@ -55,7 +56,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_DEVICE = "default"
-DEFAULT_LEASE_S = 30.0
+DEFAULT_LEASE_S = 30.0  # the settings' default (storage.lease_s), for callers that take no settings
 
 
 class JobError(VividflowError, ValueError):
@@ -86,7 +87,8 @@ class Runner(BatchMixin, WorkerMixin):
     (e.g. ("cuda:0", "cuda:1")); `serves` optionally limits which backend names a device runs
     (e.g. {"cpu": {"preview"}, "cuda:0": {"wan"}}), so a preview never waits behind a GPU job.
     `shared_queue`: serve the database's shared queue (see the module docstring), polling it every `poll_s`
-    when idle, each job under a lease of `lease_s`.
+    when idle. `lease_s` (default: the settings' storage.lease_s, VIVIDFLOW_LEASE_S): the lease every job this
+    runner holds is under.
     """
 
     def __init__(
@@ -101,9 +103,13 @@ class Runner(BatchMixin, WorkerMixin):
         recover: bool = True,
         start: bool = True,
         shared_queue: bool = False,
-        lease_s: float = DEFAULT_LEASE_S,
+        lease_s: float | None = None,
         poll_s: float = 0.5,
     ) -> None:
+        if lease_s is None:
+            from vividflow.settings import load_settings
+
+            lease_s = load_settings().storage.lease_s
         if not devices and not shared_queue:
             raise ValueError("devices must name at least one device")
         if lease_s < MIN_LEASE_S or poll_s <= 0:
@@ -119,7 +125,7 @@ class Runner(BatchMixin, WorkerMixin):
         self._serves = {d: frozenset(serves[d]) for d in serves} if serves else {}
         self.progress_interval_s = progress_interval_s
         self.shared_queue, self.lease_s, self.poll_s = shared_queue, lease_s, poll_s
-        self._last_expiry = -1e9
+        self._last_expiry = self._last_recovery = -1e9
         self._build_lock = threading.Lock()
         self.owner = current_owner()
         """This process's owner id, written on every record this runner creates, claims or requeues."""
@@ -147,8 +153,9 @@ class Runner(BatchMixin, WorkerMixin):
                 t = threading.Thread(target=self._work, args=(device,), name=f"vividflow-worker-{device}", daemon=True)
                 self._threads.append(t)
                 t.start()
-            if self.shared_queue and self._devices:
+            if self._devices:
                 threading.Thread(target=self._keep_leases, name="vividflow-leases", daemon=True).start()
+                threading.Thread(target=self._keep_recovering, name="vividflow-recovery", daemon=True).start()
 
     def warm(self, names: Sequence[str]) -> None:
         """Build the backends `names` for every device now, so the first job does not wait for loading."""
@@ -184,17 +191,12 @@ class Runner(BatchMixin, WorkerMixin):
         self.close(cancel_running=True)
 
     def recover(self) -> list[int]:
-        """Mark jobs a dead process (or no known owner) left queued/running as failed ("interrupted ..."),
-        remove their staging files, and return their ids (`requeue(id)` runs one again). Jobs of live
-        processes, this one's included, and their staging folders are left alone."""
-        ids = self.store.mark_interrupted(is_alive=owner_alive)
-        self.store.media.cleanup_temp()  # stray temp files older than an hour
-        staging = self._staging_root()
-        for job_id in ids:
-            for d in staging.glob(f"{STAGING_PREFIX}{job_id}-*"):
-                shutil.rmtree(d, ignore_errors=True)
-                log.info("removed staging folder %s of interrupted generation %d", d, job_id)
-        return ids
+        """Mark the jobs whose lease ran out (their process died, on any host) or that hold none as failed
+        ("interrupted ..."), remove the staging folders and temporary files nobody writes, and return the
+        ids marked (`requeue(id)` runs one again). Jobs under a live lease, this runner's included, and their
+        staging folders are left alone. The runner's lease thread calls it every `lease_s / 2`."""
+        self._last_recovery = time.monotonic()
+        return self.store.recover().interrupted
 
     # --- submitting ------------------------------------------------------------------------------
 
@@ -274,7 +276,7 @@ class Runner(BatchMixin, WorkerMixin):
             record = self.store.create_generation(
                 conversation_id, plan_obj.to_dict(), image_id, name, model, parent_id,
                 dict(params) if params else None, width=width, height=height, owner=self._holder,
-                user=user, quota=quota, batch_id=batch_id, batch_size=batch_size,
+                lease_s=self._queue_lease, user=user, quota=quota, batch_id=batch_id, batch_size=batch_size,
             )
             position = self._enqueue(record.id, name)
             self._emit(Queued(job_id=record.id, position=position))  # under the lock: before Started
@@ -312,12 +314,17 @@ class Runner(BatchMixin, WorkerMixin):
         """Who holds the jobs this runner queues: any worker of the shared queue, or this process."""
         return SHARED_QUEUE if self.shared_queue else self.owner
 
+    @property
+    def _queue_lease(self) -> float | None:
+        """The lease of a job this runner queues: none in the shared queue (any worker may claim it there)."""
+        return None if self.shared_queue else self.lease_s
+
     def requeue(self, job_id: int) -> GenerationRecord:
         """Run a failed or cancelled generation again (same record, same inputs)."""
         with self._lock:
             if self._closed:
                 raise RunnerClosed("the runner is closed")
-            record = self.store.requeue(job_id, owner=self._holder)
+            record = self.store.requeue(job_id, owner=self._holder, lease_s=self._queue_lease)
             position = self._enqueue(record.id, record.backend)
             self._emit(Queued(job_id=record.id, position=position))
         return record

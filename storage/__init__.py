@@ -8,14 +8,19 @@ the content-addressed media folder. Imports nothing else of VividFlow and no ML 
 """
 
 from storage.errors import (
+    DatabaseBusyError,
+    DatabaseCorruptError,
+    DatabaseUnavailableError,
     ForbiddenError,
     InvalidFieldError,
     InvalidTransitionError,
     NotFoundError,
     QuotaExceededError,
+    ReadOnlyStorageError,
     SchemaMismatchError,
     SchemaTooNewError,
     StorageError,
+    StorageFullError,
 )
 from storage.media import MediaFile, MediaStore, PendingWrite
 from storage.migrations import LATEST_VERSION, MIGRATIONS, Migration, migrate, schema_version
@@ -32,7 +37,7 @@ from storage.records import (
     StoreInfo,
 )
 from storage.queue import TRANSITIONS
-from storage.recovery import DEFAULT_INTERRUPTED_MESSAGE
+from storage.recovery import DEFAULT_INTERRUPTED_MESSAGE, Recovered
 from storage.store import DB_URL_ENV, HOME_ENV, Store, open_store, resolve_location
 from vividflow.sections import DEFAULT_HOME
 from storage.users import UserQueue
@@ -55,6 +60,9 @@ __all__ = [
     "TERMINAL_STATUSES",
     "TRANSITIONS",
     "ConversationRecord",
+    "DatabaseBusyError",
+    "DatabaseCorruptError",
+    "DatabaseUnavailableError",
     "ForbiddenError",
     "GalleryPage",
     "GenerationRecord",
@@ -70,9 +78,12 @@ __all__ = [
     "PendingWrite",
     "Progress",
     "QuotaExceededError",
+    "ReadOnlyStorageError",
+    "Recovered",
     "SchemaMismatchError",
     "SchemaTooNewError",
     "StorageError",
+    "StorageFullError",
     "Store",
     "StoreInfo",
     "UserQueue",

@@ -3,9 +3,17 @@ version and how many rows it holds.
 
 ``python -m storage queue [--json]``: every person's queued and running jobs, as an admin sees them.
 
-``python -m storage recover [--all]``: mark queued/running generations whose process is gone as failed
-("interrupted"); ``--all`` marks every one of them, for jobs left by a machine or container that no
-longer exists (their owner's host cannot be checked) — run it only when no VividFlow process is running."""
+``python -m storage recover [--all]``: mark queued/running generations whose holder stopped renewing its
+lease as failed ("interrupted"), whatever host or container it ran in, and remove the staging folders and
+temporary files nobody is writing; ``--all`` marks every queued/running one — run it only when no
+VividFlow process is running.
+
+``python -m storage gc [--yes] [--min-age SECONDS]``: list the media files no record references (a dry
+run); ``--yes`` deletes them. Files younger than ``--min-age`` (default 600 s) are left alone: a writer may
+be about to record them.
+
+Errors (a busy, damaged, unreachable or newer database, a full disk, a read-only folder, a bad setting)
+print one line on stderr and exit 2."""
 
 from __future__ import annotations
 
@@ -13,7 +21,9 @@ import argparse
 import json
 import sys
 
+from storage.errors import StorageError
 from storage.store import DB_FILENAME, DB_URL_ENV, HOME_ENV, open_store
+from storage.sweep import DEFAULT_GC_MIN_AGE_S
 from vividflow.boundary import run_cli
 from vividflow.sections import DEFAULT_HOME
 
@@ -68,50 +78,74 @@ def _print_queue(args: argparse.Namespace) -> int:
 
 
 def _recover(args: argparse.Namespace) -> int:
-    from storage.owner import owner_alive
-
     with open_store(url=args.url, home=args.home) as store:
-        ids = store.mark_interrupted(is_alive=None if args.all else owner_alive)
+        if args.all:
+            ids, requeued, removed = store.mark_interrupted(), [], store.sweep_temp()
+        else:
+            done = store.recover()
+            ids, requeued, removed = done.interrupted, done.requeued, done.removed
     if ids:
         print(f"marked {len(ids)} generation(s) as interrupted: {', '.join(f'#{i}' for i in ids)}")
         print("run one again with `python -m generation rerun ID`, or Retry in the app")
-    else:
+    if requeued:
+        print(f"put {len(requeued)} generation(s) back in the shared queue: {', '.join(f'#{i}' for i in requeued)}")
+    if removed:
+        print(f"removed {len(removed)} half-written temporary file(s) or folder(s)")
+    if not (ids or requeued or removed):
         print("nothing to recover")
     return 0
 
 
+def _gc(args: argparse.Namespace) -> int:
+    if args.min_age < 0:
+        raise StorageError(f"--min-age must be 0 or more seconds, got {args.min_age:g}")
+    with open_store(url=args.url, home=args.home) as store:
+        found = store.gc(delete=args.yes, min_age_s=args.min_age)
+        root = store.media.root
+    for path in found:
+        print(f"{'deleted' if args.yes else 'would delete'} {path}")
+    if not found:
+        print(f"no unreferenced media under {root}")
+    elif not args.yes:
+        print(f"{len(found)} file(s) no record references; run again with --yes to delete them")
+    else:
+        print(f"deleted {len(found)} file(s)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    """`python -m storage …` through the error boundary (vividflow.boundary): an exit status."""
+    """`python -m storage …` through the error boundary (vividflow.boundary): an exit status; a StorageError
+    is one line on stderr and exit 2."""
     return run_cli(cli, argv, prog="python -m storage")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m storage", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    url_help = f"SQLAlchemy URL (default ${DB_URL_ENV} or the home's {DB_FILENAME})"
+    p_info = sub.add_parser("info", help="database location, schema version and row counts")
+    p_info.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p_queue = sub.add_parser("queue", help="every person's queued and running jobs (the admin's view)")
+    p_queue.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p_rec = sub.add_parser("recover", help="mark jobs whose lease ran out as interrupted; remove half-written files")
+    p_rec.add_argument("--all", action="store_true",
+                       help="every queued/running job, whatever its lease (no VividFlow may be running)")
+    p_gc = sub.add_parser("gc", help="list (or, with --yes, delete) media files no record references")
+    p_gc.add_argument("--yes", action="store_true", help="delete them (default: only list them)")
+    p_gc.add_argument("--min-age", type=float, default=DEFAULT_GC_MIN_AGE_S, metavar="SECONDS",
+                      help=f"leave files younger than this alone (default {DEFAULT_GC_MIN_AGE_S:g})")
+    for p in (p_info, p_queue, p_rec, p_gc):
+        p.add_argument("--home", default=None, help=HOME_HELP)
+        p.add_argument("--url", default=None, help=url_help)
+    return parser
 
 
 def cli(argv: list[str]) -> int:
     """Parse `argv` and run the command; expected errors (StorageError, SettingsError) are raised, not printed."""
-    parser = argparse.ArgumentParser(prog="python -m storage", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    p_info = sub.add_parser("info", help="database location, schema version and row counts")
-    p_info.add_argument("--json", action="store_true", help="print JSON instead of text")
-    p_info.add_argument("--home", default=None, help=HOME_HELP)
-    p_info.add_argument("--url", default=None,
-                        help=f"SQLAlchemy URL (default ${DB_URL_ENV} or the home's {DB_FILENAME})")
-    p_queue = sub.add_parser("queue", help="every person's queued and running jobs (the admin's view)")
-    p_queue.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p_queue.add_argument("--home", default=None, help=HOME_HELP)
-    p_queue.add_argument("--url", default=None, help=f"SQLAlchemy URL (default ${DB_URL_ENV})")
-    p_rec = sub.add_parser("recover", help="mark jobs whose process is gone as interrupted")
-    p_rec.add_argument("--all", action="store_true",
-                       help="every queued/running job, also those owned by other hosts (no VividFlow may be running)")
-    p_rec.add_argument("--home", default=None, help=HOME_HELP)
-    p_rec.add_argument("--url", default=None, help=f"SQLAlchemy URL (default ${DB_URL_ENV})")
-    args = parser.parse_args(argv)
-    if args.command == "info":
-        return _print_info(args)
-    if args.command == "queue":
-        return _print_queue(args)
-    if args.command == "recover":
-        return _recover(args)
-    parser.error(f"unknown command {args.command}")
-    return 2
+    args = build_parser().parse_args(argv)
+    commands = {"info": _print_info, "queue": _print_queue, "recover": _recover, "gc": _gc}
+    return commands[args.command](args)
 
 
 if __name__ == "__main__":

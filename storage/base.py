@@ -9,10 +9,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Self
 
-from sqlalchemy import Engine, func, or_, update
+from sqlalchemy import Engine, exc, func, or_, update
 from sqlalchemy.orm import Session
 
-from storage.db import is_sqlite, writer
+from storage.db import is_sqlite, storage_error, writer
 from storage.errors import InvalidFieldError, NotFoundError
 from storage.media import MediaStore
 from storage.models import Conversation, Generation, Message, SourceImage, utcnow
@@ -63,14 +63,26 @@ class StoreBase:
 
     @contextmanager
     def _read(self) -> Iterator[Session]:
-        with Session(self._engine, expire_on_commit=False) as s, s.begin():
+        with self._explained(), Session(self._engine, expire_on_commit=False) as s, s.begin():
             yield s
 
     @contextmanager
     def _write(self) -> Iterator[Session]:
-        """One write transaction: committed on normal exit, rolled back on any exception."""
-        with Session(self._writer, expire_on_commit=False) as s, s.begin():
+        """One write transaction: committed on normal exit, rolled back on any exception. A database that is
+        busy past the busy timeout, full, read-only or damaged raises a StorageError that says so."""
+        with self._explained(), Session(self._writer, expire_on_commit=False) as s, s.begin():
             yield s
+
+    @contextmanager
+    def _explained(self) -> Iterator[None]:
+        """Turn a database error this layer can explain into its StorageError (storage.db.storage_error)."""
+        try:
+            yield
+        except exc.DBAPIError as e:
+            explained = storage_error(e, self._engine.url)
+            if explained is None:
+                raise
+            raise explained from e
 
     # --- paths ------------------------------------------------------------------------------------
 

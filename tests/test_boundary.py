@@ -218,3 +218,28 @@ def test_copy_atomic_replaces_whole_and_leaves_no_temporary_file(tmp_path):
     with pytest.raises(InputError, match="could not be written: No such file"):
         copy_atomic(tmp_path / "missing", dst)
     assert dst.read_bytes() == src.read_bytes() and os.listdir(dst.parent) == ["clip.mp4"]
+
+
+def test_a_log_file_on_a_full_disk_neither_raises_on_flush_nor_on_close(tmp_path):
+    """The file handler's buffered lines cannot be written (ENOSPC): logging goes on, closing still works."""
+    import errno
+
+    from vividflow.logs import _LazyRotatingFile
+
+    class FullDisk:
+        closed = False
+
+        def write(self, text):
+            return len(text)
+
+        def flush(self):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def close(self):
+            self.flush()
+
+    handler = _LazyRotatingFile(tmp_path / "logs" / "vividflow.log")
+    handler.stream = FullDisk()
+    handler.flush()  # no exception
+    handler.close()
+    assert handler.stream is None

@@ -30,6 +30,7 @@ def test_every_variable_reaches_its_field():
     samples = {
         "VIVIDFLOW_HOME": "/data/vf", "VIVIDFLOW_DB_URL": "postgresql+psycopg://u@h/db", "VIVIDFLOW_BACKEND": "Preview",
         "VIVIDFLOW_MEDIA_ROOT": "/shared/media", "VIVIDFLOW_LEASE_S": "5", "VIVIDFLOW_WORKERS": "External",
+        "VIVIDFLOW_DB_BUSY_TIMEOUT_S": "2.5",
         "VIVIDFLOW_PASSWORD": "correct horse battery",
         "VIVIDFLOW_QUEUE_QUOTA": "3", "VIVIDFLOW_ADMINS": "ann@example.com, bob",
         "VIVIDFLOW_WAN_MODEL": "/models/wan", "VIVIDFLOW_WAN_DEFAULTS_FROM": "wan", "VIVIDFLOW_WAN_TRANSFORMER": "me/bf16",

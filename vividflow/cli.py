@@ -5,7 +5,7 @@
     vividflow rerun      a generation again            (python -m generation rerun)
     vividflow queue      queued and running jobs       (python -m generation queue)
     vividflow recipe     the model's resolved recipe   (python -m generation recipe)
-    vividflow db …       info / queue / recover        (python -m storage …)
+    vividflow db …       info / queue / recover / gc   (python -m storage …)
     vividflow config     the effective settings and where each came from
     vividflow studio     start the studio (streamlit run streamlit_app.py)
 
@@ -39,7 +39,7 @@ DELEGATES: dict[str, tuple[str, str | None, str]] = {
     "rerun": ("generation.__main__", "rerun", "render a generation from history again"),
     "queue": ("generation.__main__", "queue", "list queued and running generations"),
     "recipe": ("generation.__main__", "recipe", "the resolved model recipe as JSON (no weights loaded)"),
-    "db": ("storage.__main__", None, "the database: info, queue, recover"),
+    "db": ("storage.__main__", None, "the database: info, queue, recover, gc"),
 }
 
 

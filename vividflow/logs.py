@@ -76,6 +76,18 @@ class _LazyRotatingFile(logging.handlers.RotatingFileHandler):
     def handleError(self, record: logging.LogRecord) -> None:
         pass
 
+    def flush(self) -> None:  # a full disk: the buffered lines are lost, the program goes on
+        try:
+            super().flush()
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        try:
+            super().close()
+        except OSError:  # the file object is closed even when its last flush fails
+            self.stream = None  # type: ignore[assignment]
+
 
 def _writable(path: Path) -> str | None:
     """Why `path` (a file, maybe not there yet) cannot be written, or None; nothing is created."""

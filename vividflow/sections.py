@@ -56,6 +56,7 @@ STEP_CACHES: tuple[str, ...] = get_args(StepCache)
 OFFLOADS: tuple[str, ...] = get_args(Offload)
 WORKERS: tuple[str, ...] = get_args(Workers)
 LEASE_RANGE = (0.1, 3600.0)  # seconds a worker's hold on a job lasts unless renewed
+BUSY_TIMEOUT_RANGE = (0.0, 3600.0)  # seconds a write waits for another process's write lock
 MIN_PASSWORD_CHARS = 8
 
 Bool = Annotated[bool, BeforeValidator(parse_bool)]
@@ -136,9 +137,12 @@ class StorageSettings(Section):
         lambda v: None if optional_text(v) is None else Path(str(v)).expanduser())] = None  # None: <home>/media
     lease_s: Annotated[float, BeforeValidator(float_in(
         "lease_s", *LEASE_RANGE, what="a number of seconds"))] = 30.0  # renewed every lease_s / 3
+    # how long a write waits for another process's write lock before "the database is busy"
+    busy_timeout_s: Annotated[float, BeforeValidator(float_in(
+        "busy_timeout_s", *BUSY_TIMEOUT_RANGE, what="a number of seconds"))] = 30.0
     env_names: ClassVar[dict[str, str]] = {
         "home": "VIVIDFLOW_HOME", "db_url": "VIVIDFLOW_DB_URL", "media_root": "VIVIDFLOW_MEDIA_ROOT",
-        "lease_s": "VIVIDFLOW_LEASE_S",
+        "lease_s": "VIVIDFLOW_LEASE_S", "busy_timeout_s": "VIVIDFLOW_DB_BUSY_TIMEOUT_S",
     }
 
 

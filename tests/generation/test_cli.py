@@ -134,8 +134,8 @@ def test_render_recovers_jobs_of_dead_processes_only(tmp_path, inputs, capsys):
         orphan = store.create_generation(None, plan_dict, img.id, "preview", "preview-warp-1")
         store.claim_generation(orphan.id)  # no owner: left by a process that is gone
         live = store.create_generation(None, plan_dict, img.id, "preview", "preview-warp-1",
-                                       owner=current_owner())  # held by a live process (this one)
-        store.claim_generation(live.id, owner=current_owner())
+                                       owner=current_owner(), lease_s=600)  # held under a live lease
+        store.claim_generation(live.id, owner=current_owner(), lease_s=600)
     assert main(["--home", home, "render", "--image", str(image), "--plan", str(plan)]) == 0
     assert f"marked generation(s) #{orphan.id} failed" in capsys.readouterr().err
     with open_store(home=home) as store:

@@ -334,11 +334,11 @@ def test_worker_survives_a_store_error_and_close_releases_waiters(gen_store, cat
     real_claim = gen_store.claim_generation
     calls = []
 
-    def flaky_claim(job_id, owner=None):
+    def flaky_claim(job_id, owner=None, lease_s=None):
         calls.append(job_id)
         if len(calls) == 1:
             raise OSError("disk I/O error")
-        return real_claim(job_id, owner)
+        return real_claim(job_id, owner, lease_s)
 
     monkeypatch.setattr(gen_store, "claim_generation", flaky_claim)
     first = runner.submit(_plan(), cat, backend="preview")

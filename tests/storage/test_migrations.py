@@ -154,8 +154,6 @@ def test_older_database_is_upgraded_and_keeps_its_rows(tmp_path, make_plan):
 
 def test_a_real_version_1_database_gets_the_owner_column_and_keeps_its_rows(tmp_path, make_plan):
     """A database as VividFlow 1 left it (only migration 1 applied, rows written with plain SQL)."""
-    from storage.owner import owner_alive
-
     home = tmp_path / "home"
     home.mkdir()
     engine = make_engine(f"sqlite:///{home / 'vividflow.db'}")
@@ -181,8 +179,8 @@ def test_a_real_version_1_database_gets_the_owner_column_and_keeps_its_rows(tmp_
         assert all(g.owner is None and g.plan == make_plan() and g.conversation_id == 1 for g in old)
         assert old[0].video_path == store.media.root / "ab" / "cd.mp4"
         assert store.get_conversation(1).title == "old"
-        # version-1 jobs have no owner: recovery treats them as left by a dead process
-        assert store.mark_interrupted(is_alive=owner_alive) == [2, 3]
+        # version-1 jobs have no owner and no lease: recovery treats them as left by a dead process
+        assert store.recover().interrupted == [2, 3]
         assert store.requeue(2, owner="h:1:2:a").owner == "h:1:2:a"
     with engine.connect() as c:
         rows = c.execute(text("SELECT version, name FROM schema_migrations ORDER BY version")).all()

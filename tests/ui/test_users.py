@@ -81,7 +81,7 @@ def test_gallery_shows_ones_own_and_shared_renders_and_the_queue_to_admins(kit, 
     private = kit.finished_generation(user="bob")
     shared = kit.finished_generation(user="bob", shared=True)
     waiting = kit.store().create_generation(None, own.plan, own.source_image_id, "preview", "m", user="carol",
-                                            owner="another-host:1:2:x")  # queued there: no recovery here
+                                            owner="another-host:1:2:x", lease_s=600)  # queued there, live lease
     at = _gallery(kit, monkeypatch, "ann")
     assert _cards(at) == [shared.id, own.id] and private.id not in _cards(at)
     assert any("shared by bob" in c.value for c in at.caption)
@@ -99,7 +99,7 @@ def test_gallery_shows_ones_own_and_shared_renders_and_the_queue_to_admins(kit, 
     monkeypatch.setenv("VIVIDFLOW_ADMINS", "ann")
     monkeypatch.setenv("VIVIDFLOW_QUEUE_QUOTA", "1")
     kit.store().create_generation(None, own.plan, own.source_image_id, "preview", "m", user="ann",
-                                  owner="another-host:1:2:x")  # ann's one queued job: her quota is full
+                                  owner="another-host:1:2:x", lease_s=600)  # her one queued job: quota full
     at = _gallery(kit, monkeypatch, "ann")
     table = at.dataframe[0].value
     assert list(table["person"]) == ["carol", "ann"] and list(table["#"])[0] == waiting.id
