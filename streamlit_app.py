@@ -7,7 +7,7 @@ Run: .venv/bin/streamlit run streamlit_app.py
 import streamlit as st
 
 from agent.plan import MAX_MESSAGE_CHARS
-from ui import auth, boundary, chat, create, plan_panel, result, services, sidebar
+from ui import auth, boundary, chat, create, end_and_batch, plan_panel, result, services, sidebar
 
 # the page icon is an emoji: Streamlit draws it as an inline SVG (a Material icon is fetched from the internet)
 st.set_page_config(page_title="VividFlow studio", page_icon="🎬", layout="wide")
@@ -40,6 +40,7 @@ def studio_page() -> None:
         picture, video = st.columns([2, 3])
         with picture:
             create.render(ctx.studio, max_area=ctx.max_area)
+            end_and_batch.render_end_uploader(ctx.studio)  # the optional end picture (#12 §1)
         with video:
             shown = result.render_latest(ctx)
         result.render_controls(ctx, shown=shown, progress=not progress_shown)

@@ -19,6 +19,8 @@ from typing import Annotated, Any, Literal, Protocol, Sequence, Union
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from agent.compiler import compile_plan
+from agent import end_and_batch as EB  # end frame, loop, variations (#12 §1, §3)
+from agent.end_and_batch import PickVariation, SetEndFrame, SetLoop, SetVariations
 from agent.plan import (
     LIMITS,
     MAX_ACTION_CHARS,
@@ -182,10 +184,11 @@ Edit = Annotated[
         SetTemplate, AddMotion, RemoveMotion, ScaleMotion, SetCamera, ScaleCamera, SetDuration, SetSteps,
         SetGuidance, SetSeed, AddNegative, RemoveNegative, AddAtmosphere, RemoveAtmosphere, SetPrompt,
         Undo, Reset, Recall,
+        SetEndFrame, SetLoop, SetVariations, PickVariation,  # end frame, loop, variations (#12 §1, §3)
     ],
     Field(discriminator="op"),
 ]
-SESSION_OPS = frozenset({"undo", "reset", "recall"})
+SESSION_OPS = frozenset({"undo", "reset", "recall"}) | EB.SESSION_OPS
 MAX_EDITS_PER_TURN = 12
 
 _edit_list = TypeAdapter(list[Edit])
@@ -338,19 +341,24 @@ def apply(
     *,
     rng: random.Random,
     hands_in_view: bool = False,
+    end_upload: str | None = None,
 ) -> tuple[MotionPlan, list[str]]:
     """Apply plan-level edits in order; returns the new (compiled) plan and notes for the person.
 
     Out-of-range numbers are clamped and noted ("12 s is longer than the 5 s maximum: set to 5.0 s").
     Safety: in `fashion` hands never move (the edit is refused, "hands" goes to the negative terms);
     elsewhere hand motion and the `portrait_dynamic` template need `hands_in_view` (the person said the
-    hands are visible), except in `portrait_dynamic` itself. Session edits (undo, reset, recall) raise
-    EditError: agent.session handles them.
+    hands are visible), except in `portrait_dynamic` itself. Session edits (undo, reset, recall, pick) raise
+    EditError: agent.session handles them. `end_upload`: the media key of the end picture the person uploaded
+    (what "end on this picture" points at).
     """
     notes: list[str] = []
     for edit in edits:
         if edit.op in SESSION_OPS:
             raise EditError(f"edit {edit.op!r} needs the conversation history: use agent.session.plan_turn")
+        if edit.op in EB.OPS:
+            plan = EB.apply_one(plan, edit, end_upload=end_upload, notes=notes)  # type: ignore[arg-type]
+            continue
         plan = _apply_one(plan, edit, rng=rng, hands_in_view=hands_in_view, notes=notes)
     return compile_plan(plan), notes
 

@@ -54,6 +54,7 @@ LIMITS: dict[str, tuple[float, float]] = {
     "seed": (0, MAX_SEED),
     "speed": (0.05, 5.0),  # motion and camera speed; > 0, 1.0 = the template's normal pace
     "intensity": (0.0, 1.0),
+    "variations": (1, 8),  # clips in one batch, each with its own seed (#12 §3)
 }
 # The steps the quality words ("higher quality", "best quality", "draft") move between first: a Lightning
 # render's useful range. Past its top they go on up to the LIMITS maximum (for the base recipe).
@@ -147,6 +148,12 @@ class MotionPlan(_Value):
     negative_prompt: str = Field(default="", max_length=MAX_PROMPT_CHARS)
     # A prompt typed by the person. When set, the compiler keeps it as `prompt` instead of writing one.
     prompt_override: str | None = Field(default=None, max_length=MAX_PROMPT_CHARS)
+    # end frame and loop (#12 §1): `end_image` is the media key (sha256 of a source image in the store) of the
+    # picture the clip ends on; `loop` ends on the first picture (first frame = last frame). Not both.
+    end_image: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    loop: bool = False
+    # variations (#12 §3): render this many clips with different seeds in one batch (1 = one clip)
+    variations: int = _bounded("variations", default=1)
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -176,6 +183,12 @@ class MotionPlan(_Value):
         dupes = sorted({s for s in seen if seen.count(s) > 1})
         if dupes:
             raise ValueError(f"motions: each subject may appear once, repeated: {', '.join(dupes)}")
+        return self
+
+    @model_validator(mode="after")
+    def _check_end_frame(self) -> MotionPlan:
+        if self.loop and self.end_image is not None:
+            raise ValueError("loop ends on the first picture, so end_image must be None when loop is true")
         return self
 
     # --- construction and change -------------------------------------------------------------

@@ -44,7 +44,8 @@ class FieldChange:
 
 # Plain names for the two guidance scales (the high-noise expert runs the early steps, the low-noise one the late
 # steps); the reply, the diff, the answers and the plan panel all say these.
-_LABELS = {"duration_s": "duration", **GUIDANCE_LABELS, "negative_terms": "negative", "prompt_override": "own prompt"}
+_LABELS = {"duration_s": "duration", **GUIDANCE_LABELS, "negative_terms": "negative", "prompt_override": "own prompt",
+           "end_image": "end picture"}
 
 
 def _show(x: Any) -> str:
@@ -52,6 +53,8 @@ def _show(x: Any) -> str:
         return "none"
     if isinstance(x, float):
         return f"{x:g}"
+    if isinstance(x, str) and len(x) == 64:  # a media key (the end picture): its start is enough
+        return x[:8] + "…"
     return str(x)
 
 
@@ -118,6 +121,9 @@ def plan_diff(before: MotionPlan | None, after: MotionPlan) -> tuple[FieldChange
     cmp("seed", before.seed, after.seed)
     cmp("negative_terms", before.negative_terms, after.negative_terms)
     cmp("prompt_override", before.prompt_override, after.prompt_override)
+    cmp("end_image", before.end_image, after.end_image)  # end frame, loop, variations (#12 §1, §3)
+    cmp("loop", before.loop, after.loop)
+    cmp("variations", before.variations, after.variations)
     return tuple(out)
 
 
@@ -197,6 +203,15 @@ def _phrase(c: FieldChange, after: MotionPlan, message: str = "") -> str:
         return " and ".join(bits) or "negative terms reordered"
     if p == "prompt_override":
         return "your own prompt is used" if c.after else "back to the compiled prompt"
+    if p == "end_image":  # end frame, loop, variations (#12 §1, §3)
+        return ("the clip now ends on the end picture you uploaded (no loop)" if c.after
+                else "no end picture: the clip ends wherever the motion takes it")
+    if p == "loop":
+        return ("seamless loop: the clip ends where it starts (first frame = last frame)" if c.after
+                else "no loop: the clip ends wherever the motion takes it")
+    if p == "variations":
+        return (f"{c.after} variations with different seeds, rendered as one batch" if c.after > 1
+                else "one clip again (no variations)")
     return str(c)
 
 
@@ -282,6 +297,10 @@ def build_reply(before: MotionPlan | None, base: MotionPlan | None, after: Motio
         # a template switch brings the new template's defaults: say only what the person named besides
         named = _named_paths(edits)
         shown = tuple(c for c in shown if c.path == "template" or c.path.startswith(named))
+    if any(c.path == "loop" and c.after for c in shown):  # a loop replaces the end picture: say the loop only
+        shown = tuple(c for c in shown if c.path != "end_image")
+    if any(c.path == "end_image" and c.after for c in shown):
+        shown = tuple(c for c in shown if c.path != "loop")
     if created_from:
         said = _first_plan_items(edits, shown, after, message)
     else:

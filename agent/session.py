@@ -34,7 +34,8 @@ from agent.edits import (
     apply,
     draw_seed,
 )
-from agent.history import GenerationRef, GenerationSource, find_generation, recall
+from agent.end_and_batch import PickVariation
+from agent.history import GenerationRef, GenerationSource, find_generation, pick, recall
 from agent.language_replies import translate_reply
 from agent.plan import MAX_MESSAGE_CHARS, MotionPlan, PlanError
 from agent.replies import Comparison, Reply, build_reply, compare_text, diff_text, plan_diff
@@ -76,17 +77,25 @@ class ConversationState:
     template_guessed: bool = False
     # edits held back until the hands are said to be visible (a refused gesture); "nevermind" drops them
     pending: tuple[Edit, ...] = ()
+    # end frame (#12 §1): the media key of the end picture the person uploaded ("end on this picture"), its name
+    end_upload: str | None = None
+    end_label: str = ""
 
     @property
     def template_locked(self) -> bool:
         return self.template_lock is not None
 
     def with_generation(self, generation_id: int, plan: MotionPlan | dict[str, Any], label: str = "",
-                        status: str = "succeeded") -> ConversationState:
+                        status: str = "succeeded", batch_id: str | None = None) -> ConversationState:
         """This state with a generation recorded (for use without a store)."""
         data = plan.to_dict() if isinstance(plan, MotionPlan) else dict(plan)
-        ref = GenerationRef(id=generation_id, plan=data, label=label, status=status)
+        ref = GenerationRef(id=generation_id, plan=data, label=label, status=status, batch_id=batch_id)
         return replace(self, generations=self.generations + (ref,))
+
+    def with_end_upload(self, key: str | None, label: str = "") -> ConversationState:
+        """This state with an end picture uploaded (its media key; None: removed), which "end on this picture"
+        then uses (#12 §1)."""
+        return replace(self, end_upload=key, end_label=label if key else "")
 
     def lock_template(self, template: str | None) -> ConversationState:
         """Lock (or with None unlock) the template, as the app's template picker does. A plan that exists
@@ -201,7 +210,7 @@ def plan_turn(
     def flush() -> None:
         nonlocal plan
         if run:
-            plan, more = apply(plan, run, rng=rng, hands_in_view=hands_in_view)
+            plan, more = apply(plan, run, rng=rng, hands_in_view=hands_in_view, end_upload=state.end_upload)
             notes.extend(more)
             run.clear()
 
@@ -223,6 +232,14 @@ def plan_turn(
         elif isinstance(edit, Recall):
             found, why = recall(edit, state.generations, state.conversation_id, store,
                                 plans=state.history + ((state.plan,) if state.plan is not None else ()))
+            if found is None:
+                notes.append(why)
+            else:
+                plan = found[1]
+                recalled.append(found[0])
+        elif isinstance(edit, PickVariation):  # "I like the third one" (#12 §3)
+            found, why = pick(edit.index, state.generations, state.conversation_id, store,
+                              plans=state.history + ((state.plan,) if state.plan is not None else ()))
             if found is None:
                 notes.append(why)
             else:

@@ -1,6 +1,7 @@
 """``python -m generation``: render a plan from the terminal, rerun one from history, list the queue, show a recipe.
 
     python -m generation render [--image IMG] --plan plan.json|- [--backend preview] [--out x.mp4 [--force]]
+                                [--end-image END | --loop] [--variations N]
     python -m generation rerun ID [--seed N] [--steps N] [--backend NAME] [--out x.mp4 [--force]]
     python -m generation queue
     python -m generation recipe [--model ID] [--lightning | --no-lightning]
@@ -74,16 +75,24 @@ def _progress_bar() -> tuple[Any, Any]:
     return listen, close
 
 
-def _out_path(store: Any, args: argparse.Namespace) -> Path | None:
-    """`--out` checked before any work (None without it): never inside the store, replaced only with --force."""
+def _out_path(store: Any, args: argparse.Namespace, clips: int = 1) -> Path | None:
+    """`--out` checked before any work (None without it): never inside the store, replaced only with --force.
+    For a batch of `clips` variations each numbered path (x-1.mp4 … x-N.mp4) is checked."""
     if args.out is None:
         return None
     protected = tuple(p for p in (store.media.root, store.database_path) if p is not None)
-    return check_out_path(args.out, force=args.force, protected=protected)
+    if clips == 1:
+        return check_out_path(args.out, force=args.force, protected=protected)
+    if not args.out or "\x00" in args.out:
+        return check_out_path(args.out, protected=protected)  # refused: not a file path
+    out = Path(args.out).expanduser().absolute()
+    for k in range(clips):
+        check_out_path(str(_numbered(out, k, clips)), force=args.force, protected=protected)
+    return out
 
 
 def _run_job(store: Any, submit: Any, out: Path | None) -> int:
-    """Submit through a local runner, wait with a progress bar, print the outcome."""
+    """Submit through a local runner, wait with a progress bar, print the outcome (of each clip of a batch)."""
     from generation.jobs import Runner
 
     listen, close_bar = _progress_bar()
@@ -93,20 +102,39 @@ def _run_job(store: Any, submit: Any, out: Path | None) -> int:
         print(f"marked generation(s) {ids} failed: interrupted by a process that stopped", file=sys.stderr)
     try:
         runner.subscribe(listen)
-        record = submit(runner)
-        print(f"generation #{record.id} queued ({record.backend}, {record.width}×{record.height}, "
-              f"{record.num_frames} frames)", file=sys.stderr)
+        submitted = submit(runner)
+        records = submitted if isinstance(submitted, list) else [submitted]  # a batch of variations (#12 §3)
+        for record in records:
+            print(f"generation #{record.id} queued ({record.backend}, {record.width}×{record.height}, "
+                  f"{record.num_frames} frames)", file=sys.stderr)
+        finals = []
         try:
-            final = runner.wait(record.id)
+            for record in records:
+                finals.append(runner.wait(record.id))
         except KeyboardInterrupt:
             print("\ncancelling …", file=sys.stderr)
-            runner.cancel(record.id)
-            final = runner.wait(record.id)
+            for record in records:
+                runner.cancel(record.id)
+            finals = [runner.wait(record.id) for record in records]
     finally:
         close_bar()
         runner.close(cancel_running=True)
+    codes = [_print_outcome(final, _numbered(out, k, len(finals))) for k, final in enumerate(finals)]
+    return max(codes, key=lambda c: (c != 0, c))
+
+
+def _numbered(out: Path | None, k: int, n: int) -> Path | None:
+    """--out for clip k of n: the path itself for one clip, x-1.mp4, x-2.mp4 … for a batch."""
+    if out is None or n == 1:
+        return out
+    return out.with_name(f"{out.stem}-{k + 1}{out.suffix or '.mp4'}")
+
+
+def _print_outcome(final: Any, out: Path | None) -> int:
     print(f"id: {final.id}")
     print(f"status: {final.status}")
+    if final.batch_id is not None:
+        print(f"batch: {final.batch_id} (seed {final.seed})")
     if final.status == "succeeded":
         video = str(final.video_path)
         if out is not None:
@@ -126,7 +154,7 @@ def _run_job(store: Any, submit: Any, out: Path | None) -> int:
 def cmd_render(args: argparse.Namespace) -> int:
     from agent.plan import MotionPlan, PlanError
 
-    # 1. Check every input before any work: the plan, the picture's path, --out
+    # 1. Check every input before any work: the plan, the pictures (first and end), --out
     data = read_json(args.plan, what="--plan")
     try:
         plan = MotionPlan.from_dict(data)
@@ -134,13 +162,43 @@ def cmd_render(args: argparse.Namespace) -> int:
         raise BadInput(f"--plan {clip(args.plan)}: {e}") from None
     if args.seed is not None:
         plan = _with(plan, seed=args.seed, seed_policy="explicit")
-    if args.image is not None:
-        from generation.image import open_image
+    plan = _loop_and_variations(plan, args)
+    from generation.image import open_image
 
-        open_image(args.image).close()  # size in bytes and pixels, from the header: ImageError before any work
+    for picture in (args.image, args.end_image):  # size in bytes and pixels, from the header: before any work
+        if picture is not None:
+            open_image(picture).close()
     with _store(args) as store:
-        out = _out_path(store, args)
-        return _run_job(store, lambda r: r.submit(plan, args.image, backend=args.backend), out)
+        out = _out_path(store, args, clips=plan.variations)
+        plan = _with_end_image(plan, args, store)
+        return _run_job(store, lambda r: r.submit_batch(plan, args.image, backend=args.backend), out)
+
+
+def _loop_and_variations(plan: Any, args: argparse.Namespace) -> Any:
+    """--loop and --variations (#12 §1, §3); --end-image with --loop refused."""
+    from agent.end_and_batch import MAX_VARIATIONS
+
+    if args.end_image is not None and args.loop:
+        raise BadInput("--end-image and --loop: a loop ends on the first picture, so give one of them")
+    if args.loop:
+        plan = _with(plan, loop=True, end_image=None)
+    if args.variations is not None:
+        count = args.variations
+        if count > MAX_VARIATIONS:
+            print(f"note: {count} variations is more than the {MAX_VARIATIONS} a batch can hold: "
+                  f"set to {MAX_VARIATIONS}", file=sys.stderr)
+            count = MAX_VARIATIONS
+        plan = _with(plan, variations=count)
+    return plan
+
+
+def _with_end_image(plan: Any, args: argparse.Namespace, store: Any) -> Any:
+    """--end-image (checked by cmd_render): stored like the first picture, the plan keeps its key (#12 §1)."""
+    if args.end_image is None:
+        return plan
+    with open(args.end_image, "rb") as f:
+        record = store.add_image(f.read(), filename=os.path.basename(args.end_image))
+    return _with(plan, end_image=record.sha256, loop=False)
 
 
 def cmd_rerun(args: argparse.Namespace) -> int:
@@ -308,8 +366,13 @@ def cli(argv: list[str]) -> int:
     p.add_argument("--plan", required=True, help="MotionPlan JSON file (at most 1 MB), or - for stdin")
     p.add_argument("--backend", default=None, help="preview or wan (default: wan with CUDA and weights, else preview)")
     p.add_argument("--seed", type=int, default=None, help="override the plan's seed")
-    p.add_argument("--out", default=None, help="also copy the video here (a new file; see --force)")
+    p.add_argument("--out", default=None,
+                   help="also copy the video here (a new file; see --force; x-1.mp4, x-2.mp4 … for variations)")
     p.add_argument("--force", action="store_true", help="let --out replace an existing file")
+    p.add_argument("--end-image", default=None, help="a picture the clip ends on (Wan: last_image)")
+    p.add_argument("--loop", action="store_true", help="a seamless loop: the clip ends where it starts")
+    p.add_argument("--variations", type=_positive_int, default=None,
+                   help="render N clips with different seeds as one batch (at most 8)")
     p.set_defaults(func=cmd_render)
     p = sub.add_parser("rerun", help="render a generation from history again (as its child)")
     p.add_argument("id", type=int)

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from generation.backend import Backend
+from generation.batch_jobs import BatchMixin
 from generation.choose import check_available, check_name, get_backend, model_id_for, picture_required, size_rule_for
 from generation.events import Cancelled, CancelToken, Event, EventListener, Preview, Queued
 from generation.workers import Job, WorkerMixin
@@ -78,7 +79,7 @@ def default_factory(name: str, device: str) -> Backend:
     return get_backend(name)
 
 
-class Runner(WorkerMixin):
+class Runner(BatchMixin, WorkerMixin):
     """FIFO queue + one worker thread per device (generation.workers); every job is a generation record first.
 
     `backends`: ready backend instances by name, shared by all workers (e.g. {"preview": PreviewBackend()});
@@ -213,6 +214,8 @@ class Runner(WorkerMixin):
         params: Mapping[str, Any] | None = None,
         user: str = LOCAL_USER,
         quota: int | None = None,
+        batch_id: str | None = None,
+        batch_size: int = 1,
     ) -> GenerationRecord:
         """Validate, record (`queued`) and queue one job; raise JobError / BackendUnavailable before any write.
 
@@ -220,7 +223,10 @@ class Runner(WorkerMixin):
         or running (storage.QuotaExceededError past it, nothing written).
 
         `image`: a source image id from the store, or a path, bytes or PIL image (stored once by content).
-        `backend` defaults to `default_backend_name()`.
+        `backend` defaults to `default_backend_name()`. A plan of several variations is a batch
+        (`submit_batch`, #12 §3): its first record is returned. A plan's end picture must be in the store.
+        `batch_id`, `batch_size`: set by `submit_batch` (the batch a clip belongs to; on its first clip, how
+        many clips the quota must have room for).
         """
         from generation.choose import default_backend_name
         from generation.image import ImageError, load_image
@@ -229,6 +235,11 @@ class Runner(WorkerMixin):
             raise RunnerClosed("the runner is closed")
         # 1. Check everything first: nothing is written unless all of it is fine
         plan_obj = _parse_plan(plan)
+        if plan_obj.variations > 1 and batch_id is None:
+            return self.submit_batch(plan_obj, image, backend=backend, model_id=model_id,
+                                     conversation_id=conversation_id, parent_id=parent_id, width=width,
+                                     height=height, params=params, user=user, quota=quota)[0]
+        self._check_end_image(plan_obj)
         name = backend if backend is not None else default_backend_name()
         try:
             check_name(name)
@@ -265,11 +276,38 @@ class Runner(WorkerMixin):
             record = self.store.create_generation(
                 conversation_id, plan_obj.to_dict(), image_id, name, model, parent_id,
                 dict(params) if params else None, width=width, height=height, owner=self._holder,
-                lease_s=self._queue_lease, user=user, quota=quota,
+                lease_s=self._queue_lease, user=user, quota=quota, batch_id=batch_id, batch_size=batch_size,
             )
             position = self._enqueue(record.id, name)
             self._emit(Queued(job_id=record.id, position=position))  # under the lock: before Started
         return record
+
+    def submit_batch(self, plan: Any, image: Any, **kwargs: Any) -> list[GenerationRecord]:
+        """Record and queue the clips of `plan` (`plan.variations` of them, seeds from
+        `agent.end_and_batch.batch_plans`) as one batch; a plan of one clip is one ordinary `submit`."""
+        from agent.end_and_batch import batch_plans
+
+        plan = _parse_plan(plan)
+        if plan.variations <= 1:
+            return [self.submit(plan, image, **kwargs)]
+        import uuid
+
+        batch_id = uuid.uuid4().hex
+        plans = batch_plans(plan)
+        # under the runner's (re-entrant) lock: an idle worker takes the first clip only once the others are
+        # queued too, so it takes them all as one job; the first clip reserves room in the person's quota for
+        # the whole batch (a batch of N counts N jobs)
+        with self._lock:
+            first = self.submit(plans[0], image, batch_id=batch_id, batch_size=len(plans), **kwargs)
+            rest = [self.submit(p, first.source_image_id, batch_id=batch_id,
+                                **{**kwargs, "width": first.width, "height": first.height, "quota": None})
+                    for p in plans[1:]]
+        return [first, *rest]
+
+    def _check_end_image(self, plan: MotionPlan) -> None:
+        """A plan that ends on a picture needs that picture in the store (JobError otherwise)."""
+        if plan.end_image is not None and self.store.find_image(plan.end_image) is None:
+            raise JobError(f"the end picture {plan.end_image[:12]}… is not in the media store: upload it again")
 
     @property
     def _holder(self) -> str:

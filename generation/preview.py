@@ -55,9 +55,10 @@ class PreviewBackend:
     def load(self, cfg: Any = None) -> None:
         """Nothing to load."""
 
-    def render(self, plan: MotionPlan, image: Image.Image) -> np.ndarray:
+    def render(self, plan: MotionPlan, image: Image.Image, end_image: Image.Image | None = None) -> np.ndarray:
         """All frames as a (T, H, W, 3) uint8 array, without encoding (tests and benchmarks)."""
-        scene = Scene(plan, np.asarray(preprocess(image, max_area=self.max_area)))
+        src = preprocess(image, max_area=self.max_area)
+        scene = Scene(plan, np.asarray(src), _end_rgb(plan, src, end_image))
         return np.stack([scene.frame(i) for i in range(scene.n)])
 
     def generate(
@@ -68,7 +69,9 @@ class PreviewBackend:
         cancel: CancelToken | None = None,
         *,
         out_dir: str | os.PathLike[str] | None = None,
+        end_image: Image.Image | None = None,
     ) -> GenerationResult:
+        """Render `plan` from `image`; `end_image` is the picture `plan.end_image` names (#12 §1)."""
         from generation.export import default_out_dir, export_video
 
         cancel = cancel or CancelToken()
@@ -88,7 +91,7 @@ class PreviewBackend:
         timings["preprocess_s"] = time.perf_counter() - t
         # 3. Build the scene (regions, camera path, particles)
         t = time.perf_counter()
-        scene = Scene(plan, rgb)
+        scene = Scene(plan, rgb, _end_rgb(plan, src, end_image))
         timings["setup_s"] = time.perf_counter() - t
         # 4. Render frame by frame, streamed into the encoder (ffmpeg encodes while we warp)
         render_time = [0.0]
@@ -157,7 +160,18 @@ class PreviewBackend:
                 "motions": [{"subject": f.subject, "kind": f.kind, "region_coverage": round(float(f.mask.mean()), 3)}
                             for f in scene.fields],
                 "particles": [layer.kind for layer in scene.layers],
+                "end_frame": "loop" if plan.loop else ("end picture" if plan.end_image else None),
                 "camera": {"move": scene.move, "zoom_total": round(scene.zoom_total, 4),
                            "travel": round(scene.travel, 4), "z0": round(scene.z0, 4)},
             },
         )
+
+
+def _end_rgb(plan: MotionPlan, first: Image.Image, end_image: Image.Image | None) -> np.ndarray | None:
+    """The end picture at the clip's size for a plan that ends on one (a loop needs none: #12 §1)."""
+    from generation.end_frame import end_picture
+
+    if plan.loop or plan.end_image is None:
+        return None
+    end = end_picture(plan, first, end_image)
+    return np.asarray(end) if end is not None else None

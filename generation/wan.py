@@ -87,11 +87,59 @@ class WanBackend:
         cancel: CancelToken | None = None,
         *,
         out_dir: str | os.PathLike[str] | None = None,
+        end_image: Image.Image | None = None,
     ) -> GenerationResult:
         """Render `plan` from `image` (None: from the words alone, on a model that can) into `out_dir`; raises
-        GenerationCancelled (no file) when cancelled, PictureRequired without a picture on an image-to-video model."""
+        GenerationCancelled (no file) when cancelled, PictureRequired without a picture on an image-to-video model.
+        `end_image`: the picture `plan.end_image` names (diffusers' `last_image`; a loop uses `image`, #12 §1)."""
+        return self._generate([plan], image, on_event, cancel, out_dir=out_dir, end_image=end_image)[0]
+
+    def generate_batch(
+        self,
+        plans: list[MotionPlan],
+        image: Image.Image | str | os.PathLike[str] | bytes | None,
+        on_event: EventListener = ignore,
+        cancel: CancelToken | None = None,
+        *,
+        out_dir: str | os.PathLike[str] | None = None,
+        end_image: Image.Image | None = None,
+    ) -> list[GenerationResult]:
+        """Render the clips of a batch of variations (plans equal but for the seed, #12 §3) in one pipeline
+        call with a generator per seed (diffusers' `num_videos_per_prompt` and a generator list); when that does
+        not fit in memory, in halves. One result per plan, in order."""
+        from generation.wan_batch import is_out_of_memory
+
+        try:
+            return self._generate(plans, image, on_event, cancel, out_dir=out_dir, end_image=end_image)
+        except Exception as e:
+            if len(plans) < 2 or not is_out_of_memory(e):
+                raise
+            half = len(plans) // 2
+            log.warning("wan: %d clips in one call ran out of memory; rendering %d and %d", len(plans), half,
+                        len(plans) - half)
+            free_memory(full=True)
+            kw = {"out_dir": out_dir, "end_image": end_image}
+            return (self.generate_batch(plans[:half], image, on_event, cancel, **kw)
+                    + self.generate_batch(plans[half:], image, on_event, cancel, **kw))
+
+    def _generate(
+        self,
+        plans: list[MotionPlan],
+        image: Image.Image | str | os.PathLike[str] | bytes | None,
+        on_event: EventListener,
+        cancel: CancelToken | None,
+        *,
+        out_dir: str | os.PathLike[str] | None,
+        end_image: Image.Image | None,
+    ) -> list[GenerationResult]:
         from agent.plan import MotionPlan
         from generation.image import load_image, output_size, preprocess
+        from generation.wan_batch import check_batch, last_image_for
+
+        if not plans or not all(isinstance(p, MotionPlan) for p in plans):
+            raise TypeError(f"plans must be MotionPlans, got {[type(p).__name__ for p in plans]}")
+        check_batch(plans)
+        plan = plans[0]
 
         cancel = cancel or CancelToken()
         timings: dict[str, float] = {}
@@ -125,6 +173,7 @@ class WanBackend:
             picture = preprocess(source, **rule) if source is not None else None
             text_size = (loaded.spec or default_spec()).text_size
             width, height = picture.size if picture is not None else output_size(*text_size, **rule)
+            last, sampling = last_image_for(plan, pipe, picture, end_image, sampling)  # end frame, loop (#12 §1)
             flow_shift = _set_flow_shift(pipe, sampling.flow_shift)
             speed = wan_speed.for_call(  # VAE tiling and step cache, logged
                 cfg, sampling.steps, width, height, with_image=picture is not None, offload=loaded.offload != "none")
@@ -153,13 +202,15 @@ class WanBackend:
             t = time.perf_counter()
             if nag is not None:
                 log.info("wan: negative prompt through NAG %s (%s)", nag, negative_guidance)
-            preview = cfg.live_preview and on_event is not ignore and live_preview.supported(pipe.vae.config.z_dim)
-            reuse = cache.vae_encodes(pipe.vae, picture_key(picture)) if picture is not None else nullcontext()
+            preview = (cfg.live_preview and on_event is not ignore and live_preview.supported(pipe.vae.config.z_dim)
+                       and len(plans) == 1)
+            key = picture_key(picture) + (":" + picture_key(last) if last is not None else "") if picture else ""
+            reuse = cache.vae_encodes(pipe.vae, key) if picture is not None else nullcontext()
             with (nag_guidance(pipe, negative_embeds, **nag) if nag is not None else nullcontext(),
                   step_cache.applied(pipe, speed.step_cache, sampling.steps), reuse):
                 latents, timesteps = self._sample(
-                    pipe, plan, sampling, picture, (width, height), prompt_embeds,
-                    negative_embeds if cfg_on else None, device, on_event, cancel, t_start, preview,
+                    pipe, plans, sampling, picture, (width, height), prompt_embeds,
+                    negative_embeds if cfg_on else None, device, on_event, cancel, t_start, preview, last,
                 )
             experts = expert_per_step(timesteps, pipe.config.boundary_ratio)
             timings["sample"] = time.perf_counter() - t
@@ -171,53 +222,60 @@ class WanBackend:
                 raise GenerationCancelled(f"cancelled during sampling after {len(timesteps)} of {sampling.steps} steps")
             free_memory()
 
-            # 5. Decode the latents to frames (the VAE; tiled when step 2 chose so)
+            # 5. Decode the latents to frames (the VAE; tiled when step 2 chose so), one clip at a time
             stage("decoding")
             t = time.perf_counter()
-            frames = decode_latents(pipe, latents)
+            clips = [decode_latents(pipe, latents[k:k + 1]) for k in range(len(plans))]
             del latents
             timings["decode"] = time.perf_counter() - t
             free_memory()
 
-            # 6. Export: H.264 MP4 + thumbnail, atomically, with the reproduction record in its metadata
+            # 6. Export: H.264 MP4 + thumbnail per clip, atomically, with the reproduction record in its metadata
             stage("exporting")
             t = time.perf_counter()
-            params = _reproduction_record(
-                pipe, plan, loaded, sampling, flow_shift=flow_shift, size=(width, height),
-                input_size=source.size if source is not None else (None, None),
-                max_len=max_len, device=device, timesteps=timesteps, experts=experts,
-                negative_guidance=negative_guidance, nag=nag,
-                speed={**speed.to_dict(), "embedding_cache": reused, "live_preview": preview},
-            )
             out = out_dir if out_dir is not None else export.default_out_dir()
-            exported = export.export_video(frames, out, fps=sampling.fps, metadata={"vividflow": params}, crf=cfg.crf)
+            records, exported = [], []
+            for clip_plan, frames in zip(plans, clips):
+                params = _reproduction_record(
+                    pipe, clip_plan, loaded, sampling, flow_shift=flow_shift, size=(width, height),
+                    input_size=source.size if source is not None else (None, None),
+                    max_len=max_len, device=device, timesteps=timesteps, experts=experts,
+                    negative_guidance=negative_guidance, nag=nag,
+                    speed={**speed.to_dict(), "embedding_cache": reused, "live_preview": preview},
+                )
+                params["end_frame"] = "loop" if clip_plan.loop else ("end picture" if last is not None else None)
+                if len(plans) > 1:
+                    params["batch_size"] = len(plans)
+                records.append(params)
+                exported.append(export.export_video(frames, out, fps=sampling.fps, metadata={"vividflow": params},
+                                                    crf=cfg.crf))
             timings["export"] = time.perf_counter() - t
             timings["total"] = time.perf_counter() - t_start
             timings["per_step"] = timings["sample"] / max(sampling.steps, 1)
             tail = timings["decode"] + timings["export"]
-            self._tail_s_per_unit = tail / max(width * height * sampling.num_frames, 1)
+            self._tail_s_per_unit = tail / max(width * height * sampling.num_frames * len(plans), 1)
             on_event(Progress(stage="exporting", step=1, total=1, elapsed_s=timings["total"]))
             log.info(
-                "wan: %dx%d, %d frames at %d fps, %d steps (%s recipe) in %.2f s (sample %.2f, decode %.2f, "
-                "export %.2f) → %s", width, height, sampling.num_frames, sampling.fps, sampling.steps,
+                "wan: %d clip(s) %dx%d, %d frames at %d fps, %d steps (%s recipe) in %.2f s (sample %.2f, decode %.2f, "
+                "export %.2f) → %s", len(plans), width, height, sampling.num_frames, sampling.fps, sampling.steps,
                 sampling.recipe or "no", timings["total"], timings["sample"], timings["decode"], timings["export"],
-                exported.video_path,
+                [e.video_path for e in exported],
             )
 
-            # 7. Return everything needed to reproduce it
-            return GenerationResult(
-                video_path=exported.video_path, thumbnail_path=exported.thumbnail_path, width=exported.width,
-                preview_path=exported.preview_path,
-                height=exported.height, num_frames=exported.num_frames, fps=exported.fps, backend=BACKEND_NAME,
-                model_id=loaded.model_id, timings=timings,
-                params={**params, "sha256": exported.sha256, "timings": dict(timings), "load_timings": dict(loaded.timings)},
+            # 7. Return everything needed to reproduce each clip
+            return [GenerationResult(
+                video_path=e.video_path, thumbnail_path=e.thumbnail_path, width=e.width,
+                preview_path=e.preview_path,
+                height=e.height, num_frames=e.num_frames, fps=e.fps, backend=BACKEND_NAME,
+                model_id=loaded.model_id, timings=dict(timings),
+                params={**params, "sha256": e.sha256, "timings": dict(timings), "load_timings": dict(loaded.timings)},
                 negative_guidance=negative_guidance,
-            )
+            ) for e, params in zip(exported, records)]
 
     def _sample(
-        self, pipe: Any, plan: MotionPlan, sampling: Sampling, picture: Image.Image | None, size: tuple[int, int],
-        prompt_embeds: Any, negative_embeds: Any, device: Any, on_event: EventListener, cancel: CancelToken,
-        t_start: float, preview: bool,
+        self, pipe: Any, plans: list[MotionPlan], sampling: Sampling, picture: Image.Image | None,
+        size: tuple[int, int], prompt_embeds: Any, negative_embeds: Any, device: Any, on_event: EventListener,
+        cancel: CancelToken, t_start: float, preview: bool, last: Image.Image | None = None,
     ) -> tuple[Any, list[int]]:
         """The denoising loop to latents, a Progress event per step (naming the expert that ran it), and with
         `preview` a Preview strip of the step's predicted clean latents (`generation.live_preview`, no VAE).
@@ -230,7 +288,7 @@ class WanBackend:
         steps = sampling.steps
         width, height = size
         boundary = pipe.config.boundary_ratio
-        tail_units = width * height * sampling.num_frames
+        tail_units = width * height * sampling.num_frames * len(plans)
         timesteps: list[int] = []
         tail_s = self._tail_s_per_unit * tail_units if self._tail_s_per_unit is not None else 0.0
         timer = StepTimer(steps, tail_s=tail_s)  # smoothed seconds per step of this run (generation.eta)
@@ -250,8 +308,14 @@ class WanBackend:
                 p._interrupt = True  # the pipeline skips the remaining steps
             return {}
 
-        generator = torch.Generator(device=device).manual_seed(plan.seed)
+        # one generator per clip: clip k's noise is what a single render with its seed draws (#12 §3)
+        generators = [torch.Generator(device=device).manual_seed(p.seed) for p in plans]
+        generator = generators if len(generators) > 1 else generators[0]
         extra: dict[str, Any] = {"guidance_scale": sampling.guidance[0]}
+        if len(plans) > 1:
+            extra["num_videos_per_prompt"] = len(plans)
+        if last is not None:
+            extra["last_image"] = last
         if boundary is not None:  # diffusers takes a second guidance only with two experts
             extra["guidance_scale_2"] = sampling.guidance[1]
         if picture is not None:

@@ -84,6 +84,9 @@ class WorkerMixin:
     recover: Callable[[], list[int]]
     _emit: Callable[[Event], None]
     _emit_positions: Callable[[], None]
+    _batch_siblings: Callable[[Job, str], list[Job]]  # generation.batch_jobs (#12 §1, §3)
+    _run_batch: Callable[[list[Job], str], None]
+    end_picture_of: Callable[[Any], Any]
 
     def _backend(self, name: str, device: str) -> Backend:
         if name in self._shared:
@@ -185,18 +188,25 @@ class WorkerMixin:
             job = self._next(device)
             if job is None:
                 return
+            batch: list[Job] = []  # the other clips of its batch of variations, rendered with it (#12 §3)
             try:
-                self._run(job, device)
+                batch = self._batch_siblings(job, job.backend)
+                if batch:
+                    self._run_batch([job, *batch], device)
+                else:
+                    self._run(job, device)
             except Exception:  # a store error outside the job's own handling: keep the worker alive
                 log.exception("worker %s: generation %d could not be run or recorded", device, job.id)
-                self._finish(job.id, "failed", error="internal error while running the job (see the log)")
-                self._emit(Failed(message="internal error while running the job (see the log)", job_id=job.id))
+                for j in (job, *batch):
+                    self._finish(j.id, "failed", error="internal error while running the job (see the log)")
+                    self._emit(Failed(message="internal error while running the job (see the log)", job_id=j.id))
             finally:
-                with self._lock:
-                    self._running.pop(job.id, None)
-                    self._jobs.pop(job.id, None)
-                    self._previews.pop(job.id, None)
-                job.done.set()
+                for j in (job, *batch):
+                    with self._lock:
+                        self._running.pop(j.id, None)
+                        self._jobs.pop(j.id, None)
+                        self._previews.pop(j.id, None)
+                    j.done.set()
 
     def _run(self, job: Job, device: str) -> None:
         from agent.plan import MotionPlan
@@ -234,7 +244,9 @@ class WorkerMixin:
             backend = self._backend(job.backend, device)
             # 4. Generate into a staging folder inside the media root (same file system)
             staging.mkdir(parents=True, exist_ok=True)
-            result = backend.generate(plan, image, on_event, job.token, out_dir=staging)
+            end = self.end_picture_of(plan)  # the picture the clip ends on (#12 §1); None: none
+            result = backend.generate(plan, image, on_event, job.token, out_dir=staging,
+                                      **({"end_image": end} if end is not None else {}))
             if job.token.cancelled:  # cancel arrived after the last step: the user asked for no video
                 raise GenerationCancelled("cancelled after the last step")
             # 5. Publish: name the files on the record, move them to their content address, record success

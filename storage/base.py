@@ -173,6 +173,7 @@ class StoreBase:
             lease_retries=row.lease_retries,
             user_id=row.user_id,
             shared=bool(row.shared),
+            batch_id=row.batch_id,
         )
 
     @staticmethod

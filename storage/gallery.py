@@ -62,6 +62,15 @@ class GalleryMixin(StoreBase):
             )
             return [self._generation(r) for r in s.scalars(q)]
 
+    def list_batch(self, batch_id: str, *, viewer: str | None = None) -> list[GenerationRecord]:
+        """The generations of one batch of variations (#12 §3), in the order they were made; with ``viewer``,
+        only those that person may see (their own and shared ones)."""
+        check_str("batch_id", batch_id, allow_empty=False)
+        conds = [Generation.batch_id == batch_id, *self._visible(Generation, viewer)]
+        with self._read() as s:
+            q = select(Generation).where(*conds).order_by(Generation.id)
+            return [self._generation(r) for r in s.scalars(q)]
+
     def list_gallery(
         self,
         *,

@@ -134,6 +134,7 @@ class Generation(Base):
         Index("ix_generations_conversation_id", "conversation_id"),
         Index("ix_generations_parent_id", "parent_id"),
         Index("ix_generations_user_id", "user_id", "status"),
+        Index("ix_generations_batch_id", "batch_id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -188,3 +189,5 @@ class Generation(Base):
     # the person who asked for it, and whether others see it in their gallery (migration 5)
     user_id: Mapped[str] = mapped_column(Text, default=LOCAL_USER)
     shared: Mapped[bool] = mapped_column(Boolean, default=False)
+    # the batch of variations it belongs to (#12 §3, migration 6); None: a single clip
+    batch_id: Mapped[str | None] = mapped_column(String(64))

@@ -83,6 +83,8 @@ class QueueMixin(StoreBase):
         lease_s: float | None = None,
         user: str = LOCAL_USER,
         quota: int | None = None,
+        batch_id: str | None = None,
+        batch_size: int = 1,
     ) -> GenerationRecord:
         """Record a new generation, status ``queued``, for ``user`` (the person asking; ``'local'`` without a
         login).
@@ -96,6 +98,9 @@ class QueueMixin(StoreBase):
         ``quota``: the most jobs ``user`` may have queued or running; one more raises QuotaExceededError
         (checked and inserted in one transaction, so two tabs submitting at once cannot both slip past it).
         ``conversation_id`` must be a conversation of ``user``.
+        ``batch_id``: the batch of variations it belongs to (#12 §3), shared by the records of one batch.
+        ``batch_size``: on the first record of a batch of N, N: the quota must have room for all N clips (a
+        batch counts N jobs), so a batch that does not fit is refused whole, before any of it is written.
         """
         if not isinstance(plan, dict):
             raise InvalidFieldError(f"plan must be a dict, got {type(plan).__name__}")
@@ -113,9 +118,14 @@ class QueueMixin(StoreBase):
         user = check_user(user)
         if quota is not None:
             check_int("quota", quota, 0)
+        check_int("batch_size", batch_size, 1)
+        if batch_id is not None:
+            check_str("batch_id", batch_id, allow_empty=False)
+            if len(batch_id) > 64:
+                raise InvalidFieldError(f"batch_id must be at most 64 characters, got {len(batch_id)}")
         with self._write() as s:
             if quota is not None:
-                self._check_quota(s, user, quota)
+                self._check_quota(s, user, quota, batch_size)
             if conversation_id is not None:
                 conv = self._get(s, Conversation, conversation_id, "conversation")
                 if conv.user_id != user:
@@ -141,20 +151,28 @@ class QueueMixin(StoreBase):
                 owner=owner,
                 **lease,
                 user_id=user,
+                batch_id=batch_id,
                 **columns,
             )
             s.add(row)
             s.flush()
             return self._generation(row)
 
-    def _check_quota(self, s: Session, user: str, quota: int) -> None:
-        """QuotaExceededError when ``user`` has ``quota`` jobs queued or running. PostgreSQL: a transaction lock
-        per person first, so two submissions of one person are counted one after the other (SQLite's write
-        transaction is the only writer already)."""
+    def _check_quota(self, s: Session, user: str, quota: int, needed: int = 1) -> None:
+        """QuotaExceededError when ``user`` has ``quota`` jobs queued or running (with ``needed`` > 1, a batch:
+        when ``needed`` more would pass ``quota``). PostgreSQL: a transaction lock per person first, so two
+        submissions of one person are counted one after the other (SQLite's write transaction is the only
+        writer already)."""
         if self.is_postgres:
             s.execute(text("SELECT pg_advisory_xact_lock(:k, hashtext(:u))"), {"k": QUOTA_LOCK_KEY, "u": user})
         active = select(func.count()).where(Generation.user_id == user, Generation.status.in_(ACTIVE_STATUSES))
         n = int(s.scalar(active) or 0)
+        if needed > 1 and n + needed > quota:
+            raise QuotaExceededError(
+                f"{user} already has {n} job(s) queued or running, and a batch of {needed} variations would pass "
+                f"the limit per person of {quota} (VIVIDFLOW_QUEUE_QUOTA); ask for fewer variations, or wait for "
+                f"a job to finish or cancel one, then submit again"
+            )
         if n >= quota:
             raise QuotaExceededError(
                 f"{user} already has {n} job(s) queued or running, and the limit per person is {quota} "

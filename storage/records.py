@@ -115,6 +115,8 @@ class GenerationRecord:
     """The person who asked for it (not ``owner``, the process that runs it)."""
     shared: bool = False
     """True: it shows in every person's gallery, not only its user's."""
+    batch_id: str | None = None
+    """The batch of variations it belongs to (records of one batch share it); None: a single clip."""
 
     @property
     def is_terminal(self) -> bool:

@@ -171,6 +171,11 @@ def parameter_rows(g: GenerationRecord) -> list[tuple[str, str]]:
         ("started", local_time(g.started_at)),
         ("finished", local_time(g.finished_at)),
     ]
+    if plan.get("loop") or plan.get("end_image"):  # end frame and loop (#12 §1)
+        rows.append(("ends on", "its first frame (seamless loop)" if plan.get("loop")
+                     else f"the end picture {str(plan['end_image'])[:12]}…"))  # cells are plain text
+    if g.batch_id:  # variations (#12 §3)
+        rows.append(("batch", f"{g.batch_id[:12]} (variations with different seeds)"))
     if note := recipe_note(g.params):
         rows.append(("sampling", note))
     for key in ("lora", "loras", "quantization", "dtype", "device"):

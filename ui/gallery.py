@@ -150,7 +150,7 @@ HOVER_CSS = (
 
 
 def render_card(g: GenerationRecord, thumb: Path | None = None, anim: Path | None = None,
-                user: str = LOCAL_USER) -> None:
+                user: str = LOCAL_USER, batch: str = "") -> None:
     with st.container(border=True, key=f"g-card-{g.id}"):
         if thumb is not None:
             with st.container(key=f"g-media-{g.id}", gap=None):
@@ -168,6 +168,8 @@ def render_card(g: GenerationRecord, thumb: Path | None = None, anim: Path | Non
         st.markdown(card_caption(g))
         st.caption(motion_summary(g.plan, g.duration_s))
         st.caption(card_subcaption(g))
+        if batch:  # a batch of variations is one card (#12 §3)
+            st.caption(batch)
         if g.user_id != user:
             st.caption(f":material/group: shared by {g.user_id}")
         elif g.shared:
@@ -181,12 +183,16 @@ def render_grid(page: GalleryPage, store: Store | None = None, user: str = LOCAL
     if not page.items:
         st.info("No generations match these filters." if page.total == 0 and page.page == 1 else "Nothing on this page.")
         return
+    from ui.end_and_batch import batch_caption, group_batches
+
     st.html(HOVER_CSS)
-    for start in range(0, len(page.items), COLUMNS):
+    groups = group_batches(page.items)  # a batch of variations is one card (#12 §3)
+    for start in range(0, len(groups), COLUMNS):
         cols = st.columns(COLUMNS)
-        for col, g in zip(cols, page.items[start : start + COLUMNS], strict=False):
+        for col, (g, members) in zip(cols, groups[start : start + COLUMNS], strict=False):
             with col:
-                render_card(g, *(card_media(store, g) if store is not None else (None, None)), user=user)
+                render_card(g, *(card_media(store, g) if store is not None else (None, None)), user=user,
+                            batch=batch_caption(members))
 
 
 def picked_for_compare() -> list[int]:
@@ -257,6 +263,9 @@ def render_details(store: Store, generation_id: int, actions: GalleryActions, us
             _details_media(g)
             _details_actions(g, actions, user)
             _details_lineage(lineage, user)
+            from ui.end_and_batch import render_batch_links
+
+            render_batch_links(store, g, _open, viewer=user)  # the other clips of its batch (#12 §3)
         with right:
             st.markdown("**Prompt**")
             st.markdown("> " + plain(g.prompt or "—").replace("\n", "\n> "))

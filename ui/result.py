@@ -85,9 +85,13 @@ def render_result(ctx: Context, g: GenerationRecord) -> None:
 
 
 def render_latest(ctx: Context) -> GenerationRecord | None:
-    """The newest finished result of the conversation (the chat continues from it), or a placeholder;
-    returns the record shown."""
+    """The newest finished result of the conversation (the chat continues from it; a batch of variations as
+    its grid), or a placeholder; returns the record shown."""
+    from ui.end_and_batch import render_batch
+
     shown = ctx.studio.latest_result(finished=True)
+    if shown is not None and shown.batch_id is not None and render_batch(ctx.studio, shown):  # #12 §3
+        return shown
     if shown is not None:
         render_result(ctx, shown)
     else:

@@ -236,14 +236,15 @@ class Context:
         try:
             if self.settings.llm.available:  # the model may load on first use (seconds to a minute)
                 with st.spinner("Thinking (LLM planner)…"):
-                    self.studio.chat(message, planner=self.planner)
+                    reply = self.studio.chat(message, planner=self.planner)
             else:
-                self.studio.chat(message, planner=self.planner)
+                reply = self.studio.chat(message, planner=self.planner)
         except StudioError as e:
             st.session_state[ACTION_ERROR] = str(e)
             return
         if (
-            self.studio.base_generation_id is not None
+            not any(e.op == "pick" for e in reply.edits)  # picking a clip of a batch renders nothing (#12 §3)
+            and self.studio.base_generation_id is not None
             and self.studio.image is not None
             and self.studio.plan != before
             and st.session_state.get(AUTO_RENDER, True)

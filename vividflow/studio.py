@@ -143,6 +143,8 @@ class Studio:
         the undo history (consecutive repeats dropped), the last template lock holds."""
         plans: list[MotionPlan] = []
         turns: list[tuple[str, str]] = []
+        end_key: str | None = None
+        end_label = ""
         lock: str | None = None
         hands = False
         for m in messages:
@@ -163,6 +165,8 @@ class Studio:
                 turns.append((m.role, m.text))
             if kind == "branch" and meta.get("generation_id") is not None:
                 self.base_generation_id = int(meta["generation_id"])
+            if kind == "end_image":  # the end picture uploaded (#12 §1); None: removed
+                end_key, end_label = meta.get("end_image"), str(meta.get("filename") or "")
             if kind == "image" and meta.get("image_id") is not None:
                 try:
                     self.image = self.store.get_image(int(meta["image_id"]))
@@ -187,7 +191,7 @@ class Studio:
             template_lock=lock,
             turns=tuple(turns[-MAX_TURNS_KEPT:]),
             hands_in_view=hands,
-        )
+        ).with_end_upload(end_key, end_label)
         if plans and not has_plan:
             self.draft = plans[-1]
 
@@ -250,6 +254,8 @@ class Studio:
         new_state, reply = plan_turn(self.state, message, planner=planner, rng=self.rng,
                                      store=_SeenBy(self.store, self.user))
         self.state = new_state
+        if any(e.op == "pick" for e in reply.edits):  # "I like the third one": refine that clip (#12 §3)
+            self._continue_from_picked()
         self._record(ChatEntry("user", message))
         self._record(
             ChatEntry("assistant", reply.text, diff=reply.diff),
@@ -332,9 +338,11 @@ class Studio:
         plan = self.seed_for_render()
         conv = self._ensure_conversation("new conversation")
         parent = parent_id if parent_id is not None else self.base_generation_id
-        record = runner.submit(plan.to_dict(), self.image.id, backend=backend, model_id=model_id,
-                               conversation_id=conv, parent_id=parent, user=self.user, quota=quota)
-        label = f"Render #{record.id} on {backend}" + (f", a child of #{parent}" if parent else "")
+        records = runner.submit_batch(plan, self.image.id, backend=backend, model_id=model_id,
+                                      conversation_id=conv, parent_id=parent, user=self.user, quota=quota)
+        record = records[-1]  # a batch is one job: the page follows its last clip
+        label = (f"Render #{records[0].id}–#{record.id} ({len(records)} variations) on {backend}" if len(records) > 1
+                 else f"Render #{record.id} on {backend}") + (f", a child of #{parent}" if parent else "")
         self._record(ChatEntry("system", label, kind="generation", generation_id=record.id), plan)
         self.active_job_id = record.id
         self.base_generation_id = record.id
@@ -365,3 +373,52 @@ class Studio:
         self._record(ChatEntry("system", f"Branched from #{g.id}", kind="branch", generation_id=g.id), self.plan,
                      **self._state_meta())
         self.base_generation_id = g.id
+
+    # --- end picture and variations (#12 §1, §3) ----------------------------------------------------
+
+    def set_end_image(self, data: bytes, filename: str | None, width: int, height: int, fmt: str) -> ImageRecord:
+        """Keep an uploaded end picture (validated by the page); "end on this picture" then uses it."""
+        record = self.store.add_image(data, filename=filename, width=width, height=height, format=fmt)
+        self.state = self.state.with_end_upload(record.sha256, filename or "")
+        self._record(ChatEntry("system", f"End picture: {filename or 'image'} ({record.width}×{record.height}) · "
+                               "say “end on this picture” to end the clip on it", kind="end_image",
+                               image_id=record.id), self.plan, end_image=record.sha256, filename=filename or "")
+        return record
+
+    def clear_end_image(self) -> None:
+        """Forget the uploaded end picture (a plan that ends on it keeps it until "don't end on that picture")."""
+        self.state = self.state.with_end_upload(None)
+        self._record(ChatEntry("system", "End picture removed", kind="end_image"), self.plan, end_image=None)
+
+    @property
+    def end_image(self) -> ImageRecord | None:
+        """The uploaded end picture, if any."""
+        key = self.state.end_upload
+        return self.store.find_image(key) if key else None
+
+    def batch_of(self, g: GenerationRecord) -> list[GenerationRecord]:
+        """The clips of `g`'s batch of variations in order ([g] for a single clip)."""
+        return self.store.list_batch(g.batch_id, viewer=self.user) if g.batch_id else [g]
+
+    def pick_variation(self, generation_id: int) -> None:
+        """Make one clip of a batch the current plan (one clip, its seed) and the result the chat continues from."""
+        g = self.store.get_generation(generation_id, viewer=self.user)
+        batch = self.batch_of(g)
+        k = next(i for i, b in enumerate(batch, start=1) if b.id == g.id)
+        plan = MotionPlan.from_dict(g.plan).with_changes(variations=1)
+        old = self.plan
+        history = self.state.history + ((old,) if self.state.plan is not None and plan != old else ())
+        self.state = replace(self.state, plan=plan, history=history[-MAX_UNDO:])
+        self._record(ChatEntry("system", f"Picked variation {k} of {len(batch)} (#{g.id}, seed {g.seed})",
+                               kind="branch", generation_id=g.id), plan, **self._state_meta())
+        self.base_generation_id = g.id
+
+    def _continue_from_picked(self) -> None:
+        """After "I like the third one": the picked clip (same seed, in the newest batch) is the parent."""
+        if self.conversation_id is None:
+            return
+        gens = [g for g in self.store.list_generations(self.conversation_id) if g.batch_id]
+        latest = gens[-1].batch_id if gens else None
+        match = next((g for g in gens if g.batch_id == latest and g.seed == self.plan.seed), None)
+        if match is not None:
+            self.base_generation_id = match.id

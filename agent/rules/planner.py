@@ -21,6 +21,7 @@ from agent.edit_sets import last_wins
 from agent.edits import MAX_EDITS_PER_TURN, AddMotion, Edit, ParseResult, RemoveMotion, ScaleMotion, SetPrompt, SetTemplate
 from agent.plan import MotionPlan
 from agent.rules import patterns as P
+from agent.rules.end_and_batch_words import read_end_and_batch
 from agent.rules.clauses import Clause, Turn, is_meaningful, ordered, read_message, split_clauses, take_all
 from agent.rules.meanings import read_meanings
 from agent.rules.motions import read_atmosphere, read_camera, read_motions, read_only
@@ -171,7 +172,8 @@ def _parse_clause(c: Clause, turn: Turn, *, first_message: bool) -> None:
     if m:
         c.take(m)  # "her hands are visible" is a fact about the picture, not a motion
     take_all(c, V.KEEP_REST)
-    for matcher in (read_session, read_seed, read_steps, read_guidance, read_meanings):
+    # end frame, loop, variations (#12 §1, §3) first: before seeds, history, negations
+    for matcher in (read_end_and_batch, read_session, read_seed, read_steps, read_guidance, read_meanings):
         matcher(c, turn)
         if c.used_up():
             return

@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from agent import vocabulary as V
 from agent.compiler import PLURAL_SUBJECTS, camera_phrase, motion_phrase, pace_word, strength_word
+from agent.end_and_batch import end_frame_words
 from agent.plan import MotionPlan
 from agent.wording import GUIDANCE_LABELS, camera_words
 from agent.rules.clauses import Clause, Turn
@@ -100,6 +101,10 @@ def _negatives(plan: MotionPlan) -> str:
     return f"I keep these out of the video: {', '.join(plan.negative_terms)}."
 
 
+def _sentence_of(words: str) -> str:
+    return f"The clip {words}."
+
+
 _Q = r"(?:what|which|whats|what's)\s+(?:is\s+|are\s+)?(?:the\s+|my\s+|this\s+|your\s+)?"
 QUESTIONS: tuple[tuple[re.Pattern[str], Callable[[MotionPlan], str] | str], ...] = (
     (re.compile(r"\bwhat\s+(?:else\s+)?(?:can|could|do)\s+(?:you|i)\s+(?:do|say|ask|change|understand|make)\b"
@@ -130,6 +135,10 @@ QUESTIONS: tuple[tuple[re.Pattern[str], Callable[[MotionPlan], str] | str], ...]
                 r"|\bhow\s+(?:fast|slow|quickly)\s+(?:is|does)\s+the\s+camera\b"
                 r"|\bwhat\s+(?:kind\s+of\s+)?camera\s+(?:move|movement|motion)\b"), _camera),
     (re.compile(r"\bwhat\s+(?:are\s+you|am\s+i)\s+avoiding\b|" + _Q + r"negative(?:\s+prompt|\s+terms)?\b"), _negatives),
+    # end frame and loop (#12 §1)
+    (re.compile(r"\b(?:what|where|how)\s+(?:does|will)\s+(?:it|the\s+(?:clip|video))\s+(?:end|finish)\b"
+                r"|\b(?:does|will|is)\s+(?:it|the\s+(?:clip|video))\s+(?:a\s+)?loop(?:ing)?\b|" + _Q
+                + r"(?:end|last|final)\s+(?:frame|picture|image)\b"), lambda plan: _sentence_of(end_frame_words(plan))),
     (re.compile(r"\b(?:write|compose|make)\s+(?:me\s+)?(?:a|an|some)\s+(?:poem|story|song|essay|email|letter|haiku|"
                 r"joke|limerick|tweet|code|program|script|summary|recipe)\b|\btell\s+me\s+(?:a\s+)?(?:joke|story|fact)\b"
                 r"|\bweather\b|\brecipes?\b|\bwhat\s+time\s+is\s+it\b|\bcapital\s+of\b|\btranslate\b"

@@ -4,6 +4,7 @@
 """
 
 from devtools.conversations.cases import CONVERSATIONS as CAREFUL
+from devtools.conversations.cases_end_and_batch import END_AND_BATCH
 from devtools.conversations.cases_held_out import HELD_OUT
 from devtools.conversations.cases_meanings import MEANINGS
 from devtools.conversations.cases_questions import QUESTIONS
@@ -30,6 +31,7 @@ from devtools.conversations.harness import (
 
 # The carefully phrased conversations first, then the real-style ones by theme (sections of issue 14).
 REAL_STYLE = MEANINGS + SAFETY + QUESTIONS + REFERENCES + WORDS + HELD_OUT
+REAL_STYLE += END_AND_BATCH  # end frame, loop, variations (#12 §1, §3)
 CONVERSATIONS = CAREFUL + REAL_STYLE
 
 __all__ = ["ABSENT", "CAREFUL", "CONVERSATIONS", "GT_PREV", "LT_PREV", "PRESENT", "REAL_STYLE", "SAME", "SWITCH", "C",

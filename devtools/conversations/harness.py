@@ -52,6 +52,7 @@ class Case:
     template: str | None = None  # a template locked in the app
     first_generation_id: int = 1
     tags: tuple[str, ...] = ()
+    end_upload: str | None = None  # an end picture uploaded before the first turn (its media key, #12 §1)
 
 
 def T(say: str, expect: Expect | None = None, changed: Sequence[str] = (), render: bool = False) -> Turn:
@@ -59,9 +60,9 @@ def T(say: str, expect: Expect | None = None, changed: Sequence[str] = (), rende
 
 
 def C(name: str, *turns: Turn, template: str | None = None, first_generation_id: int = 1,
-      tags: Sequence[str] = ()) -> Case:
+      tags: Sequence[str] = (), end_upload: str | None = None) -> Case:
     return Case(name=name, turns=tuple(turns), template=template, first_generation_id=first_generation_id,
-                tags=tuple(tags))
+                tags=tuple(tags), end_upload=end_upload)
 
 
 ABSENT = "absent"
@@ -91,6 +92,7 @@ def flatten(plan: MotionPlan) -> dict[str, Any]:
         "duration_s": plan.duration_s, "steps": plan.steps, "guidance_scale": plan.guidance_scale,
         "guidance_scale_2": plan.guidance_scale_2, "seed": plan.seed, "seed_policy": plan.seed_policy,
         "negative_terms": tuple(plan.negative_terms), "prompt_override": plan.prompt_override,
+        "end_image": plan.end_image, "loop": plan.loop, "variations": plan.variations,  # #12 §1, §3
     })
     return out
 
@@ -160,14 +162,20 @@ def run_case(case: Case, planner: Any = None, rng_seed: int = 1234) -> tuple[lis
     from agent.session import new_conversation, plan_turn
 
     rng = random.Random(rng_seed)
+    from agent.end_and_batch import batch_plans
+
     state = new_conversation(template=case.template)
+    if case.end_upload is not None:
+        state = state.with_end_upload(case.end_upload, "end.png")
     states, replies = [], []
     next_id = case.first_generation_id
     for turn in case.turns:
         state, reply = plan_turn(state, turn.say, planner=planner, rng=rng)
         if turn.render and state.plan is not None:
-            state = state.with_generation(next_id, state.plan, label=turn.say)
-            next_id += 1
+            batch = f"batch-{next_id}" if state.plan.variations > 1 else None  # a batch: one record per clip
+            for plan in batch_plans(state.plan):
+                state = state.with_generation(next_id, plan, label=turn.say, batch_id=batch)
+                next_id += 1
         states.append(state)
         replies.append(reply)
     return states, replies

@@ -46,6 +46,7 @@ EXPECTED_COLUMNS = {
         "owner",  # migration 2
         "heartbeat_at", "lease_expires_at", "lease_retries",  # migration 4
         "user_id", "shared",  # migration 5
+        "batch_id",  # migration 6 (#12 §3)
     ],
 }
 
@@ -58,6 +59,7 @@ EXPECTED_GENERATION_INDEXES = {
     "ix_generations_conversation_id": ["conversation_id"],
     "ix_generations_parent_id": ["parent_id"],
     "ix_generations_user_id": ["user_id", "status"],
+    "ix_generations_batch_id": ["batch_id"],
 }
 
 
@@ -255,3 +257,26 @@ def test_two_processes_opening_a_fresh_database_at_once_migrate_it_once(engine, 
         versions = c.execute(text("SELECT version FROM schema_migrations ORDER BY version")).scalars().all()
         runs = c.execute(text("SELECT count(*) FROM migration_runs")).scalar()
     assert versions == list(range(1, len(MIGRATIONS) + 2)) and runs == 1
+
+
+def test_a_version_5_database_gets_the_batch_column_and_keeps_its_rows(tmp_path, make_plan):
+    """Migration 6 (#12 §3) on a database with a generation in it: the row keeps everything (its user and shared
+    flag from migration 5 included), batch_id is NULL, and new rows of one batch are found together."""
+    from storage import open_store
+
+    url = f"sqlite:///{tmp_path / 'v5.db'}"
+    engine = make_engine(url)
+    migrate(engine, MIGRATIONS[:5])
+    with engine.begin() as c:
+        c.execute(text("INSERT INTO generations (plan, backend, model_id, status, attempts, cancel_requested, "
+                       "lease_retries, created_at, user_id, shared) "
+                       "VALUES ('{}', 'preview', 'm', 'failed', 0, 0, 0, '2026-01-01', 'ann', 1)"))
+    engine.dispose()
+    with open_store(url=url, home=tmp_path) as store:
+        assert store.info().schema_version == LATEST_VERSION
+        old = store.get_generation(1)
+        assert old.batch_id is None and old.status == "failed" and old.user_id == "ann" and old.shared
+        made = [store.create_generation(None, make_plan(seed=s), None, "preview", "m", batch_id="b1") for s in (1, 2)]
+        store.create_generation(None, make_plan(seed=3), None, "preview", "m")
+        assert [r.id for r in store.list_batch("b1")] == [r.id for r in made]
+        assert [r.seed for r in store.list_batch("b1")] == [1, 2]

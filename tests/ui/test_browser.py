@@ -284,7 +284,7 @@ def test_create_chat_generate_play_and_gallery(server, photo):
             expect(page.get_by_text("Picture (PNG, JPEG or WebP)")).to_be_visible()
 
             # 1. upload a photo: the resolution preview appears
-            page.locator("input[type=file]").set_input_files(str(photo))
+            page.locator("input[type=file]").first.set_input_files(str(photo))
             expect(page.get_by_text("output 624×624", exact=False)).to_be_visible()
 
             # 2. a chat turn: the reply (in view, the input keeps focus) and its plan diff; the panel follows
@@ -368,7 +368,7 @@ def test_create_chat_generate_play_and_gallery(server, photo):
             page.get_by_role("button", name="New chat").click()
             expect(page.get_by_text("Branched from #", exact=False)).to_have_count(0)
             page.get_by_text("Use another picture").click()
-            uploader = page.locator("input[type=file]")
+            uploader = page.locator("input[type=file]").first  # the picture's; the end frame's comes after it
             uploader.set_input_files(str(photo.parent / "notes.png"))
             error = page.get_by_text("notes.png is not a picture we can read", exact=False)
             expect(error).to_be_visible(timeout=5_000)  # at once: no other action needed
@@ -445,3 +445,34 @@ def test_the_password_gate_in_a_real_browser(tmp_path):
             browser.close()
         assert password not in srv.log_path.read_text()
         assert "Traceback" not in srv.log_path.read_text()
+
+
+def test_loop_then_a_batch_of_variations_and_pick_one(server, photo):
+    """#12 §1, §3 in the browser: "seamless loop" from the chat, Generate, "give me 2 variations" renders a batch
+    shown as a grid, and "Use this one" makes a clip the plan to refine."""
+    from playwright.sync_api import expect, sync_playwright
+
+    url, log_path = server.url, server.log_path
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1440, "height": 2000})
+            page.set_default_timeout(30_000)
+            page.goto(url)
+            page.locator("input[type=file]").first.set_input_files(str(photo))
+            expect(page.get_by_text("output 624×624", exact=False)).to_be_visible()
+            box = page.get_by_test_id("stChatInputTextArea")
+            box.fill("her hair flows, seamless loop, 0.5 seconds")
+            box.press("Enter")
+            expect(page.get_by_text("ends where it starts", exact=False).first).to_be_visible()
+            page.get_by_role("button", name="Generate").click()
+            page.locator("video").first.wait_for(state="attached", timeout=RENDER_S * 1000)
+            box.fill("give me 2 variations")
+            box.press("Enter")
+            expect(page.get_by_role("button", name="Use this one")).to_have_count(2, timeout=RENDER_S * 1000)
+            _shot(page, "7-studio-variations")
+            page.get_by_role("button", name="Use this one").nth(1).click()
+            expect(page.get_by_text("Picked variation 2 of 2", exact=False)).to_be_visible()
+        finally:
+            browser.close()
+    assert "Traceback" not in log_path.read_text(), log_path.read_text()[-3000:]
