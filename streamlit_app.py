@@ -6,31 +6,47 @@ Run: .venv/bin/streamlit run streamlit_app.py
 
 import streamlit as st
 
-from ui import chat, create, plan_panel, result, services, sidebar
+from agent.plan import MAX_MESSAGE_CHARS
+from ui import auth, boundary, chat, create, end_and_batch, plan_panel, result, services, sidebar
 
-st.set_page_config(page_title="VividFlow studio", page_icon=":material/movie:", layout="wide")
-PLAN_HEIGHT_PX = 680  # the plan scrolls on its own, so the page follows the chat
-# less empty space above the studio (data-testid is Streamlit's stable hook; harmless if it changes)
-st.html("<style>[data-testid='stMainBlockContainer']{padding-top:2.5rem}</style>")
+# the page icon is an emoji: Streamlit draws it as an inline SVG (a Material icon is fetched from the internet)
+st.set_page_config(page_title="VividFlow studio", page_icon="🎬", layout="wide")
+boundary.start(services.settings().home)  # logging, once per process: <data folder>/logs/vividflow.log
+if not auth.gate():  # sign-in, or the refusal to serve on a network without it: nothing else is drawn
+    st.stop()
+CHAT_HEIGHT_PX = 560  # the conversation scrolls on its own; CSS below makes it fill the window's height
+PLAN_HEIGHT_PX = 520  # the plan scrolls on its own too
+# less empty space above the studio, and the conversation as tall as the window (its input stays at the
+# bottom of the window); `st-key-<key>` classes are Streamlit's stable hooks, harmless if they change
+st.html(
+    "<style>[data-testid='stMainBlockContainer']{padding-top:2.5rem}"
+    "div:has(>.st-key-chat_log){--h:max(18rem,calc(100vh - 12rem));flex:0 0 var(--h)!important;"
+    "height:var(--h)!important}</style>"
+)
 
 
 def studio_page() -> None:
     ctx = services.context()
-    studio = ctx.studio
-    if prompt := st.chat_input("Describe the motion, e.g. “make her hair flow in the wind, slow zoom in”"):
+    talk, work = st.columns([5, 7], gap="large")
+    with talk:  # the conversation in one column: messages scroll, newest at the bottom, the input under them
+        log = st.container(height=CHAT_HEIGHT_PX, key="chat_log", autoscroll=True, border=True)
+        prompt = st.chat_input("Describe the motion, e.g. “make her hair flow in the wind, slow zoom in”",
+                               key="chat.input", max_chars=MAX_MESSAGE_CHARS)
+    if prompt:
         ctx.chat(prompt)
-    left, right = st.columns([7, 5], gap="large")
-    with left:
+    with log:
+        progress_shown = chat.render(ctx.studio, progress=lambda job_id: result.show_progress(ctx, job_id))
+    with work:
         picture, video = st.columns([2, 3])
         with picture:
-            create.render(studio, max_area=ctx.max_area)
+            create.render(ctx.studio, max_area=ctx.max_area)
+            end_and_batch.render_end_uploader(ctx.studio)  # the optional end picture (#12 §1)
         with video:
-            result.render_latest(ctx)
-        result.render_controls(ctx)
-        chat.render(studio)
-    with right, st.container(height=PLAN_HEIGHT_PX, border=False):
-        st.subheader("Plan")
-        plan_panel.render(studio, enhance=ctx.enhancer)
+            shown = result.render_latest(ctx)
+        result.render_controls(ctx, shown=shown, progress=not progress_shown)
+        with st.container(height=PLAN_HEIGHT_PX, border=False):
+            st.subheader("Plan")
+            plan_panel.render(ctx.studio, enhance=ctx.enhancer)
 
 
 pages = {
@@ -39,7 +55,9 @@ pages = {
 }
 services.register_pages(pages)
 page = st.navigation(list(pages.values()))
-with st.sidebar:
+with st.sidebar, boundary.guard("sidebar"):
+    auth.render_account()
     sidebar.render_conversations()
     sidebar.render_settings(services.backend_note())
-page.run()
+with boundary.guard(page.title):  # an unexpected error: a friendly box and a line in the log, no traceback
+    page.run()

@@ -5,6 +5,8 @@
 
 Each line is {"plan": {...MotionPlan...}, "reply": "..."}; `--explain` adds "diff" and "edits".
 `--planner qwen --model PATH [--gguf-file F]` uses agent.llm.make_planner (loaded only then).
+`--input FILE` reads the conversation from a file instead of stdin (JSON of at most 1 MB, nested at most 32 deep).
+Exit status: 0, 2 bad input (one line on stderr), 1 internal error (details in the log; `--debug` prints them).
 """
 
 from __future__ import annotations
@@ -17,31 +19,32 @@ import random
 import sys
 from typing import Any
 
-from agent.plan import TEMPLATE_IDS
+from agent.plan import MAX_MESSAGE_CHARS, TEMPLATE_IDS
+from vividflow.boundary import run_cli
+from vividflow.errors import short
+from vividflow.inputs import STDIN, InputError, parse_json, read_text
 
 EXIT_USAGE = 2
 
 
-class InputError(ValueError):
-    """The JSON on stdin is not {"turns": [str, ...], "template": null | template id}."""
-
-
-def read_request(text: str) -> tuple[list[str], str | None]:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise InputError(f"stdin is not valid JSON: {e}") from None
+def read_request(text: str, what: str = "stdin") -> tuple[list[str], str | None]:
+    """{"turns": [str, ...], "template": null | template id} from JSON text, or InputError saying what is wrong."""
+    data = parse_json(text, what=what)
     if not isinstance(data, dict):
-        raise InputError(f"stdin must be a JSON object with \"turns\", got {type(data).__name__}")
+        raise InputError(f"{what} must be a JSON object with \"turns\", got {type(data).__name__}")
     unknown = sorted(set(data) - {"turns", "template"})
     if unknown:
-        raise InputError(f"unknown keys {unknown}: expected \"turns\" and optionally \"template\"")
+        raise InputError(f"unknown keys {short(unknown)}: expected \"turns\" and optionally \"template\"")
     turns = data.get("turns")
     if not isinstance(turns, list) or not all(isinstance(t, str) for t in turns):
-        raise InputError(f"\"turns\" must be a list of strings, got {turns!r}"[:300])
+        raise InputError(f"\"turns\" must be a list of strings, got {short(turns)}")
+    too_long = next((i for i, t in enumerate(turns) if len(t) > MAX_MESSAGE_CHARS), None)
+    if too_long is not None:
+        raise InputError(f"turn {too_long + 1} has {len(turns[too_long]):,} characters: a chat message can be at "
+                         f"most {MAX_MESSAGE_CHARS:,}")
     template = data.get("template")
     if template is not None and template not in TEMPLATE_IDS:
-        raise InputError(f"\"template\" must be null or one of {', '.join(TEMPLATE_IDS)}, got {template!r}")
+        raise InputError(f"\"template\" must be null or one of {', '.join(TEMPLATE_IDS)}, got {short(template)}")
     return turns, template
 
 
@@ -66,12 +69,9 @@ def make_planner(args: argparse.Namespace) -> Any:
 def cmd_plan(args: argparse.Namespace) -> int:
     from agent.session import new_conversation, plan_turn
 
-    try:
-        turns, template = read_request(sys.stdin.read())
-        planner = make_planner(args)
-    except InputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_USAGE
+    what = "stdin" if args.input == STDIN else "--input"
+    turns, template = read_request(read_text(args.input, what=what, stdin=sys.stdin), what)
+    planner = make_planner(args)
     rng = random.Random(args.rng_seed) if args.rng_seed is not None else random.Random()
     state = new_conversation(template=template)
     for message in turns:
@@ -94,11 +94,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=None, help="with --planner qwen: model folder or hub id")
     p.add_argument("--gguf-file", default=None, help="with --planner qwen: GGUF file name inside --model")
     p.add_argument("--explain", action="store_true", help="add the diff, the edits and the planner to each line")
+    p.add_argument("--input", default=STDIN, help="read the conversation from this JSON file (default: stdin)")
     p.set_defaults(func=cmd_plan)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`python -m agent …` through the error boundary (vividflow.boundary): an exit status."""
+    return run_cli(cli, argv, prog="python -m agent")
+
+
+def cli(argv: list[str]) -> int:
+    """Parse `argv` and run the command; expected errors are raised (VividflowError), not printed."""
     args = build_parser().parse_args(argv)
     code = int(args.func(args))
     finish_llm(code)

@@ -15,11 +15,7 @@ if TYPE_CHECKING:
 
 def collapse(edits: Sequence[Edit]) -> list[Edit]:
     """The edits with exact repeats left out (three identical 0.6× slowdowns are one), in order."""
-    out: list[Edit] = []
-    for e in edits:
-        if e not in out:
-            out.append(e)
-    return out
+    return list(dict.fromkeys(edits))  # frozen edits hash by value: one pass, order kept
 
 
 def _direction(factor: float) -> int:
@@ -52,14 +48,20 @@ def contradict(a: Edit, b: Edit) -> bool:
         return bool(set(a.terms) & set(b.terms))  # type: ignore[union-attr]
     if ops == {"add_atmosphere", "remove_atmosphere"}:
         return bool(set(a.items) & set(b.items))  # type: ignore[union-attr]
+    if ops <= {"end_frame", "loop"}:  # end frame and loop (#12 §1): what the clip ends on
+        return a.on != b.on if a.op == b.op else a.on and b.on  # type: ignore[union-attr]
+    if ops == {"variations"}:
+        return a.count != b.count  # type: ignore[union-attr]
     return False
 
 
 def _keys(edit: Edit) -> list[tuple[str, ...]]:
     """What an edit sets; only edits that share a key can contradict each other."""
     op = edit.op
-    if op in ("set_camera", "scale_camera", "set_duration", "set_steps", "set_template", "seed"):
+    if op in ("set_camera", "scale_camera", "set_duration", "set_steps", "set_template", "seed", "variations"):
         return [(op,)]
+    if op in ("end_frame", "loop"):
+        return [("end",)]
     if op in ("add_motion", "remove_motion"):
         return [("motion", edit.subject)]  # type: ignore[union-attr]
     if op == "scale_motion":
@@ -115,6 +117,10 @@ def describe(edit: Edit) -> str:
         return ("no " if op == "add_negative" else "allowing ") + ", ".join(edit.terms)  # type: ignore[union-attr]
     if op in ("add_atmosphere", "remove_atmosphere"):
         return ("" if op == "add_atmosphere" else "no ") + ", ".join(edit.items)  # type: ignore[union-attr]
+    if op in ("end_frame", "loop"):
+        return ("" if edit.on else "no ") + ("end picture" if op == "end_frame" else "loop")  # type: ignore[union-attr]
+    if op == "variations":
+        return f"{edit.count} variations"  # type: ignore[union-attr]
     return op.replace("_", " ")
 
 

@@ -19,10 +19,13 @@ from typing import Annotated, Any, Literal, Protocol, Sequence, Union
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from agent.compiler import compile_plan
+from agent import end_and_batch as EB  # end frame, loop, variations (#12 §1, §3)
+from agent.end_and_batch import PickVariation, SetEndFrame, SetLoop, SetVariations
 from agent.plan import (
     LIMITS,
     MAX_ACTION_CHARS,
     MAX_ATMOSPHERE_ITEMS,
+    MAX_NEGATIVE_TERMS,
     MAX_SEED,
     SEGMENT_MAX_S,
     Camera,
@@ -35,6 +38,7 @@ from agent.plan import (
 from agent.templates import get_template
 from agent.camera_words import TIME_OF_DAY_LIGHTS
 from agent.edits_long import ScaleTransition, SetOutputFps, SetStory, SetUpscale, apply_long  # #12 §2 §4 §5
+from vividflow.errors import VividflowError
 
 MAX_TERM_CHARS = 40
 
@@ -183,16 +187,17 @@ Edit = Annotated[
         SetGuidance, SetSeed, AddNegative, RemoveNegative, AddAtmosphere, RemoveAtmosphere, SetPrompt,
         SetOutputFps, SetUpscale, SetStory, ScaleTransition,  # long videos, story, smoother (#12)
         Undo, Reset, Recall,
+        SetEndFrame, SetLoop, SetVariations, PickVariation,  # end frame, loop, variations (#12 §1, §3)
     ],
     Field(discriminator="op"),
 ]
-SESSION_OPS = frozenset({"undo", "reset", "recall"})
+SESSION_OPS = frozenset({"undo", "reset", "recall"}) | EB.SESSION_OPS
 MAX_EDITS_PER_TURN = 12
 
 _edit_list = TypeAdapter(list[Edit])
 
 
-class EditError(ValueError):
+class EditError(VividflowError, ValueError):
     """An edit list that does not match the edit schema; the message names the offending item."""
 
 
@@ -224,6 +229,15 @@ def edits_to_json(edits: list[Edit]) -> str:
 
 
 @dataclass(frozen=True)
+class CompareRequest:
+    """"compare #3 and #5", "compare the first and the second one": two earlier generations to show side by side
+    (session level, like Recall; the plan does not change). `a` and `b` are Recall values the session resolves."""
+
+    a: Recall
+    b: Recall
+
+
+@dataclass(frozen=True)
 class ParseResult:
     """What a planner made of one chat message."""
 
@@ -234,6 +248,7 @@ class ParseResult:
     answers: list[str] = field(default_factory=list)  # answers to questions ("what seed is this?"): no edit
     cancel: bool = False  # "nevermind": drop what is pending (the session knows what that is)
     reply_language: str = "en"  # the person wrote in another language throughout: reply in it where possible
+    compare: CompareRequest | None = None  # "compare #3 and #5": two generations side by side, no plan change
 
 
 class Planner(Protocol):
@@ -329,19 +344,24 @@ def apply(
     *,
     rng: random.Random,
     hands_in_view: bool = False,
+    end_upload: str | None = None,
 ) -> tuple[MotionPlan, list[str]]:
     """Apply plan-level edits in order; returns the new (compiled) plan and notes for the person.
 
     Out-of-range numbers are clamped and noted ("12 s is longer than the 5 s maximum: set to 5.0 s").
     Safety: in `fashion` hands never move (the edit is refused, "hands" goes to the negative terms);
     elsewhere hand motion and the `portrait_dynamic` template need `hands_in_view` (the person said the
-    hands are visible), except in `portrait_dynamic` itself. Session edits (undo, reset, recall) raise
-    EditError: agent.session handles them.
+    hands are visible), except in `portrait_dynamic` itself. Session edits (undo, reset, recall, pick) raise
+    EditError: agent.session handles them. `end_upload`: the media key of the end picture the person uploaded
+    (what "end on this picture" points at).
     """
     notes: list[str] = []
     for edit in edits:
         if edit.op in SESSION_OPS:
             raise EditError(f"edit {edit.op!r} needs the conversation history: use agent.session.plan_turn")
+        if edit.op in EB.OPS:
+            plan = EB.apply_one(plan, edit, end_upload=end_upload, notes=notes)  # type: ignore[arg-type]
+            continue
         plan = _apply_one(plan, edit, rng=rng, hands_in_view=hands_in_view, notes=notes)
     return compile_plan(plan), notes
 
@@ -361,7 +381,7 @@ def _with_negative(plan: MotionPlan, *terms: str) -> tuple[str, ...]:
         t = t.strip().lower()
         if t and t not in out:
             out.append(t)
-    return tuple(out[-32:])
+    return tuple(out[-MAX_NEGATIVE_TERMS:])
 
 
 def _apply_one(plan: MotionPlan, edit: Edit, *, rng: random.Random, hands_in_view: bool, notes: list[str]) -> MotionPlan:

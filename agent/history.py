@@ -31,6 +31,7 @@ class GenerationRef:
     label: str = ""
     status: str = "succeeded"
     created_at: datetime | None = None
+    batch_id: str | None = None  # the batch of variations it belongs to (#12 §3)
 
 
 class GenerationSource(Protocol):
@@ -62,7 +63,8 @@ def _refs(generations: Sequence[GenerationRef], conversation_id: int | None,
                 if r.created_at is not None and m.created_at <= r.created_at
                 and (previous is None or m.created_at > previous)]
         label = " ".join([r.prompt or "", r.template or "", *said])
-        refs.append(GenerationRef(id=r.id, plan=r.plan, label=label, status=r.status, created_at=r.created_at))
+        refs.append(GenerationRef(id=r.id, plan=r.plan, label=label, status=r.status, created_at=r.created_at,
+                                  batch_id=getattr(r, "batch_id", None)))
         previous = r.created_at
     return refs
 
@@ -74,32 +76,66 @@ def recall(edit: Recall, generations: Sequence[GenerationRef], conversation_id: 
     conversation's plans so far, oldest first, the current one last: with nothing rendered yet, "the second
     one" is the second of them and "the last one" the one before the current plan."""
     refs = _refs(generations, conversation_id, store)
-    shown = [g for g in refs if g.status not in FAILED_STATUSES]
-    ref: GenerationRef | None = None
-    if edit.generation_id is not None:
-        ref = next((g for g in refs if g.id == edit.generation_id), None)
-        if ref is None and store is not None:
-            ref = _get_from_store(store, edit.generation_id)
-        if ref is None:
-            return None, f"I found no generation #{edit.generation_id}"
-    elif edit.index is not None:
-        if not shown:
-            return _from_plans(edit.index, plans)
-        i = edit.index - 1 if edit.index > 0 else len(shown) + edit.index
-        if not 0 <= i < len(shown):
-            return None, f"this conversation has {len(shown)} video{'s' if len(shown) != 1 else ''}, so there is no such one"
-        ref = shown[i]
-    elif edit.query:
-        ref = _match(edit.query, shown)
-        if ref is None:
-            return None, f"I found no earlier video matching “{edit.query}”"
-    else:
-        return None, "which earlier video? Say “#12”, “the second one” or “the last one”"
+    if edit.index is not None and not [g for g in refs if g.status not in FAILED_STATUSES]:
+        return _from_plans(edit.index, plans)
+    ref, why = _find(edit, refs, store)
+    if ref is None:
+        return None, why
     try:
         return (f"back to #{ref.id}", compile_plan(MotionPlan.from_dict(ref.plan))), ""
     except PlanError as e:
         log.warning("generation #%s has an unreadable plan: %s", ref.id, e)
         return None, f"the plan of #{ref.id} could not be read"
+
+
+def find_generation(edit: Recall, generations: Sequence[GenerationRef], conversation_id: int | None,
+                    store: GenerationSource | None) -> tuple[GenerationRef | None, str]:
+    """The generation a reference ("#12", "the second one", "the cat video") points at, or None and the reason."""
+    return _find(edit, _refs(generations, conversation_id, store), store)
+
+
+def _find(edit: Recall, refs: Sequence[GenerationRef], store: GenerationSource | None
+          ) -> tuple[GenerationRef | None, str]:
+    shown = [g for g in refs if g.status not in FAILED_STATUSES]
+    if edit.generation_id is not None:
+        ref = next((g for g in refs if g.id == edit.generation_id), None)
+        if ref is None and store is not None:
+            ref = _get_from_store(store, edit.generation_id)
+        return (ref, "") if ref is not None else (None, f"I found no generation #{edit.generation_id}")
+    if edit.index is not None:
+        i = edit.index - 1 if edit.index > 0 else len(shown) + edit.index
+        if not 0 <= i < len(shown):
+            if not shown:
+                return None, "there are no videos in this conversation yet"
+            return None, f"this conversation has {len(shown)} video{'s' if len(shown) != 1 else ''}, so there is no such one"
+        return shown[i], ""
+    if edit.query:
+        ref = _match(edit.query, shown)
+        return (ref, "") if ref is not None else (None, f"I found no earlier video matching “{edit.query}”")
+    return None, "which earlier video? Say “#12”, “the second one” or “the last one”"
+
+
+def pick(index: int, generations: Sequence[GenerationRef], conversation_id: int | None,
+         store: GenerationSource | None, plans: Sequence[MotionPlan] = ()
+         ) -> tuple[tuple[str, MotionPlan] | None, str]:
+    """Clip `index` (1-based) of the conversation's last batch of variations, as (what to say, compiled plan),
+    or None and the reason (#12 §3). With no batch yet, "I like the second one" is the second video (`recall`)."""
+    refs = _refs(generations, conversation_id, store)
+    last = next((g.batch_id for g in reversed(refs) if g.batch_id), None)
+    if last is None:
+        if refs or len(plans) > 1:
+            return recall(Recall(index=index), generations, conversation_id, store, plans=plans)
+        return None, "there is no batch of variations yet: say “give me 4 variations” first"
+    batch = sorted((g for g in refs if g.batch_id == last), key=lambda g: g.id)
+    if not 1 <= index <= len(batch):
+        return None, f"the last batch has {len(batch)} variation{'s' if len(batch) != 1 else ''}, so there is no such one"
+    ref = batch[index - 1]
+    try:
+        plan = compile_plan(MotionPlan.from_dict(ref.plan).with_changes(variations=1))
+    except PlanError as e:
+        log.warning("generation #%s has an unreadable plan: %s", ref.id, e)
+        return None, f"the plan of #{ref.id} could not be read"
+    return (f"picked variation {index} of {len(batch)} (#{ref.id}, seed {plan.seed})", plan), ""
 
 
 def _from_plans(index: int, plans: Sequence[MotionPlan]) -> tuple[tuple[str, MotionPlan] | None, str]:
@@ -120,7 +156,7 @@ def _get_from_store(store: GenerationSource, generation_id: int) -> GenerationRe
     except NotFoundError:
         return None
     return GenerationRef(id=r.id, plan=r.plan, label=" ".join([r.prompt or "", r.template or ""]),
-                         status=r.status, created_at=r.created_at)
+                         status=r.status, created_at=r.created_at, batch_id=getattr(r, "batch_id", None))
 
 
 _TOKEN = re.compile(r"[a-z0-9]+")

@@ -12,18 +12,18 @@ PHRASES: tuple[tuple[str, dict[str, str]], ...] = (
         "es": r"Empecé con la plantilla \1 (semilla \2)", "fr": r"J'ai commencé avec le modèle \1 (graine \2)",
         "de": r"Mit der Vorlage \1 begonnen (Seed \2)", "pt": r"Comecei com o modelo \1 (semente \2)",
         "it": r"Ho iniziato con il modello \1 (seme \2)", "zh": r"从\1模板开始（种子 \2）"}),
-    (r"\b(\w+) slowed to " + _N + "×", {
-        "es": r"\1 más lento: \2×", "fr": r"\1 plus lent : \2×", "de": r"\1 langsamer: \2×",
-        "pt": r"\1 mais lento: \2×", "it": r"\1 più lento: \2×", "zh": r"\1 放慢到 \2×"}),
-    (r"\b(\w+) sped up to " + _N + "×", {
-        "es": r"\1 más rápido: \2×", "fr": r"\1 plus rapide : \2×", "de": r"\1 schneller: \2×",
-        "pt": r"\1 mais rápido: \2×", "it": r"\1 più veloce: \2×", "zh": r"\1 加快到 \2×"}),
-    (r"\b(\w+) subtler \(" + _N + " → " + _N + r"\)", {
-        "es": r"\1 más suave (\2 → \3)", "fr": r"\1 plus doux (\2 → \3)", "de": r"\1 sanfter (\2 → \3)",
-        "pt": r"\1 mais suave (\2 → \3)", "it": r"\1 più delicato (\2 → \3)", "zh": r"\1 更柔和（\2 → \3）"}),
-    (r"\b(\w+) stronger \(" + _N + " → " + _N + r"\)", {
-        "es": r"\1 más fuerte (\2 → \3)", "fr": r"\1 plus fort (\2 → \3)", "de": r"\1 stärker (\2 → \3)",
-        "pt": r"\1 mais forte (\2 → \3)", "it": r"\1 più forte (\2 → \3)", "zh": r"\1 更强（\2 → \3）"}),
+    (r"\b(\w+) (\d+)% slower", {
+        "es": r"\1 un \2% más lento", "fr": r"\1 \2 % plus lent", "de": r"\1 \2 % langsamer",
+        "pt": r"\1 \2% mais lento", "it": r"\1 \2% più lento", "zh": r"\1 放慢了 \2%"}),
+    (r"\b(\w+) (\d+)% faster", {
+        "es": r"\1 un \2% más rápido", "fr": r"\1 \2 % plus rapide", "de": r"\1 \2 % schneller",
+        "pt": r"\1 \2% mais rápido", "it": r"\1 \2% più veloce", "zh": r"\1 加快了 \2%"}),
+    (r"\b(\w+) moves (\d+)% less", {
+        "es": r"\1 se mueve un \2% menos", "fr": r"\1 bouge \2 % de moins", "de": r"\1 bewegt sich \2 % weniger",
+        "pt": r"\1 se move \2% menos", "it": r"\1 si muove il \2% in meno", "zh": r"\1 动作减少 \2%"}),
+    (r"\b(\w+) moves (\d+)% more", {
+        "es": r"\1 se mueve un \2% más", "fr": r"\1 bouge \2 % de plus", "de": r"\1 bewegt sich \2 % mehr",
+        "pt": r"\1 se move \2% mais", "it": r"\1 si muove il \2% in più", "zh": r"\1 动作增加 \2%"}),
     (r"[Ll]ength " + _N + " s → " + _N + " s", {
         "es": r"duración \1 s → \2 s", "fr": r"durée \1 s → \2 s", "de": r"Länge \1 s → \2 s",
         "pt": r"duração \1 s → \2 s", "it": r"durata \1 s → \2 s", "zh": r"时长 \1 秒 → \2 秒"}),

@@ -152,11 +152,10 @@ def _phrases() -> dict[str, dict[str, str]]:
 
 @cache
 def _pattern(lang: str) -> re.Pattern[str]:
-    forms = sorted(_phrases()[lang], key=len, reverse=True)
-    alternation = "|".join(re.escape(f) for f in forms)
+    alternation = V.alternation(_phrases()[lang])  # longest first, grouped by first letter (see there)
     if lang == "zh":
         return re.compile(alternation)
-    return re.compile(r"(?<![\w'])(?:" + alternation + r")(?![\w'])")
+    return re.compile(r"(?<![\w'])" + alternation + r"(?![\w'])")
 
 
 def _distinctive(form: str) -> bool:

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, computed_field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, computed_field, field_validator, model_validator
+
+from vividflow.errors import VividflowError, clip, short
 
 FPS = 16
 MAX_SEED = 2**31 - 1
@@ -59,13 +61,19 @@ LIMITS: dict[str, tuple[float, float]] = {
     "upscale_factor": (1.0, 4.0),
     "upscale_height": (240, 2160),
     "transition_pace": (0.2, 5.0),
+    "variations": (1, 8),  # clips in one batch, each with its own seed (#12 §3)
 }
 # The steps the quality words ("higher quality", "best quality", "draft") move between first: a Lightning
 # render's useful range. Past its top they go on up to the LIMITS maximum (for the base recipe).
 QUALITY_STEPS: tuple[int, int] = (4, 12)
+# The bounds of the plan's text (checked before any work: a plan is small whatever it came from).
+MAX_NEGATIVE_TERMS = 16
+MAX_TERM_CHARS = 120  # one atmosphere item or negative term
+MAX_ERRORS_SHOWN = 5  # an error message names the first few problems and counts the rest
 MAX_ACTION_CHARS = 60
 MAX_ATMOSPHERE_ITEMS = 8
 MAX_PROMPT_CHARS = 2000
+MAX_MESSAGE_CHARS = 4000  # a chat message (agent.session.plan_turn refuses longer; the studio's input stops there)
 
 # --- long videos, story, smoother (#12 §2 §4 §5) ----------------------------------------------------
 SEGMENT_MAX_S = 5.0  # one rendered segment: at most 5 s at 16 fps (81 frames), Wan2.2's own maximum
@@ -73,7 +81,7 @@ SEGMENT_OVERLAP = 5  # frames shared by two neighbouring segments and blended at
 STORY_PICTURES = (2, 6)  # story mode: two to six pictures, one transition between each neighbouring pair
 
 
-class PlanError(ValueError):
+class PlanError(VividflowError, ValueError):
     """A plan (or part of one) that breaks the contract; the message names each field and its range."""
 
     def __init__(self, message: str, errors: list[dict[str, Any]] | None = None):
@@ -120,8 +128,19 @@ def _bounded(field: str, **kw: Any) -> Any:
     return Field(ge=lo, le=hi, **kw)
 
 
+Term = Annotated[str, Field(max_length=MAX_TERM_CHARS)]
+
+
 class _Value(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+
+    @field_validator(*LIMITS, mode="before", check_fields=False)
+    @classmethod
+    def _no_bool(cls, value: Any) -> Any:
+        # JSON `true` is not a number: pydantic would read it as 1
+        if isinstance(value, bool):
+            raise ValueError(f"must be a number, not {str(value).lower()}")
+        return value
 
 
 class Motion(_Value):
@@ -170,7 +189,7 @@ class MotionPlan(_Value):
     template: TemplateId
     motions: tuple[Motion, ...] = ()
     camera: Camera = Camera()
-    atmosphere: tuple[str, ...] = Field(default=(), max_length=MAX_ATMOSPHERE_ITEMS)
+    atmosphere: tuple[Term, ...] = Field(default=(), max_length=MAX_ATMOSPHERE_ITEMS)
     duration_s: float = _bounded("duration_s", default=3.0)
     fps: Literal[16] = FPS
     steps: int = _bounded("steps", default=4)
@@ -179,7 +198,7 @@ class MotionPlan(_Value):
     seed: int = _bounded("seed", default=0)
     seed_policy: SeedPolicy = "new"
     # Terms the person asked to avoid ("no hand movement" → "hands"); the compiler adds them to negative_prompt.
-    negative_terms: tuple[str, ...] = Field(default=(), max_length=32)
+    negative_terms: tuple[Term, ...] = Field(default=(), max_length=MAX_NEGATIVE_TERMS)
     prompt: str = Field(default="", max_length=MAX_PROMPT_CHARS)
     negative_prompt: str = Field(default="", max_length=MAX_PROMPT_CHARS)
     # A prompt typed by the person. When set, the compiler keeps it as `prompt` instead of writing one.
@@ -190,6 +209,12 @@ class MotionPlan(_Value):
     upscale: Upscale | None = None
     story_images: tuple[str, ...] = Field(default=(), max_length=STORY_PICTURES[1])
     transitions: tuple[Transition, ...] = Field(default=(), max_length=STORY_PICTURES[1] - 1)
+    # end frame and loop (#12 §1): `end_image` is the media key (sha256 of a source image in the store) of the
+    # picture the clip ends on; `loop` ends on the first picture (first frame = last frame). Not both.
+    end_image: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    loop: bool = False
+    # variations (#12 §3): render this many clips with different seeds in one batch (1 = one clip)
+    variations: int = _bounded("variations", default=1)
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -226,6 +251,9 @@ class MotionPlan(_Value):
                              f"({0.5 * (n - 1):g} s), got {self.duration_s:g}")
         if self.transitions and len(self.transitions) != max(n - 1, 0):
             raise ValueError(f"transitions: one per pair of neighbouring pictures ({max(n - 1, 0)}), got {len(self.transitions)}")
+        if n >= 2 and (self.end_image is not None or self.loop):  # a story ends on its last picture (#12 §1 × §4)
+            raise ValueError("story_images: a story ends on its last picture, so end_image must be None and loop "
+                             "false in story mode")
         return self
 
     @property
@@ -259,6 +287,12 @@ class MotionPlan(_Value):
         dupes = sorted({s for s in seen if seen.count(s) > 1})
         if dupes:
             raise ValueError(f"motions: each subject may appear once, repeated: {', '.join(dupes)}")
+        return self
+
+    @model_validator(mode="after")
+    def _check_end_frame(self) -> MotionPlan:
+        if self.loop and self.end_image is not None:
+            raise ValueError("loop ends on the first picture, so end_image must be None when loop is true")
         return self
 
     # --- construction and change -------------------------------------------------------------
@@ -300,6 +334,8 @@ class MotionPlan(_Value):
             data = json.loads(text)
         except json.JSONDecodeError as e:
             raise PlanError(f"plan is not valid JSON: {e}") from None
+        except RecursionError:
+            raise PlanError("plan is not a plan: its JSON nests far too deep") from None
         return cls.from_dict(data)
 
     @classmethod
@@ -311,8 +347,9 @@ class MotionPlan(_Value):
 def plan_error(e: ValidationError) -> PlanError:
     """Turn pydantic's errors into one message that names each field, the value and the allowed range."""
     parts = []
-    for err in e.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "plan"
+    errors = e.errors()
+    for err in errors[:MAX_ERRORS_SHOWN]:
+        loc = clip(".".join(str(p) for p in err["loc"]) or "plan")
         field = str(err["loc"][-1]) if err["loc"] else ""
         key = field if field in LIMITS else None
         msg = err["msg"]
@@ -320,10 +357,12 @@ def plan_error(e: ValidationError) -> PlanError:
             msg = msg.removeprefix("Value error, ")
         line = f"{loc}: {msg}"
         if "input" in err and err["type"] not in ("missing", "value_error") and not isinstance(err["input"], dict):
-            line += f" (got {err['input']!r})"
+            line += f" (got {short(err['input'])})"
         if key:
             line += f"; allowed range {_fmt(LIMITS[key][0])}–{_fmt(LIMITS[key][1])}"
         elif err["type"] == "literal_error" and "expected" in err.get("ctx", {}):
             pass  # pydantic already lists the allowed values
         parts.append(line)
-    return PlanError("invalid plan: " + "; ".join(parts), errors=e.errors())
+    if len(errors) > MAX_ERRORS_SHOWN:
+        parts.append(f"and {len(errors) - MAX_ERRORS_SHOWN} more")
+    return PlanError("invalid plan: " + "; ".join(parts), errors=errors)

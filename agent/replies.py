@@ -3,15 +3,20 @@ reply of one or two sentences (`build_reply`): what changed, what was answered, 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+from agent.compiler import motion_phrase
 from agent.edits import AddNegative, Edit, SetSeed
 from agent.plan import MotionPlan
+from agent.rules.references import targets_of
 from agent.spelling import READ_AS
 from agent.templates import get_template
+from agent.wording import GUIDANCE_LABELS, camera_words  # noqa: F401 (camera_words: re-exported)
 
 MAX_REPLY_ITEMS = 5
+ONLY_NAMED_START = "only what you named moves"  # the rule planner's note when a first plan drops template motions
 
 
 @dataclass(frozen=True)
@@ -37,8 +42,10 @@ class FieldChange:
         return f"{label} {_show(self.before)}{unit} → {_show(self.after)}{unit}"
 
 
-_LABELS = {"duration_s": "duration", "guidance_scale": "guidance", "guidance_scale_2": "guidance 2",
-           "negative_terms": "negative", "prompt_override": "own prompt"}
+# Plain names for the two guidance scales (the high-noise expert runs the early steps, the low-noise one the late
+# steps); the reply, the diff, the answers and the plan panel all say these.
+_LABELS = {"duration_s": "duration", **GUIDANCE_LABELS, "negative_terms": "negative", "prompt_override": "own prompt",
+           "end_image": "end picture"}
 
 
 def _show(x: Any) -> str:
@@ -46,7 +53,21 @@ def _show(x: Any) -> str:
         return "none"
     if isinstance(x, float):
         return f"{x:g}"
+    if isinstance(x, str) and len(x) == 64:  # a media key (the end picture): its start is enough
+        return x[:8] + "…"
     return str(x)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """"compare #3 and #5": two earlier generations for the studio to show side by side (the plan is unchanged).
+
+    `a` and `b` are generation ids in the order named; `changes` are the plan differences from a to b (the same
+    values as a turn's `changes`, so `diff_text`-style words can list them between the videos)."""
+
+    a: int
+    b: int
+    changes: tuple[FieldChange, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -61,6 +82,7 @@ class Reply:
     unparsed: tuple[str, ...] = ()
     planner: str = "rules"
     understood: bool = True
+    compare: Comparison | None = None  # "compare #3 and #5": the two generations to show side by side
 
     def __str__(self) -> str:
         return self.text
@@ -109,6 +131,9 @@ def plan_diff(before: MotionPlan | None, after: MotionPlan) -> tuple[FieldChange
     if before.story_images == after.story_images and paces_a != paces_b:
         for i, (x, y) in enumerate(zip(paces_a, paces_b), start=1):
             cmp(f"transitions.{i}.pace", x, y)
+    cmp("end_image", before.end_image, after.end_image)  # end frame, loop, variations (#12 §1, §3)
+    cmp("loop", before.loop, after.loop)
+    cmp("variations", before.variations, after.variations)
     return tuple(out)
 
 
@@ -120,32 +145,53 @@ def diff_text(changes: Sequence[FieldChange], after: MotionPlan) -> str:
     return ", ".join(parts)
 
 
-def _phrase(c: FieldChange) -> str:
-    """A change in words for the reply sentence."""
+def relative(ratio: float, less: str, more: str) -> str:
+    """A change by `ratio` in plain words: "40% slower", "50% faster", "twice as fast", "3 times as fast"."""
+    if ratio <= 0 or abs(ratio - 1) < 0.005:
+        return ""
+    if ratio < 1:
+        return f"{max(1, round((1 - ratio) * 100))}% {less}"
+    if ratio < 1.95:
+        return f"{round((ratio - 1) * 100)}% {more}"
+    times = round(ratio, 1)
+    return "twice as " + _AS[more] if times == 2 else f"{times:g} times as {_AS[more]}"
+
+
+_AS = {"faster": "fast", "more": "much"}
+
+
+
+
+def _said(value: float, message: str) -> bool:
+    """Did the person type this number?"""
+    return re.search(rf"(?<![\d.]){re.escape(f'{value:g}')}(?![\d])", message) is not None
+
+
+def _phrase(c: FieldChange, after: MotionPlan, message: str = "") -> str:
+    """A change in words for the reply sentence: no numbers the person has not seen (a speed or a strength is
+    said relative to before: "hair 40% slower"), the plan panel's names for the settings."""
     p = c.path
     if p.startswith("motions."):
         subject = p.split(".")[1]
         if p.count(".") == 1:
             if c.before is not None:
                 return f"{subject} stopped moving"
-            action = c.after.split(" ×")[0]
-            return action if action.startswith("the ") else f"added {subject}: {action}"
+            motion = after.motion(subject)
+            return motion_phrase(motion) if motion is not None else f"{subject} moves"
         if p.endswith(".action") and str(c.after).startswith("the "):
             return str(c.after)  # a thing outside the canonical subjects: its action names it
         what = p.split(".")[2]
         if what == "speed":
-            verb = "slowed to" if c.after < c.before else "sped up to"
-            return f"{subject} {verb} {c.after:g}×"
+            return f"{subject} {relative(c.after / c.before, 'slower', 'faster')}"
         if what == "intensity":
-            word = "subtler" if c.after < c.before else "stronger"
-            return f"{subject} {word} ({c.before:g} → {c.after:g})"
+            return f"{subject} moves {relative(c.after / c.before, 'less', 'more')}"
         return f"{subject} now: {c.after}"
     if p == "template":
-        return f"switched to the {c.after} template"
+        return f"switched to the {get_template(c.after).title} template"
     if p == "camera.move":
-        return "camera holds still" if c.after == "static" else f"camera: {c.after.replace('_', ' ')}"
+        return "camera holds still" if c.after == "static" else f"camera: {camera_words(after)}"
     if p == "camera.speed":
-        return f"camera {'slowed to' if c.after < c.before else 'sped up to'} {c.after:g}×"
+        return f"camera {relative(c.after / c.before, 'slower', 'faster')}"
     if p == "atmosphere":
         added = [x for x in c.after if x not in c.before]
         removed = [x for x in c.before if x not in c.after]
@@ -155,10 +201,8 @@ def _phrase(c: FieldChange) -> str:
         return f"length {c.before:g} s → {c.after:g} s"
     if p == "steps":
         return f"{c.after} steps (was {c.before})"
-    if p == "guidance_scale":
-        return f"guidance {c.after:g}"
-    if p == "guidance_scale_2":
-        return f"low-noise guidance {c.after:g}"
+    if p in GUIDANCE_LABELS:
+        return _guidance(GUIDANCE_LABELS[p], c, message)
     if p == "seed":
         return f"seed {c.after}"
     if p == "negative_terms":
@@ -169,6 +213,15 @@ def _phrase(c: FieldChange) -> str:
         return " and ".join(bits) or "negative terms reordered"
     if p == "prompt_override":
         return "your own prompt is used" if c.after else "back to the compiled prompt"
+    if p == "end_image":  # end frame, loop, variations (#12 §1, §3)
+        return ("the clip now ends on the end picture you uploaded (no loop)" if c.after
+                else "no end picture: the clip ends wherever the motion takes it")
+    if p == "loop":
+        return ("seamless loop: the clip ends where it starts (first frame = last frame)" if c.after
+                else "no loop: the clip ends wherever the motion takes it")
+    if p == "variations":
+        return (f"{c.after} variations with different seeds, rendered as one batch" if c.after > 1
+                else "one clip again (no variations)")
     return _phrase_long(c) or str(c)
 
 
@@ -192,6 +245,60 @@ def _phrase_long(c: FieldChange) -> str | None:
     return None
 
 
+def _guidance(label: str, c: FieldChange, message: str) -> str:
+    """"prompt strength (early steps) 5" when the person typed 5, else "… raised" / "… lowered"."""
+    if _said(c.after, message):
+        return f"{label} {c.after:g}"
+    return f"{label} {'raised' if c.after > c.before else 'lowered'}"
+
+
+def _both_guidance(items: list[str]) -> list[str]:
+    """The two prompt strengths changed alike are said once: "prompt strength raised (early and late steps)"."""
+    early, late = GUIDANCE_LABELS.values()
+    for i, item in enumerate(items):
+        if item.startswith(early):
+            rest = item[len(early):]
+            twin = late + rest
+            if twin in items:
+                items = [x for x in items if x != twin]
+                items[i] = f"prompt strength{rest} (early and late steps)"
+            break
+    return items
+
+
+def _first_plan_items(edits: Sequence[Edit], shown: Sequence[FieldChange], after: MotionPlan,
+                      message: str) -> list[str]:
+    """The reply items of a first plan: what the message named, said as it is now ("the hair gently flows",
+    "camera: slow zoom in"), even where the template already did it, so everything asked is mentioned; a
+    template's own numbers the person never saw are not compared with."""
+    subjects: list[str] = []
+    for e in edits:
+        subject = getattr(e, "subject", None)
+        if e.op in ("add_motion", "scale_motion") and subject and subject != "all" and subject not in subjects:
+            subjects.append(subject)
+    subjects += [t for t in targets_of(message) if t not in subjects and t != "camera"]  # said, maybe as is
+    for c in shown:
+        if c.path.startswith("motions.") and c.path.count(".") == 2 and c.path.split(".")[1] not in subjects:
+            subjects.append(c.path.split(".")[1])
+    items: list[str] = []
+    for subject in subjects:
+        motion = after.motion(subject)
+        if motion is not None and (f"motions.{subject}" not in {c.path for c in shown}):
+            items.append(motion_phrase(motion))
+    camera_named = any(e.op in ("set_camera", "scale_camera") for e in edits)
+    rest = [c for c in shown if not (c.path.startswith("motions.") and c.path.count(".") == 2)
+            and not c.path.startswith("camera.")]
+    items += [_phrase(c, after, message) for c in rest if c.path != "seed"]
+    paths = {c.path for c in shown}
+    if any(e.op == "set_duration" for e in edits) and "duration_s" not in paths:
+        items.append(f"{after.duration_s:g} s long")
+    if any(e.op == "set_steps" for e in edits) and "steps" not in paths:
+        items.append(f"{after.steps} steps")
+    if camera_named or any(c.path.startswith("camera.") for c in shown):
+        items.append("camera holds still" if after.camera.move == "static" else f"camera: {camera_words(after)}")
+    return items
+
+
 def build_reply(before: MotionPlan | None, base: MotionPlan | None, after: MotionPlan | None, *,
                 created_from: str | None, edits: tuple[Edit, ...], notes: list[str], unparsed: Sequence[str],
                 planner: str, understood: bool, undone: bool, recalled: list[str], message: str,
@@ -206,16 +313,29 @@ def build_reply(before: MotionPlan | None, base: MotionPlan | None, after: Motio
     items: list[str] = []
     if created_from:
         items.append(f"started from the {get_template(created_from).title} template (seed {after.seed})")
-        # the template's motions left out of a first plan are said once, in a note
-        shown = tuple(c for c in shown if c.path != "template" and not (c.path.count(".") == 1 and c.after is None))
+        # the template's motions left out of a first plan because the message named other things are said once,
+        # in a note; a motion the message itself stopped ("no blinking") is said
+        left_out = any(n.startswith(ONLY_NAMED_START) for n in notes)
+        shown = tuple(c for c in shown if c.path != "template"
+                      and not (left_out and c.path.count(".") == 1 and c.after is None))
     if undone:
         items.append("back to the previous plan")
     items += recalled
+    if any(c.path == "camera.move" for c in shown):  # the new move is said with its pace ("slow pan left")
+        shown = tuple(c for c in shown if c.path != "camera.speed")
     if any(c.path == "template" for c in shown):
         # a template switch brings the new template's defaults: say only what the person named besides
         named = _named_paths(edits)
         shown = tuple(c for c in shown if c.path == "template" or c.path.startswith(named))
-    items += [_phrase(c) for c in shown if c.path != "seed" and not (undone or recalled)]
+    if any(c.path == "loop" and c.after for c in shown):  # a loop replaces the end picture: say the loop only
+        shown = tuple(c for c in shown if c.path != "end_image")
+    if any(c.path == "end_image" and c.after for c in shown):
+        shown = tuple(c for c in shown if c.path != "loop")
+    if created_from:
+        said = _first_plan_items(edits, shown, after, message)
+    else:
+        said = [_phrase(c, after, message) for c in shown if c.path != "seed" and not (undone or recalled)]
+    items += _both_guidance(said)
     seed_edit = next((e for e in edits if isinstance(e, SetSeed)), None)
     seed_change = next((c for c in changes if c.path == "seed"), None)
     if seed_change is not None and not created_from and not recalled:
@@ -248,6 +368,20 @@ def build_reply(before: MotionPlan | None, base: MotionPlan | None, after: Motio
     return Reply(text=text, changes=changes, diff=diff_text(changes, after) if before is not None else
                  f"new {after.template} plan, seed {after.seed}", edits=edits, notes=tuple(notes),
                  unparsed=tuple(unparsed), planner=planner, understood=understood)
+
+
+def compare_text(comparison: Comparison, b: MotionPlan) -> str:
+    """The reply to "compare #3 and #5": the two are shown side by side, and how the second one's plan differs."""
+    words = [_phrase(c, b) for c in comparison.changes if c.path != "seed"]
+    if any(c.path == "seed" for c in comparison.changes):
+        words.append("a different seed")
+    head = f"Here are #{comparison.a} and #{comparison.b} side by side"
+    if not words:
+        return f"{head}: their plans are the same."
+    more = len(words) - MAX_REPLY_ITEMS
+    listed = ", ".join(words[:MAX_REPLY_ITEMS]) + (f" and {more} more difference{'s' if more > 1 else ''}"
+                                                    if more > 0 else "")
+    return f"{head}; against #{comparison.a}, #{comparison.b} has {listed}."
 
 
 def _named_paths(edits: Sequence[Edit]) -> tuple[str, ...]:

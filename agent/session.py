@@ -24,6 +24,7 @@ from agent.edits_long import story_duration
 from agent.edits import (
     SESSION_OPS,
     AddMotion,
+    CompareRequest,
     Edit,
     EditError,
     ParseResult,
@@ -35,19 +36,31 @@ from agent.edits import (
     apply,
     draw_seed,
 )
-from agent.history import GenerationRef, GenerationSource, recall
+from agent.end_and_batch import PickVariation
+from agent.history import GenerationRef, GenerationSource, find_generation, pick, recall
 from agent.language_replies import translate_reply
-from agent.plan import STORY_PICTURES, MotionPlan, PlanError
-from agent.replies import Reply, build_reply, diff_text, plan_diff
+from agent.plan import MAX_MESSAGE_CHARS, STORY_PICTURES, MotionPlan, PlanError
+from agent.replies import Comparison, Reply, build_reply, compare_text, diff_text, plan_diff
 from agent.rules import RulePlanner, template_for
 from agent.templates import DEFAULT_TEMPLATE, get_template
+from vividflow.errors import VividflowError
 
 log = logging.getLogger(__name__)
 
 MAX_UNDO = 50
 MAX_TURNS_KEPT = 12
-__all__ = ["MAX_TURNS_KEPT", "MAX_UNDO", "ConversationState", "Reply", "diff_text", "new_conversation", "plan_diff",
-           "plan_turn"]
+__all__ = ["MAX_MESSAGE_CHARS", "MAX_TURNS_KEPT", "MAX_UNDO", "ConversationState", "MessageTooLong", "Reply",
+           "check_message", "diff_text", "new_conversation", "plan_diff", "plan_turn"]
+
+
+class MessageTooLong(VividflowError, ValueError):
+    """A chat message past MAX_MESSAGE_CHARS: refused before any planning, the message says the limit."""
+
+    def __init__(self, length: int, limit: int = MAX_MESSAGE_CHARS):
+        super().__init__(f"a chat message can be at most {limit:,} characters and this one has {length:,}: "
+                         "shorten it and send it again")
+        self.length = length
+        self.limit = limit
 
 
 @dataclass(frozen=True)
@@ -69,16 +82,19 @@ class ConversationState:
     # story mode (#12 §4): the pictures uploaded for a story (sha256 of each stored image, in upload order) before
     # there is a plan; the first plan takes them
     story_pictures: tuple[str, ...] = ()
+    # end frame (#12 §1): the media key of the end picture the person uploaded ("end on this picture"), its name
+    end_upload: str | None = None
+    end_label: str = ""
 
     @property
     def template_locked(self) -> bool:
         return self.template_lock is not None
 
     def with_generation(self, generation_id: int, plan: MotionPlan | dict[str, Any], label: str = "",
-                        status: str = "succeeded") -> ConversationState:
+                        status: str = "succeeded", batch_id: str | None = None) -> ConversationState:
         """This state with a generation recorded (for use without a store)."""
         data = plan.to_dict() if isinstance(plan, MotionPlan) else dict(plan)
-        ref = GenerationRef(id=generation_id, plan=data, label=label, status=status)
+        ref = GenerationRef(id=generation_id, plan=data, label=label, status=status, batch_id=batch_id)
         return replace(self, generations=self.generations + (ref,))
 
     def with_story_pictures(self, keys: Sequence[str]) -> ConversationState:
@@ -89,9 +105,14 @@ class ConversationState:
             return replace(self, story_pictures=keys)
         if self.plan.story_images == keys:
             return self
-        plan = story_duration(self.plan.with_changes(story_images=keys, transitions=()), [])
+        ends = {"loop": False, "end_image": None} if keys else {}  # a story ends on its last picture (#12 §1 × §4)
+        plan = story_duration(self.plan.with_changes(story_images=keys, transitions=(), **ends), [])
         return replace(self, plan=compile_plan(plan), history=(self.history + (self.plan,))[-MAX_UNDO:],
                        story_pictures=keys)
+    def with_end_upload(self, key: str | None, label: str = "") -> ConversationState:
+        """This state with an end picture uploaded (its media key; None: removed), which "end on this picture"
+        then uses (#12 §1)."""
+        return replace(self, end_upload=key, end_label=label if key else "")
 
     def lock_template(self, template: str | None) -> ConversationState:
         """Lock (or with None unlock) the template, as the app's template picker does. A plan that exists
@@ -99,6 +120,12 @@ class ConversationState:
         if template is not None:
             get_template(template)  # KeyError names the allowed ids
         return replace(self, template_lock=template)
+
+
+def check_message(message: str) -> None:
+    """Raise MessageTooLong for a message past MAX_MESSAGE_CHARS (plan_turn does this first)."""
+    if len(message) > MAX_MESSAGE_CHARS:
+        raise MessageTooLong(len(message))
 
 
 def new_conversation(template: str | None = None, conversation_id: int | None = None) -> ConversationState:
@@ -122,7 +149,9 @@ def plan_turn(
     `planner` defaults to the RulePlanner; any Planner works (the LLM hybrid). Fresh seeds come from `rng`
     (a random.Random; pass a seeded one for reproducible runs). `store` (storage.Store) resolves history
     references through the conversation's generation records; without it `state.generations` is used.
+    A message longer than MAX_MESSAGE_CHARS raises MessageTooLong (nothing is planned or changed).
     """
+    check_message(message)
     planner = planner or RulePlanner()
     rng = rng if rng is not None else random.Random()
     said_hands_in_view = TW.says_hands_in_view(message)
@@ -142,6 +171,11 @@ def plan_turn(
     # 2. Parse; a question, an off-topic request or "nevermind" alone changes nothing (not even a first plan)
     result = _parse(planner, message, start, state)
     notes += result.notes
+    answers = list(result.answers)
+    comparison = None
+    if result.compare is not None:  # "compare #3 and #5": said, and handed to the page; the plan stays
+        comparison, said = _compare(result.compare, state, store)
+        (answers if comparison is not None else notes).append(said)
     edits = list(result.edits)
     pending = state.pending
     if result.cancel:
@@ -151,11 +185,11 @@ def plan_turn(
         notes.append("the hands are visible now, so I added the gesture you asked for before")
         edits += [e for e in pending if e not in edits]
         pending = ()
-    if not edits and (result.answers or result.cancel) and not result.unparsed:
+    if not edits and (result.answers or result.cancel or result.compare) and not result.unparsed:
         reply = build_reply(state.plan, state.plan, state.plan, created_from=None, edits=(), notes=notes,
                             unparsed=(), planner=result.planner, understood=True, undone=False, recalled=[],
-                            message=message, answers=result.answers)
-        reply = _in_language(reply, result.reply_language)
+                            message=message, answers=answers)
+        reply = _in_language(replace(reply, compare=comparison), result.reply_language)
         turns = (state.turns + (("user", message), ("assistant", reply.text)))[-MAX_TURNS_KEPT:]
         return replace(state, turns=turns, pending=pending), reply
     if state.template_lock:
@@ -195,7 +229,7 @@ def plan_turn(
     def flush() -> None:
         nonlocal plan
         if run:
-            plan, more = apply(plan, run, rng=rng, hands_in_view=hands_in_view)
+            plan, more = apply(plan, run, rng=rng, hands_in_view=hands_in_view, end_upload=state.end_upload)
             notes.extend(more)
             run.clear()
 
@@ -222,6 +256,14 @@ def plan_turn(
             else:
                 plan = found[1]
                 recalled.append(found[0])
+        elif isinstance(edit, PickVariation):  # "I like the third one" (#12 §3)
+            found, why = pick(edit.index, state.generations, state.conversation_id, store,
+                              plans=state.history + ((state.plan,) if state.plan is not None else ()))
+            if found is None:
+                notes.append(why)
+            else:
+                plan = found[1]
+                recalled.append(found[0])
     flush()
 
     # 6. A gesture refused because the hands were not said to be visible waits for "her hands are visible"
@@ -236,12 +278,34 @@ def plan_turn(
     reply = build_reply(before, start if created_from else before, plan, created_from=created_from,
                         edits=tuple(result.edits), notes=notes, unparsed=result.unparsed, planner=result.planner,
                         understood=understood, undone=undone, recalled=recalled, message=message,
-                        answers=result.answers)
-    reply = _in_language(reply, result.reply_language)
+                        answers=answers)
+    reply = _in_language(replace(reply, compare=comparison), result.reply_language)
     turns = (state.turns + (("user", message), ("assistant", reply.text)))[-MAX_TURNS_KEPT:]
     new_state = replace(state, plan=plan, history=history, turns=turns, hands_in_view=hands_in_view,
                         template_guessed=guessed and not state.template_lock, pending=pending)
     return new_state, reply
+
+
+def _compare(request: CompareRequest, state: ConversationState, store: GenerationSource | None
+             ) -> tuple[Comparison | None, str]:
+    """The two generations a compare request names, resolved like "#12" / "the second one", and what to say."""
+    found: list[GenerationRef] = []
+    for ref in (request.a, request.b):
+        generation, why = find_generation(ref, state.generations, state.conversation_id, store)
+        if generation is None:
+            return None, f"{why}, so there is nothing to compare"
+        found.append(generation)
+    a, b = found
+    if a.id == b.id:
+        return None, f"both point at #{a.id}: name two different videos to compare (“compare #3 and #5”)"
+    try:
+        plan_a, plan_b = MotionPlan.from_dict(a.plan), MotionPlan.from_dict(b.plan)
+    except PlanError as e:
+        log.warning("compare #%s and #%s: a plan could not be read: %s", a.id, b.id, e)
+        comparison = Comparison(a=a.id, b=b.id)
+        return comparison, f"Here are #{a.id} and #{b.id} side by side (a plan could not be read, so no differences)."
+    comparison = Comparison(a=a.id, b=b.id, changes=plan_diff(plan_a, plan_b))
+    return comparison, compare_text(comparison, plan_b)
 
 
 def _in_language(reply: Reply, lang: str) -> Reply:
@@ -269,4 +333,4 @@ def _parse(planner: Planner, message: str, plan: MotionPlan | None, state: Conve
         return ParseResult(edits=result.edits, unparsed=result.unparsed,
                            notes=[f"the {name} planner failed ({e}), so I used the rules"] + result.notes,
                            planner="rules", answers=result.answers, cancel=result.cancel,
-                           reply_language=result.reply_language)
+                           reply_language=result.reply_language, compare=result.compare)

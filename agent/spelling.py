@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 from agent import camera_words as CW
@@ -128,6 +128,7 @@ def max_edits(word: str) -> int:
     return 1 if len(word) < 8 else 2
 
 
+@lru_cache(maxsize=4096)
 def suggest(word: str) -> str | None:
     """The vocabulary word `word` is a typo of, or None (known word, too short, too far, or unclear)."""
     if len(word) < MIN_LENGTH or not word.isalpha():

@@ -427,6 +427,20 @@ def normalize(text: str) -> str:
 
 
 def alternation(phrases: object) -> str:
-    """A regex alternation of whole phrases, longest first so "palm trees" wins over "trees"."""
+    """A regex alternation of whole phrases, longest first so "palm trees" wins over "trees".
+
+    The phrases are grouped by their first letter ("(?:h(?:air|ands)|w(?:ater|ind))"): two phrases with different
+    first letters never match at the same place, so the order that matters (longest first) is kept within each
+    group and the match is the same, while the regex engine tries one group per position instead of every phrase
+    (the planner's big word lists made each search cost hundreds of comparisons per word)."""
     items = sorted({str(p) for p in phrases}, key=len, reverse=True)  # type: ignore[attr-defined]
-    return "(?:" + "|".join(re.escape(p) for p in items) + ")"
+    groups: dict[str, list[str]] = {}
+    for p in items:
+        groups.setdefault(p[:1], []).append(p)
+    parts = []
+    for first, group in groups.items():
+        if not first or len(group) == 1:
+            parts += [re.escape(p) for p in group]
+        else:
+            parts.append(re.escape(first) + "(?:" + "|".join(re.escape(p[1:]) for p in group) + ")")
+    return "(?:" + "|".join(parts) + ")"

@@ -67,11 +67,11 @@ def bench_cli(runs: int) -> dict[str, float]:
     return {"cli_runs": runs, "cli_median_s": statistics.median(walls), "cli_max_s": max(walls)}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--rounds", type=int, default=5, help="passes over all test conversations")
     ap.add_argument("--cli-runs", type=int, default=5)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     turns = bench_turns(args.rounds)
     cli = bench_cli(args.cli_runs)
     print(f"planner turn (plan_turn, rules): median {turns['turn_median_ms']:.2f} ms, p95 {turns['turn_p95_ms']:.2f} ms, "
@@ -82,4 +82,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from vividflow.boundary import run_cli
+
+    sys.exit(run_cli(main, prog="bench/agent_bench.py"))

@@ -191,7 +191,7 @@ def engines(tokenizer) -> None:
         print(f"  outlines-core: failed: {str(e)[:200]}")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tokens", type=int, default=96)
     ap.add_argument("--repeats", type=int, default=12)
@@ -199,7 +199,7 @@ def main() -> None:
     ap.add_argument("--smollm2", action="store_true", help="also measure the real SmolLM2-135M-Instruct")
     ap.add_argument("--engines", action="store_true", help="compare constraint engines on the mask step")
     ap.add_argument("--threads", type=int, default=1)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
 
     import torch
 
@@ -233,4 +233,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from vividflow.boundary import run_cli
+
+    sys.exit(run_cli(main, prog="bench/llm_bench.py"))

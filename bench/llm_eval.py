@@ -64,7 +64,7 @@ def score(cases, planner) -> tuple[int, list[str], float]:
     return right, wrong, time.monotonic() - started
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="smollm2", help="smollm2 | tiny | hub id | folder | .gguf file")
     ap.add_argument("--gguf-file", default=None)
@@ -75,7 +75,7 @@ def main() -> None:
     ap.add_argument("--show", type=int, default=5, help="failures to print per column")
     ap.add_argument("--enhance", action=argparse.BooleanOptionalAction, default=True,
                     help="also try enhance_prompt on each template's default plan")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
 
     import torch
 
@@ -152,4 +152,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from vividflow.boundary import run_cli
+
+    sys.exit(run_cli(main, prog="bench/llm_eval.py"))

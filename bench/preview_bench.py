@@ -56,11 +56,11 @@ PLANS = {
 }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--photo", default="astronaut")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     image = source_image(args.photo)
     backend = PreviewBackend()
     single = PreviewBackend(threads=1)
@@ -99,4 +99,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from vividflow.boundary import run_cli
+
+    sys.exit(run_cli(main, prog="bench/preview_bench.py"))

@@ -50,12 +50,14 @@ def make_backend(name: str, side: int):
     return wan.WanBackend(loaded=wan_load.load_pipeline(cfg))
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--side", type=int, default=320, help="square frames of this side (default 320)")
     ap.add_argument("--runs", type=int, default=2)
     ap.add_argument("--backend", choices=("preview", "wan"), default="preview")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
+    if args.runs < 1 or args.side < 16:
+        ap.error("--runs must be at least 1 and --side at least 16")
     backend = make_backend(args.backend, args.side)
     image = picture(args.side)
     with tempfile.TemporaryDirectory() as d:  # warm-up: imports, ffmpeg start, caches
@@ -87,4 +89,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from vividflow.boundary import run_cli
+
+    sys.exit(run_cli(main, prog="bench/segments_bench.py"))

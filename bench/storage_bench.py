@@ -87,11 +87,11 @@ def median_ms(fn, repeat: int) -> float:
     return statistics.median(times)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, default=10_000)
     ap.add_argument("--repeat", type=int, default=50)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     rng = random.Random(0)
 
     with tempfile.TemporaryDirectory() as home:
@@ -131,4 +131,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from vividflow.boundary import run_cli
+
+    sys.exit(run_cli(main, prog="bench/storage_bench.py"))

@@ -90,12 +90,12 @@ def seed_store(home: Path, n: int, in_conversation: int) -> None:
     store.close()
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--generations", type=int, default=1000)
     ap.add_argument("--in-conversation", type=int, default=40)
     ap.add_argument("--turns", type=int, default=30)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
 
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp) / "home"
@@ -151,4 +151,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from vividflow.boundary import run_cli
+
+    sys.exit(run_cli(main, prog="bench/ui_bench.py"))

@@ -140,14 +140,14 @@ def gpu_bench() -> None:
                   f"export {tm['export']:.2f}); peak {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--frames", type=int, default=49)
     ap.add_argument("--area", type=int, default=64 * 64, help="max area of the tiny run (default 64×64)")
     ap.add_argument("--repeats", type=int, default=9)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--gpu-only", action="store_true")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     if not args.gpu_only:
         cpu_bench(args.frames, args.area, args.repeats, args.threads)
@@ -155,4 +155,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from vividflow.boundary import run_cli
+
+    sys.exit(run_cli(main, prog="bench/wan_bench.py"))

@@ -361,7 +361,7 @@ def print_table(results: dict[str, Any]) -> None:
     print(f"\nbenchmark took {results['seconds']:.0f} s")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     from generation.specs import TI2V_5B
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -371,7 +371,7 @@ def main() -> None:
     ap.add_argument("--budget-s", type=float, default=540.0, help="stop starting new rows after this many seconds")
     ap.add_argument("--tiny", action="store_true", help="the tiny CPU models even when a GPU is present")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if args.a14b is None:
         from generation.config import GenerationConfig
@@ -396,4 +396,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from vividflow.boundary import run_cli
+
+    sys.exit(run_cli(main, prog="bench/wan_gpu.py"))

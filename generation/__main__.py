@@ -1,8 +1,9 @@
 """``python -m generation``: render a plan from the terminal, rerun one from history, list the queue, show a recipe.
 
-    python -m generation render [--image IMG] --plan plan.json [--backend preview] [--out x.mp4]
+    python -m generation render [--image IMG] --plan plan.json|- [--backend preview] [--out x.mp4 [--force]]
+                                [--end-image END | --loop] [--variations N]
     python -m generation render --story a.png b.png c.png --plan plan.json   # or --image a.png --image b.png …
-    python -m generation rerun ID [--seed N] [--steps N] [--backend NAME] [--out x.mp4]
+    python -m generation rerun ID [--seed N] [--steps N] [--backend NAME] [--out x.mp4 [--force]]
     python -m generation queue
     python -m generation recipe [--model ID] [--lightning | --no-lightning]
     python -m generation worker [--backend preview] [--concurrency N] [--device cuda:0 …] [--lease-s S]
@@ -18,17 +19,23 @@ SIGTERM or Ctrl-C, printing a line per job; any number of workers on any hosts m
 `ray-workers` starts such workers as Ray actors, one per GPU of the cluster (generation.ray_workers). Like the app's
 runner, they first mark jobs left queued/running by processes that are gone as interrupted; the live
 jobs of a running app or of another render are left alone.
-Exit status: 0 succeeded, 1 failed, 2 bad input, 130 cancelled (Ctrl-C).
+`--plan` is a JSON file (or - for stdin) of at most 1 MB; `--out` is never a file of the data folder, a
+device or a folder, and an existing file is replaced only with `--force` (through a temporary file beside it).
+Exit status: 0 succeeded, 1 failed or internal error (details in the log), 2 bad input, 130 cancelled (Ctrl-C);
+`--debug` also prints an internal error's traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
-import tempfile
+from pathlib import Path
 from typing import Any
+
+from vividflow.boundary import run_cli
+from vividflow.errors import clip
+from vividflow.inputs import InputError, check_out_path, copy_atomic, read_json
 
 
 def _store(args: argparse.Namespace) -> Any:
@@ -69,36 +76,74 @@ def _progress_bar() -> tuple[Any, Any]:
     return listen, close
 
 
-def _run_job(store: Any, submit: Any, out: str | None) -> int:
-    """Submit through a local runner, wait with a progress bar, print the outcome."""
+def _out_path(store: Any, args: argparse.Namespace, clips: int = 1) -> Path | None:
+    """`--out` checked before any work (None without it): never inside the store, replaced only with --force.
+    For a batch of `clips` variations each numbered path (x-1.mp4 … x-N.mp4) is checked."""
+    if args.out is None:
+        return None
+    protected = tuple(p for p in (store.media.root, store.database_path) if p is not None)
+    if clips == 1:
+        return check_out_path(args.out, force=args.force, protected=protected)
+    if not args.out or "\x00" in args.out:
+        return check_out_path(args.out, protected=protected)  # refused: not a file path
+    out = Path(args.out).expanduser().absolute()
+    for k in range(clips):
+        check_out_path(str(_numbered(out, k, clips)), force=args.force, protected=protected)
+    return out
+
+
+def _run_job(store: Any, submit: Any, out: Path | None) -> int:
+    """Submit through a local runner, wait with a progress bar, print the outcome (of each clip of a batch)."""
     from generation.jobs import Runner
 
     listen, close_bar = _progress_bar()
-    runner = Runner(store)  # recovers only the jobs of dead processes (storage.owner)
+    runner = Runner(store)  # recovers only the jobs whose lease ran out (storage.recovery)
     if runner.interrupted:
         ids = ", ".join(f"#{i}" for i in runner.interrupted)
         print(f"marked generation(s) {ids} failed: interrupted by a process that stopped", file=sys.stderr)
     try:
         runner.subscribe(listen)
-        record = submit(runner)
-        print(f"generation #{record.id} queued ({record.backend}, {record.width}×{record.height}, "
-              f"{record.num_frames} frames)", file=sys.stderr)
+        submitted = submit(runner)
+        records = submitted if isinstance(submitted, list) else [submitted]  # a batch of variations (#12 §3)
+        for record in records:
+            print(f"generation #{record.id} queued ({record.backend}, {record.width}×{record.height}, "
+                  f"{record.num_frames} frames)", file=sys.stderr)
+        finals = []
         try:
-            final = runner.wait(record.id)
+            for record in records:
+                finals.append(runner.wait(record.id))
         except KeyboardInterrupt:
             print("\ncancelling …", file=sys.stderr)
-            runner.cancel(record.id)
-            final = runner.wait(record.id)
+            for record in records:
+                runner.cancel(record.id)
+            finals = [runner.wait(record.id) for record in records]
     finally:
         close_bar()
         runner.close(cancel_running=True)
+    codes = [_print_outcome(final, _numbered(out, k, len(finals))) for k, final in enumerate(finals)]
+    return max(codes, key=lambda c: (c != 0, c))
+
+
+def _numbered(out: Path | None, k: int, n: int) -> Path | None:
+    """--out for clip k of n: the path itself for one clip, x-1.mp4, x-2.mp4 … for a batch."""
+    if out is None or n == 1:
+        return out
+    return out.with_name(f"{out.stem}-{k + 1}{out.suffix or '.mp4'}")
+
+
+def _print_outcome(final: Any, out: Path | None) -> int:
     print(f"id: {final.id}")
     print(f"status: {final.status}")
+    if final.batch_id is not None:
+        print(f"batch: {final.batch_id} (seed {final.seed})")
     if final.status == "succeeded":
         video = str(final.video_path)
-        if out:
-            _copy_atomic(video, out)
-            video = os.path.abspath(out)
+        if out is not None:
+            try:
+                copy_atomic(video, out)
+            except InputError as e:
+                raise InputError(f"generation #{final.id} succeeded ({video}), but {e}") from None
+            video = str(out)
         print(f"video: {video}")
         return 0
     if final.status == "cancelled":
@@ -107,37 +152,31 @@ def _run_job(store: Any, submit: Any, out: str | None) -> int:
     return 1
 
 
-def _copy_atomic(src: str, dst: str) -> None:
-    folder = os.path.dirname(os.path.abspath(dst))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".mp4", dir=folder)
-    os.close(fd)
-    try:
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def cmd_render(args: argparse.Namespace) -> int:
     from agent.plan import MotionPlan, PlanError
 
+    # 1. Check every input before any work: the plan, the pictures (first and end), --out
+    data = read_json(args.plan, what="--plan")
     try:
-        with open(args.plan, encoding="utf-8") as f:
-            plan = MotionPlan.from_json(f.read())
-    except FileNotFoundError:
-        raise BadInput(f"plan file not found: {args.plan}") from None
+        plan = MotionPlan.from_dict(data)
     except PlanError as e:
-        raise BadInput(f"{args.plan}: {e}") from None
+        raise BadInput(f"--plan {clip(args.plan)}: {e}") from None
     if args.seed is not None:
         plan = _with(plan, seed=args.seed, seed_policy="explicit")
-    pictures = list(args.image or []) + list(args.story or [])
+    plan = _loop_and_variations(plan, args)
+    from generation.image import open_image
+
+    pictures = list(args.image or []) + list(args.story or [])  # two or more: story mode (#12 §4)
+    for picture in (pictures[0] if len(pictures) == 1 else None, args.end_image):  # size in bytes and pixels,
+        if picture is not None:                                                      # from the header: before any work
+            open_image(picture).close()
     with _store(args) as store:
-        if len(pictures) >= 2:  # story mode (#12 §4): the pictures in order, stored, their keys in the plan
+        out = _out_path(store, args, clips=plan.variations)
+        if len(pictures) >= 2:  # the pictures in order, stored, their keys in the plan
             plan = _with(plan, **_story_changes(store, plan, pictures))
+        plan = _with_end_image(plan, args, store)
         first = pictures[0] if pictures else None
-        return _run_job(store, lambda r: r.submit(plan, first, backend=args.backend), args.out)
+        return _run_job(store, lambda r: r.submit_batch(plan, first, backend=args.backend), out)
 
 
 def _story_changes(store: Any, plan: Any, paths: list[str]) -> dict[str, Any]:
@@ -159,6 +198,33 @@ def _story_changes(store: Any, plan: Any, paths: list[str]) -> dict[str, Any]:
         keys.append(store.add_image(data, filename=os.path.basename(path)).sha256)
     transitions = plan.transitions if len(plan.transitions) == len(keys) - 1 else ()
     return {"story_images": tuple(keys), "transitions": transitions}
+
+
+def _loop_and_variations(plan: Any, args: argparse.Namespace) -> Any:
+    """--loop and --variations (#12 §1, §3); --end-image with --loop refused."""
+    from agent.end_and_batch import MAX_VARIATIONS
+
+    if args.end_image is not None and args.loop:
+        raise BadInput("--end-image and --loop: a loop ends on the first picture, so give one of them")
+    if args.loop:
+        plan = _with(plan, loop=True, end_image=None)
+    if args.variations is not None:
+        count = args.variations
+        if count > MAX_VARIATIONS:
+            print(f"note: {count} variations is more than the {MAX_VARIATIONS} a batch can hold: "
+                  f"set to {MAX_VARIATIONS}", file=sys.stderr)
+            count = MAX_VARIATIONS
+        plan = _with(plan, variations=count)
+    return plan
+
+
+def _with_end_image(plan: Any, args: argparse.Namespace, store: Any) -> Any:
+    """--end-image (checked by cmd_render): stored like the first picture, the plan keeps its key (#12 §1)."""
+    if args.end_image is None:
+        return plan
+    with open(args.end_image, "rb") as f:
+        record = store.add_image(f.read(), filename=os.path.basename(args.end_image))
+    return _with(plan, end_image=record.sha256, loop=False)
 
 
 def cmd_rerun(args: argparse.Namespace) -> int:
@@ -183,7 +249,7 @@ def cmd_rerun(args: argparse.Namespace) -> int:
             return runner.submit(plan, g.source_image_id, backend=backend, conversation_id=g.conversation_id,
                                  parent_id=g.id)
 
-        return _run_job(store, submit, args.out)
+        return _run_job(store, submit, _out_path(store, args))
 
 
 def cmd_queue(args: argparse.Namespace) -> int:
@@ -288,7 +354,7 @@ def _report(event: Any) -> None:
         print(f"#{event.job_id} cancelled", flush=True)
 
 
-class BadInput(ValueError):
+class BadInput(InputError):
     """Input the CLI refuses (exit status 2)."""
 
 
@@ -309,28 +375,41 @@ def _positive_int(text: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`python -m generation …` through the error boundary (vividflow.boundary): an exit status."""
+    return run_cli(cli, argv, prog="python -m generation")
+
+
+def cli(argv: list[str]) -> int:
+    """Parse `argv` and run the command; expected errors are raised (VividflowError), not printed."""
     parser = argparse.ArgumentParser(prog="python -m generation", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--home", default=None, help="data folder (default $VIVIDFLOW_HOME or ./vividflow-data)")
     parser.add_argument("--url", default=None, help="SQLAlchemy URL (default: the home's vividflow.db)")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("render", help="render a plan from an image (or from words alone), synchronously")
-    p.add_argument("--image", action="append", default=None,
+    p.add_argument("--image", action="append", default=None, metavar="IMG",
                    help="PNG, JPEG or WebP picture (omit it to start from words alone: a text-to-video model); "
                         "repeat it for story mode")
     p.add_argument("--story", nargs="+", default=None, metavar="IMG",
                    help="story mode: 2 to 6 pictures in order, one transition between each pair (same as repeating --image)")
-    p.add_argument("--plan", required=True, help="MotionPlan JSON file")
+    p.add_argument("--plan", required=True, help="MotionPlan JSON file (at most 1 MB), or - for stdin")
     p.add_argument("--backend", default=None, help="preview or wan (default: wan with CUDA and weights, else preview)")
     p.add_argument("--seed", type=int, default=None, help="override the plan's seed")
-    p.add_argument("--out", default=None, help="also copy the video here")
+    p.add_argument("--out", default=None,
+                   help="also copy the video here (a new file; see --force; x-1.mp4, x-2.mp4 … for variations)")
+    p.add_argument("--force", action="store_true", help="let --out replace an existing file")
+    p.add_argument("--end-image", default=None, metavar="END", help="a picture the clip ends on (Wan: last_image)")
+    p.add_argument("--loop", action="store_true", help="a seamless loop: the clip ends where it starts")
+    p.add_argument("--variations", type=_positive_int, default=None, metavar="N",
+                   help="render N clips with different seeds as one batch (at most 8)")
     p.set_defaults(func=cmd_render)
     p = sub.add_parser("rerun", help="render a generation from history again (as its child)")
     p.add_argument("id", type=int)
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--backend", default=None, help="default: the original's backend")
-    p.add_argument("--out", default=None)
+    p.add_argument("--out", default=None, help="also copy the video here (a new file; see --force)")
+    p.add_argument("--force", action="store_true", help="let --out replace an existing file")
     p.set_defaults(func=cmd_rerun)
     p = sub.add_parser("queue", help="list queued and running generations")
     p.set_defaults(func=cmd_queue)
@@ -360,16 +439,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-restarts", type=int, default=3, help="how often Ray restarts an actor that died")
     p.set_defaults(func=cmd_ray_workers)
     args = parser.parse_args(argv)
+    global _ONE_SHOT
+    _ONE_SHOT = args.command in ("render", "rerun")
+    return int(args.func(args))
 
-    from generation.backend import BackendUnavailable
-    from storage import StorageError
 
-    try:
-        return args.func(args)
-    except (ValueError, BackendUnavailable, StorageError) as e:  # JobError, BadInput, ImageError, PlanError …
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+_ONE_SHOT = False  # set by main(): a render or rerun, which leaves no server, thread or atexit work behind
+
+
+def _exit_now(code: int) -> None:
+    """End a one-shot command (render, rerun) at once: everything is written, flushed and closed by now, and the interpreter's
+    teardown of numpy, SQLAlchemy, pydantic and PIL module state would add 0.2–0.5 s to every render
+    (bench/preview_vs_zoompan.py)."""
+    import logging
+
+    if not _ONE_SHOT:  # a worker or Ray: its atexit handlers (ray.shutdown …) must run
+        sys.exit(code)
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    _exit_now(main())

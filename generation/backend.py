@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any, Protocol
 
+from vividflow.errors import VividflowError
+
 if TYPE_CHECKING:
     from PIL import Image
 
@@ -36,11 +38,11 @@ class Backend(Protocol):
         ...
 
 
-class BackendUnavailable(RuntimeError):
+class BackendUnavailable(VividflowError, RuntimeError):
     """A backend that cannot run here; the message says how to fix it."""
 
 
-class PictureRequired(ValueError):
+class PictureRequired(VividflowError, ValueError):
     """A backend or model that animates a picture was given none; the message says what to do instead."""
 
 

@@ -15,6 +15,7 @@ import os
 from typing import Any
 
 from generation.backend import Backend, BackendUnavailable
+from vividflow.errors import VividflowError, short
 
 log = logging.getLogger(__name__)
 
@@ -22,13 +23,13 @@ BACKEND_NAMES = ("preview", "wan")
 NO_CUDA_FIX = "no CUDA device: use the preview backend or run on a GPU machine"
 
 
-class UnknownBackend(ValueError):
+class UnknownBackend(VividflowError, ValueError):
     """A backend name we do not have; the message lists the ones we do."""
 
 
 def check_name(name: Any) -> str:
     if name not in BACKEND_NAMES:
-        raise UnknownBackend(f"unknown backend {name!r}: choose one of {', '.join(BACKEND_NAMES)}")
+        raise UnknownBackend(f"unknown backend {short(name)}: choose one of {', '.join(BACKEND_NAMES)}")
     return name
 
 

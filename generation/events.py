@@ -104,3 +104,4 @@ class GenerationResult:
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
     params: dict[str, Any] = field(default_factory=dict)  # prompts, seed, scales, lora, quantization, versions
     negative_guidance: str = "none"  # how the negative prompt acted: "nag" | "cfg" | "cfg+nag" | "none"
+    preview_path: str | None = None  # the small animated WebP the gallery plays on hover (generation.export)

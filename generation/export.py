@@ -1,4 +1,10 @@
-"""Frames → H.264 MP4 + thumbnail, written atomically under a content-addressed name.
+"""Frames → H.264 MP4 + thumbnail + a small animated WebP preview, written atomically under a
+content-addressed name.
+
+The thumbnail is the middle frame (the first one is the input picture again: every card looked alike);
+the animated preview (`<sha256>.preview.webp`, ≤ PREVIEW_FRAMES frames ≤ PREVIEW_SIDE px, looping at the
+clip's speed) is what the gallery plays on hover. Both come from frames kept while encoding (a bounded,
+evenly spaced sample), so streaming renderers need no second pass.
 
 The MP4's `comment` tag carries the metadata JSON (plan, seed, model ids …) so the file alone is
 enough to reproduce the video. `probe_video` reads it back with the ffmpeg binary that
@@ -22,13 +28,18 @@ import numpy as np
 from PIL import Image
 
 from generation.config import CRF_RANGE, DEFAULT_CRF
+from vividflow.errors import VividflowError
 
 log = logging.getLogger(__name__)
 
 THUMBNAIL_FORMATS = {"jpg": "JPEG", "jpeg": "JPEG", "webp": "WEBP"}
+PREVIEW_SUFFIX = ".preview.webp"
+PREVIEW_FRAMES = 20  # at most, evenly spaced over the clip
+PREVIEW_SIDE = 256  # px, the longer side (a gallery card is ~300 px wide; the file stays ~50–150 kB)
+PREVIEW_QUALITY = 55
 
 
-class ExportError(RuntimeError):
+class ExportError(VividflowError, RuntimeError):
     """ffmpeg could not write the video; nothing was left behind."""
 
 
@@ -43,6 +54,7 @@ class ExportedVideo:
     height: int
     num_frames: int
     fps: int
+    preview_path: str | None = None  # the animated WebP (None when not asked for)
 
 
 # --- frames -------------------------------------------------------------------------------------
@@ -112,8 +124,10 @@ def export_video(
     crf: int = DEFAULT_CRF,
     thumbnail_format: str | None = "jpg",
     preset: str = "medium",
+    animated_preview: bool = True,
 ) -> ExportedVideo:
-    """Encode `frames` as H.264/yuv420p MP4 into `out_dir` as `<sha256>.mp4` (+ `<sha256>.<ext>` thumbnail).
+    """Encode `frames` as H.264/yuv420p MP4 into `out_dir` as `<sha256>.mp4` (+ `<sha256>.<ext>` thumbnail
+    of the middle frame, + `<sha256>.preview.webp` animated preview unless `animated_preview` is False).
 
     `frames`: a (T, H, W, 3) uint8 array, floats in [0, 1], or a list / iterable of PIL images or arrays.
 
@@ -130,7 +144,7 @@ def export_video(
             f"thumbnail_format must be one of {sorted(THUMBNAIL_FORMATS)} or None, got {thumbnail_format!r}"
         )
     comment = json.dumps(metadata, ensure_ascii=False, sort_keys=True, default=str) if metadata else None
-    it, _, h, w = _frames(frames)
+    it, count, h, w = _frames(frames)
     ew, eh = w - w % 2, h - h % 2
     if (ew, eh) != (w, h):
         log.warning("frames are %d×%d: cropped to %d×%d (H.264 yuv420p needs even sides)", w, h, ew, eh)
@@ -141,31 +155,86 @@ def export_video(
 
     tmp_video = _temp_path(out_dir, ".mp4")
     tmp_thumb = _temp_path(out_dir, "." + thumbnail_format.lower()) if thumbnail_format else None
+    tmp_preview = _temp_path(out_dir, PREVIEW_SUFFIX) if animated_preview else None
+    sampler = FrameSampler(count)
     try:
-        # 2. Encode the video into the temp file
-        first, n = _encode(it, tmp_video, ew, eh, fps=fps, crf=crf, preset=preset, comment=comment)
+        # 2. Encode the video into the temp file (keeping a sample of the frames)
+        _, n = _encode(it, tmp_video, ew, eh, fps=fps, crf=crf, preset=preset, faststart=comment is None,
+                       sampler=sampler)
+        if comment is not None:  # 2b. the metadata, through a file (never the command line: it has a length limit)
+            _attach_comment(tmp_video, comment)
         digest = _sha256(tmp_video)
-        # 3. Thumbnail = first frame
-        thumb_path = None
+        # 3. Thumbnail = the middle frame; animated preview = the sample, looping at the clip's speed
+        thumb_path = preview_path = None
         if tmp_thumb is not None:
             fmt = THUMBNAIL_FORMATS[thumbnail_format.lower()]
             with open(tmp_thumb, "wb") as f:
-                Image.fromarray(first).save(f, fmt, quality=90)
+                sampler.middle_frame(n).save(f, fmt, quality=90)
                 f.flush()
                 os.fsync(f.fileno())
             thumb_path = os.path.join(out_dir, f"{digest}.{thumbnail_format.lower()}")
             os.replace(tmp_thumb, thumb_path)
+        if tmp_preview is not None:
+            sampler.write_preview(tmp_preview, n, fps)
+            preview_path = os.path.join(out_dir, f"{digest}{PREVIEW_SUFFIX}")
+            os.replace(tmp_preview, preview_path)
         # 4. Publish under the content hash
         video_path = os.path.join(out_dir, f"{digest}.mp4")
         os.replace(tmp_video, video_path)
     finally:
-        for p in (tmp_video, tmp_thumb):
+        for p in (tmp_video, tmp_thumb, tmp_preview):
             if p is not None and os.path.exists(p):
                 os.unlink(p)
     return ExportedVideo(
         video_path=video_path, thumbnail_path=thumb_path, sha256=digest,
-        width=ew, height=eh, num_frames=n, fps=fps,
+        width=ew, height=eh, num_frames=n, fps=fps, preview_path=preview_path,
     )
+
+
+class FrameSampler:
+    """Small copies of every `stride`-th frame seen, evenly spaced and bounded: the stride follows from
+    `count` when it is known, else it doubles whenever 2 × max_frames are kept; and the full frame in the
+    middle when the count is known. Shrinking is a box filter by a whole factor (cheap: a render must
+    not slow down for its preview)."""
+
+    def __init__(self, count: int | None = None, max_frames: int = PREVIEW_FRAMES, side: int = PREVIEW_SIDE) -> None:
+        self.middle = count // 2 if count else None
+        self.max_frames = max_frames
+        self.side = side
+        self.stride = max(1, count // max_frames) if count else 1
+        self.kept: list[tuple[int, Image.Image]] = []
+        self.full_middle: Image.Image | None = None
+
+    def add(self, index: int, frame: np.ndarray) -> None:
+        if index == self.middle:
+            self.full_middle = Image.fromarray(frame)
+        if index % self.stride:
+            return
+        factor = -(-max(frame.shape[:2]) // self.side)  # ceil: the longer side ends ≤ side
+        small = Image.fromarray(frame[: frame.shape[0] - frame.shape[0] % factor, : frame.shape[1] - frame.shape[1] % factor])
+        if factor > 1:
+            small = small.reduce(factor)
+        self.kept.append((index, small))
+        if len(self.kept) >= 2 * self.max_frames:
+            self.kept = self.kept[::2]
+            self.stride *= 2
+
+    def middle_frame(self, n: int) -> Image.Image:
+        """The frame in the middle of the clip (full size when the count was known, else the kept copy)."""
+        if self.full_middle is not None:
+            return self.full_middle
+        return min(self.kept, key=lambda k: abs(k[0] - n // 2))[1]
+
+    def write_preview(self, path: str, n: int, fps: int) -> None:
+        """The kept frames (at most `max_frames`, evenly spaced) as a looping animated WebP at the clip's speed."""
+        step = max(1, -(-len(self.kept) // self.max_frames))
+        frames = [im for _, im in self.kept[::step]]
+        duration_ms = max(20, round(1000 * n / fps / len(frames)))
+        with open(path, "wb") as f:
+            frames[0].save(f, "WEBP", save_all=True, append_images=frames[1:], duration=duration_ms, loop=0,
+                           quality=PREVIEW_QUALITY, method=0)
+            f.flush()
+            os.fsync(f.fileno())
 
 
 def default_out_dir() -> str:
@@ -183,14 +252,13 @@ def _temp_path(out_dir: str, suffix: str) -> str:
 
 def _encode(
     frames: Iterator[np.ndarray], path: str, w: int, h: int, *, fps: int, crf: int, preset: str,
-    comment: str | None,
+    faststart: bool = True, sampler: FrameSampler | None = None,
 ) -> tuple[np.ndarray, int]:
-    """Pipe the frames to ffmpeg/libx264; returns the first (cropped) frame and the frame count."""
+    """Pipe the frames to ffmpeg/libx264 (each also to `sampler`); returns the first (cropped) frame and
+    the frame count."""
     import imageio_ffmpeg
 
-    params = ["-crf", str(crf), "-preset", preset, "-movflags", "+faststart"]
-    if comment is not None:
-        params += ["-metadata", f"comment={comment}"]
+    params = ["-crf", str(crf), "-preset", preset] + (["-movflags", "+faststart"] if faststart else [])
     writer = imageio_ffmpeg.write_frames(
         path, (w, h), fps=fps, codec="libx264", pix_fmt_in="rgb24", pix_fmt_out="yuv420p",
         quality=None, macro_block_size=16 if w % 16 == 0 and h % 16 == 0 else 2,
@@ -205,6 +273,8 @@ def _encode(
             if first is None:
                 first = f
             writer.send(f)
+            if sampler is not None:
+                sampler.add(count, f)
             count += 1
     except (OSError, RuntimeError) as e:  # broken pipe, ffmpeg exited early
         writer.close()
@@ -218,6 +288,37 @@ def _encode(
         raise ExportError(f"ffmpeg failed to finish {path!r}: {e}") from e
     assert first is not None  # _frames guarantees one frame
     return first, count
+
+
+def _attach_comment(path: str, comment: str) -> None:
+    """Set the MP4's `comment` tag to `comment` from an ffmetadata file (`-i meta.txt -map_metadata 1`), copying
+    the streams into a temporary file that replaces `path`; the metadata never goes on the command line."""
+    import imageio_ffmpeg
+
+    folder = os.path.dirname(path)
+    meta = _temp_path(folder, ".ffmeta.txt")
+    out = _temp_path(folder, ".mp4")
+    try:
+        with open(meta, "w", encoding="utf-8") as f:
+            f.write(";FFMETADATA1\ncomment=" + _escape_ffmetadata(comment) + "\n")
+        cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-v", "error", "-y", "-i", path,
+               "-f", "ffmetadata", "-i", meta, "-map", "0", "-map_metadata", "1", "-c", "copy",
+               "-movflags", "+faststart", out]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        if done.returncode != 0:
+            raise ExportError(f"ffmpeg could not write the metadata of {path!r}: {done.stderr.strip()[-300:]}")
+        os.replace(out, path)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise ExportError(f"ffmpeg could not write the metadata of {path!r}: {e}") from e
+    finally:
+        for p in (meta, out):
+            if os.path.exists(p):
+                os.unlink(p)
+
+
+def _escape_ffmetadata(text: str) -> str:
+    """ffmetadata escapes `=`, `;`, `#`, `\\` and newlines with a backslash (the inverse of `_parse_ffmetadata`)."""
+    return re.sub(r"([=;#\\\n])", r"\\\1", text)
 
 
 def _sha256(path: str) -> str:

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Union
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from generation.specs import default_spec
+from vividflow.errors import VividflowError, short
 
 if TYPE_CHECKING:
     from agent.plan import MotionPlan
@@ -46,14 +47,16 @@ MULTIPLE = default_spec().size_multiple  # its VAE spatial factor 8 × patch siz
 MIN_SHORT_SIDE = 480
 MAX_ASPECT = 4.0
 MIN_INPUT_SIDE = 16
-# Pillow's own default bomb limit (~89.5 MP); we refuse anything larger before decoding a pixel.
+# The input limits, the same for the CLI, the workers and the studio's uploads (ui.create), checked before
+# decoding a pixel: the file's size in bytes, and Pillow's own default bomb limit in pixels (~89.5 MP).
+MAX_INPUT_BYTES = 50 * 2**20
 MAX_INPUT_PIXELS = 89_478_485
 ACCEPTED_FORMATS = ("PNG", "JPEG", "MPO", "WEBP", "BMP", "GIF", "TIFF")
 
 ImageSource = Union[str, "os.PathLike[str]", bytes, bytearray, Image.Image]
 
 
-class ImageError(ValueError):
+class ImageError(VividflowError, ValueError):
     """An input image we cannot use; the message says what was wrong with it."""
 
 
@@ -95,23 +98,26 @@ def open_image(
     max_pixels: int = MAX_INPUT_PIXELS,
     min_side: int = MIN_INPUT_SIDE,
     formats: Collection[str] = ACCEPTED_FORMATS,
+    max_bytes: int = MAX_INPUT_BYTES,
 ) -> Image.Image:
     """Open a path or bytes from its header alone (no pixel decoded yet), checked, or raise ImageError saying why not.
 
-    Checked: it is an image Pillow reads (else UnreadableImage; DecompressionBomb beyond Pillow's own
+    Checked: at most `max_bytes` long (before reading it), it is an image Pillow reads (else UnreadableImage; DecompressionBomb beyond Pillow's own
     limit), its format is in `formats` (else UnsupportedFormat), each side is ≥ `min_side` and it has
     at most `max_pixels` pixels. The one place that opens an input image; `load_image` decodes it.
     """
     if isinstance(source, (bytes, bytearray)):
         if not source:
             raise ImageError("image bytes are empty")
+        _check_bytes(len(source), "image bytes", max_bytes)
         fp: io.BytesIO | str = io.BytesIO(bytes(source))
     elif isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
         if not os.path.exists(path):
-            raise ImageError(f"image file not found: {path}")
-        if not os.path.isfile(path):
-            raise ImageError(f"image path is not a file: {path}")
+            raise ImageError(f"image file not found: {short(path)}")
+        if not os.path.isfile(path):  # a folder, a FIFO, a device: refused without reading
+            raise ImageError(f"image path is not a file (a folder, FIFO or device): {short(path)}")
+        _check_bytes(os.path.getsize(path), _describe(path), max_bytes)
         fp = path
     else:
         raise ImageError(
@@ -171,7 +177,12 @@ def _describe(source: str | os.PathLike[str] | bytes | bytearray) -> str:
     """How messages name an image source."""
     if isinstance(source, (bytes, bytearray)):
         return f"image bytes ({len(source)} B)"
-    return f"image {os.path.basename(os.fspath(source))!r}"
+    return f"image {short(os.path.basename(os.fspath(source)))}"
+
+
+def _check_bytes(size: int, what: str, max_bytes: int) -> None:
+    if size > max_bytes:
+        raise ImageError(f"{what} is {size / 2**20:.1f} MB; pictures up to {max_bytes / 2**20:g} MB are accepted")
 
 
 def _check_size(size: tuple[int, int], what: str, *, max_pixels: int, min_side: int) -> None:

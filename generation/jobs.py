@@ -12,9 +12,11 @@ Lifecycle of a job (the record is the truth; any process can read it):
 
 Bad input (missing or unreadable image, plan failing validation, unknown or unavailable backend) raises
 before anything is written. Every record a runner creates, claims or requeues names its process as
-`owner` (storage.owner); on start-up, jobs left queued/running by a process that is gone (or by no known
-owner) are marked failed ("interrupted ...") and their half-written files removed, while the live jobs
-of other processes (the app and a `python -m generation render` side by side) are left alone;
+`owner` (storage.owner) and holds a lease of `lease_s` seconds (storage.leases), which the runner renews
+every `lease_s / 3` while the job waits in its queue or runs. On start-up and every `lease_s / 2` while it
+lives, a runner recovers (storage.recovery): jobs whose lease ran out — their process died, on this host
+or any other — are marked failed ("interrupted ...") and their half-written files removed, while the
+live jobs of other processes (the app and a `python -m generation render` side by side) are left alone;
 `requeue(id)` runs one again.
 
 With `shared_queue=True` the jobs go through the database's shared queue instead (storage.leases), so any
@@ -28,7 +30,6 @@ from __future__ import annotations
 
 import io
 import logging
-import shutil
 import threading
 import time
 from collections import deque
@@ -37,11 +38,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from generation.backend import Backend
+from generation.batch_jobs import BatchMixin
 from generation.choose import check_available, check_name, get_backend, model_id_for, picture_required, size_rule_for
 from generation.events import Cancelled, CancelToken, Event, EventListener, Preview, Queued
-from generation.workers import STAGING_PREFIX, Job, WorkerMixin
+from generation.workers import Job, WorkerMixin
+from storage.models import LOCAL_USER
 from storage.leases import MIN_LEASE_S, SHARED_QUEUE
-from storage.owner import current_owner, owner_alive
+from storage.owner import current_owner
+from vividflow.errors import VividflowError
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -52,10 +56,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_DEVICE = "default"
-DEFAULT_LEASE_S = 30.0
+DEFAULT_LEASE_S = 30.0  # the settings' default (storage.lease_s), for callers that take no settings
 
 
-class JobError(ValueError):
+class JobError(VividflowError, ValueError):
     """A job request refused before anything was written; the message says what to fix."""
 
 
@@ -75,7 +79,7 @@ def default_factory(name: str, device: str) -> Backend:
     return get_backend(name)
 
 
-class Runner(WorkerMixin):
+class Runner(BatchMixin, WorkerMixin):
     """FIFO queue + one worker thread per device (generation.workers); every job is a generation record first.
 
     `backends`: ready backend instances by name, shared by all workers (e.g. {"preview": PreviewBackend()});
@@ -83,7 +87,8 @@ class Runner(WorkerMixin):
     (e.g. ("cuda:0", "cuda:1")); `serves` optionally limits which backend names a device runs
     (e.g. {"cpu": {"preview"}, "cuda:0": {"wan"}}), so a preview never waits behind a GPU job.
     `shared_queue`: serve the database's shared queue (see the module docstring), polling it every `poll_s`
-    when idle, each job under a lease of `lease_s`.
+    when idle. `lease_s` (default: the settings' storage.lease_s, VIVIDFLOW_LEASE_S): the lease every job this
+    runner holds is under.
     """
 
     def __init__(
@@ -98,9 +103,13 @@ class Runner(WorkerMixin):
         recover: bool = True,
         start: bool = True,
         shared_queue: bool = False,
-        lease_s: float = DEFAULT_LEASE_S,
+        lease_s: float | None = None,
         poll_s: float = 0.5,
     ) -> None:
+        if lease_s is None:
+            from vividflow.settings import load_settings
+
+            lease_s = load_settings().storage.lease_s
         if not devices and not shared_queue:
             raise ValueError("devices must name at least one device")
         if lease_s < MIN_LEASE_S or poll_s <= 0:
@@ -116,7 +125,7 @@ class Runner(WorkerMixin):
         self._serves = {d: frozenset(serves[d]) for d in serves} if serves else {}
         self.progress_interval_s = progress_interval_s
         self.shared_queue, self.lease_s, self.poll_s = shared_queue, lease_s, poll_s
-        self._last_expiry = -1e9
+        self._last_expiry = self._last_recovery = -1e9
         self._build_lock = threading.Lock()
         self.owner = current_owner()
         """This process's owner id, written on every record this runner creates, claims or requeues."""
@@ -144,8 +153,9 @@ class Runner(WorkerMixin):
                 t = threading.Thread(target=self._work, args=(device,), name=f"vividflow-worker-{device}", daemon=True)
                 self._threads.append(t)
                 t.start()
-            if self.shared_queue and self._devices:
+            if self._devices:
                 threading.Thread(target=self._keep_leases, name="vividflow-leases", daemon=True).start()
+                threading.Thread(target=self._keep_recovering, name="vividflow-recovery", daemon=True).start()
 
     def warm(self, names: Sequence[str]) -> None:
         """Build the backends `names` for every device now, so the first job does not wait for loading."""
@@ -181,17 +191,12 @@ class Runner(WorkerMixin):
         self.close(cancel_running=True)
 
     def recover(self) -> list[int]:
-        """Mark jobs a dead process (or no known owner) left queued/running as failed ("interrupted ..."),
-        remove their staging files, and return their ids (`requeue(id)` runs one again). Jobs of live
-        processes, this one's included, and their staging folders are left alone."""
-        ids = self.store.mark_interrupted(is_alive=owner_alive)
-        self.store.media.cleanup_temp()  # stray temp files older than an hour
-        staging = self._staging_root()
-        for job_id in ids:
-            for d in staging.glob(f"{STAGING_PREFIX}{job_id}-*"):
-                shutil.rmtree(d, ignore_errors=True)
-                log.info("removed staging folder %s of interrupted generation %d", d, job_id)
-        return ids
+        """Mark the jobs whose lease ran out (their process died, on any host) or that hold none as failed
+        ("interrupted ..."), remove the staging folders and temporary files nobody writes, and return the
+        ids marked (`requeue(id)` runs one again). Jobs under a live lease, this runner's included, and their
+        staging folders are left alone. The runner's lease thread calls it every `lease_s / 2`."""
+        self._last_recovery = time.monotonic()
+        return self.store.recover().interrupted
 
     # --- submitting ------------------------------------------------------------------------------
 
@@ -207,11 +212,21 @@ class Runner(WorkerMixin):
         width: int | None = None,
         height: int | None = None,
         params: Mapping[str, Any] | None = None,
+        user: str = LOCAL_USER,
+        quota: int | None = None,
+        batch_id: str | None = None,
+        batch_size: int = 1,
     ) -> GenerationRecord:
         """Validate, record (`queued`) and queue one job; raise JobError / BackendUnavailable before any write.
 
+        `user`: the person asking (the studio's login, or "local"); `quota`: the most jobs they may have queued
+        or running (storage.QuotaExceededError past it, nothing written).
+
         `image`: a source image id from the store, or a path, bytes or PIL image (stored once by content).
-        `backend` defaults to `default_backend_name()`.
+        `backend` defaults to `default_backend_name()`. A plan of several variations is a batch
+        (`submit_batch`, #12 §3): its first record is returned. A plan's end picture must be in the store.
+        `batch_id`, `batch_size`: set by `submit_batch` (the batch a clip belongs to; on its first clip, how
+        many clips the quota must have room for).
         """
         from generation.choose import default_backend_name
         from generation.image import ImageError, load_image
@@ -220,6 +235,11 @@ class Runner(WorkerMixin):
             raise RunnerClosed("the runner is closed")
         # 1. Check everything first: nothing is written unless all of it is fine
         plan_obj = _parse_plan(plan)
+        if plan_obj.variations > 1 and batch_id is None:
+            return self.submit_batch(plan_obj, image, backend=backend, model_id=model_id,
+                                     conversation_id=conversation_id, parent_id=parent_id, width=width,
+                                     height=height, params=params, user=user, quota=quota)[0]
+        self._check_end_image(plan_obj)
         name = backend if backend is not None else default_backend_name()
         try:
             check_name(name)
@@ -259,22 +279,55 @@ class Runner(WorkerMixin):
             record = self.store.create_generation(
                 conversation_id, plan_obj.to_dict(), image_id, name, model, parent_id,
                 dict(params) if params else None, width=width, height=height, owner=self._holder,
+                lease_s=self._queue_lease, user=user, quota=quota, batch_id=batch_id, batch_size=batch_size,
             )
             position = self._enqueue(record.id, name)
             self._emit(Queued(job_id=record.id, position=position))  # under the lock: before Started
         return record
+
+    def submit_batch(self, plan: Any, image: Any, **kwargs: Any) -> list[GenerationRecord]:
+        """Record and queue the clips of `plan` (`plan.variations` of them, seeds from
+        `agent.end_and_batch.batch_plans`) as one batch; a plan of one clip is one ordinary `submit`."""
+        from agent.end_and_batch import batch_plans
+
+        plan = _parse_plan(plan)
+        if plan.variations <= 1:
+            return [self.submit(plan, image, **kwargs)]
+        import uuid
+
+        batch_id = uuid.uuid4().hex
+        plans = batch_plans(plan)
+        # under the runner's (re-entrant) lock: an idle worker takes the first clip only once the others are
+        # queued too, so it takes them all as one job; the first clip reserves room in the person's quota for
+        # the whole batch (a batch of N counts N jobs)
+        with self._lock:
+            first = self.submit(plans[0], image, batch_id=batch_id, batch_size=len(plans), **kwargs)
+            rest = [self.submit(p, first.source_image_id, batch_id=batch_id,
+                                **{**kwargs, "width": first.width, "height": first.height, "quota": None})
+                    for p in plans[1:]]
+        return [first, *rest]
+
+    def _check_end_image(self, plan: MotionPlan) -> None:
+        """A plan that ends on a picture needs that picture in the store (JobError otherwise)."""
+        if plan.end_image is not None and self.store.find_image(plan.end_image) is None:
+            raise JobError(f"the end picture {plan.end_image[:12]}… is not in the media store: upload it again")
 
     @property
     def _holder(self) -> str:
         """Who holds the jobs this runner queues: any worker of the shared queue, or this process."""
         return SHARED_QUEUE if self.shared_queue else self.owner
 
+    @property
+    def _queue_lease(self) -> float | None:
+        """The lease of a job this runner queues: none in the shared queue (any worker may claim it there)."""
+        return None if self.shared_queue else self.lease_s
+
     def requeue(self, job_id: int) -> GenerationRecord:
         """Run a failed or cancelled generation again (same record, same inputs)."""
         with self._lock:
             if self._closed:
                 raise RunnerClosed("the runner is closed")
-            record = self.store.requeue(job_id, owner=self._holder)
+            record = self.store.requeue(job_id, owner=self._holder, lease_s=self._queue_lease)
             position = self._enqueue(record.id, record.backend)
             self._emit(Queued(job_id=record.id, position=position))
         return record

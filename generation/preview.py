@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image
 
 from generation.backend import PREVIEW_NEEDS_PICTURE, PictureRequired
+from generation.eta import StepTimer
 from generation.events import (
     CancelToken,
     EventListener,
@@ -54,9 +55,10 @@ class PreviewBackend:
     def load(self, cfg: Any = None) -> None:
         """Nothing to load."""
 
-    def render(self, plan: MotionPlan, image: Image.Image) -> np.ndarray:
+    def render(self, plan: MotionPlan, image: Image.Image, end_image: Image.Image | None = None) -> np.ndarray:
         """All frames as a (T, H, W, 3) uint8 array, without encoding (tests and benchmarks)."""
-        scene = Scene(plan, np.asarray(preprocess(image, max_area=self.max_area)))
+        src = preprocess(image, max_area=self.max_area)
+        scene = Scene(plan, np.asarray(src), _end_rgb(plan, src, end_image))
         return np.stack([scene.frame(i) for i in range(scene.n)])
 
     def render_segment(
@@ -105,7 +107,9 @@ class PreviewBackend:
         cancel: CancelToken | None = None,
         *,
         out_dir: str | os.PathLike[str] | None = None,
+        end_image: Image.Image | None = None,
     ) -> GenerationResult:
+        """Render `plan` from `image`; `end_image` is the picture `plan.end_image` names (#12 §1)."""
         from generation.export import default_out_dir, export_video
 
         cancel = cancel or CancelToken()
@@ -125,7 +129,7 @@ class PreviewBackend:
         timings["preprocess_s"] = time.perf_counter() - t
         # 3. Build the scene (regions, camera path, particles)
         t = time.perf_counter()
-        scene = Scene(plan, rgb)
+        scene = Scene(plan, rgb, _end_rgb(plan, src, end_image))
         timings["setup_s"] = time.perf_counter() - t
         # 4. Render frame by frame, streamed into the encoder (ffmpeg encodes while we warp)
         render_time = [0.0]
@@ -137,6 +141,7 @@ class PreviewBackend:
             from concurrent.futures import Future, ThreadPoolExecutor
 
             t0 = time.perf_counter()
+            timer = StepTimer(total)  # smoothed seconds per frame of this run (generation.eta)
 
             def timed(i: int) -> np.ndarray:
                 tf = time.perf_counter()
@@ -155,7 +160,7 @@ class PreviewBackend:
                             pending.append(pool.submit(timed, i + len(pending)))
                         frame = pending.popleft().result()
                         elapsed = time.perf_counter() - t0
-                        eta = elapsed / (i + 1) * (total - i - 1)
+                        eta = timer.step(i + 1)
                         on_event(Progress(stage="rendering", step=i + 1, total=total, eta_s=eta, elapsed_s=elapsed))
                         yield frame
                 finally:
@@ -184,7 +189,7 @@ class PreviewBackend:
         on_event(Progress(stage="exporting", step=1, total=1, elapsed_s=wall))
         # 6. Return everything needed to reproduce it
         return GenerationResult(
-            video_path=video.video_path, thumbnail_path=video.thumbnail_path,
+            video_path=video.video_path, thumbnail_path=video.thumbnail_path, preview_path=video.preview_path,
             width=video.width, height=video.height, num_frames=video.num_frames, fps=video.fps,
             backend=self.name, model_id=self.model_id, timings=timings,
             params={
@@ -193,7 +198,18 @@ class PreviewBackend:
                 "motions": [{"subject": f.subject, "kind": f.kind, "region_coverage": round(float(f.mask.mean()), 3)}
                             for f in scene.fields],
                 "particles": [layer.kind for layer in scene.layers],
+                "end_frame": "loop" if plan.loop else ("end picture" if plan.end_image else None),
                 "camera": {"move": scene.move, "zoom_total": round(scene.zoom_total, 4),
                            "travel": round(scene.travel, 4), "z0": round(scene.z0, 4)},
             },
         )
+
+
+def _end_rgb(plan: MotionPlan, first: Image.Image, end_image: Image.Image | None) -> np.ndarray | None:
+    """The end picture at the clip's size for a plan that ends on one (a loop needs none: #12 §1)."""
+    from generation.end_frame import end_picture
+
+    if plan.loop or plan.end_image is None:
+        return None
+    end = end_picture(plan, first, end_image)
+    return np.asarray(end) if end is not None else None

@@ -139,9 +139,26 @@ def motion_kind(m: Motion) -> str:
 class Regions:
     """Soft masks in [0, 1] on the coarse grid of the (preprocessed) source image."""
 
+    FEATURES = ("lum", "sat", "green", "blue", "warm", "texture")
+
     def __init__(self, rgb: np.ndarray, grid: int = GRID) -> None:
         h, w = rgb.shape[:2]
+        self.rgb = rgb
         self.gh, self.gw = h // grid + 1, w // grid + 1
+        self.y = np.linspace(0, 1, self.gh, dtype=np.float32)[:, None] * np.ones((1, self.gw), np.float32)
+        self.x = np.ones((self.gh, 1), np.float32) * np.linspace(0, 1, self.gw, dtype=np.float32)[None, :]
+
+    def __getattr__(self, name: str) -> Any:
+        """The picture's features (FEATURES), measured on first use: a clip where nothing but the camera moves
+        never needs them."""
+        if name not in Regions.FEATURES:
+            raise AttributeError(name)
+        self._measure()
+        return self.__dict__[name]
+
+    def _measure(self) -> None:
+        rgb = self.rgb
+        h, w = rgb.shape[:2]
         small = np.asarray(
             Image.fromarray(rgb).resize((self.gw, self.gh), Image.Resampling.BOX), np.float32
         ) / 255.0
@@ -159,8 +176,6 @@ class Regions:
         grad = Image.fromarray(np.hypot(gx, gy).astype(np.float32), "F").resize((self.gw, self.gh), Image.Resampling.BOX)
         tex = np.asarray(grad, np.float32)
         self.texture = np.clip(tex / max(float(np.percentile(tex, 90)), 1e-4), 0, 1)
-        self.y = np.linspace(0, 1, self.gh, dtype=np.float32)[:, None] * np.ones((1, self.gw), np.float32)
-        self.x = np.ones((self.gh, 1), np.float32) * np.linspace(0, 1, self.gw, dtype=np.float32)[None, :]
 
     # building blocks
     def _below(self, lo: float, hi: float) -> np.ndarray:

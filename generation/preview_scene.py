@@ -20,7 +20,7 @@ import logging
 import math
 import zlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -121,6 +121,32 @@ class Sampler:
         return top
 
 
+    def separable(self, sx: np.ndarray, sy: np.ndarray) -> np.ndarray:
+        """The same colours as ``self(sx, sy)`` when the source column depends on the output column only and the
+        source row on the output row only (zoom, pan, tilt, a still camera, no subject motion): ``sx`` (W,),
+        ``sy`` (H,). Each source row is interpolated along x once, then the rows are blended along y: half the
+        work of the general path, on contiguous rows, with the same integer arithmetic (bit-identical)."""
+        w, h, one, bits = self.w, self.h, self.ONE, self.FRAC_BITS
+        if sx.size != w or sy.size != h:
+            raise ValueError(f"separable sampling takes a row of {w} x and a column of {h} y positions, "
+                             f"got shapes {sx.shape} and {sy.shape}")
+        qx = (np.clip(sx, 0.0, w - 1.01) * one).astype(np.int32).ravel()
+        qy = (np.clip(sy, 0.0, h - 1.01) * one).astype(np.int32).ravel()
+        fx = (qx & (one - 1)).astype(np.int16)
+        fy = (qy & (one - 1)).astype(np.int16)[:, None]
+        x0 = qx >> bits
+        y0 = qy >> bits
+        lo, hi = int(y0.min()), int(y0.max()) + 2  # the source rows any output row reads
+        rows = self.planar.reshape(3, h, w)[:, lo:hi]
+        half = one // 2
+        along_x = rows.take(x0, axis=2)  # (3, rows, W out)
+        _lerp(along_x, rows.take(x0 + 1, axis=2), fx, half, bits)
+        y0 -= lo
+        top = along_x.take(y0, axis=1)  # (3, H out, W out)
+        _lerp(top, along_x.take(y0 + 1, axis=1), fy, half, bits)
+        return top.reshape(3, -1)
+
+
 def _lerp(a: np.ndarray, b: np.ndarray, f: np.ndarray, half: int, bits: int) -> None:
     """a += round((b - a) * f / 2**bits), in place, int16 (b is clobbered)."""
     b -= a
@@ -148,9 +174,11 @@ class SubjectField:
 class Scene:
     """A plan applied to one image: camera path, subject fields, particles; renders frame i."""
 
-    def __init__(self, plan: MotionPlan, rgb: np.ndarray, *, rest_start: bool = False) -> None:
-        """`rest_start`: frame 0 is `rgb` itself (a chained segment continuing from the previous one's last frame):
-        the camera path and the subject fields are taken relative to their start."""
+    def __init__(self, plan: MotionPlan, rgb: np.ndarray, end_rgb: np.ndarray | None = None, *,
+                 rest_start: bool = False) -> None:
+        """`end_rgb`: the end picture at the clip's size (#12 §1). `rest_start`: frame 0 is `rgb` itself (a chained
+        segment continuing from the previous one's last frame): the camera path and the subject fields are taken
+        relative to their start."""
         self.plan = plan
         self.rest_start = rest_start
         self.rgb = rgb
@@ -169,6 +197,13 @@ class Scene:
         self._setup_subjects()
         self._setup_particles(atmosphere)
         self.fog = any(w in atmosphere for w in FOG_WORDS)
+        # end frame and loop (#12 §1): a loop plays periodic motion paths (the last frame is the first);
+        # an end picture is dissolved in along the same camera and motion path, arriving unmoved at the end
+        self.loop = plan.loop
+        if end_rgb is not None and end_rgb.shape != rgb.shape:
+            raise ValueError(f"end picture is {end_rgb.shape[1]}×{end_rgb.shape[0]}, the clip {self.w}×{self.h}: "
+                             "size it with generation.end_frame.fit_to first")
+        self.end_sampler = Sampler(end_rgb) if end_rgb is not None and not plan.loop else None
         self._rest: tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None] = (None, None, None)
         if rest_start:
             self.xs, self.ys = self._undo_start(self.xs, self.ys)
@@ -237,7 +272,7 @@ class Scene:
             # camera tilts up → the scene slides down in the frame
             sign = -1.0 if mv == "tilt_up" else 1.0
             return cx + (x - cx) / z0, cy + (y - cy) / z0 + sign * off * (self.h - 1)
-        return x + 0.0 * y, y + 0.0 * x  # static
+        return x + 0.0, y + 0.0  # static (a row of x and a column of y stay separable)
 
     # 2. subjects -------------------------------------------------------------------------------
     def _setup_subjects(self) -> None:
@@ -362,19 +397,28 @@ class Scene:
         """Frame i as (H, W, 3) uint8."""
         p = i / (self.n - 1) if self.n > 1 else 0.0
         tau = i / self.fps
-        sx, sy = self.camera(self.xs, self.ys, p)
-        dx, dy, gain = self._fields_at(tau, p)
-        dx0, dy0, gain0 = self._rest
+        s = float(ease(p)) if self.loop else 0.0  # loop: how far the motion has blended into its next period
+        pc = 0.5 - 0.5 * math.cos(2 * math.pi * p) if self.loop else p  # loop: the camera goes out and back
+        sx, sy = self.camera(self.xs, self.ys, pc)
+        dx, dy, gain = self._fields_at(tau, pc)
+        if self.loop and dx is not None:
+            dx, dy, gain = _blend_fields((dx, dy, gain), self._fields_at(tau - self.duration, pc), s)
+        dx0, dy0, gain0 = self._rest  # a chained segment: the fields relative to their start
         if dx is not None and dx0 is not None:
             dx, dy = dx - dx0, dy - dy0
         if gain is not None and gain0 is not None:
             gain = gain / gain0
-        if dx is not None:
-            sx = sx + self._up(dx)
-            sy = sy + self._up(dy)
-        sx = np.broadcast_to(sx, (self.h, self.w))
-        sy = np.broadcast_to(sy, (self.h, self.w))
-        out = self.sampler(sx, sy)  # (3, H*W) int16 in 0..255
+        if dx is None and sx.shape == (1, self.w) and sy.shape == (self.h, 1):  # a separable camera, nothing moves
+            out = self.sampler.separable(sx, sy)  # (3, H*W) int16 in 0..255
+        else:
+            if dx is not None:
+                sx = sx + self._up(dx)
+                sy = sy + self._up(dy)
+            sx = np.broadcast_to(sx, (self.h, self.w))
+            sy = np.broadcast_to(sy, (self.h, self.w))
+            out = self.sampler(sx, sy)  # (3, H*W) int16 in 0..255
+        if self.end_sampler is not None:
+            out = self._toward_end(out, p, dx, dy)
         if gain is not None:
             # brightness in 1/64 fixed point: 255 × 2.0 × 64 still fits in int16
             g = (np.clip(self._up(gain), 0.25, 1.95) * 64.0 + 0.5).astype(np.int16).ravel()
@@ -382,27 +426,59 @@ class Scene:
             out >>= 6
             np.minimum(out, 255, out=out)
         if self.fog:
-            self._fog(out, tau)
+            self._fog(out, tau, s)
         for layer in self.layers:
-            layer.draw(out, tau)
+            if s < 1.0:
+                layer.draw(out, tau, 1.0 - s)
+            if s > 0.0:  # loop: the particles of the next period fade in where the first ones were
+                layer.draw(out, tau - self.duration, s)
         frame = np.empty((self.h, self.w, 3), np.uint8)
         np.copyto(frame, out.reshape(3, self.h, self.w).transpose(1, 2, 0), casting="unsafe")
         return frame
 
-    def _fog(self, out: np.ndarray, tau: float) -> None:
+    def _toward_end(self, out: np.ndarray, p: float, dx: np.ndarray | None, dy: np.ndarray | None) -> np.ndarray:
+        """Dissolve toward the end picture along the motion path: the end picture moves with the same camera
+        (offset so it is unmoved at p = 1) and the same subject motion (fading out by the end), and its weight
+        rises smoothly from 0 to 1, so the last frame is the end picture."""
+        cx, cy = self.camera(self.xs, self.ys, p)
+        ex, ey = self.camera(self.xs, self.ys, 1.0)
+        sx, sy = cx - (ex - self.xs), cy - (ey - self.ys)
+        if dx is not None and p < 1.0:
+            sx = sx + (1.0 - p) * self._up(dx)
+            sy = sy + (1.0 - p) * self._up(dy)
+        end = self.end_sampler(np.broadcast_to(sx, (self.h, self.w)), np.broadcast_to(sy, (self.h, self.w)))
+        weight = int(round(float(ease(p)) * 128))
+        _lerp(out, end, np.int16(weight), 64, 7)
+        return out
+
+    def _fog(self, out: np.ndarray, tau: float, blend: float = 0.0) -> None:
         xr = np.linspace(0, 1, self.regions.gw, dtype=np.float32)[None, :]
         yr = np.linspace(0, 1, self.regions.gh, dtype=np.float32)[:, None]
-        s = 0.06 * tau
-        haze = (
-            0.5 + 0.25 * np.sin(2 * math.pi * (1.3 * xr - s) + 1.7 * np.sin(2 * math.pi * yr))
-            + 0.25 * np.sin(2 * math.pi * (2.1 * xr + 0.8 * yr - 1.6 * s))
-        ) * (0.4 + 0.6 * yr)
+
+        def haze_at(t: float) -> np.ndarray:
+            s = 0.06 * t
+            return (
+                0.5 + 0.25 * np.sin(2 * math.pi * (1.3 * xr - s) + 1.7 * np.sin(2 * math.pi * yr))
+                + 0.25 * np.sin(2 * math.pi * (2.1 * xr + 0.8 * yr - 1.6 * s))
+            ) * (0.4 + 0.6 * yr)
+
+        haze = haze_at(tau) if blend == 0.0 else (1 - blend) * haze_at(tau) + blend * haze_at(tau - self.duration)
         alpha = (0.28 * haze).astype(np.float32)
         a = (self._up(alpha) * 128.0 + 0.5).astype(np.int16).ravel()  # ≤ 0.3 × 128; × 255 fits int16
         d = 235 - out
         d *= a
         d >>= 7
         out += d
+
+
+def _blend_fields(a: tuple[np.ndarray, np.ndarray, np.ndarray | None], b: tuple[Any, Any, Any],
+                  s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(1 - s)·a + s·b for the coarse (dx, dy, gain) of two times: a loop's motion at t and one period earlier,
+    equal at both ends of the clip (s = 0 at the start, 1 at the end)."""
+    dx = (1.0 - s) * a[0] + s * b[0]
+    dy = (1.0 - s) * a[1] + s * b[1]
+    gain = None if a[2] is None else (1.0 - s) * a[2] + s * b[2]
+    return dx, dy, gain
 
 
 class ParticleLayer:
@@ -445,13 +521,13 @@ class ParticleLayer:
                 self.offsets.append((ox.ravel()[keep], oy.ravel()[keep], wgt[keep]))
             self.size_class = np.minimum((self.depth - 0.3) / 0.7 * 3, 2).astype(np.int32)
 
-    def draw(self, out: np.ndarray, tau: float) -> None:
+    def draw(self, out: np.ndarray, tau: float, weight: float = 1.0) -> None:
         span = self.h + 2 * self.margin
         y = (self.y0 + self.vy * tau + self.margin) % span - self.margin
         x = (self.x0 + self.vx * tau + self.sway * np.sin(2 * math.pi * self.freq * tau + self.phase)) % self.w
         alpha = np.zeros(self.h * self.w, np.float32)
         xi, yi = np.round(x).astype(np.int32), np.round(y).astype(np.int32)
-        op = self.opacity * self.depth
+        op = self.opacity * self.depth * weight
         if self.kind == "dust":
             op = op * (0.6 + 0.4 * np.sin(2 * math.pi * 0.7 * tau + self.phase))
         for c, (ox, oy, wgt) in enumerate(self.offsets):

@@ -38,10 +38,12 @@ class WorkerActor:
 
     def __init__(self, url: str | None, home: str | None, media_root: str | None, backends: Sequence[str],
                  device: str, lease_s: float, poll_s: float, preview_max_area: int | None) -> None:
-        from generation.jobs import Runner, default_factory
         from generation.events import Finished
+        from generation.jobs import Runner, default_factory
         from storage import open_store
+        from vividflow.boundary import configure_logging
 
+        configure_logging(["--home", home] if home else [])  # the actor's process is an entry point of its own
         self.loads: dict[str, int] = {}
         self.finished: list[int] = []
         self._count = threading.Lock()

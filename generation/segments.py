@@ -70,6 +70,8 @@ def _seg_plan(plan: MotionPlan, frames: int, index: int, *, pace: float = 1.0, c
     changes: dict[str, Any] = {
         "duration_s": (frames - 1) / plan.fps, "seed": (plan.seed + index) % (MAX_SEED + 1),
         "story_images": (), "transitions": (), "output_fps": None, "upscale": None,
+        # the whole video's end picture or loop is the last segment's `last_image` (see `generate`); one clip each
+        "end_image": None, "loop": False, "variations": 1,
     }
     if pace != 1.0:
         changes["motions"] = tuple(m.model_copy(update={"speed": min(max(m.speed * pace, lo), hi)}) for m in plan.motions)
@@ -178,15 +180,19 @@ def generate(
     *,
     out_dir: str | os.PathLike[str] | None = None,
     pictures: Sequence[Image.Image] | None = None,
+    end_image: Image.Image | None = None,
     post: Any = None,
     max_segment_frames: int | None = None,
 ) -> GenerationResult:
     """Render `plan` as one MP4: straight through `backend.generate` when it is one plain clip, else chained
     segments (see the module docstring). `pictures`: story mode's pictures in story order (the first is `image`).
+    `end_image`: the picture `plan.end_image` names (#12 §1): a plain clip hands it to `backend.generate`; a
+    chained video's last segment ends on it (on the first picture for `plan.loop`), through `last_image`.
     `post`: `generation.post.PostSettings` (default: from the settings). `max_segment_frames`: see plan_segments."""
     cancel = cancel or CancelToken()
     if not needs_segments(plan) and max_segment_frames is None:
-        return backend.generate(plan, image, on_event, cancel, out_dir=out_dir)
+        kw: dict[str, Any] = {"end_image": end_image} if end_image is not None else {}
+        return backend.generate(plan, image, on_event, cancel, out_dir=out_dir, **kw)
     from generation.backend import PictureRequired, PREVIEW_NEEDS_PICTURE
     from generation.export import default_out_dir, export_video
     from generation import post as post_mod
@@ -202,6 +208,10 @@ def generate(
     if image is None:
         raise PictureRequired(PREVIEW_NEEDS_PICTURE if backend.name == "preview" else
                               "longer videos continue from a picture: upload one")
+    if plan.end_image is not None and end_image is None:
+        raise ValueError(f"the plan ends on picture {plan.end_image[:12]}… but it was not given to the renderer "
+                         "(is it still in the media store?)")
+    final = image if plan.loop else end_image  # what the video's last frame is (None: where the motion goes)
     post_settings = post or post_mod.PostSettings.from_env()
     segments = plan_segments(plan, max_frames=max_segment_frames)
     t_start = time.perf_counter()
@@ -226,8 +236,9 @@ def generate(
                 start = fit_picture(start, size[0]) if size else start
             else:
                 start = last
-            end = fit_picture(story[seg.end_picture], size[0]) if seg.end_picture is not None and size else (
-                story[seg.end_picture] if seg.end_picture is not None else None)
+            end = story[seg.end_picture] if seg.end_picture is not None else (
+                final if seg is segments[-1] else None)
+            end = fit_picture(end, size[0]) if end is not None and size else end
             kwargs: dict[str, Any] = {"last_image": end, "on_event": progress.listener(seg.frames), "cancel": cancel}
             if backend.name == "preview":
                 kwargs["rest_start"] = seg.index > 0 or seg.transition is not None
@@ -286,10 +297,11 @@ def generate(
         "upscale": plan.upscale.describe() if plan.upscale else None, "upscale_method": upscale_method,
         "render_size": [w, h],
         "story_images": list(plan.story_images), "render": full,
+        "end_frame": "loop" if plan.loop else ("end picture" if plan.end_image else None),
     }
     return GenerationResult(
         video_path=video.video_path, thumbnail_path=video.thumbnail_path, width=video.width, height=video.height,
-        num_frames=video.num_frames, fps=video.fps, backend=backend.name, model_id=getattr(backend, "model_id", None),
+        num_frames=video.num_frames, fps=video.fps, backend=backend.name, preview_path=video.preview_path, model_id=getattr(backend, "model_id", None),
         timings={"total_s": total}, params=params, negative_guidance=full.get("negative_guidance", "none"),
     )
 

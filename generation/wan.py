@@ -13,7 +13,6 @@ torch and diffusers are imported inside functions.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import os
 import threading
@@ -25,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from generation.backend import PictureRequired, model_needs_picture
 from generation.config import EXPERTS, GenerationConfig
 from generation.embedding_cache import EmbeddingCache, picture_key
+from generation.eta import StepTimer
 from generation.events import (
     CancelToken, EventListener, GenerationCancelled, GenerationResult, Preview, Progress, ignore,
 )
@@ -87,61 +87,119 @@ class WanBackend:
         cancel: CancelToken | None = None,
         *,
         out_dir: str | os.PathLike[str] | None = None,
+        end_image: Image.Image | None = None,
     ) -> GenerationResult:
         """Render `plan` from `image` (None: from the words alone, on a model that can) into `out_dir`; raises
-        GenerationCancelled (no file) when cancelled, PictureRequired without a picture on an image-to-video model."""
-        cancel = cancel or CancelToken()
-        r = self._render(plan, image, on_event, cancel)
-        # 6. Export: H.264 MP4 + thumbnail, atomically, with the reproduction record in its metadata
-        _check_cancel(cancel, "exporting")
-        on_event(Progress(stage="exporting", step=0, total=1, elapsed_s=time.perf_counter() - r.t_start))
-        timings, (width, height), sampling = r.timings, r.size, r.sampling
-        t = time.perf_counter()
-        out = out_dir if out_dir is not None else export.default_out_dir()
-        exported = export.export_video(r.frames, out, fps=sampling.fps, metadata={"vividflow": r.params},
-                                       crf=r.loaded.cfg.crf)
-        timings["export"] = time.perf_counter() - t
-        timings["total"] = time.perf_counter() - r.t_start
-        timings["per_step"] = timings["sample"] / max(sampling.steps, 1)
-        tail = timings["decode"] + timings["export"]
-        self._tail_s_per_unit = tail / max(width * height * sampling.num_frames, 1)
-        on_event(Progress(stage="exporting", step=1, total=1, elapsed_s=timings["total"]))
-        log.info(
-            "wan: %dx%d, %d frames at %d fps, %d steps (%s recipe) in %.2f s (sample %.2f, decode %.2f, "
-            "export %.2f) → %s", width, height, sampling.num_frames, sampling.fps, sampling.steps,
-            sampling.recipe or "no", timings["total"], timings["sample"], timings["decode"], timings["export"],
-            exported.video_path,
-        )
+        GenerationCancelled (no file) when cancelled, PictureRequired without a picture on an image-to-video model.
+        `end_image`: the picture `plan.end_image` names (diffusers' `last_image`; a loop uses `image`, #12 §1)."""
+        return self._generate([plan], image, on_event, cancel, out_dir=out_dir, end_image=end_image)[0]
 
-        # 7. Return everything needed to reproduce it
-        return GenerationResult(
-            video_path=exported.video_path, thumbnail_path=exported.thumbnail_path, width=exported.width,
-            height=exported.height, num_frames=exported.num_frames, fps=exported.fps, backend=BACKEND_NAME,
-            model_id=r.loaded.model_id, timings=timings,
-            params={**r.params, "sha256": exported.sha256, "timings": dict(timings),
-                    "load_timings": dict(r.loaded.timings)},
-            negative_guidance=r.negative_guidance,
-        )
+    def generate_batch(
+        self,
+        plans: list[MotionPlan],
+        image: Image.Image | str | os.PathLike[str] | bytes | None,
+        on_event: EventListener = ignore,
+        cancel: CancelToken | None = None,
+        *,
+        out_dir: str | os.PathLike[str] | None = None,
+        end_image: Image.Image | None = None,
+    ) -> list[GenerationResult]:
+        """Render the clips of a batch of variations (plans equal but for the seed, #12 §3) in one pipeline
+        call with a generator per seed (diffusers' `num_videos_per_prompt` and a generator list); when that does
+        not fit in memory, in halves. One result per plan, in order."""
+        from generation.wan_batch import is_out_of_memory
+
+        try:
+            return self._generate(plans, image, on_event, cancel, out_dir=out_dir, end_image=end_image)
+        except Exception as e:
+            if len(plans) < 2 or not is_out_of_memory(e):
+                raise
+            half = len(plans) // 2
+            log.warning("wan: %d clips in one call ran out of memory; rendering %d and %d", len(plans), half,
+                        len(plans) - half)
+            free_memory(full=True)
+            kw = {"out_dir": out_dir, "end_image": end_image}
+            return (self.generate_batch(plans[:half], image, on_event, cancel, **kw)
+                    + self.generate_batch(plans[half:], image, on_event, cancel, **kw))
 
     def render_segment(
         self, plan: MotionPlan, image: Image.Image | None, *, last_image: Image.Image | None = None,
         on_event: EventListener = ignore, cancel: CancelToken | None = None,
     ) -> tuple[Any, dict[str, Any]]:
         """One segment of a longer video (`generation.segments`): (T, H, W, 3) uint8 frames and the reproduction
-        record, nothing exported; `last_image` (story mode, first-last-frame) is the frame to end on."""
+        record, nothing exported; `last_image` (a story transition's next picture, or a long video's end picture
+        or first picture for a loop) is the frame to end on, through the same `last_image` path as `generate`."""
         import numpy as np
 
-        r = self._render(plan, image, on_event, cancel or CancelToken(), last_image=last_image)
-        frames = (np.clip(np.asarray(r.frames), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-        return frames, r.params
+        r = self._render([plan], image, on_event, cancel or CancelToken(), end_image=None, last_image=last_image)
+        frames = (np.clip(np.asarray(r.clips[0]), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+        return frames, r.records[0]
+
+    def _generate(
+        self,
+        plans: list[MotionPlan],
+        image: Image.Image | str | os.PathLike[str] | bytes | None,
+        on_event: EventListener,
+        cancel: CancelToken | None,
+        *,
+        out_dir: str | os.PathLike[str] | None,
+        end_image: Image.Image | None,
+    ) -> list[GenerationResult]:
+        cancel = cancel or CancelToken()
+        r = self._render(plans, image, on_event, cancel, end_image=end_image)
+        timings, (width, height), sampling, loaded = r.timings, r.size, r.sampling, r.loaded
+
+        # 6. Export: H.264 MP4 + thumbnail per clip, atomically, with the reproduction record in its metadata
+        _check_cancel(cancel, "exporting")
+        on_event(Progress(stage="exporting", step=0, total=1, elapsed_s=time.perf_counter() - r.t_start))
+        t = time.perf_counter()
+        out = out_dir if out_dir is not None else export.default_out_dir()
+        exported = [export.export_video(frames, out, fps=sampling.fps, metadata={"vividflow": params},
+                                        crf=loaded.cfg.crf) for frames, params in zip(r.clips, r.records)]
+        timings["export"] = time.perf_counter() - t
+        timings["total"] = time.perf_counter() - r.t_start
+        timings["per_step"] = timings["sample"] / max(sampling.steps, 1)
+        tail = timings["decode"] + timings["export"]
+        self._tail_s_per_unit = tail / max(width * height * sampling.num_frames * len(plans), 1)
+        on_event(Progress(stage="exporting", step=1, total=1, elapsed_s=timings["total"]))
+        log.info(
+            "wan: %d clip(s) %dx%d, %d frames at %d fps, %d steps (%s recipe) in %.2f s (sample %.2f, decode %.2f, "
+            "export %.2f) → %s", len(plans), width, height, sampling.num_frames, sampling.fps, sampling.steps,
+            sampling.recipe or "no", timings["total"], timings["sample"], timings["decode"], timings["export"],
+            [e.video_path for e in exported],
+        )
+
+        # 7. Return everything needed to reproduce each clip
+        return [GenerationResult(
+            video_path=e.video_path, thumbnail_path=e.thumbnail_path, width=e.width,
+            preview_path=e.preview_path,
+            height=e.height, num_frames=e.num_frames, fps=e.fps, backend=BACKEND_NAME,
+            model_id=loaded.model_id, timings=dict(timings),
+            params={**params, "sha256": e.sha256, "timings": dict(timings), "load_timings": dict(loaded.timings)},
+            negative_guidance=r.negative_guidance,
+        ) for e, params in zip(exported, r.records)]
 
     def _render(
-        self, plan: MotionPlan, image: Any, on_event: EventListener, cancel: CancelToken, *,
+        self,
+        plans: list[MotionPlan],
+        image: Image.Image | str | os.PathLike[str] | bytes | None,
+        on_event: EventListener,
+        cancel: CancelToken,
+        *,
+        end_image: Image.Image | None,
         last_image: Image.Image | None = None,
     ) -> _Rendered:
-        """Steps 1–5 of a call: checks, preprocessing, prompt encoding, sampling, decoding (frames in [0, 1])."""
+        """Steps 1–5 of a call: checks, preprocessing, prompt encoding, sampling, decoding (each clip's frames in
+        [0, 1]) and each clip's reproduction record. The clip ends on `last_image` when given (a segment),
+        else on what the plan asks (`end_image`, or the first picture for a loop)."""
         from agent.plan import MotionPlan
         from generation.image import load_image, output_size, preprocess
+        from generation.wan_batch import check_batch, last_image_for
+
+        if not plans or not all(isinstance(p, MotionPlan) for p in plans):
+            raise TypeError(f"plans must be MotionPlans, got {[type(p).__name__ for p in plans]}")
+        check_batch(plans)
+        plan = plans[0]
 
         timings: dict[str, float] = {}
         t_start = time.perf_counter()
@@ -172,9 +230,10 @@ class WanBackend:
             rule = {"max_area": cfg.effective_max_area(), "multiple": loaded.size_multiple}
             source = load_image(image) if image is not None else None
             picture = preprocess(source, **rule) if source is not None else None
-            end_picture = _end_picture(last_image, picture)
             text_size = (loaded.spec or default_spec()).text_size
             width, height = picture.size if picture is not None else output_size(*text_size, **rule)
+            # the picture to end on: a segment's `last_image`, or the plan's end picture or loop (#12 §1, §2, §4)
+            last, sampling = last_image_for(plan, pipe, picture, end_image, sampling, last_image=last_image)
             flow_shift = _set_flow_shift(pipe, sampling.flow_shift)
             speed = wan_speed.for_call(  # VAE tiling and step cache, logged
                 cfg, sampling.steps, width, height, with_image=picture is not None, offload=loaded.offload != "none")
@@ -203,14 +262,15 @@ class WanBackend:
             t = time.perf_counter()
             if nag is not None:
                 log.info("wan: negative prompt through NAG %s (%s)", nag, negative_guidance)
-            preview = cfg.live_preview and on_event is not ignore and live_preview.supported(pipe.vae.config.z_dim)
-            reuse = cache.vae_encodes(pipe.vae, picture_key(picture)) if picture is not None else nullcontext()
+            preview = (cfg.live_preview and on_event is not ignore and live_preview.supported(pipe.vae.config.z_dim)
+                       and len(plans) == 1)
+            key = picture_key(picture) + (":" + picture_key(last) if last is not None else "") if picture else ""
+            reuse = cache.vae_encodes(pipe.vae, key) if picture is not None else nullcontext()
             with (nag_guidance(pipe, negative_embeds, **nag) if nag is not None else nullcontext(),
                   step_cache.applied(pipe, speed.step_cache, sampling.steps), reuse):
                 latents, timesteps = self._sample(
-                    pipe, plan, sampling, picture, (width, height), prompt_embeds,
-                    negative_embeds if cfg_on else None, device, on_event, cancel, t_start, preview,
-                    last_image=end_picture,
+                    pipe, plans, sampling, picture, (width, height), prompt_embeds,
+                    negative_embeds if cfg_on else None, device, on_event, cancel, t_start, preview, last,
                 )
             experts = expert_per_step(timesteps, pipe.config.boundary_ratio)
             timings["sample"] = time.perf_counter() - t
@@ -222,31 +282,38 @@ class WanBackend:
                 raise GenerationCancelled(f"cancelled during sampling after {len(timesteps)} of {sampling.steps} steps")
             free_memory()
 
-            # 5. Decode the latents to frames (the VAE; tiled when step 2 chose so)
+            # 5. Decode the latents to frames (the VAE; tiled when step 2 chose so), one clip at a time
             stage("decoding")
             t = time.perf_counter()
-            frames = decode_latents(pipe, latents)
+            clips = [decode_latents(pipe, latents[k:k + 1]) for k in range(len(plans))]
             del latents
             timings["decode"] = time.perf_counter() - t
             free_memory()
 
-            # the reproduction record (written into the MP4's metadata by `generate`)
-            params = _reproduction_record(
-                pipe, plan, loaded, sampling, flow_shift=flow_shift, size=(width, height),
-                input_size=source.size if source is not None else (None, None),
-                max_len=max_len, device=device, timesteps=timesteps, experts=experts,
-                negative_guidance=negative_guidance, nag=nag,
-                speed={**speed.to_dict(), "embedding_cache": reused, "live_preview": preview},
-            )
-            if end_picture is not None:  # did the pipeline take the end picture (I2V: yes; TI2V-5B: no)
-                params["last_image"] = "last_image" in inspect.signature(pipe.__call__).parameters
-            return _Rendered(frames=frames, params=params, timings=timings, size=(width, height), sampling=sampling,
+            # the reproduction record of each clip (written into the MP4's metadata by `_generate`)
+            records = []
+            for clip_plan in plans:
+                params = _reproduction_record(
+                    pipe, clip_plan, loaded, sampling, flow_shift=flow_shift, size=(width, height),
+                    input_size=source.size if source is not None else (None, None),
+                    max_len=max_len, device=device, timesteps=timesteps, experts=experts,
+                    negative_guidance=negative_guidance, nag=nag,
+                    speed={**speed.to_dict(), "embedding_cache": reused, "live_preview": preview},
+                )
+                if last_image is None:
+                    params["end_frame"] = "loop" if clip_plan.loop else ("end picture" if last is not None else None)
+                else:  # a segment asked to end on a picture: did the pipeline take it (I2V: yes; TI2V-5B: no)
+                    params["last_image"] = last is not None
+                if len(plans) > 1:
+                    params["batch_size"] = len(plans)
+                records.append(params)
+            return _Rendered(clips=clips, records=records, timings=timings, size=(width, height), sampling=sampling,
                              loaded=loaded, negative_guidance=negative_guidance, t_start=t_start)
 
     def _sample(
-        self, pipe: Any, plan: MotionPlan, sampling: Sampling, picture: Image.Image | None, size: tuple[int, int],
-        prompt_embeds: Any, negative_embeds: Any, device: Any, on_event: EventListener, cancel: CancelToken,
-        t_start: float, preview: bool, *, last_image: Image.Image | None = None,
+        self, pipe: Any, plans: list[MotionPlan], sampling: Sampling, picture: Image.Image | None,
+        size: tuple[int, int], prompt_embeds: Any, negative_embeds: Any, device: Any, on_event: EventListener,
+        cancel: CancelToken, t_start: float, preview: bool, last: Image.Image | None = None,
     ) -> tuple[Any, list[int]]:
         """The denoising loop to latents, a Progress event per step (naming the expert that ran it), and with
         `preview` a Preview strip of the step's predicted clean latents (`generation.live_preview`, no VAE).
@@ -259,18 +326,16 @@ class WanBackend:
         steps = sampling.steps
         width, height = size
         boundary = pipe.config.boundary_ratio
-        tail_units = width * height * sampling.num_frames
+        tail_units = width * height * sampling.num_frames * len(plans)
         timesteps: list[int] = []
-        t_sample = time.perf_counter()
+        tail_s = self._tail_s_per_unit * tail_units if self._tail_s_per_unit is not None else 0.0
+        timer = StepTimer(steps, tail_s=tail_s)  # smoothed seconds per step of this run (generation.eta)
 
         def on_step_end(p: Any, i: int, timestep: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
             timesteps.append(int(timestep))
             expert = expert_per_step([int(timestep)], boundary)[0]
             now = time.perf_counter()
-            per_step = (now - t_sample) / (i + 1)
-            eta = per_step * (steps - i - 1)
-            if self._tail_s_per_unit is not None:
-                eta += self._tail_s_per_unit * tail_units
+            eta = timer.step(i + 1)
             on_event(Progress(
                 stage="sampling", step=i + 1, total=steps, eta_s=eta, elapsed_s=now - t_start, expert=expert,
             ))
@@ -281,18 +346,18 @@ class WanBackend:
                 p._interrupt = True  # the pipeline skips the remaining steps
             return {}
 
-        generator = torch.Generator(device=device).manual_seed(plan.seed)
+        # one generator per clip: clip k's noise is what a single render with its seed draws (#12 §3)
+        generators = [torch.Generator(device=device).manual_seed(p.seed) for p in plans]
+        generator = generators if len(generators) > 1 else generators[0]
         extra: dict[str, Any] = {"guidance_scale": sampling.guidance[0]}
+        if len(plans) > 1:
+            extra["num_videos_per_prompt"] = len(plans)
+        if last is not None:
+            extra["last_image"] = last
         if boundary is not None:  # diffusers takes a second guidance only with two experts
             extra["guidance_scale_2"] = sampling.guidance[1]
         if picture is not None:
             extra["image"] = picture
-        if last_image is not None:  # first-last-frame: the clip ends on this picture (story mode transitions)
-            if "last_image" in inspect.signature(pipe.__call__).parameters:
-                extra["last_image"] = last_image
-            else:  # TI2V-5B's WanPipeline has no end frame: the transition only starts from its picture
-                log.warning("wan: %s takes no last_image: the segment does not end on the next picture",
-                            type(pipe).__name__)
         with torch.no_grad():
             latents = pipe(
                 prompt=None, prompt_embeds=prompt_embeds, negative_prompt_embeds=negative_embeds,
@@ -305,27 +370,16 @@ class WanBackend:
 
 @dataclass(frozen=True)
 class _Rendered:
-    """What steps 1–5 of a call produced: decoded frames in [0, 1] and the reproduction record."""
+    """What steps 1–5 of a call produced: each clip's decoded frames in [0, 1] and reproduction record."""
 
-    frames: Any
-    params: dict[str, Any]
+    clips: list[Any]
+    records: list[dict[str, Any]]
     timings: dict[str, float]
     size: tuple[int, int]
     sampling: Sampling
     loaded: LoadedPipeline
     negative_guidance: NegativeGuidance
     t_start: float
-
-
-def _end_picture(last_image: Image.Image | None, picture: Image.Image | None) -> Image.Image | None:
-    """The picture to end on, fitted (centre crop + Lanczos) to the first picture's size; None without one."""
-    if last_image is None or picture is None:
-        return None
-    from PIL import Image, ImageOps
-
-    from generation.image import to_rgb
-
-    return ImageOps.fit(to_rgb(last_image), picture.size, Image.Resampling.LANCZOS)
 
 
 def _check_cancel(cancel: CancelToken, stage: str) -> None:

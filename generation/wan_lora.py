@@ -11,12 +11,13 @@ from typing import Any
 
 from generation.config import LoraSpec
 from generation.specs import EXPERT_COMPONENT
+from vividflow.errors import VividflowError
 from vividflow.settings import offline
 
 log = logging.getLogger(__name__)
 
 
-class LoraError(ValueError):
+class LoraError(VividflowError, ValueError):
     """A LoRA that cannot be found or does not fit the model; the message names the file and the expert."""
 
 

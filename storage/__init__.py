@@ -8,17 +8,24 @@ the content-addressed media folder. Imports nothing else of VividFlow and no ML 
 """
 
 from storage.errors import (
+    DatabaseBusyError,
+    DatabaseCorruptError,
+    DatabaseUnavailableError,
+    ForbiddenError,
     InvalidFieldError,
     InvalidTransitionError,
     NotFoundError,
+    QuotaExceededError,
+    ReadOnlyStorageError,
     SchemaMismatchError,
     SchemaTooNewError,
     StorageError,
+    StorageFullError,
 )
 from storage.media import MediaFile, MediaStore, PendingWrite
 from storage.migrations import LATEST_VERSION, MIGRATIONS, Migration, migrate, schema_version
 from storage.leases import MAX_LEASE_RETRIES
-from storage.models import ACTIVE_STATUSES, ROLES, SHARED_QUEUE, STATUSES, TERMINAL_STATUSES
+from storage.models import ACTIVE_STATUSES, LOCAL_USER, ROLES, SHARED_QUEUE, STATUSES, TERMINAL_STATUSES
 from storage.records import (
     ConversationRecord,
     GalleryPage,
@@ -30,9 +37,10 @@ from storage.records import (
     StoreInfo,
 )
 from storage.queue import TRANSITIONS
-from storage.recovery import DEFAULT_INTERRUPTED_MESSAGE
+from storage.recovery import DEFAULT_INTERRUPTED_MESSAGE, Recovered
 from storage.store import DB_URL_ENV, HOME_ENV, Store, open_store, resolve_location
 from vividflow.sections import DEFAULT_HOME
+from storage.users import UserQueue
 from storage.validation import PLAN_COLUMNS
 
 __all__ = [
@@ -42,6 +50,7 @@ __all__ = [
     "DEFAULT_INTERRUPTED_MESSAGE",
     "HOME_ENV",
     "LATEST_VERSION",
+    "LOCAL_USER",
     "MAX_LEASE_RETRIES",
     "MIGRATIONS",
     "PLAN_COLUMNS",
@@ -51,6 +60,10 @@ __all__ = [
     "TERMINAL_STATUSES",
     "TRANSITIONS",
     "ConversationRecord",
+    "DatabaseBusyError",
+    "DatabaseCorruptError",
+    "DatabaseUnavailableError",
+    "ForbiddenError",
     "GalleryPage",
     "GenerationRecord",
     "ImageRecord",
@@ -64,11 +77,16 @@ __all__ = [
     "NotFoundError",
     "PendingWrite",
     "Progress",
+    "QuotaExceededError",
+    "ReadOnlyStorageError",
+    "Recovered",
     "SchemaMismatchError",
     "SchemaTooNewError",
     "StorageError",
+    "StorageFullError",
     "Store",
     "StoreInfo",
+    "UserQueue",
     "migrate",
     "open_store",
     "resolve_location",

@@ -9,15 +9,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Self
 
-from sqlalchemy import Engine, func, update
+from sqlalchemy import Engine, exc, func, or_, update
 from sqlalchemy.orm import Session
 
-from storage.db import is_sqlite, writer
+from storage.db import is_sqlite, storage_error, writer
 from storage.errors import InvalidFieldError, NotFoundError
 from storage.media import MediaStore
 from storage.models import Conversation, Generation, Message, SourceImage, utcnow
 from storage.records import ConversationRecord, GenerationRecord, ImageRecord, MessageRecord, Progress
-from storage.validation import check_int
+from storage.validation import check_int, check_user
 
 
 class StoreBase:
@@ -63,14 +63,26 @@ class StoreBase:
 
     @contextmanager
     def _read(self) -> Iterator[Session]:
-        with Session(self._engine, expire_on_commit=False) as s, s.begin():
+        with self._explained(), Session(self._engine, expire_on_commit=False) as s, s.begin():
             yield s
 
     @contextmanager
     def _write(self) -> Iterator[Session]:
-        """One write transaction: committed on normal exit, rolled back on any exception."""
-        with Session(self._writer, expire_on_commit=False) as s, s.begin():
+        """One write transaction: committed on normal exit, rolled back on any exception. A database that is
+        busy past the busy timeout, full, read-only or damaged raises a StorageError that says so."""
+        with self._explained(), Session(self._writer, expire_on_commit=False) as s, s.begin():
             yield s
+
+    @contextmanager
+    def _explained(self) -> Iterator[None]:
+        """Turn a database error this layer can explain into its StorageError (storage.db.storage_error)."""
+        try:
+            yield
+        except exc.DBAPIError as e:
+            explained = storage_error(e, self._engine.url)
+            if explained is None:
+                raise
+            raise explained from e
 
     # --- paths ------------------------------------------------------------------------------------
 
@@ -92,11 +104,11 @@ class StoreBase:
     # --- rows -> records --------------------------------------------------------------------------
 
     def _conversation(self, row: Conversation) -> ConversationRecord:
-        return ConversationRecord(row.id, row.title, row.created_at, row.updated_at)
+        return ConversationRecord(row.id, row.title, row.created_at, row.updated_at, row.user_id, bool(row.shared))
 
     def _message(self, row: Message) -> MessageRecord:
         return MessageRecord(
-            row.id, row.conversation_id, row.role, row.text, row.plan, row.meta, row.created_at
+            row.id, row.conversation_id, row.role, row.text, row.plan, row.meta, row.created_at, row.user_id
         )
 
     def _image(self, row: SourceImage) -> ImageRecord:
@@ -159,6 +171,9 @@ class StoreBase:
             heartbeat_at=row.heartbeat_at,
             lease_expires_at=row.lease_expires_at,
             lease_retries=row.lease_retries,
+            user_id=row.user_id,
+            shared=bool(row.shared),
+            batch_id=row.batch_id,
         )
 
     @staticmethod
@@ -171,6 +186,21 @@ class StoreBase:
             .returning(Generation)
             .execution_options(synchronize_session=False, populate_existing=True)
         ).first()
+
+    @staticmethod
+    def _visible(model: type[Any], viewer: str | None) -> list[Any]:
+        """The conditions for rows of ``model`` (Conversation or Generation) that ``viewer`` may read: their
+        own and shared ones; none for ``viewer`` None (the CLI, an admin, code that serves one person)."""
+        if viewer is None:
+            return []
+        return [or_(model.user_id == check_user(viewer, "viewer"), model.shared.is_(True))]
+
+    def _get_visible(self, s: Session, model: type[Any], id: int, what: str, viewer: str | None) -> Any:
+        """The row, or NotFoundError also when ``viewer`` may not read it (no hint that it exists)."""
+        row = self._get(s, model, id, what)
+        if viewer is not None and row.user_id != check_user(viewer, "viewer") and not row.shared:
+            raise NotFoundError(f"no {what} with id {id}")
+        return row
 
     @staticmethod
     def _get(s: Session, model: type[Any], id: int, what: str, *, for_update: bool = False) -> Any:

@@ -9,10 +9,10 @@ from typing import Any
 from sqlalchemy import func, select, update
 
 from storage.base import StoreBase
-from storage.errors import InvalidFieldError, InvalidTransitionError
+from storage.errors import ForbiddenError, InvalidFieldError, InvalidTransitionError
 from storage.models import STATUSES, Generation
 from storage.records import GalleryPage, GenerationRecord, Lineage
-from storage.validation import MAX_PAGE_SIZE, check_choice, check_int, check_str
+from storage.validation import MAX_PAGE_SIZE, check_choice, check_int, check_str, check_user
 
 
 def _as_utc(name: str, value: datetime | date, end: bool) -> datetime:
@@ -47,9 +47,10 @@ def _one_or_many(name: str, value: str | Iterable[str] | None) -> list[str] | No
 class GalleryMixin(StoreBase):
     """The gallery part of :class:`storage.Store`: reading generations back, and deleting one."""
 
-    def get_generation(self, generation_id: int) -> GenerationRecord:
+    def get_generation(self, generation_id: int, *, viewer: str | None = None) -> GenerationRecord:
+        """The generation; with ``viewer``, NotFoundError unless it is theirs or shared."""
         with self._read() as s:
-            return self._generation(self._get(s, Generation, generation_id, "generation"))
+            return self._generation(self._get_visible(s, Generation, generation_id, "generation", viewer))
 
     def list_generations(self, conversation_id: int) -> list[GenerationRecord]:
         """A conversation's generations in creation order ("the second one" is index 1)."""
@@ -59,6 +60,15 @@ class GalleryMixin(StoreBase):
                 .where(Generation.conversation_id == conversation_id)
                 .order_by(Generation.id)
             )
+            return [self._generation(r) for r in s.scalars(q)]
+
+    def list_batch(self, batch_id: str, *, viewer: str | None = None) -> list[GenerationRecord]:
+        """The generations of one batch of variations (#12 §3), in the order they were made; with ``viewer``,
+        only those that person may see (their own and shared ones)."""
+        check_str("batch_id", batch_id, allow_empty=False)
+        conds = [Generation.batch_id == batch_id, *self._visible(Generation, viewer)]
+        with self._read() as s:
+            q = select(Generation).where(*conds).order_by(Generation.id)
             return [self._generation(r) for r in s.scalars(q)]
 
     def list_gallery(
@@ -72,10 +82,15 @@ class GalleryMixin(StoreBase):
         created_from: datetime | date | None = None,
         created_to: datetime | date | None = None,
         conversation_id: int | None = None,
+        viewer: str | None = None,
+        mine_only: bool = False,
         page: int = 1,
         page_size: int = 50,
     ) -> GalleryPage:
         """One page of generations, newest first, matching every filter given.
+
+        ``viewer``: only what that person may see, their own generations and shared ones (only their own with
+        ``mine_only``); None: everyone's (the CLI, an admin).
 
         ``text`` matches the prompt (case-insensitive substring). ``created_from`` is inclusive,
         ``created_to`` exclusive; a ``date`` means its whole UTC day, a naive datetime is UTC.
@@ -105,6 +120,10 @@ class GalleryMixin(StoreBase):
             conds.append(Generation.created_at < _as_utc("created_to", created_to, end=True))
         if conversation_id is not None:
             conds.append(Generation.conversation_id == check_int("conversation_id", conversation_id))
+        if viewer is not None and mine_only:
+            conds.append(Generation.user_id == check_user(viewer, "viewer"))
+        else:
+            conds.extend(self._visible(Generation, viewer))
 
         q = (
             select(Generation)
@@ -141,19 +160,23 @@ class GalleryMixin(StoreBase):
                 children=tuple(self._generation(c) for c in children),
             )
 
-    def delete_generation(self, generation_id: int, remove_files: bool = True) -> None:
+    def delete_generation(self, generation_id: int, remove_files: bool = True, *, user: str | None = None) -> None:
         """Delete a generation that is not running; its children lose their parent (parent_id None).
+        With ``user``, only their own (ForbiddenError for another person's, shared or not).
 
-        With ``remove_files``, its video and thumbnail are deleted too when they live in the media
-        folder and no other generation uses the same file.
+        With ``remove_files``, its video, thumbnail and animated preview are deleted too when they live
+        in the media folder and no other generation uses the same file.
         """
         with self._write() as s:
             row = self._get(s, Generation, generation_id, "generation", for_update=True)
+            if user is not None and row.user_id != check_user(user):
+                raise ForbiddenError(f"generation {generation_id} belongs to another person; {user} cannot delete it")
             if row.status == "running":
                 raise InvalidTransitionError(
                     f"generation {generation_id} is running; cancel it before deleting it"
                 )
             files = [p for p in (row.video_path, row.thumbnail_path) if p]
+            preview = (row.params or {}).get("animated_preview")  # the gallery's hover preview (a media key)
             s.execute(
                 update(Generation)
                 .where(Generation.parent_id == generation_id)
@@ -169,6 +192,8 @@ class GalleryMixin(StoreBase):
                     select(Generation.thumbnail_path).where(Generation.thumbnail_path.in_(files))
                 )
             )
+        if remove_files and isinstance(preview, str) and row.video_path not in still_used:
+            files.append(preview)  # made from the video: it goes when the video goes
         if remove_files:
             for stored in files:
                 path = self._path(stored)

@@ -25,12 +25,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from storage.errors import InvalidFieldError
+from storage.errors import InvalidFieldError, os_error
 
 log = logging.getLogger(__name__)
 
 TEMP_DIR = ".tmp"
 TEMP_MARK = ".tmp-"
+STAGING_PREFIX = "job-"
+"""A job renders into ``<root>/.tmp/job-<id>-<random>/``; recovery removes those of jobs no longer running."""
 _CHUNK = 1 << 20
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _SUFFIX = re.compile(r"^(\.[A-Za-z0-9]{1,10})?$")
@@ -80,7 +82,10 @@ class MediaStore:
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root).resolve()
-        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise os_error(e, f"the media folder {self.root}") from None
 
     # paths
     def key_for(self, sha256: str, suffix: str = "") -> str:
@@ -117,14 +122,16 @@ class MediaStore:
         key = self.key_for(digest, suffix)
         path = self.path_for(key)
         if not path.is_file():
-            path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(f"{TEMP_MARK}{uuid.uuid4().hex}{path.name}")
             try:
+                path.parent.mkdir(parents=True, exist_ok=True)
                 with open(tmp, "wb") as f:
                     f.write(data)
                     f.flush()
                     os.fsync(f.fileno())
                 os.replace(tmp, path)
+            except OSError as e:  # a full disk, a read-only folder: nothing half-written stays
+                raise os_error(e, f"the media folder {self.root}") from None
             finally:
                 tmp.unlink(missing_ok=True)
             _fsync_dir(path.parent)
@@ -142,6 +149,10 @@ class MediaStore:
             return self.commit(tmp, suffix)
         finally:
             tmp.unlink(missing_ok=True)
+
+    def staging_dir(self, job_id: int) -> Path:
+        """A fresh folder for job ``job_id`` to render into (same file system as the store), not created yet."""
+        return self.root / TEMP_DIR / f"{STAGING_PREFIX}{job_id}-{uuid.uuid4().hex[:8]}"
 
     def temp_path(self, suffix: str = "") -> Path:
         """A fresh path in the store's temp folder (same file system) for a writer to fill."""
@@ -168,10 +179,22 @@ class MediaStore:
         if path.is_file():
             tmp.unlink()  # same content already stored
         else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(tmp, path)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(tmp, path)
+            except OSError as e:
+                raise os_error(e, f"the media folder {self.root}") from None
             _fsync_dir(path.parent)
         return MediaFile(sha256=digest, key=key, path=path, size_bytes=size)
+
+    def key_of_file(self, path: str | os.PathLike[str], suffix: str | None = None) -> str:
+        """The key a finished file will have once committed (its content hash), without moving it."""
+        p = Path(path)
+        h = hashlib.sha256()
+        with open(p, "rb") as f:
+            while chunk := f.read(_CHUNK):
+                h.update(chunk)
+        return self.key_for(h.hexdigest(), p.suffix if suffix is None else suffix)
 
     @contextmanager
     def writer(self, suffix: str = "") -> Iterator[PendingWrite]:

@@ -200,11 +200,38 @@ def _m004_generation_lease(conn: Connection) -> None:
     conn.execute(text("ALTER TABLE generations ADD COLUMN lease_retries INTEGER NOT NULL DEFAULT 0"))
 
 
+def _m005_users(conn: Connection) -> None:
+    """Many users: ``user_id`` (who it belongs to: the studio's login, or ``'local'``) on conversations, messages
+    and generations, and a ``shared`` flag on conversations and generations (others may see a shared one).
+    Existing rows belong to the local user and are not shared, so a one-person studio sees all it saw before.
+
+    Not ``generations.owner``: that names the *process* holding a job (migration 2). Source images stay
+    unowned: one row per content hash, whoever uploaded it; who may see one follows from its generations.
+    """
+    false = "FALSE" if conn.dialect.name == "postgresql" else "0"
+    for table in ("conversations", "messages", "generations"):
+        conn.execute(text(f"ALTER TABLE {table} ADD COLUMN user_id TEXT NOT NULL DEFAULT 'local'"))
+    for table in ("conversations", "generations"):
+        conn.execute(text(f"ALTER TABLE {table} ADD COLUMN shared BOOLEAN NOT NULL DEFAULT {false}"))
+    conn.execute(text("CREATE INDEX ix_conversations_user_id ON conversations (user_id, updated_at)"))
+    conn.execute(text("CREATE INDEX ix_generations_user_id ON generations (user_id, status)"))
+
+
+def _m006_generation_batch(conn: Connection) -> None:
+    """generations.batch_id: the batch of variations a generation belongs to (#12 §3: "give me 4 variations" is
+    one batch of records with different seeds, rendered in one job); NULL for a single clip. Indexed: the
+    gallery groups a batch and the worker finds the rest of a batch by it. Self-contained (Core SQL only)."""
+    conn.execute(text("ALTER TABLE generations ADD COLUMN batch_id VARCHAR(64)"))
+    conn.execute(text("CREATE INDEX ix_generations_batch_id ON generations (batch_id)"))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "m001_initial", _m001_initial),
     Migration(2, "m002_generation_owner", _m002_generation_owner),
     Migration(3, "m003_timestamps_with_time_zone", _m003_timestamps_with_time_zone),
     Migration(4, "m004_generation_lease", _m004_generation_lease),
+    Migration(5, "m005_users", _m005_users),
+    Migration(6, "m006_generation_batch", _m006_generation_batch),
 )
 """The real migrations, in order. Versions are 1, 2, 3 ... without gaps."""
 

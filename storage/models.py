@@ -33,6 +33,8 @@ ACTIVE_STATUSES = ("queued", "running")
 ROLES = ("user", "assistant", "system")
 SHARED_QUEUE = "shared-queue"
 """The owner of a queued generation that any worker may claim (storage.leases)."""
+LOCAL_USER = "local"
+"""The person a record belongs to when nobody logged in (and every row written before migration 5)."""
 
 
 def utcnow() -> datetime:
@@ -78,11 +80,15 @@ class Base(DeclarativeBase):
 
 class Conversation(Base):
     __tablename__ = "conversations"
+    __table_args__ = (Index("ix_conversations_user_id", "user_id", "updated_at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     title: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # the person it belongs to, and whether others may read it (migration 5)
+    user_id: Mapped[str] = mapped_column(Text, default=LOCAL_USER)
+    shared: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class Message(Base):
@@ -99,6 +105,7 @@ class Message(Base):
     plan: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     meta: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    user_id: Mapped[str] = mapped_column(Text, default=LOCAL_USER)  # its conversation's person (migration 5)
 
 
 class SourceImage(Base):
@@ -126,6 +133,8 @@ class Generation(Base):
         Index("ix_generations_seed", "seed"),
         Index("ix_generations_conversation_id", "conversation_id"),
         Index("ix_generations_parent_id", "parent_id"),
+        Index("ix_generations_user_id", "user_id", "status"),
+        Index("ix_generations_batch_id", "batch_id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -177,3 +186,8 @@ class Generation(Base):
     heartbeat_at: Mapped[datetime | None] = mapped_column()
     lease_expires_at: Mapped[datetime | None] = mapped_column()
     lease_retries: Mapped[int] = mapped_column(Integer, default=0)
+    # the person who asked for it, and whether others see it in their gallery (migration 5)
+    user_id: Mapped[str] = mapped_column(Text, default=LOCAL_USER)
+    shared: Mapped[bool] = mapped_column(Boolean, default=False)
+    # the batch of variations it belongs to (#12 §3, migration 6); None: a single clip
+    batch_id: Mapped[str | None] = mapped_column(String(64))

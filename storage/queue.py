@@ -7,7 +7,9 @@ Generation lifecycle (anything else raises InvalidTransitionError)::
     failed | cancelled ──requeue──> queued   (the same record, same id: "#12" stays #12)
 
 Every queued/running generation may name its ``owner``: the process that holds it (storage.owner), or
-``SHARED_QUEUE`` for a job any worker may claim under a lease (storage.leases).
+``SHARED_QUEUE`` for a job any worker may claim under a lease (storage.leases). A process holds its own
+jobs under a lease too (``lease_s`` on create, claim and requeue; renewed with ``renew_leases``): when it
+stops renewing, recovery in any process marks them interrupted (storage.recovery).
 """
 
 from __future__ import annotations
@@ -17,12 +19,21 @@ import os
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
 from storage.base import StoreBase
-from storage.errors import InvalidFieldError, InvalidTransitionError
-from storage.models import TERMINAL_STATUSES, Conversation, Generation, SourceImage, utcnow
+from storage.errors import ForbiddenError, InvalidFieldError, InvalidTransitionError, QuotaExceededError
+from storage.models import (
+    ACTIVE_STATUSES,
+    LOCAL_USER,
+    SHARED_QUEUE,
+    TERMINAL_STATUSES,
+    Conversation,
+    Generation,
+    SourceImage,
+    utcnow,
+)
 from storage.records import GenerationRecord
 from storage.validation import (
     check_choice,
@@ -30,11 +41,18 @@ from storage.validation import (
     check_int,
     check_owner,
     check_str,
+    check_user,
     json_dict,
     plan_columns,
 )
 
 log = logging.getLogger(__name__)
+
+MAX_LEASE_RETRIES = 1
+"""How often a job of the shared queue whose lease ran out goes back to the queue before it fails
+(storage.leases)."""
+MIN_LEASE_S = 0.1
+QUOTA_LOCK_KEY = 0x7166  # first key of the per-person PostgreSQL advisory lock the quota check takes
 
 # status -> statuses it may move to
 TRANSITIONS: dict[str, frozenset[str]] = {
@@ -62,14 +80,27 @@ class QueueMixin(StoreBase):
         width: int | None = None,
         height: int | None = None,
         owner: str | None = None,
+        lease_s: float | None = None,
+        user: str = LOCAL_USER,
+        quota: int | None = None,
+        batch_id: str | None = None,
+        batch_size: int = 1,
     ) -> GenerationRecord:
-        """Record a new generation, status ``queued``.
+        """Record a new generation, status ``queued``, for ``user`` (the person asking; ``'local'`` without a
+        login).
 
         ``plan`` is the MotionPlan JSON dict; its filterable keys (PLAN_COLUMNS) are copied into
         columns. ``width``/``height`` (the render size, when the plan lacks it) override the plan's.
         ``params``: everything else needed to reproduce it (LoRA ids and scales, quantization, ...).
-        ``owner``: the process that will run it (``storage.owner.current_owner()``); None means nobody
-        known, and any process's start-up recovery may then mark it interrupted.
+        ``owner``: the process that will run it (``storage.owner.current_owner()``) under a lease of
+        ``lease_s`` seconds it renews; None, or no lease, means nobody known, and any process's recovery may
+        then mark it interrupted.
+        ``quota``: the most jobs ``user`` may have queued or running; one more raises QuotaExceededError
+        (checked and inserted in one transaction, so two tabs submitting at once cannot both slip past it).
+        ``conversation_id`` must be a conversation of ``user``.
+        ``batch_id``: the batch of variations it belongs to (#12 §3), shared by the records of one batch.
+        ``batch_size``: on the first record of a batch of N, N: the quota must have room for all N clips (a
+        batch counts N jobs), so a batch that does not fit is refused whole, before any of it is written.
         """
         if not isinstance(plan, dict):
             raise InvalidFieldError(f"plan must be a dict, got {type(plan).__name__}")
@@ -83,9 +114,24 @@ class QueueMixin(StoreBase):
         check_str("model_id", model_id)
         params = json_dict("params", params) if params is not None else None
         owner = check_owner(owner)
+        lease = self._process_lease(owner, lease_s)
+        user = check_user(user)
+        if quota is not None:
+            check_int("quota", quota, 0)
+        check_int("batch_size", batch_size, 1)
+        if batch_id is not None:
+            check_str("batch_id", batch_id, allow_empty=False)
+            if len(batch_id) > 64:
+                raise InvalidFieldError(f"batch_id must be at most 64 characters, got {len(batch_id)}")
         with self._write() as s:
+            if quota is not None:
+                self._check_quota(s, user, quota, batch_size)
             if conversation_id is not None:
                 conv = self._get(s, Conversation, conversation_id, "conversation")
+                if conv.user_id != user:
+                    raise ForbiddenError(
+                        f"conversation {conversation_id} belongs to another person; {user} cannot render into it"
+                    )
                 conv.updated_at = utcnow()
             if source_image_id is not None:
                 self._get(s, SourceImage, source_image_id, "source image")
@@ -103,11 +149,35 @@ class QueueMixin(StoreBase):
                 attempts=0,
                 cancel_requested=False,
                 owner=owner,
+                **lease,
+                user_id=user,
+                batch_id=batch_id,
                 **columns,
             )
             s.add(row)
             s.flush()
             return self._generation(row)
+
+    def _check_quota(self, s: Session, user: str, quota: int, needed: int = 1) -> None:
+        """QuotaExceededError when ``user`` has ``quota`` jobs queued or running (with ``needed`` > 1, a batch:
+        when ``needed`` more would pass ``quota``). PostgreSQL: a transaction lock per person first, so two
+        submissions of one person are counted one after the other (SQLite's write transaction is the only
+        writer already)."""
+        if self.is_postgres:
+            s.execute(text("SELECT pg_advisory_xact_lock(:k, hashtext(:u))"), {"k": QUOTA_LOCK_KEY, "u": user})
+        active = select(func.count()).where(Generation.user_id == user, Generation.status.in_(ACTIVE_STATUSES))
+        n = int(s.scalar(active) or 0)
+        if needed > 1 and n + needed > quota:
+            raise QuotaExceededError(
+                f"{user} already has {n} job(s) queued or running, and a batch of {needed} variations would pass "
+                f"the limit per person of {quota} (VIVIDFLOW_QUEUE_QUOTA); ask for fewer variations, or wait for "
+                f"a job to finish or cancel one, then submit again"
+            )
+        if n >= quota:
+            raise QuotaExceededError(
+                f"{user} already has {n} job(s) queued or running, and the limit per person is {quota} "
+                f"(VIVIDFLOW_QUEUE_QUOTA); wait for one to finish or cancel one, then submit again"
+            )
 
     def _transition(
         self, s: Session, generation_id: int, to: str, values: dict[str, Any], owner: str | None = None
@@ -131,16 +201,52 @@ class QueueMixin(StoreBase):
             )
         return row
 
-    def claim_generation(self, generation_id: int, owner: str | None = None) -> GenerationRecord | None:
-        """queued -> running, atomically, held by ``owner`` (None: nobody known); None if it is not
-        queued (someone else has it)."""
+    def claim_generation(
+        self, generation_id: int, owner: str | None = None, lease_s: float | None = None
+    ) -> GenerationRecord | None:
+        """queued -> running, atomically, held by ``owner`` (None: nobody known) under a lease of ``lease_s``
+        seconds, if given; None if it is not queued (someone else has it)."""
         owner = check_owner(owner)
+        lease = self._process_lease(owner, lease_s)
         with self._write() as s:
             self._get(s, Generation, generation_id, "generation")
-            row = self._update_generation(
-                s, [Generation.id == generation_id, Generation.status == "queued"], self._claim_values(owner, None)
-            )
+            values = self._claim_values(owner, None)
+            values.update(lease)
+            row = self._update_generation(s, [Generation.id == generation_id, Generation.status == "queued"], values)
             return self._generation(row) if row is not None else None
+
+    def _process_lease(self, owner: str | None, lease_s: float | None) -> dict[str, Any]:
+        """The lease columns of a job a process holds in its own queue: a lease of ``lease_s`` from now and no
+        retry through the shared queue (nobody else serves that process's queue, so a lost lease fails the
+        job: storage.leases)."""
+        if lease_s is None:
+            return {}
+        check_float("lease_s", lease_s, MIN_LEASE_S)
+        if owner is None or owner == SHARED_QUEUE:
+            raise InvalidFieldError(f"a lease needs an owner that names a process, got {owner!r}")
+        clock = self._clock()
+        return {"heartbeat_at": clock, "lease_expires_at": clock + timedelta(seconds=lease_s),
+                "lease_retries": MAX_LEASE_RETRIES}
+
+    def record_outputs(
+        self, generation_id: int, owner: str, video_path: str | os.PathLike[str],
+        thumbnail_path: str | os.PathLike[str] | None = None,
+    ) -> GenerationRecord:
+        """Name the files a running job is about to publish, before it moves them into place: if its process
+        dies before the job ends, recovery finds them and removes them (storage.recovery). Raises
+        InvalidTransitionError when ``owner`` no longer holds the job."""
+        video = self._store_path("video_path", video_path)
+        thumb = self._store_path("thumbnail_path", thumbnail_path)
+        owner = check_owner(owner)
+        with self._write() as s:
+            conds = [Generation.id == generation_id, Generation.status == "running", Generation.owner == owner]
+            row = self._update_generation(s, conds, {"video_path": video, "thumbnail_path": thumb})
+            if row is None:
+                row = self._get(s, Generation, generation_id, "generation")
+                raise InvalidTransitionError(
+                    f"generation {generation_id} is {row.status}, held by {row.owner}; {owner} cannot publish it"
+                )
+            return self._generation(row)
 
     def _claim_values(self, owner: str | None, lease_s: float | None) -> dict[str, Any]:
         """The columns a claim sets; with ``lease_s``, a lease that runs out that many seconds from now."""
@@ -310,13 +416,15 @@ class QueueMixin(StoreBase):
             s.flush()
             return self._generation(row)
 
-    def requeue(self, generation_id: int, owner: str | None = None) -> GenerationRecord:
+    def requeue(self, generation_id: int, owner: str | None = None, lease_s: float | None = None) -> GenerationRecord:
         """A failed or cancelled generation back to queued, *in place* (same id, plan, params and
-        lineage), held by ``owner`` (None: nobody known; ``SHARED_QUEUE``: any worker); its error,
+        lineage), held by ``owner`` (None: nobody known; ``SHARED_QUEUE``: any worker; a process: under a lease
+        of ``lease_s``, if given); its error,
         progress, outputs, timings, start/finish times and lease are cleared (a person's requeue gives
         it a fresh lease retry), and ``attempts`` keeps counting. To render a variation
         instead, create a child generation."""
         owner = check_owner(owner)
+        lease = self._process_lease(owner, lease_s)
         with self._write() as s:
             row = self._transition(
                 s,
@@ -339,6 +447,7 @@ class QueueMixin(StoreBase):
                     "heartbeat_at": None,
                     "lease_expires_at": None,
                     "lease_retries": 0,
+                    **lease,
                 },
             )
             log.info("requeued generation %d (attempt %d so far)", generation_id, row.attempts)

@@ -8,7 +8,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from storage.models import ACTIVE_STATUSES, TERMINAL_STATUSES
+from storage.models import ACTIVE_STATUSES, LOCAL_USER, TERMINAL_STATUSES
 
 
 @dataclass(frozen=True)
@@ -19,6 +19,10 @@ class ConversationRecord:
     title: str
     created_at: datetime
     updated_at: datetime
+    user_id: str = LOCAL_USER
+    """The person it belongs to; only they may write to it."""
+    shared: bool = False
+    """True: every person may read it."""
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,8 @@ class MessageRecord:
     plan: dict[str, Any] | None
     meta: dict[str, Any] | None
     created_at: datetime
+    user_id: str = LOCAL_USER
+    """The person whose conversation it is."""
 
 
 @dataclass(frozen=True)
@@ -105,6 +111,12 @@ class GenerationRecord:
     """While it runs under a lease: when the lease runs out unless renewed."""
     lease_retries: int
     """How often it went back to the queue because its lease ran out."""
+    user_id: str = LOCAL_USER
+    """The person who asked for it (not ``owner``, the process that runs it)."""
+    shared: bool = False
+    """True: it shows in every person's gallery, not only its user's."""
+    batch_id: str | None = None
+    """The batch of variations it belongs to (records of one batch share it); None: a single clip."""
 
     @property
     def is_terminal(self) -> bool:

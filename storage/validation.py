@@ -65,6 +65,17 @@ def check_owner(owner: Any) -> str | None:
     return owner
 
 
+MAX_USER_LEN = 320  # an e-mail address at most
+
+
+def check_user(user: Any, name: str = "user") -> str:
+    """A person's id (the studio's login name or e-mail, or ``'local'``): non-empty text, at most 320 characters."""
+    check_str(name, user, allow_empty=False)
+    if len(user) > MAX_USER_LEN:
+        raise InvalidFieldError(f"{name} must be at most {MAX_USER_LEN} characters, got {len(user)}")
+    return user
+
+
 def check_choice(name: str, value: Any, allowed: Sequence[str]) -> str:
     if value not in allowed:
         raise InvalidFieldError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")

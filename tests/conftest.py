@@ -27,6 +27,23 @@ def _isolated_home(tmp_path_factory, monkeypatch):
     yield home
 
 
+@pytest.fixture(autouse=True)
+def _restore_logging():
+    """A CLI run in-process (vividflow.boundary) sets up logging for the process: undo it after each test."""
+    import logging
+    import threading
+
+    root = logging.getLogger()
+    level, hook = root.level, threading.excepthook
+    yield
+    for handler in [h for h in root.handlers if getattr(h, "_vividflow", False)]:
+        root.removeHandler(handler)
+        handler.close()
+    root.setLevel(level)
+    threading.excepthook = hook
+    logging.captureWarnings(False)
+
+
 @pytest.fixture(scope="session")
 def postgres():
     """A throwaway PostgreSQL server for the session (devtools.postgres), started on first use. Without server

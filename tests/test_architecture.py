@@ -16,7 +16,9 @@ TOP_MODULES = ("streamlit_app",)
 HEAVY = ("torch", "diffusers", "transformers", "torchao", "peft", "accelerate", "ray", "streamlit")
 MAX_LINES = 600
 SETTINGS_MODULE = "vividflow.settings"
-BASEMENT = (SETTINGS_MODULE, "vividflow.sections", "vividflow.values")  # settings, importable by every floor
+# settings, errors, the CLI boundary, bounded input and logging: beside the ground floor, importable by every floor
+BASEMENT = (SETTINGS_MODULE, "vividflow.sections", "vividflow.values", "vividflow.errors", "vividflow.logs",
+            "vividflow.boundary", "vividflow.inputs")
 
 
 def floor(module: str) -> int:
@@ -66,6 +68,12 @@ def imports_of(module: str, path: Path, known: set[str]) -> set[str]:
             # a module's own parent packages run first anyway: not an edge of the graph
             if name and name != module and not module.startswith(name + "."):
                 found.add(name)
+            # importing a.b.c runs the sub-package a.b's __init__ first (an eager one can close a cycle)
+            parent = name.rpartition(".")[0]
+            while parent.count(".") >= 1:
+                if parent in known and not module.startswith(parent + ".") and parent != module:
+                    found.add(parent)
+                parent = parent.rpartition(".")[0]
     return found
 
 
@@ -212,3 +220,20 @@ def test_bench_and_devtools_do_not_import_tests():
                     [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
                 offenders += [f"{path.relative_to(ROOT)}: {n}" for n in names if n.split(".")[0] == "tests"]
     assert not offenders, f"bench/ and devtools/ must not import tests/ (move the shared piece to devtools/): {offenders}"
+
+
+def test_library_modules_neither_print_nor_configure_logging():
+    """agent/, generation/, storage/ log through logging.getLogger(__name__); only the entry points (`__main__`,
+    vividflow.logs via the boundary, the studio) print or configure logging."""
+    offenders = []
+    for module, path in product_files().items():
+        if module.split(".")[0] not in ("agent", "generation", "storage") or module.endswith("__main__"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if not isinstance(node, ast.Call):
+                continue
+            f = node.func
+            if isinstance(f, ast.Name) and f.id == "print" or \
+                    isinstance(f, ast.Attribute) and f.attr in ("basicConfig", "dictConfig", "fileConfig"):
+                offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not offenders, f"library modules that print or configure logging (log instead): {offenders}"

@@ -30,6 +30,9 @@ def test_every_variable_reaches_its_field():
     samples = {
         "VIVIDFLOW_HOME": "/data/vf", "VIVIDFLOW_DB_URL": "postgresql+psycopg://u@h/db", "VIVIDFLOW_BACKEND": "Preview",
         "VIVIDFLOW_MEDIA_ROOT": "/shared/media", "VIVIDFLOW_LEASE_S": "5", "VIVIDFLOW_WORKERS": "External",
+        "VIVIDFLOW_DB_BUSY_TIMEOUT_S": "2.5",
+        "VIVIDFLOW_PASSWORD": "correct horse battery",
+        "VIVIDFLOW_QUEUE_QUOTA": "3", "VIVIDFLOW_ADMINS": "ann@example.com, bob",
         "VIVIDFLOW_WAN_MODEL": "/models/wan", "VIVIDFLOW_WAN_DEFAULTS_FROM": "wan", "VIVIDFLOW_WAN_TRANSFORMER": "me/bf16",
         "VIVIDFLOW_WAN_LIGHTNING": "no", "VIVIDFLOW_WAN_LORAS": "low_noise:0.5:/l.safetensors",
         "VIVIDFLOW_WAN_QUANT": "INT8", "VIVIDFLOW_WAN_CPU_OFFLOAD": "on", "VIVIDFLOW_WAN_DEVICE": "cuda:1",
@@ -54,6 +57,7 @@ def test_every_variable_reaches_its_field():
     assert (s.home, s.backend, s.wan.transformer, s.wan.quantization, s.wan.crf) == (
         Path("/data/vf"), "preview", "me/bf16", "int8", 23)
     assert (s.storage.media_root, s.storage.lease_s, s.studio.workers) == (Path("/shared/media"), 5.0, "external")
+    assert (s.studio.queue_quota, s.studio.admins) == (3, ("ann@example.com", "bob"))
     assert s.wan.loras == (LoraSpec("/l.safetensors", None, 0.5, "low_noise"),)
     assert (s.wan.vae_tiling, s.wan.vae_dtype, s.wan.attention, s.wan.compile, s.wan.step_cache) == (
         "off", "bfloat16", "sage", True, "mag")
@@ -92,6 +96,8 @@ def test_file_under_environment_and_sources(tmp_path):
         ({}, "[wan]\ncrf = 99\n", "vividflow.toml [wan] crf: crf must be an integer in 0–51, got 99"),
         ({}, "[llm]\nmode = 'sometimes'\n", "vividflow.toml [llm] mode: mode must be one of fallback_only, always"),
         ({}, "[storage]\nhomes = 'x'\n", "unknown [storage] keys ['homes']"),
+        ({"VIVIDFLOW_QUEUE_QUOTA": "-1"}, "", "VIVIDFLOW_QUEUE_QUOTA: queue_quota must be an integer in 0–100000, got -1"),
+        ({}, "[studio]\nadmins = ['ann', 3]\n", "admins must be names separated by commas"),
         ({}, "[studio]\n", None),
         ({"VIVIDFLOW_HOME": "x" * 500, "VIVIDFLOW_CONFIG": "/no/" + "y" * 500}, "", "no such file"),
     ],
@@ -104,6 +110,13 @@ def test_errors_name_the_variable_or_key(tmp_path, env, text, message):
     with pytest.raises(SettingsError) as info:
         load_settings(env=env, cwd=tmp_path)
     assert message in str(info.value) and len(str(info.value)) < 300 and "\n" not in str(info.value)
+
+
+def test_admins_from_a_toml_list_and_the_quota_off(tmp_path):
+    (tmp_path / "vividflow.toml").write_text("[studio]\nadmins = [' ann@example.com', 'bob', 'bob']\nqueue_quota = 0\n")
+    s = load_settings(env={}, cwd=tmp_path)
+    assert (s.studio.admins, s.studio.queue_quota) == (("ann@example.com", "bob"), 0)
+    assert load_settings(env={}, use_file=False).studio.queue_quota == 10
 
 
 def test_config_path_from_env_and_home(tmp_path):
@@ -160,7 +173,7 @@ def test_the_config_command_prints_every_setting_and_its_source(tmp_path):
     assert shown["storage.home"]["value"] == str((tmp_path / "vividflow-data").resolve())
     bad = subprocess.run([sys.executable, "-m", "vividflow", "config"], cwd=tmp_path, env={
         **env, "VIVIDFLOW_CRF": "99", "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=60)
-    assert bad.returncode == 2 and bad.stderr.strip() == "vividflow config: VIVIDFLOW_CRF: crf must be an integer in 0–51, got 99"
+    assert bad.returncode == 2 and bad.stderr.strip() == "vividflow: error: VIVIDFLOW_CRF: crf must be an integer in 0–51, got 99"
 
 
 def test_sidebar_changes_mark_only_the_fields_that_changed(tmp_path):

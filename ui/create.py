@@ -9,13 +9,16 @@ from pathlib import Path
 
 import streamlit as st
 
+from generation.image import MAX_INPUT_BYTES
+from ui.format import plain
+from ui.widgets import is_current, scoped
 from vividflow.studio import Studio
 
 # Uploads take fewer formats than generation.image.ACCEPTED_FORMATS: Pillow's name -> the stored format
 UPLOAD_FORMATS = {"PNG": "png", "JPEG": "jpeg", "MPO": "jpeg", "WEBP": "webp"}
 UPLOAD_EXTENSIONS = ("png", "jpg", "jpeg", "webp")  # what the browser's file picker offers
 FORMATS_TEXT = "PNG, JPEG or WebP"
-MAX_UPLOAD_MB = 50  # also server.maxUploadSize in .streamlit/config.toml
+MAX_UPLOAD_MB = MAX_INPUT_BYTES // 2**20  # the CLI's limit too; also server.maxUploadSize in .streamlit/config.toml
 
 
 @dataclass(frozen=True)
@@ -71,28 +74,89 @@ def check_upload(data: bytes, filename: str, *, max_pixels: int | None = None) -
     return CheckedUpload(data, filename, image.width, image.height, UPLOAD_FORMATS[fmt])
 
 
+UPLOADER = "upload"  # the widget's key, scoped per conversation (ui.widgets.scoped)
+ERROR = "upload._error"  # (file id, message) of the file in the uploader that could not be used
+SEEN = "upload._seen"  # the file id last taken from the uploader
+
+
 def clear_error() -> None:
     """Forget the last upload's error (another conversation opens)."""
-    st.session_state.pop("upload._error", None)
+    st.session_state.pop(ERROR, None)
+
+
+def _on_upload(studio: Studio, key: str) -> None:
+    """The uploader's callback: runs before the page is drawn, so a new picture is the one in use (and
+    a bad file's error shows) in the same run that shows the file in the uploader."""
+    if not is_current(studio):
+        return
+    uploaded = st.session_state.get(key)
+    if uploaded is None:  # the person removed the file: its error goes with it
+        clear_error()
+        return
+    if st.session_state.get(SEEN) == uploaded.file_id:
+        return
+    st.session_state[SEEN] = uploaded.file_id
+    try:
+        checked = check_upload(uploaded.getvalue(), uploaded.name)
+    except UploadError as e:
+        st.session_state[ERROR] = (uploaded.file_id, str(e))
+        return
+    clear_error()
+    studio.set_image(checked.data, checked.filename, checked.width, checked.height, checked.format)
+
+
+def upload_error() -> str | None:
+    """The message for the file now in the uploader, if that file could not be used."""
+    err = st.session_state.get(ERROR)
+    if not err:
+        return None
+    file_id, message = err
+    current = st.session_state.get(scoped(UPLOADER))
+    return message if current is not None and current.file_id == file_id else None
 
 
 def _uploader(studio: Studio) -> None:
-    uploaded = st.file_uploader(
+    key = scoped(UPLOADER)
+    st.file_uploader(
         f"Picture ({FORMATS_TEXT})",
         type=list(UPLOAD_EXTENSIONS),
-        key="upload",
+        key=key,
         max_upload_size=MAX_UPLOAD_MB,
         help="The still image to bring to life",
+        on_change=_on_upload,
+        args=(studio, key),
     )
-    if uploaded is not None and st.session_state.get("upload._seen") != uploaded.file_id:
-        st.session_state["upload._seen"] = uploaded.file_id
-        try:
-            checked = check_upload(uploaded.getvalue(), uploaded.name)
-        except UploadError as e:
-            st.session_state["upload._error"] = str(e)
-        else:
-            st.session_state.pop("upload._error", None)
-            studio.set_image(checked.data, checked.filename, checked.width, checked.height, checked.format)
+
+
+STORY_UPLOADER = "story_upload"  # story mode's multi-file uploader (scoped like UPLOADER)
+STORY_ERROR = "story_upload._error"  # (file ids, message) of the files that could not be used
+STORY_SEEN = "story_upload._seen"  # the file ids last taken
+
+
+def _on_story_upload(studio: Studio, key: str) -> None:
+    """The story uploader's callback (taken before the page is drawn, like `_on_upload`)."""
+    from agent.plan import STORY_PICTURES
+
+    if not is_current(studio):
+        return
+    files = list(st.session_state.get(key) or ())
+    ids = tuple(f.file_id for f in files)
+    if not ids:
+        st.session_state.pop(STORY_ERROR, None)
+        return
+    if st.session_state.get(STORY_SEEN) == ids:
+        return
+    st.session_state[STORY_SEEN] = ids
+    lo, hi = STORY_PICTURES
+    try:
+        if not lo <= len(files) <= hi:
+            raise UploadError(f"story mode takes {lo} to {hi} pictures, got {len(files)}.")
+        checked = [check_upload(f.getvalue(), f.name) for f in files]
+    except UploadError as e:
+        st.session_state[STORY_ERROR] = (ids, str(e))
+        return
+    st.session_state.pop(STORY_ERROR, None)
+    studio.set_story_pictures([(c.data, c.filename, c.width, c.height, c.format) for c in checked])
 
 
 def _story_uploader(studio: Studio) -> None:
@@ -100,22 +164,15 @@ def _story_uploader(studio: Studio) -> None:
     from agent.plan import STORY_PICTURES
 
     lo, hi = STORY_PICTURES
+    key = scoped(STORY_UPLOADER)
     with st.expander(f"Story mode: {lo} to {hi} pictures", expanded=bool(studio.plan.story_images)):
-        files = st.file_uploader(f"Pictures in order ({FORMATS_TEXT})", type=list(UPLOAD_EXTENSIONS),
-                                 accept_multiple_files=True, key="story_upload", max_upload_size=MAX_UPLOAD_MB,
-                                 help="One video going from each picture to the next; say “slower between 2 and 3”")
-        ids = tuple(f.file_id for f in files or ())
-        if ids and st.session_state.get("story_upload._seen") != ids:
-            st.session_state["story_upload._seen"] = ids
-            try:
-                if not lo <= len(files) <= hi:
-                    raise UploadError(f"story mode takes {lo} to {hi} pictures, got {len(files)}.")
-                checked = [check_upload(f.getvalue(), f.name) for f in files]
-            except UploadError as e:
-                st.session_state["upload._error"] = str(e)
-            else:
-                st.session_state.pop("upload._error", None)
-                studio.set_story_pictures([(c.data, c.filename, c.width, c.height, c.format) for c in checked])
+        st.file_uploader(f"Pictures in order ({FORMATS_TEXT})", type=list(UPLOAD_EXTENSIONS),
+                         accept_multiple_files=True, key=key, max_upload_size=MAX_UPLOAD_MB,
+                         help="One video going from each picture to the next; say “slower between 2 and 3”",
+                         on_change=_on_story_upload, args=(studio, key))
+        err = st.session_state.get(STORY_ERROR)
+        if err and err[0] == tuple(f.file_id for f in st.session_state.get(key) or ()):
+            st.error(plain(err[1]), icon=":material/error:")  # names the file
         if studio.plan.story_images:
             records = [studio.store.find_image(k) for k in studio.plan.story_images]
             shown = [r for r in records if r is not None]
@@ -127,21 +184,26 @@ def _story_uploader(studio: Studio) -> None:
 
 
 def render(studio: Studio, *, max_area: int | None = None) -> None:
-    """The uploader, the current picture and the resolution preview (`max_area`: the backend's budget)."""
-    had_image = studio.image is not None
-    if not had_image:
+    """The uploader, the current picture, story mode's uploader (#12 §4) and the resolution preview
+    (`max_area`: the backend's budget).
+
+    An upload is taken by the uploader's callback, before anything is drawn: the picture shown, the
+    caption in the chat and the next render all use the file the uploader shows."""
+    err = upload_error()
+    if studio.image is None:
+        _uploader(studio)
+        if err:
+            st.error(plain(err), icon=":material/error:")  # names the file
+        st.info("Upload a picture to start.", icon=":material/photo:")
+        _story_uploader(studio)
+        return
+    if err:
+        st.error(plain(err) + " The previous picture is kept.", icon=":material/error:")
+    st.image(thumbnail(studio.image.path), width="stretch", caption=studio.image.filename or "picture")
+    resolution_line(studio, max_area=max_area)
+    with st.expander("Use another picture", expanded=bool(err)):  # the uploader keeps its key: same widget
         _uploader(studio)
     _story_uploader(studio)
-    if err := st.session_state.get("upload._error"):
-        st.error(err + (" The previous picture is kept." if studio.image else ""))
-    if studio.image is None:
-        st.info("Upload a picture to start.", icon=":material/photo:")
-        return
-    st.image(thumbnail(studio.image.path), width="stretch")
-    resolution_line(studio, max_area=max_area)
-    if had_image:  # the uploader moves here once there is a picture (same key: same widget)
-        with st.expander("Use another picture"):
-            _uploader(studio)
 
 
 THUMB_SIDE = 320

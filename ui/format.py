@@ -2,11 +2,35 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
 from storage import GenerationRecord
+
+# Markdown (and Streamlit's extensions: LaTeX, :colour[...] directives, :material/…: icons) that `plain` escapes
+_ESCAPED = frozenset("\\`*_[]<>|~$&@")  # and ":" before a non-space (http:, :red[, :material/…:)
+_COLON = re.compile(r":(?=\S)")
+# Streamlit's Markdown also links bare URLs and e-mail addresses *after* parsing, where escapes are gone: an
+# invisible WORD JOINER (U+2060) inside "://", "www." and after "@" keeps them plain text.
+JOINER = "\u2060"
+_AUTOLINK = re.compile(r"(?i)(?<=:)(?=//)|(?<=\bwww)(?=\.)|(?<=@)")
+_LIST_ITEM = re.compile(r"^([ \t]*)(\d+)([.)])", re.MULTILINE)
+_LINE_MARK = re.compile(r"^([ \t]*)([-+=#])", re.MULTILINE)
+
+
+def plain(text: object) -> str:
+    """`text` for st.markdown / st.caption / st.error … so that it shows as typed: no image is fetched, no link,
+    HTML, heading, list, emphasis, LaTeX or colour. Use it for everything a person typed (chat, prompts, terms,
+    file names) and for messages that may quote it; line breaks are kept."""
+    escaped = "".join("\\" + ch if ch in _ESCAPED else ch for ch in str(text))
+    escaped = _COLON.sub(r"\\:", escaped)
+    escaped = _AUTOLINK.sub(JOINER, escaped)
+    escaped = _LIST_ITEM.sub(lambda m: f"{m.group(1)}{m.group(2)}\\{m.group(3)}", escaped)
+    escaped = _LINE_MARK.sub(lambda m: f"{m.group(1)}\\{m.group(2)}", escaped)
+    return escaped.replace("\r\n", "\n").replace("\n", "  \n")
+
 
 STATUS_ICONS = {  # Streamlit's bundled Material Symbols: they render the same in every browser
     "queued": ":material/schedule:",
@@ -82,14 +106,29 @@ def elapsed(record: GenerationRecord) -> float | None:
 
 def card_caption(g: GenerationRecord) -> str:
     """One line under a gallery thumbnail."""
-    parts = [f"**#{g.id}**", template_title(g.template), status_label(g.status)]
+    parts = [f"**#{g.id}**", plain(template_title(g.template)), status_label(g.status)]
     return " · ".join(parts)
 
 
 def card_subcaption(g: GenerationRecord) -> str:
     backend = "preview" if g.backend == "preview" else g.backend
     dur = f"{g.duration_s:g} s" if g.duration_s is not None else "?"
-    return f"{backend} · {dur} · seed {g.seed} · {local_time(g.created_at)[:16]}"
+    return plain(f"{backend} · {dur} · seed {g.seed} · {local_time(g.created_at)[:16]}")
+
+
+def motion_summary(plan: dict[str, Any] | None, duration_s: float | None = None) -> str:
+    """What moves and how, in one line: "hair 0.48× · orbit right · 5 s" (a gallery card's caption)."""
+    plan = plan or {}
+    parts = [f"{m.get('subject', '?')} {float(m.get('speed', 1.0)):g}×" for m in plan.get("motions", [])]
+    camera = plan.get("camera") or {}
+    move = camera.get("move", "static")
+    if move and move != "static":
+        speed = float(camera.get("speed", 1.0))
+        parts.append(move.replace("_", " ") + (f" {speed:g}×" if speed != 1.0 else ""))
+    duration = duration_s if duration_s is not None else plan.get("duration_s")
+    if duration is not None:
+        parts.append(f"{float(duration):g} s")
+    return " · ".join(parts) or "no motion"
 
 
 NEGATIVE_GUIDANCE = {
@@ -116,7 +155,7 @@ def parameter_rows(g: GenerationRecord) -> list[tuple[str, str]]:
     plan = g.plan or {}
     camera = plan.get("camera") or {}
     rows: list[tuple[str, str]] = [
-        ("template", f"{template_title(g.template)} (`{g.template}`)"),
+        ("template", f"{template_title(g.template)} ({g.template})"),
         ("seed", f"{g.seed} ({plan.get('seed_policy', '?')})"),
         ("steps", str(g.steps)),
         ("guidance (high / low noise)", f"{g.guidance_scale:g} / {g.guidance_scale_2:g}" if g.guidance_scale is not None and g.guidance_scale_2 is not None else "—"),
@@ -132,12 +171,31 @@ def parameter_rows(g: GenerationRecord) -> list[tuple[str, str]]:
         ("started", local_time(g.started_at)),
         ("finished", local_time(g.finished_at)),
     ]
+    if plan.get("loop") or plan.get("end_image"):  # end frame and loop (#12 §1)
+        rows.append(("ends on", "its first frame (seamless loop)" if plan.get("loop")
+                     else f"the end picture {str(plan['end_image'])[:12]}…"))  # cells are plain text
+    if g.batch_id:  # variations (#12 §3)
+        rows.append(("batch", f"{g.batch_id[:12]} (variations with different seeds)"))
     if note := recipe_note(g.params):
         rows.append(("sampling", note))
     for key in ("lora", "loras", "quantization", "dtype", "device"):
         if key in (g.params or {}):
             rows.append((key, _short((g.params or {})[key])))
     return rows
+
+
+SAME_FOR_COMPARE = {"created", "started", "finished", "attempts"}  # not part of what was rendered
+
+
+def plan_differences(a: GenerationRecord, b: GenerationRecord) -> list[tuple[str, str, str]]:
+    """(what, value in a, value in b) for every parameter that differs between two generations, the
+    motion summary and the prompt included: what to look for when the two play side by side."""
+    rows = [("motion", motion_summary(a.plan, a.duration_s), motion_summary(b.plan, b.duration_s))]
+    ra, rb = dict(parameter_rows(a)), dict(parameter_rows(b))
+    rows += [(name, ra.get(name, "—"), rb.get(name, "—")) for name in dict.fromkeys([*ra, *rb])
+             if name not in SAME_FOR_COMPARE]
+    rows.append(("prompt", a.prompt or "—", b.prompt or "—"))
+    return [r for r in rows if r[1] != r[2]]
 
 
 def timing_rows(g: GenerationRecord) -> list[tuple[str, str]]:
@@ -152,8 +210,8 @@ def timing_rows(g: GenerationRecord) -> list[tuple[str, str]]:
 
 
 def markdown_table(rows: list[tuple[str, str]], header: tuple[str, str] = ("", "")) -> str:
-    def cell(text: str) -> str:
-        return str(text).replace("|", "\\|").replace("\n", " ")
+    def cell(text: str) -> str:  # every cell as plain text (prompts and terms are typed by people)
+        return plain(str(text).replace("\r", " ").replace("\n", " "))
 
     lines = [f"| {header[0]} | {header[1]} |", "|---|---|"]
     lines += [f"| {cell(k)} | {cell(v)} |" for k, v in rows]

@@ -1,19 +1,33 @@
-"""The gallery: every generation in the store, newest first, paged and filtered, with a details panel
-(plan, every parameter, timings, lineage) and the actions Rerun, Rerun with new seed, Branch into chat
-and Delete (with confirmation). The store is the only source: nothing here lives in session state
-except the filters, the page number and which item is open."""
+"""The gallery: the person's own generations and those others shared, newest first, paged and filtered, with
+a details panel (plan, every parameter, timings, lineage) and the actions Rerun, Rerun with new seed, Branch
+into chat, Share and Delete (with confirmation; Share and Delete only for one's own). An admin also sees every
+person's queue. The store is the only source: nothing here lives in session state except the filters, the
+page number and which item is open."""
 
 from __future__ import annotations
 
+import base64
+import functools
+import html
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 
 import streamlit as st
 
 from agent.plan import TEMPLATE_IDS
 from generation.choose import BACKEND_NAMES
-from storage import STATUSES, GalleryPage, GenerationRecord, Lineage, NotFoundError, Store
+from storage import (
+    LOCAL_USER,
+    STATUSES,
+    GalleryPage,
+    GenerationRecord,
+    Lineage,
+    NotFoundError,
+    StorageError,
+    Store,
+)
 
 from ui.format import (
     PREVIEW_NOTE,
@@ -21,11 +35,15 @@ from ui.format import (
     card_caption,
     card_subcaption,
     markdown_table,
+    motion_summary,
     parameter_rows,
+    plain,
     status_label,
     template_title,
     timing_rows,
 )
+from ui.boundary import guarded
+from ui.compare import show_compare
 from ui.widgets import download_button
 
 PAGE_SIZE = 12
@@ -40,6 +58,7 @@ class GalleryActions:
     rerun: Callable[[int, bool], GenerationRecord]  # (generation id, new seed?) -> the new child record
     branch: Callable[[int], None]  # open the generation's plan and picture in a new chat
     delete: Callable[[int], None]
+    share: Callable[[int, bool], None] = lambda generation_id, shared: None  # (id, shared?): own ones only
 
 
 @dataclass(frozen=True)
@@ -50,9 +69,12 @@ class Filters:
     text: str = ""
     created_from: date | None = None
     created_to: date | None = None
+    mine_only: bool = False
 
-    def query(self, store: Store, page: int) -> GalleryPage:
+    def query(self, store: Store, page: int, viewer: str = LOCAL_USER) -> GalleryPage:
         return store.list_gallery(
+            viewer=viewer,
+            mine_only=self.mine_only,
             template=self.templates or None,
             status=self.statuses or None,
             backend=self.backends or None,
@@ -78,6 +100,8 @@ def render_filters() -> Filters:
         backends = row[3].multiselect("Backend", BACKEND_NAMES, key=K + "backends", on_change=_reset_page, placeholder="any")
         dates = row[4].date_input("Created between", value=(), key=K + "dates", on_change=_reset_page,
                                   help="Pick a first and a last day (inclusive)")
+        mine = st.toggle("Only mine", key=K + "mine", on_change=_reset_page,
+                         help="Hide what other people shared")
     start = end = None
     if isinstance(dates, tuple | list):
         if len(dates) >= 1:
@@ -86,7 +110,7 @@ def render_filters() -> Filters:
             end = dates[1]
     elif isinstance(dates, date):
         start = dates
-    return Filters(tuple(templates), tuple(statuses), tuple(backends), text or "", start, end)
+    return Filters(tuple(templates), tuple(statuses), tuple(backends), text or "", start, end, bool(mine))
 
 
 def _open(generation_id: int) -> None:
@@ -94,31 +118,111 @@ def _open(generation_id: int) -> None:
     st.session_state.pop(K + "confirm_delete", None)
 
 
-def render_card(g: GenerationRecord) -> None:
-    with st.container(border=True):
-        if g.thumbnail_path is not None and g.thumbnail_path.is_file():
-            st.image(str(g.thumbnail_path), width="stretch")
+def card_media(store: Store, g: GenerationRecord) -> tuple[Path | None, Path | None]:
+    """(thumbnail, animated preview) files of a card that exist: the thumbnail is a frame of the video;
+    the animated WebP (generation.export, older renders have none) plays when the pointer is on the card."""
+    thumb = g.thumbnail_path if g.thumbnail_path is not None and g.thumbnail_path.is_file() else None
+    key = (g.params or {}).get("animated_preview")
+    anim = None
+    if isinstance(key, str):
+        try:
+            path = store.media.path_for(key)
+        except ValueError:  # a key that leaves the media root: ignored
+            path = None
+        anim = path if path is not None and path.is_file() else None
+    return thumb, anim
+
+
+@functools.lru_cache(maxsize=256)
+def _data_uri(path: Path) -> str:
+    """A small media file as a data: URI (content-addressed files never change: cached per path)."""
+    return "data:image/webp;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+# the card's still hides and its animated preview shows while the pointer (or the keyboard focus) is on it
+HOVER_CSS = (
+    "<style>[class*='st-key-g-media-']>div:nth-child(2){display:none}"
+    "[class*='st-key-g-card-']:hover [class*='st-key-g-media-']>div:nth-child(1),"
+    "[class*='st-key-g-card-']:focus-within [class*='st-key-g-media-']>div:nth-child(1){display:none}"
+    "[class*='st-key-g-card-']:hover [class*='st-key-g-media-']>div:nth-child(2),"
+    "[class*='st-key-g-card-']:focus-within [class*='st-key-g-media-']>div:nth-child(2){display:flex}</style>"
+)
+
+
+def render_card(g: GenerationRecord, thumb: Path | None = None, anim: Path | None = None,
+                user: str = LOCAL_USER, batch: str = "") -> None:
+    with st.container(border=True, key=f"g-card-{g.id}"):
+        if thumb is not None:
+            with st.container(key=f"g-media-{g.id}", gap=None):
+                st.image(str(thumb), width="stretch")
+                if anim is not None:  # st.image would re-encode it as a still JPEG: an <img> keeps it animated
+                    st.html(f"<img src='{_data_uri(anim)}' alt='#{g.id} playing' style='width:100%;"
+                            f"border-radius:.5rem'>")
         else:
             st.markdown(
                 f"<div style='aspect-ratio:16/10;display:flex;align-items:center;justify-content:center;"
-                f"background:rgba(128,128,128,.12);border-radius:.4rem;font-size:1rem;color:gray'>"
-                f"{g.status}</div>",
+                f"background:rgba(128,128,128,.12);border-radius:.4rem;font-size:1rem;color:#3d3d45'>"
+                f"{html.escape(g.status)}</div>",
                 unsafe_allow_html=True,
             )
         st.markdown(card_caption(g))
+        st.caption(motion_summary(g.plan, g.duration_s))
         st.caption(card_subcaption(g))
+        if batch:  # a batch of variations is one card (#12 §3)
+            st.caption(batch)
+        if g.user_id != user:
+            st.caption(f":material/group: shared by {g.user_id}")
+        elif g.shared:
+            st.caption(":material/group: shared with everyone")
         st.button("Details", key=f"{K}open.{g.id}", on_click=_open, args=(g.id,), width="stretch")
+        st.checkbox(f"Compare #{g.id}", key=f"{K}cmp.{g.id}", disabled=g.status != "succeeded",
+                    help="Tick two finished generations, then press Compare above the grid")
 
 
-def render_grid(page: GalleryPage) -> None:
+def render_grid(page: GalleryPage, store: Store | None = None, user: str = LOCAL_USER) -> None:
     if not page.items:
         st.info("No generations match these filters." if page.total == 0 and page.page == 1 else "Nothing on this page.")
         return
-    for start in range(0, len(page.items), COLUMNS):
+    from ui.end_and_batch import batch_caption, group_batches
+
+    st.html(HOVER_CSS)
+    groups = group_batches(page.items)  # a batch of variations is one card (#12 §3)
+    for start in range(0, len(groups), COLUMNS):
         cols = st.columns(COLUMNS)
-        for col, g in zip(cols, page.items[start : start + COLUMNS], strict=False):
+        for col, (g, members) in zip(cols, groups[start : start + COLUMNS], strict=False):
             with col:
-                render_card(g)
+                render_card(g, *(card_media(store, g) if store is not None else (None, None)), user=user,
+                            batch=batch_caption(members))
+
+
+def picked_for_compare() -> list[int]:
+    """Ids of the cards whose "compare" box is ticked, in the order of their ids."""
+    prefix = K + "cmp."
+    return sorted(int(k[len(prefix):]) for k, v in st.session_state.items()
+                  if isinstance(k, str) and k.startswith(prefix) and v)
+
+
+def _start_compare(a: int, b: int) -> None:
+    st.session_state[K + "compare"] = (a, b)
+    st.session_state.pop(K + "selected", None)
+
+
+def _end_compare() -> None:
+    st.session_state.pop(K + "compare", None)
+
+
+def render_compare_bar() -> None:
+    """"Compare #a and #b" once two cards are ticked."""
+    picked = picked_for_compare()
+    if not picked:
+        return
+    cols = st.columns([3, 2], vertical_alignment="center")
+    if len(picked) == 2:
+        cols[0].caption(f"Picked #{picked[0]} and #{picked[1]}.")
+        cols[1].button(f"Compare #{picked[0]} and #{picked[1]}", icon=":material/compare:", key=K + "compare_go",
+                       type="primary", on_click=_start_compare, args=tuple(picked), width="stretch")
+    else:
+        cols[0].caption(f"Picked {', '.join(f'#{i}' for i in picked)}: tick exactly two cards to compare them.")
 
 
 def _go(page: int) -> None:
@@ -141,8 +245,9 @@ def _close() -> None:
     st.session_state.pop(K + "confirm_delete", None)
 
 
-def render_details(store: Store, generation_id: int, actions: GalleryActions) -> None:
+def render_details(store: Store, generation_id: int, actions: GalleryActions, user: str = LOCAL_USER) -> None:
     try:
+        store.get_generation(generation_id, viewer=user)  # another person's, not shared: as if it were gone
         lineage = store.lineage(generation_id)
     except NotFoundError:
         _close()
@@ -156,12 +261,15 @@ def render_details(store: Store, generation_id: int, actions: GalleryActions) ->
         left, right = st.columns([1, 1], gap="large")
         with left:
             _details_media(g)
-            _details_actions(g, actions)
-            _details_lineage(lineage)
+            _details_actions(g, actions, user)
+            _details_lineage(lineage, user)
+            from ui.end_and_batch import render_batch_links
+
+            render_batch_links(store, g, _open, viewer=user)  # the other clips of its batch (#12 §3)
         with right:
             st.markdown("**Prompt**")
-            st.markdown(f"> {g.prompt or '—'}")
-            st.caption("**Negative prompt:** " + (g.negative_prompt or "—"))
+            st.markdown("> " + plain(g.prompt or "—").replace("\n", "\n> "))
+            st.caption("**Negative prompt:** " + plain(g.negative_prompt or "—"))
             st.markdown("**Parameters**")
             st.markdown(markdown_table(parameter_rows(g), ("parameter", "value")))
             timings = timing_rows(g)
@@ -176,11 +284,11 @@ def render_details(store: Store, generation_id: int, actions: GalleryActions) ->
 
 
 def _details_media(g: GenerationRecord) -> None:
-    st.markdown(f"{status_label(g.status)} · {backend_label(g.backend, g.model_id)}")
+    st.markdown(f"{status_label(g.status)} · {plain(backend_label(g.backend, g.model_id))}")
     if g.backend == "preview":
         st.caption(f"Rendered by the **preview** backend: {PREVIEW_NOTE}.")
     if g.error:
-        st.error(g.error)
+        st.error(plain(g.error))
     if g.status == "succeeded" and g.video_path is not None and g.video_path.is_file():
         st.video(str(g.video_path), loop=True)
         download_button(g, f"{K}download.{g.id}")
@@ -188,26 +296,29 @@ def _details_media(g: GenerationRecord) -> None:
         st.warning("The video file is missing from the data folder.")
 
 
-def _details_actions(g: GenerationRecord, actions: GalleryActions) -> None:
+def _details_actions(g: GenerationRecord, actions: GalleryActions, user: str = LOCAL_USER) -> None:
     a = st.columns(2) + st.columns(2)
     if a[0].button("Rerun", icon=":material/replay:", key=f"{K}rerun.{g.id}", width="stretch",
                    help="Render the same plan and seed again (a child of this one)"):
-        child = actions.rerun(g.id, False)
-        st.session_state[K + "flash"] = f"Queued #{child.id} (rerun of #{g.id})."
-        st.rerun()
+        _rerun(g, actions, new_seed=False)
     if a[1].button("Rerun, new seed", icon=":material/casino:", key=f"{K}reseed.{g.id}", width="stretch",
                    help="Rerun with the same plan and a fresh seed"):
-        child = actions.rerun(g.id, True)
-        st.session_state[K + "flash"] = f"Queued #{child.id} (new seed {child.seed}, from #{g.id})."
-        st.rerun()
+        _rerun(g, actions, new_seed=True)
     if a[2].button("Branch into chat", icon=":material/call_split:", key=f"{K}branch.{g.id}", width="stretch",
                    help="Open this plan and picture in a new chat"):
         actions.branch(g.id)
-    deletable = g.status != "running"
+    mine = g.user_id == user
+    deletable = g.status != "running" and mine
+    why_not = "Cancel it first" if mine else f"Only {g.user_id} can delete it"
     if a[3].button("Delete", icon=":material/delete:", key=f"{K}delete.{g.id}", disabled=not deletable,
                    width="stretch",
-                   help="Delete the record and its video files" if deletable else "Cancel it first"):
+                   help="Delete the record and its video files" if deletable else why_not):
         st.session_state[K + "confirm_delete"] = g.id
+    if mine:
+        st.toggle("Shared with everyone", value=g.shared, key=f"{K}share.{g.id}", on_change=_share,
+                  args=(g.id, actions), help="Shared: it shows in every person's gallery (read only for them)")
+    else:
+        st.caption(f"Shared by {g.user_id}: you can rerun it or branch from it; the renders are yours.")
     if st.session_state.get(K + "confirm_delete") == g.id:
         st.warning(f"Delete #{g.id} and its video and thumbnail files? This cannot be undone.")
         c = st.columns(2)
@@ -221,12 +332,28 @@ def _details_actions(g: GenerationRecord, actions: GalleryActions) -> None:
             st.rerun()
 
 
-def _details_lineage(lineage: Lineage) -> None:
+def _rerun(g: GenerationRecord, actions: GalleryActions, *, new_seed: bool) -> None:
+    try:
+        child = actions.rerun(g.id, new_seed)
+    except StorageError as e:  # the person's quota of queued jobs, mostly: say it, keep the page
+        st.session_state[K + "flash_error"] = str(e)
+    else:
+        seed = f"new seed {child.seed}, from" if new_seed else "rerun of"
+        st.session_state[K + "flash"] = f"Queued #{child.id} ({seed} #{g.id})."
+    st.rerun()
+
+
+def _share(generation_id: int, actions: GalleryActions) -> None:
+    actions.share(generation_id, bool(st.session_state[f"{K}share.{generation_id}"]))
+
+
+def _details_lineage(lineage: Lineage, user: str = LOCAL_USER) -> None:
     g = lineage.generation
     st.markdown("**Lineage**")
     if not lineage.ancestors and not lineage.children:
         st.caption("No parent, no children.")
     for label, items in (("parent chain (root first)", lineage.ancestors), ("children", lineage.children)):
+        items = tuple(o for o in items if o.user_id == user or o.shared)  # another person's: not shown
         if not items:
             continue
         st.caption(label)
@@ -242,24 +369,55 @@ def _details_lineage(lineage: Lineage) -> None:
             )
 
 
-def render(store: Store, actions: GalleryActions) -> None:
-    """The whole gallery page body."""
+def render(store: Store, actions: GalleryActions, *, user: str = LOCAL_USER, admin: bool = False) -> None:
+    """The whole gallery page body: what ``user`` may see; with ``admin``, every person's queue above it."""
     if msg := st.session_state.pop(K + "flash", None):
         st.success(msg)
+    if msg := st.session_state.pop(K + "flash_error", None):
+        st.error(msg)
+    if admin:
+        render_queue(store)
     filters = render_filters()
     page_no = int(st.session_state.setdefault(K + "page", 1))
-    page = filters.query(store, page_no)
+    page = filters.query(store, page_no, user)
     if page_no > page.pages:  # the last page emptied (deletes, filters): go to the last one that exists
         st.session_state[K + "page"] = page_no = page.pages
-        page = filters.query(store, page_no)
+        page = filters.query(store, page_no, user)
+    render_compare_bar()
+    pair = st.session_state.get(K + "compare")
+    if pair is not None:
+        with st.container(border=True):
+            head = st.columns([6, 1], vertical_alignment="center")
+            head[1].button("Close", icon=":material/close:", key=K + "compare_close", on_click=_end_compare,
+                           width="stretch")
+            show_compare(store, *pair)
     selected = st.session_state.get(K + "selected")
     if selected is not None:
-        render_details(store, int(selected), actions)
-    render_grid(page)
+        render_details(store, int(selected), actions, user)
+    render_grid(page, store, user)
     render_pager(page)
     active = tuple(g.id for g in page.items if g.is_active)
     if active:  # something on this page is queued or rendering: refresh the page when it ends
-        st.fragment(run_every=1.0)(_watch)(store, active)
+        st.fragment(run_every=1.0)(guarded("gallery watch")(_watch))(store, active)
+
+
+def render_queue(store: Store) -> None:
+    """The admin's view: every person's running and queued jobs (what `python -m storage queue` prints)."""
+    jobs = store.queue_overview()
+    per_user = store.queue_by_user()
+    title = f"Queue: {len(jobs)} job{'s' if len(jobs) != 1 else ''} queued or running (all people)"
+    with st.expander(title, expanded=False, icon=":material/admin_panel_settings:"):
+        if not jobs:
+            st.caption("Nothing queued or running.")
+            return
+        st.caption(" · ".join(f"{u.user_id}: {u.queued} queued, {u.running} running" for u in per_user))
+        st.dataframe(
+            [{"#": g.id, "status": g.status, "person": g.user_id, "backend": g.backend,
+              "queued at (UTC)": f"{g.created_at:%Y-%m-%d %H:%M:%S}",
+              "progress": (f"{g.progress.stage} {g.progress.step}/{g.progress.total}" if g.progress and
+                           g.progress.total else g.progress.stage if g.progress else "")} for g in jobs],
+            hide_index=True, key=K + "queue",
+        )
 
 
 def _watch(store: Store, ids: tuple[int, ...]) -> None:

@@ -8,6 +8,7 @@ an edit (`SetDuration`, `AddMotion`, …) and hands it to the studio, which appl
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -28,23 +29,38 @@ from agent.edits import (
     SetTemplate,
 )
 from agent.plan import CAMERA_MOVES, FPS, LIMITS, MAX_SEED, SUBJECTS, TEMPLATE_IDS, MotionPlan
+from agent.wording import GUIDANCE_LABELS
 
-from ui.format import template_title
+from ui.format import plain, template_title
+from ui.widgets import is_current, scoped
 from vividflow.studio import Studio
 
-K = "pp."  # widget key prefix
+K = "pp."  # widget key prefix (scoped per conversation: ui.widgets.scoped)
 SYNCED = "pp._synced_plan"
 CAMERA_LABELS = {m: m.replace("_", " ") for m in CAMERA_MOVES}
 
 
 def _key(*parts: str) -> str:
-    return K + ".".join(parts)
+    return scoped(K + ".".join(parts))
 
 
 def reset() -> None:
-    """Forget the panel's widget state (another conversation opens): the next run syncs its plan afresh."""
-    for key in [k for k in st.session_state if isinstance(k, str) and k.startswith(K)]:
+    """Forget the panel's own state (another conversation opens; its widgets get new keys through
+    `ui.widgets.new_scope`): the next run syncs the new plan into them."""
+    for key in [k for k in st.session_state if isinstance(k, str) and k.startswith(K + "_")]:
         del st.session_state[key]
+
+
+def _current_only(callback: Callable[..., None]) -> Callable[..., None]:
+    """A widget callback that does nothing when its studio is not the open one any more (a widget of the
+    previous conversation whose stale value the browser sent once more)."""
+
+    @functools.wraps(callback)
+    def run(studio: Studio, *args: Any) -> None:
+        if is_current(studio):
+            callback(studio, *args)
+
+    return run
 
 
 def sync(plan: MotionPlan, template_locked: bool) -> None:
@@ -80,16 +96,18 @@ def _apply(studio: Studio, edits: list[Any], *, lock_template: bool = False) -> 
     if notes:
         st.session_state["pp._notes"] = "; ".join(notes)
     if diff:
-        st.toast(f"Plan: {diff}")
+        st.toast(f"Plan: {plain(diff)}")
 
 
 # --- callbacks: widget value -> edit value -------------------------------------------------------
 
 
+@_current_only
 def _on_template(studio: Studio) -> None:
     _apply(studio, [SetTemplate(template=st.session_state[_key("template")])], lock_template=True)
 
 
+@_current_only
 def _on_motion(studio: Studio, subject: str) -> None:
     s = st.session_state
     action = (s.get(_key("motion", subject, "action")) or "").strip()
@@ -109,10 +127,12 @@ def _on_motion(studio: Studio, subject: str) -> None:
     )
 
 
+@_current_only
 def _on_remove_motion(studio: Studio, subject: str) -> None:
     _apply(studio, [RemoveMotion(subject=subject)])
 
 
+@_current_only
 def _on_add_motion(studio: Studio) -> None:
     s = st.session_state
     subject = s.get(_key("new_motion", "subject"))
@@ -123,28 +143,34 @@ def _on_add_motion(studio: Studio) -> None:
     s[_key("new_motion", "action")] = ""
 
 
+@_current_only
 def _on_camera(studio: Studio) -> None:
     s = st.session_state
     _apply(studio, [SetCamera(move=s[_key("camera", "move")], speed=float(s[_key("camera", "speed")]))])
 
 
+@_current_only
 def _on_duration(studio: Studio) -> None:
     _apply(studio, [SetDuration(seconds=float(st.session_state[_key("duration")]))])
 
 
+@_current_only
 def _on_steps(studio: Studio) -> None:
     _apply(studio, [SetSteps(steps=int(st.session_state[_key("steps")]))])
 
 
+@_current_only
 def _on_guidance(studio: Studio) -> None:
     s = st.session_state
     _apply(studio, [SetGuidance(high=float(s[_key("guidance_high")]), low=float(s[_key("guidance_low")]))])
 
 
+@_current_only
 def _on_seed(studio: Studio) -> None:
     _apply(studio, [SetSeed(policy="explicit", value=int(st.session_state[_key("seed")]))])
 
 
+@_current_only
 def _on_seed_lock(studio: Studio) -> None:
     locked = bool(st.session_state[_key("seed_lock")])
     if locked:
@@ -154,10 +180,12 @@ def _on_seed_lock(studio: Studio) -> None:
         studio.replace_plan(studio.plan.with_changes(seed_policy="new"))
 
 
+@_current_only
 def _on_new_seed(studio: Studio) -> None:
     _apply(studio, [SetSeed(policy="new")])
 
 
+@_current_only
 def _on_avoid(studio: Studio) -> None:
     text = st.session_state[_key("avoid")] or ""
     wanted = list(dict.fromkeys(t.strip().lower() for t in text.split(",") if t.strip()))
@@ -174,16 +202,19 @@ def _on_avoid(studio: Studio) -> None:
         _apply(studio, edits)
 
 
+@_current_only
 def _on_prompt(studio: Studio) -> None:
     text = (st.session_state[_key("prompt")] or "").strip()
     compiled = compile_prompt(studio.plan.with_changes(prompt_override=None))
     _apply(studio, [SetPrompt(text=None if not text or text == compiled else text)])
 
 
+@_current_only
 def _on_reset_prompt(studio: Studio) -> None:
     _apply(studio, [SetPrompt(text=None)])
 
 
+@_current_only
 def _on_use_example(studio: Studio, text: str) -> None:
     _apply(studio, [SetPrompt(text=text)])
 
@@ -195,9 +226,9 @@ def render(studio: Studio, *, enhance: Callable[[MotionPlan], str] | None = None
     """Draw the panel for `studio.plan`. `enhance` (the LLM prompt enhancer) adds the button when given."""
     sync(studio.plan, studio.template_locked)
     if err := st.session_state.get("pp._error"):
-        st.error(err)
+        st.error(plain(err))  # errors and notes may quote typed text
     if notes := st.session_state.pop("pp._notes", None):
-        st.info(notes[0].upper() + notes[1:], icon=":material/info:")
+        st.info(plain(notes[0].upper() + notes[1:]), icon=":material/info:")
 
     motion_tab, clip_tab, prompt_tab = st.tabs(["Motion", "Clip & seed", "Prompt"])
     with motion_tab:
@@ -242,12 +273,12 @@ def _motions_section(studio: Studio) -> None:
     speed_lo, speed_hi = LIMITS["speed"]
     for m in plan.motions:
         with st.container(border=True):
-            head = st.columns([4, 1], vertical_alignment="bottom")
-            head[0].text_input(
-                f"**{m.subject}**", key=_key("motion", m.subject, "action"), on_change=_on_motion,
+            head = st.columns([3, 1], vertical_alignment="bottom")
+            head[0].text_input(  # a plain label: a screen reader reads markdown asterisks aloud
+                m.subject, key=_key("motion", m.subject, "action"), on_change=_on_motion,
                 args=(studio, m.subject), help="What it does (a short verb phrase)",
             )
-            head[1].button("", icon=":material/delete:", key=_key("motion", m.subject, "remove"),
+            head[1].button(":material/delete: Remove", key=_key("motion", m.subject, "remove"),
                            on_click=_on_remove_motion, args=(studio, m.subject), help=f"Stop the {m.subject} moving")
             row = st.columns(2)
             row[0].slider("speed ×", speed_lo, 3.0 if m.speed <= 3.0 else speed_hi, step=0.05,
@@ -282,13 +313,14 @@ def _clip_section(studio: Studio) -> None:
               on_change=_on_steps, args=(studio,), help="Inference steps: 4 is the Lightning default; more is slower")
     g = st.columns(2)
     glo, ghi = LIMITS["guidance_scale"]
-    g[0].number_input("guidance, high-noise expert", glo, ghi, step=0.5, format="%.2f", key=_key("guidance_high"),
-                      on_change=_on_guidance, args=(studio,))
-    g[1].number_input("guidance, low-noise expert", glo, ghi, step=0.5, format="%.2f", key=_key("guidance_low"),
-                      on_change=_on_guidance, args=(studio,))
-    s = st.columns([5, 3, 4], vertical_alignment="bottom")
+    g[0].number_input(GUIDANCE_LABELS["guidance_scale"], glo, ghi, step=0.5, format="%.2f", key=_key("guidance_high"),
+                      on_change=_on_guidance, args=(studio,), help="Guidance scale of the high-noise expert")
+    g[1].number_input(GUIDANCE_LABELS["guidance_scale_2"], glo, ghi, step=0.5, format="%.2f",
+                      key=_key("guidance_low"), on_change=_on_guidance, args=(studio,),
+                      help="Guidance scale of the low-noise expert")
+    s = st.columns([4, 4, 4], vertical_alignment="bottom")
     s[0].number_input("seed", 0, MAX_SEED, step=1, key=_key("seed"), on_change=_on_seed, args=(studio,))
-    s[1].toggle("lock", key=_key("seed_lock"), on_change=_on_seed_lock, args=(studio,),
+    s[1].toggle("lock seed", key=_key("seed_lock"), on_change=_on_seed_lock, args=(studio,),
                 help="Locked: every render uses this seed. Unlocked: rendering again draws a new one.")
     s[2].button("New seed", icon=":material/casino:", key=_key("new_seed"), on_click=_on_new_seed, args=(studio,),
                 width="stretch")
@@ -313,9 +345,10 @@ def _prompt_section(studio: Studio, enhance: Callable[[MotionPlan], str] | None)
                     args=(studio, enhance), help="Let the LLM rewrite the prompt in richer cinematic language")
     st.text_input("also avoid (comma-separated)", key=_key("avoid"), on_change=_on_avoid, args=(studio,),
                   placeholder="e.g. hands, text")
-    st.caption("**Negative prompt** (compiled): " + (plan.negative_prompt or "—"))
+    st.caption("**Negative prompt** (compiled): " + plain(plan.negative_prompt or "—"))
 
 
+@_current_only
 def _on_enhance(studio: Studio, enhance: Callable[[MotionPlan], str]) -> None:
     text = enhance(studio.plan)
     if text and text.strip() and text.strip() != studio.plan.prompt:

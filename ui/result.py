@@ -12,7 +12,8 @@ import streamlit as st
 
 from storage import GenerationRecord
 
-from ui.format import PREVIEW_NOTE, backend_label, eta_text, recipe_note, seconds, status_label
+from ui.format import PREVIEW_NOTE, backend_label, eta_text, plain, recipe_note, seconds, status_label
+from ui.boundary import guarded
 from ui.services import ACTION_ERROR, AUTO_RENDER, Context, runner
 from ui.widgets import download_button
 
@@ -49,7 +50,7 @@ def render_progress(ctx: Context, job_id: int) -> None:
         return
     position = ctx.store.queue_position(job_id) if g.status == "queued" else None
     frac, text = progress_line(g, position)
-    cols = st.columns([5, 1], vertical_alignment="center")
+    cols = st.columns([3, 1], vertical_alignment="center")
     cols[0].progress(frac, text=text)
     cols[1].button("Cancel", key=K + "cancel", on_click=ctx.cancel, args=(job_id,), width="stretch")
     preview = runner().latest_preview(job_id) if g.status == "running" else None
@@ -70,10 +71,10 @@ def render_result(ctx: Context, g: GenerationRecord) -> None:
             st.caption(f":material/science: **Preview** backend: {PREVIEW_NOTE}.")
         else:
             note = recipe_note(g.params)
-            st.caption(f"Rendered by {backend_label(g.backend, g.model_id)}" + (f" · {note}" if note else ""))
+            st.caption(plain(f"Rendered by {backend_label(g.backend, g.model_id)}" + (f" · {note}" if note else "")))
     elif g.status == "failed":
         st.markdown(head)
-        st.error(g.error or "failed")
+        st.error(plain(g.error or "failed"))
         st.button("Retry", key=K + f"retry.{g.id}", on_click=ctx.requeue, args=(g.id,))
     elif g.status == "cancelled":
         st.markdown(head)
@@ -83,9 +84,14 @@ def render_result(ctx: Context, g: GenerationRecord) -> None:
         st.warning("The video file of this generation is missing from the data folder.")
 
 
-def render_latest(ctx: Context) -> None:
-    """The newest finished result of the conversation (the chat continues from it), or a placeholder."""
+def render_latest(ctx: Context) -> GenerationRecord | None:
+    """The newest finished result of the conversation (the chat continues from it; a batch of variations as
+    its grid), or a placeholder; returns the record shown."""
+    from ui.end_and_batch import render_batch
+
     shown = ctx.studio.latest_result(finished=True)
+    if shown is not None and shown.batch_id is not None and render_batch(ctx.studio, shown):  # #12 §3
+        return shown
     if shown is not None:
         render_result(ctx, shown)
     else:
@@ -96,10 +102,21 @@ def render_latest(ctx: Context) -> None:
             "then press Generate.</div>",
             unsafe_allow_html=True,
         )
+    return shown
 
 
-def render_controls(ctx: Context) -> None:
-    """Generate, the backend label, the auto-render switch, errors and the live progress."""
+def show_progress(ctx: Context, job_id: int) -> None:
+    """The live progress of a queued or running job: a fragment that polls the record on its own."""
+    st.fragment(run_every=POLL_S)(guarded("progress")(render_progress))(ctx, job_id)
+
+
+GENERATE_SHORTCUT = "Alt+G"  # Streamlit reserves "R" and "C"; the button shows the shortcut
+
+
+def render_controls(ctx: Context, *, shown: GenerationRecord | None = None, progress: bool = True) -> None:
+    """Generate, the backend label, the auto-render switch, errors and (with `progress`, when the chat
+    does not show it) the live progress. `shown`: the result on the page (its caption names a preview
+    backend already, so the label here does not say it twice)."""
     studio = ctx.studio
     cols = st.columns([2, 3], vertical_alignment="center")
     cols[0].button(
@@ -110,16 +127,23 @@ def render_controls(ctx: Context) -> None:
         on_click=ctx.generate,
         disabled=studio.image is None,
         width="stretch",
-        help="Upload a picture first" if studio.image is None else "Queue a render of the current plan",
+        shortcut=GENERATE_SHORTCUT,
+        help="Upload a picture first" if studio.image is None
+        else f"Queue a render of the current plan (again: {GENERATE_SHORTCUT})",
     )
-    cols[1].caption(f"Renders with **{ctx.backend_name}**" + (f" · {ctx.model_id}" if ctx.backend_name != "preview"
-                    else f" ({PREVIEW_NOTE})"))
+    if ctx.backend_name != "preview":
+        label = f" · {ctx.model_id}"
+    elif shown is not None and shown.backend == "preview" and shown.video_path is not None and shown.video_path.is_file():
+        label = ""  # the result's caption says what the preview is
+    else:
+        label = f" ({PREVIEW_NOTE})"
+    cols[1].caption(f"Renders with **{ctx.backend_name}**{label}")
     if studio.base_generation_id is not None:
         st.session_state.setdefault(AUTO_RENDER, True)
         st.toggle("Render again after each chat change", key=AUTO_RENDER,
                   help="The chat continues from the last result: a refinement renders a child of it")
     if err := st.session_state.pop(ACTION_ERROR, None):
-        st.error(err)
-    job = studio.active_job()
+        st.error(plain(err))  # may quote what the person typed
+    job = studio.active_job() if progress else None
     if job is not None and job.is_active:
-        st.fragment(run_every=POLL_S)(render_progress)(ctx, job.id)
+        show_progress(ctx, job.id)

@@ -12,12 +12,15 @@ import streamlit as st
 
 from agent.plan import MotionPlan
 from generation.config import GenerationConfig
-from storage import GenerationRecord, Store, open_store
+from storage import LOCAL_USER, GenerationRecord, StorageError, Store, open_store
 
 from ui import create, plan_panel
+from ui.auth import current_user
 from ui.format import backend_label
 from ui.gallery import GalleryActions
-from vividflow.settings import Settings, SettingsError, load_settings
+from ui.session_settings import settings, startup_settings
+from ui.widgets import new_scope
+from vividflow.settings import Settings
 from vividflow.studio import Studio, StudioError
 
 if TYPE_CHECKING:
@@ -41,17 +44,6 @@ def store_for(home: str) -> Store:
     return open_store(home=home)
 
 
-def settings() -> Settings:
-    """The session's settings: loaded once from env + vividflow.toml; the sidebar may change them."""
-    if "settings" not in st.session_state:
-        try:
-            st.session_state["settings"] = st.session_state["settings.loaded"] = load_settings()
-        except (SettingsError, ValueError) as e:
-            st.error(f"The settings cannot be read: {e}")
-            st.stop()
-    return st.session_state["settings"]
-
-
 def wan_config(s: Settings) -> GenerationConfig:
     """The settings' `wan` section as the generation package's config (with the model registry)."""
     return GenerationConfig.from_settings(s.wan)
@@ -69,11 +61,13 @@ def store() -> Store:
 
 
 def studio() -> Studio:
-    """This browser session's studio, resumed from the store the first time (history survives restarts)."""
+    """This browser session's studio, resumed from the store the first time (history survives restarts):
+    the signed-in person's (ui.auth.current_user) most recent conversation."""
     s = st.session_state.get("studio")
     current = store()
-    if s is None or s.store is not current:
-        s = Studio.resume(current)
+    user = current_user()
+    if s is None or s.store is not current or s.user != user:
+        s = Studio.resume(current, user=user)
         st.session_state["studio"] = s
     return s
 
@@ -81,13 +75,15 @@ def studio() -> Studio:
 def switch_conversation(conversation_id: int | None) -> None:
     """Open another conversation; None starts a new one with the same picture."""
     current = store()
+    user = current_user()
     previous = st.session_state.get("studio")
     if conversation_id is None:
-        new = Studio.fresh(current)
+        new = Studio.fresh(current, user=user)
         new.image = previous.image if previous is not None else None
     else:
-        new = Studio.resume(current, conversation_id)
+        new = Studio.resume(current, conversation_id, user=user)
     st.session_state["studio"] = new
+    new_scope()  # its widgets are new widgets (ui.widgets.scoped): nothing of the previous chat leaks in
     plan_panel.reset()
     create.clear_error()
 
@@ -157,6 +153,22 @@ class Context:
     studio: Studio
 
     @property
+    def user(self) -> str:
+        """The signed-in person, or "local"."""
+        return self.studio.user
+
+    @property
+    def is_admin(self) -> bool:
+        """Sees every person's queue: a name in VIVIDFLOW_ADMINS, or the local user (nobody signed in: the
+        person at this machine)."""
+        return is_admin(self.settings, self.user)
+
+    @property
+    def quota(self) -> int | None:
+        """The most jobs one person may have queued or running (VIVIDFLOW_QUEUE_QUOTA); None: no limit."""
+        return self.settings.studio.queue_quota or None
+
+    @property
     def backend_name(self) -> str:
         return resolved_backend(self.settings)
 
@@ -198,8 +210,8 @@ class Context:
         from generation.jobs import JobError
 
         try:
-            return self.studio.submit(runner(), self.backend_name, self.model_id)
-        except (StudioError, JobError, BackendUnavailable) as e:
+            return self.studio.submit(runner(), self.backend_name, self.model_id, quota=self.quota)
+        except (StudioError, JobError, BackendUnavailable, StorageError) as e:  # StorageError: the quota
             st.session_state[ACTION_ERROR] = str(e)
             return None
 
@@ -224,14 +236,15 @@ class Context:
         try:
             if self.settings.llm.available:  # the model may load on first use (seconds to a minute)
                 with st.spinner("Thinking (LLM planner)…"):
-                    self.studio.chat(message, planner=self.planner)
+                    reply = self.studio.chat(message, planner=self.planner)
             else:
-                self.studio.chat(message, planner=self.planner)
+                reply = self.studio.chat(message, planner=self.planner)
         except StudioError as e:
             st.session_state[ACTION_ERROR] = str(e)
             return
         if (
-            self.studio.base_generation_id is not None
+            not any(e.op == "pick" for e in reply.edits)  # picking a clip of a batch renders nothing (#12 §3)
+            and self.studio.base_generation_id is not None
             and self.studio.image is not None
             and self.studio.plan != before
             and st.session_state.get(AUTO_RENDER, True)
@@ -239,10 +252,14 @@ class Context:
             self.generate()
 
     def gallery_actions(self) -> GalleryActions:
-        return GalleryActions(rerun=self.rerun, branch=self.branch, delete=self.delete)
+        return GalleryActions(rerun=self.rerun, branch=self.branch, delete=self.delete, share=self.share)
 
     def rerun(self, generation_id: int, new_seed: bool) -> GenerationRecord:
-        return self.studio.rerun(runner(), generation_id, new_seed=new_seed)
+        return self.studio.rerun(runner(), generation_id, new_seed=new_seed, quota=self.quota)
+
+    def share(self, generation_id: int, shared: bool) -> None:
+        """Show one's own generation in every person's gallery, or take it back."""
+        self.store.share_generation(generation_id, shared, user=self.user)
 
     def branch(self, generation_id: int) -> None:
         switch_conversation(None)
@@ -251,10 +268,15 @@ class Context:
         st.switch_page(st.session_state[PAGES]["studio"])
 
     def delete(self, generation_id: int) -> None:
-        """Delete a generation and its files; a queued one is taken out of the runner's queue first."""
-        if self.store.get_generation(generation_id).status == "queued":
+        """Delete one's own generation and its files; a queued one is taken out of the runner's queue first."""
+        g = self.store.get_generation(generation_id, viewer=self.user)
+        if g.user_id == self.user and g.status == "queued":
             runner().cancel(generation_id)
-        self.store.delete_generation(generation_id, remove_files=True)
+        self.store.delete_generation(generation_id, remove_files=True, user=self.user)
+
+
+def is_admin(s: Settings, user: str) -> bool:
+    return user in s.studio.admins or user == LOCAL_USER
 
 
 def backend_note() -> str:

@@ -1,10 +1,13 @@
-"""The sidebar: conversations (new / recent) and the settings, editable for this browser session."""
+"""The sidebar: conversations (new / recent) and the settings: backend and LLM switches for this session, and
+what the server loads (models, LoRAs, data folder, database), read-only."""
 
 from __future__ import annotations
 
 import streamlit as st
 
 from ui import services
+from ui.format import markdown_table, plain
+from ui.widgets import scoped
 from vividflow.sections import BACKENDS, WanSettings
 from vividflow.settings import Settings
 
@@ -15,8 +18,8 @@ def _new_chat() -> None:
     services.switch_conversation(None)
 
 
-def _open_chat() -> None:
-    conv_id = st.session_state.get(K + "conversation")
+def _open_chat(key: str) -> None:
+    conv_id = st.session_state.get(key)
     if conv_id is not None and conv_id != services.studio().conversation_id:
         services.switch_conversation(int(conv_id))
 
@@ -25,22 +28,24 @@ def render_conversations() -> None:
     studio = services.studio()
     st.button("New chat", icon=":material/add:", key=K + "new", on_click=_new_chat, width="stretch",
               help="Start a new conversation (the picture is kept)")
-    recent = services.store().list_conversations(limit=20)
+    recent = services.store().list_conversations(limit=20, user=studio.user)
     if not recent:
         return
     titles = {c.id: (c.title or f"chat {c.id}") for c in recent}
     if studio.conversation_id is not None and studio.conversation_id not in titles:
         titles[studio.conversation_id] = f"chat {studio.conversation_id}"
+    # the picker's key is scoped per conversation: after "New chat" it is a new, empty widget, so the
+    # browser's old selection cannot reopen the previous chat (issue 17 item 1)
+    key = scoped(K + "conversation")
     if studio.conversation_id is not None:
-        st.session_state[K + "conversation"] = studio.conversation_id
-    else:
-        st.session_state.pop(K + "conversation", None)
+        st.session_state[key] = studio.conversation_id
     st.selectbox(
         "Recent chats",
         list(titles),
-        key=K + "conversation",
+        key=key,
         format_func=lambda i: f"#{i} · {titles[i][:40]}",
         on_change=_open_chat,
+        args=(key,),
         index=None,
         placeholder="open a chat…",
     )
@@ -60,19 +65,36 @@ def _on_llm() -> None:
     _update(llm=s.llm.replace(enabled=bool(st.session_state[K + "llm"])))
 
 
-def _on_llm_model() -> None:
-    s = services.settings()
-    value = (st.session_state[K + "llm_model"] or "").strip()
-    try:
-        _update(llm=s.llm.replace(model=value or None))
-        st.session_state.pop(K + "error", None)
-    except ValueError as e:
-        st.session_state[K + "error"] = f"LLM model: {e}"
-
-
 def lora_label(wan: WanSettings) -> str:
     """The LoRAs as one line ("none" when there are none); Lightning is shown separately."""
     return "; ".join(f"{lora.expert}:{lora.scale:g}:{lora.label}" for lora in wan.loras) or "none"
+
+
+def database_label(s: Settings) -> str:
+    """The database as shown in the page: the URL without its password, or the default SQLite file."""
+    url = s.storage.db_url
+    if url is None:
+        return f"SQLite in the data folder ({s.home / 'vividflow.db'})"
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - not a URL SQLAlchemy reads: it might hold a password, so show none of it
+        return "set by VIVIDFLOW_DB_URL (not a URL SQLAlchemy reads)"
+
+
+def loaded_rows(s: Settings) -> list[tuple[str, str]]:
+    """What the server loads (code, weights, files): read from the environment and vividflow.toml at start-up,
+    shown read-only; a visitor can never change them from the page."""
+    return [
+        ("Wan model", s.wan.model),
+        ("LoRAs", lora_label(s.wan)),
+        ("Lightning 4-step LoRA", "on" if s.wan.lightning else "off"),
+        ("quantization", s.wan.quantization),
+        ("LLM model", s.llm.model or "none (the rule planner only)"),
+        ("data folder", str(s.home)),
+        ("database", database_label(s)),
+    ]
 
 
 def render_settings(backend_note: str = "") -> None:
@@ -80,34 +102,16 @@ def render_settings(backend_note: str = "") -> None:
     state = st.session_state
     if state.get(K + "_synced") is not s:  # the settings changed (or first run): the widgets show them
         state[K + "backend"] = s.backend
-        state[K + "model"] = s.wan.model
-        state[K + "lora"] = lora_label(s.wan)
         state[K + "llm"] = s.llm.enabled
-        state[K + "llm_model"] = s.llm.model or ""
         state[K + "_synced"] = s
     with st.expander("Settings", expanded=False):
-        if err := state.get(K + "error"):
-            st.error(err)
         st.selectbox("Video backend", BACKENDS, key=K + "backend", on_change=_on_backend,
                      help="auto: Wan2.2 when a CUDA GPU and its weights are there, else the CPU preview")
         if backend_note:
             st.caption(backend_note)
-        st.text_input("Wan model (hub id or folder)", key=K + "model", disabled=True,
-                      help="VIVIDFLOW_WAN_MODEL or [wan] model in vividflow.toml; read when the app starts")
-        st.text_input("LoRA", key=K + "lora", disabled=True,
-                      help="VIVIDFLOW_WAN_LORAS (expert:scale:source[::weight_name]; …) or [wan] loras; "
-                           "the Lightning 4-step LoRA is added on its own")
-        st.caption(f"Lightning 4-step LoRA: {'on' if s.wan.lightning else 'off'} · "
-                   f"quantization {s.wan.quantization} · the Wan settings are read at start-up")
-        st.toggle("LLM planner", key=K + "llm", on_change=_on_llm,
-                  help="Let a local instruct model read the chat too (rules stay the fallback)")
-        st.text_input("LLM model (hub id, folder, .gguf or smollm2)", key=K + "llm_model", on_change=_on_llm_model,
-                      placeholder="none: the rule planner only")
-        if s.llm.enabled and s.llm.model is None:
-            st.caption("Name a model below to use the LLM planner; until then the rules plan alone.")
-        state[K + "home"] = str(s.home)
-        st.text_input("Data folder", key=K + "home", disabled=True,
-                      help="Set VIVIDFLOW_HOME or `home` in vividflow.toml and restart to change it")
+        st.toggle("LLM planner", key=K + "llm", on_change=_on_llm, disabled=s.llm.model is None,
+                  help="Let the configured local instruct model read the chat too (rules stay the fallback)")
+        st.markdown(markdown_table(loaded_rows(s), ("loaded at start-up", "value")))
         where = s.config_file.name if s.config_file else "no vividflow.toml"
-        st.caption(f"From env and {where}; changes here last for this session.")
-        st.caption(" · ".join(f"{k}: {v}" for k, v in sorted(s.sources.items()) if v != "default") or "all defaults")
+        st.caption(f"Read-only here: set them with VIVIDFLOW_* variables or {plain(where)} and restart the studio "
+                   "(see `python -m vividflow config`). Backend and LLM switches last for this session.")

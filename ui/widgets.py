@@ -28,3 +28,31 @@ def download_button(g: GenerationRecord, key: str, **kw: object) -> None:
         on_click="ignore",
         **kw,
     )
+
+
+# --- per-conversation widget keys -----------------------------------------------------------------
+# Widgets that belong to one conversation (the plan panel, the picture uploader, the open-chat picker)
+# take their key through `scoped`: opening another conversation starts a new scope, so the browser's
+# widgets of the previous one are new widgets, never stale ones whose callbacks or values leak into the
+# new conversation (issue 17 item 1). The first conversation of a session keeps the plain keys.
+
+SCOPE = "ui.scope"
+
+
+def scoped(key: str) -> str:
+    """`key` in the current conversation's scope ("pp.template", then "pp.template@1", …)."""
+    n = st.session_state.get(SCOPE, 0)
+    return key if not n else f"{key}@{n}"
+
+
+def new_scope() -> int:
+    """Start a new scope of widget keys (another conversation opens); returns its number."""
+    n = int(st.session_state.get(SCOPE, 0)) + 1
+    st.session_state[SCOPE] = n
+    return n
+
+
+def is_current(studio: object) -> bool:
+    """False for a callback of a widget drawn for a studio that is no longer the session's (stale)."""
+    current = st.session_state.get("studio")
+    return current is None or current is studio

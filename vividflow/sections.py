@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, get_args
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, SecretStr, ValidationError
 
 from vividflow.values import (
     FALSE_WORDS,
@@ -56,8 +56,25 @@ STEP_CACHES: tuple[str, ...] = get_args(StepCache)
 OFFLOADS: tuple[str, ...] = get_args(Offload)
 WORKERS: tuple[str, ...] = get_args(Workers)
 LEASE_RANGE = (0.1, 3600.0)  # seconds a worker's hold on a job lasts unless renewed
+BUSY_TIMEOUT_RANGE = (0.0, 3600.0)  # seconds a write waits for another process's write lock
+MIN_PASSWORD_CHARS = 8
 
 Bool = Annotated[bool, BeforeValidator(parse_bool)]
+
+
+def secret(value: Any) -> SecretStr | None:
+    """A password: None when unset or blank; never quoted back in an error."""
+    if value is None or isinstance(value, SecretStr):
+        return value
+    text = str(value).strip()
+    if not text:
+        return None
+    if len(text) < MIN_PASSWORD_CHARS:
+        raise ValueError(f"password must be at least {MIN_PASSWORD_CHARS} characters long")
+    return SecretStr(text)
+
+
+Password = Annotated[SecretStr | None, BeforeValidator(secret)]
 OptionalText = Annotated[str | None, BeforeValidator(optional_text)]
 
 
@@ -104,6 +121,8 @@ class Section(BaseModel):
                 value = [v.to_dict() if isinstance(v, LoraSpec) else v for v in value]
             elif isinstance(value, Path):
                 value = str(value)
+            elif isinstance(value, SecretStr):
+                value = "********"  # set, never shown
             out[name] = value
         return out
 
@@ -118,19 +137,41 @@ class StorageSettings(Section):
         lambda v: None if optional_text(v) is None else Path(str(v)).expanduser())] = None  # None: <home>/media
     lease_s: Annotated[float, BeforeValidator(float_in(
         "lease_s", *LEASE_RANGE, what="a number of seconds"))] = 30.0  # renewed every lease_s / 3
+    # how long a write waits for another process's write lock before "the database is busy"
+    busy_timeout_s: Annotated[float, BeforeValidator(float_in(
+        "busy_timeout_s", *BUSY_TIMEOUT_RANGE, what="a number of seconds"))] = 30.0
     env_names: ClassVar[dict[str, str]] = {
         "home": "VIVIDFLOW_HOME", "db_url": "VIVIDFLOW_DB_URL", "media_root": "VIVIDFLOW_MEDIA_ROOT",
-        "lease_s": "VIVIDFLOW_LEASE_S",
+        "lease_s": "VIVIDFLOW_LEASE_S", "busy_timeout_s": "VIVIDFLOW_DB_BUSY_TIMEOUT_S",
     }
 
 
+def name_list(value: Any) -> tuple[str, ...]:
+    """Names from "a@x.org, b@y.org" (environment) or a TOML list; blanks dropped, order kept."""
+    if value is None:
+        return ()
+    items = value.split(",") if isinstance(value, str) else list(value)
+    if not all(isinstance(x, str) for x in items):
+        raise ValueError(f"admins must be names separated by commas, got {value!r}")
+    return tuple(dict.fromkeys(x.strip() for x in items if x.strip()))
+
+
 class StudioSettings(Section):
-    """The studio page."""
+    """The studio page, and the people who share it."""
 
     backend: Annotated[Backend, BeforeValidator(choice("backend", BACKENDS))] = "auto"
     # in-process: the studio runs the jobs it queues; external: workers (`python -m generation worker`) do
     workers: Annotated[Workers, BeforeValidator(choice("workers", WORKERS))] = "in-process"
-    env_names: ClassVar[dict[str, str]] = {"backend": "VIVIDFLOW_BACKEND", "workers": "VIVIDFLOW_WORKERS"}
+    # a shared password for the studio (ui.auth); required before it serves beyond 127.0.0.1 unless st.login is set up
+    password: Password = None
+    # the most jobs one person may have queued or running at once; 0: no limit
+    queue_quota: Annotated[int, BeforeValidator(int_in("queue_quota", 0, 100_000))] = 10
+    # the people (login names or e-mails) who see every person's queue in the studio
+    admins: Annotated[tuple[str, ...], BeforeValidator(name_list)] = ()
+    env_names: ClassVar[dict[str, str]] = {
+        "backend": "VIVIDFLOW_BACKEND", "workers": "VIVIDFLOW_WORKERS", "password": "VIVIDFLOW_PASSWORD",
+        "queue_quota": "VIVIDFLOW_QUEUE_QUOTA", "admins": "VIVIDFLOW_ADMINS",
+    }
 
 
 class WanSettings(Section):

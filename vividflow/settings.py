@@ -90,7 +90,7 @@ class _TomlSource(PydanticBaseSettingsSource):
         allowed = sorted(set(SECTIONS) | set(TOP_LEVEL_FILE_KEYS))
         unknown = sorted(set(raw) - set(allowed))
         if unknown:
-            raise SettingsError(f"{path}: unknown keys {unknown}; allowed: {allowed}")
+            raise SettingsError(f"{path}: unknown keys {short(unknown)}; allowed: {allowed}")
         for key, (section, fieldname) in TOP_LEVEL_FILE_KEYS.items():
             if key in raw:
                 self._put(path, section, fieldname, raw[key])
@@ -100,7 +100,8 @@ class _TomlSource(PydanticBaseSettingsSource):
                 raise SettingsError(f"{path}: [{section}] must be a table")
             unknown = sorted(set(table) - set(cls.model_fields))
             if unknown:
-                raise SettingsError(f"{path}: unknown [{section}] keys {unknown}; allowed: {sorted(cls.model_fields)}")
+                raise SettingsError(f"{path}: unknown [{section}] keys {short(unknown)}; "
+                                    f"allowed: {sorted(cls.model_fields)}")
             for fieldname, value in table.items():
                 self._put(path, section, fieldname, value)
 

@@ -11,23 +11,20 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, get_args
 
+from vividflow.errors import VividflowError, short
+
 TRUE_WORDS = ("1", "true", "yes", "on")
 FALSE_WORDS = ("0", "false", "no", "off")
 Expert = Literal["high_noise", "low_noise"]
 EXPERTS: tuple[str, ...] = get_args(Expert)
 
 
-class SettingsError(ValueError):
+class SettingsError(VividflowError, ValueError):
     """A setting we cannot use; the message names the setting (variable or file key), its value and the choices."""
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field  # the section field at fault, when known
-
-
-def short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "…"
 
 
 def parse_bool(value: Any) -> bool:

@@ -39,6 +39,7 @@ FIELD_BOUNDS: dict[tuple[str, str], tuple[float, float]] = {
     ("recall", "generation_id"): (1, 99999),
     ("recall", "index"): (-1, 99),
     ("scale_transition", "factor"): (0.1, 5.0),  # story: "slower between 2 and 3" → 0.6 (#12 §4)
+    ("variations", "count"): (1, 20),  # "12 variations" → 12, and `apply` clamps to 8 and says so
 }
 DECIMALS = 2
 
@@ -226,6 +227,8 @@ def field_pattern(op: str, name: str, annotation: Any, metadata: list[Any], spec
         rest = [a for a in get_args(annotation) if a is not type(None)]
         inner = rest[0] if len(rest) == 1 else Union[tuple(rest)]  # type: ignore[valid-type]
         return nullable(field_pattern(op, name, inner, metadata, spec))
+    if annotation is bool:
+        return choice((True, False))
     literals = _literals(annotation)
     if literals is not None:
         return choice(literals)

@@ -51,6 +51,13 @@ OP_WORDS: dict[str, tuple[str, ...]] = {
     "undo": ("undo", "back", "revert", "previous", "before"),
     "reset": ("reset", "over", "scratch", "restart", "default"),
     "recall": ("#", "same", "like", "last", "first", "second", "third", "previous", "earlier", "rerun", "one"),
+    # end frame, loop, variations (#12 §1, §3)
+    "end_frame": ("end", "finish", "land", "last", "final", "morph", "transition", "picture", "photo", "image", "frame"),
+    "loop": ("loop", "seamless", "endless", "starts", "started", "began"),
+    "variations": ("variation", "version", "variant", "option", "alternative", "seed", "take", "different", "single",
+                   "one", "few", "several", "dozen") + V.SPOKEN_NUMBERS,
+    "pick": ("like", "love", "prefer", "pick", "choose", "take", "keep", "variation", "version", "first", "second",
+             "third", "fourth", "fifth", "sixth", "seventh", "eighth"),
 }
 _TOKEN = re.compile(r"#|[a-z0-9']+")
 

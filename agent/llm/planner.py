@@ -28,6 +28,7 @@ from agent.llm.grounding import is_grounded
 from agent.llm.loading import Loader, LLMUnavailable, acquire, is_current, load_model_and_tokenizer, unload_all
 from agent.llm.prompts import build_messages
 from agent.plan import PlanError
+from agent.rules import questions_only
 from agent.templates import DEFAULT_TEMPLATE
 
 if TYPE_CHECKING:
@@ -200,7 +201,12 @@ class LLMPlanner:
         history: Sequence[tuple[str, str]] = (),
         template_locked: bool = False,
     ) -> ParseResult:
-        """The Planner protocol: LLM only (no rules). A failed call leaves the whole message unparsed."""
+        """The Planner protocol: LLM only (no rules), except that a message that only asks questions (or says
+        "nevermind") gets the rule planner's answers, as with every planner. A failed call leaves the whole
+        message unparsed."""
+        asked = questions_only(message, plan)
+        if asked is not None:
+            return asked
         out = self.propose(message, plan, history=history, template_locked=template_locked)
         if not out.ok:
             return ParseResult([], unparsed=[message], notes=[out.reason().capitalize() + "."], planner=self.name)

@@ -44,6 +44,11 @@ OP_EXAMPLES: dict[str, tuple[str, str]] = {
     "reset": ('{"op":"reset"}', "start over"),
     "recall": ('{"op":"recall","generation_id":12,"index":null,"query":null}',
                "start from an earlier video: #12, or index 1, 2, -1 = last, or query \"cat\" = the cat video"),
+    # end frame, loop, variations (#12 §1, §3)
+    "end_frame": ('{"op":"end_frame","on":true}', "end on the uploaded end picture (false: don't)"),
+    "loop": ('{"op":"loop","on":true}', "seamless loop: the last frame returns to the first (false: no loop)"),
+    "variations": ('{"op":"variations","count":4}', "several clips with different seeds in one batch (1 = one)"),
+    "pick": ('{"op":"pick","index":3}', "take clip 3 of the last batch of variations"),
 }
 
 FEW_SHOT: tuple[tuple[str, str], ...] = (
@@ -82,7 +87,7 @@ def plan_summary(plan: MotionPlan | None) -> str:
         return "none yet"
     data = plan.to_dict()
     keep = ("template", "motions", "camera", "atmosphere", "duration_s", "steps", "guidance_scale",
-            "guidance_scale_2", "seed", "negative_terms")
+            "guidance_scale_2", "seed", "negative_terms", "loop", "variations")
     return json.dumps({k: data[k] for k in keep if k in data}, separators=(",", ":"))
 
 

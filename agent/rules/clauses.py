@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from agent import vocabulary as V
-from agent.edits import SESSION_OPS, AddMotion, Edit, RemoveMotion, ScaleCamera, SetCamera, SetDuration
+from agent.edits import SESSION_OPS, AddMotion, Edit, RemoveMotion, ScaleCamera, SetCamera, SetDuration, SetSteps
 from agent.languages import translate
 from agent.plan import LIMITS, MotionPlan
 from agent.rules import patterns as P
@@ -19,6 +19,7 @@ from agent.spelling import correct
 log = logging.getLogger(__name__)
 
 MIN_FACTOR, MAX_FACTOR = 0.02, 10.0  # the range a ScaleMotion / ScaleCamera factor may take
+MAX_CLAUSE_CHARS = 300  # a longer clause (no punctuation or "and" in 300 characters) is read in pieces
 
 # Phrases kept whole when a message is split into clauses ("back and forth" is not two clauses).
 _PROTECT = (
@@ -61,6 +62,10 @@ class Clause:
         self.text = self.text[:s] + " " * (e - s) + self.text[e:]
         self.understood = True
 
+    def used_up(self) -> bool:
+        """Every word of the clause was used (only blanks, punctuation or filler left)."""
+        return not _WORD_RE.search(self.text)
+
     def search(self, pattern: re.Pattern[str]) -> re.Match[str] | None:
         return pattern.search(self.text)
 
@@ -86,36 +91,55 @@ class Turn:
     answers: list[str] = field(default_factory=list)  # answers to the questions asked
     cancel: bool = False  # "nevermind"
 
+    # what the edits so far have made of the camera, the length and each motion, kept up to date by `add` so a
+    # matcher's question costs the same however many edits came before (a long message stays linear)
+    _camera: tuple[str, float] | None = field(default=None, repr=False)
+    _duration: float | None = field(default=None, repr=False)
+    _steps: int | None = field(default=None, repr=False)
+    _motions: dict[str, object] = field(default_factory=dict, repr=False)  # subject -> Motion/AddMotion or None
+    _added: dict[str, None] = field(default_factory=dict, repr=False)  # subjects of AddMotion edits, first said first
+
     def add(self, edit: Edit) -> None:
         self.edits.append(edit)
+        if isinstance(edit, SetCamera):
+            _, speed = self.camera()
+            speed = edit.speed if edit.speed is not None and edit.move != "static" else speed
+            self._camera = (edit.move, speed)
+        elif isinstance(edit, ScaleCamera):
+            move, speed = self.camera()
+            self._camera = (move, speed * edit.factor)
+        elif isinstance(edit, SetDuration):
+            self._duration = min(max(edit.seconds, LIMITS["duration_s"][0]), LIMITS["duration_s"][1])
+        elif isinstance(edit, SetSteps):
+            self._steps = edit.steps
+        elif isinstance(edit, AddMotion):
+            self._motions[edit.subject] = edit
+            self._added.setdefault(edit.subject)
+        elif isinstance(edit, RemoveMotion):
+            self._motions[edit.subject] = None
 
     def camera(self) -> tuple[str, float]:
         """(move, speed) of the camera after the edits so far."""
-        move, speed = self.plan.camera.move, self.plan.camera.speed
-        for e in self.edits:
-            if isinstance(e, SetCamera):
-                move = e.move
-                speed = e.speed if e.speed is not None and e.move != "static" else speed
-            elif isinstance(e, ScaleCamera):
-                speed *= e.factor
-        return move, speed
+        if self._camera is None:
+            return self.plan.camera.move, self.plan.camera.speed
+        return self._camera
 
     def duration(self) -> float:
         """The clip length after the edits so far (clamped as `apply` will)."""
-        d = self.plan.duration_s
-        for e in self.edits:
-            if isinstance(e, SetDuration):
-                d = min(max(e.seconds, LIMITS["duration_s"][0]), LIMITS["duration_s"][1])
-        return d
+        return self.plan.duration_s if self._duration is None else self._duration
 
-    def motion(self, subject: str):  # -> Motion | None, after the edits so far
-        current = self.plan.motion(subject)
-        for e in self.edits:
-            if isinstance(e, AddMotion) and e.subject == subject:
-                current = e  # type: ignore[assignment]
-            elif isinstance(e, RemoveMotion) and e.subject == subject:
-                current = None
-        return current
+    def steps(self) -> int:
+        """The number of steps after the edits so far."""
+        return self.plan.steps if self._steps is None else self._steps
+
+    def motion(self, subject: str):  # -> Motion | AddMotion | None, after the edits so far
+        if subject in self._motions:
+            return self._motions[subject]
+        return self.plan.motion(subject)
+
+    def added_subjects(self) -> list[str]:
+        """The subjects that AddMotion edits so far made move, in the order first said."""
+        return list(self._added)
 
 
 def read_message(raw: str) -> tuple[str, str, list[tuple[str, str]]]:
@@ -139,7 +163,22 @@ def split_clauses(text: str) -> list[str]:
     text = _PRONOUN_WAVES_FIX.sub(r"\1 waving", text)
     text = _GENERIC_WAVES_FIX.sub(r"\1 waving", text)  # "the flag waves": a verb, not the sea
     text = _THE_LIGHT_FIX.sub("the light", text)
-    return [c.strip() for c in _SPLIT_RE.split(text) if c and c.strip()]
+    return [piece for c in _SPLIT_RE.split(text) if c and c.strip() for piece in _bounded(c.strip())]
+
+
+def _bounded(clause: str) -> list[str]:
+    """A clause in pieces of at most MAX_CLAUSE_CHARS, cut at spaces. Real clauses are far shorter (the longest
+    in the conversation tables is about 120 characters); the bound keeps a matcher's work on a clause (each
+    blanked match is searched for again from the start) constant, so a message costs time linear in its length."""
+    pieces = []
+    while len(clause) > MAX_CLAUSE_CHARS:
+        cut = clause.rfind(" ", MAX_CLAUSE_CHARS // 2, MAX_CLAUSE_CHARS + 1)
+        cut = cut if cut > 0 else MAX_CLAUSE_CHARS
+        pieces.append(clause[:cut].strip())
+        clause = clause[cut:].strip()
+    if clause:
+        pieces.append(clause)
+    return [p for p in pieces if p]
 
 
 def is_meaningful(clause: str) -> bool:
@@ -149,8 +188,10 @@ def is_meaningful(clause: str) -> bool:
 def ordered(edits: list[Edit]) -> list[Edit]:
     """Session edits (recall, undo, reset) first, then the rest in the order said; exact repeats dropped."""
     out: list[Edit] = []
+    seen: set[Edit] = set()
     for e in [e for e in edits if e.op in SESSION_OPS] + [e for e in edits if e.op not in SESSION_OPS]:
-        if e not in out:
+        if e not in seen:
+            seen.add(e)
             out.append(e)
     return out
 

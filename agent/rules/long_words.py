@@ -13,13 +13,15 @@ import re
 from agent.edits import Edit
 from agent.edits_long import ScaleTransition, SetOutputFps, SetStory, SetUpscale
 from agent.plan import LIMITS, STORY_PICTURES, SUBJECTS, MotionPlan
+from agent import vocabulary as V
 from agent.rules.clauses import Clause, Turn
 
 _ORDINALS = {"first": 1, "1st": 1, "one": 1, "second": 2, "2nd": 2, "two": 2, "third": 3, "3rd": 3, "three": 3,
              "fourth": 4, "4th": 4, "four": 4, "fifth": 5, "5th": 5, "five": 5, "sixth": 6, "6th": 6, "six": 6,
              "last": -1}
 _PIC = r"(?:photos?|pictures?|pics?|images?|shots?|ones?|frames?)"
-_ORD = r"(?:first|second|third|fourth|fifth|sixth|last|1st|2nd|3rd|4th|5th|6th)"
+_ORD = V.alternation(("first", "second", "third", "fourth", "fifth", "sixth", "last", "1st", "2nd", "3rd", "4th", "5th",
+                      "6th"))
 # one picture named: "the second photo", "the third", "picture 2", "photo #3", "image three"
 _REF = (rf"(?:(?:the\s+)?{_ORD}(?:\s+{_PIC})?|{_PIC}\s+(?:number\s+|no\.?\s*|#\s*)?(?:[1-6]|one|two|three|four|five|six)"
         rf"|(?:the\s+)?(?:one|two|three|four|five|six)(?:\s+{_PIC})?)")
@@ -56,7 +58,8 @@ FACTOR = re.compile(
     r"|\b(?P<hi>higher|more)\s+resolution\b")
 UPSCALE_OFF = re.compile(r"\b(?:no|without|skip|turn\s+off|stop|remove)\s+(?:the\s+)?upscal\w*\b"
                          r"|\b(?:original|native|normal)\s+(?:size|resolution)\b|\bnot\s+(?:so\s+)?(?:large|big)\s+a\s+video\b")
-_SUBJECTS = re.compile(r"\b(?:" + "|".join(SUBJECTS) + r"|camera|zoom|pan|waves?|ocean|sea|lake|river)\b")
+_SUBJECTS = re.compile(r"\b" + V.alternation((*SUBJECTS, "camera", "zoom", "pan", "wave", "waves", "ocean", "sea", "lake",
+                                                "river")) + r"\b")
 _HEIGHT_NAMES = {"full hd": 1080, "ultra hd": 2160, "uhd": 2160, "4k": 2160, "2k": 1440, "hd": 720}
 _FACTOR_WORDS = {"twice": 2.0, "double": 2.0, "two times": 2.0, "2x": 2.0, "2×": 2.0, "three times": 3.0,
                  "triple": 3.0, "3x": 3.0, "3×": 3.0, "four times": 4.0, "4x": 4.0, "4×": 4.0}

@@ -31,7 +31,7 @@ def read_camera(c: Clause, turn: Turn) -> bool:
     names_subject = c.has(P.SUBJECT_RE) or c.has(P.ATMOSPHERE_RE)
     names_camera = c.has(P.CAMERA_WORD_RE)
     degree = degree_of(c)
-    for pattern, move, needs_camera in P.CAMERA_PATTERNS:
+    for pattern, move, needs_camera in P.CAMERA_PATTERNS if c.has(P.ANY_CAMERA_PATTERN_RE) else ():
         m = c.search(pattern)
         if not m or (needs_camera and names_subject and not names_camera):
             continue

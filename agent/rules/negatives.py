@@ -8,7 +8,7 @@ import re
 
 from agent import camera_words as CW
 from agent import vocabulary as V
-from agent.edits import AddMotion, AddNegative, RemoveAtmosphere, RemoveMotion, RemoveNegative
+from agent.edits import AddNegative, RemoveAtmosphere, RemoveMotion, RemoveNegative
 from agent.rules import patterns as P
 from agent.rules.clauses import Clause, Turn
 from agent.rules.motions import subject_for_action
@@ -105,9 +105,9 @@ def read_negations(c: Clause, turn: Turn) -> None:
         for mo in turn.plan.motions:
             if turn.motion(mo.subject) is not None:
                 turn.add(RemoveMotion(subject=mo.subject))
-        for e in list(turn.edits):
-            if isinstance(e, AddMotion) and turn.motion(e.subject) is not None:
-                turn.add(RemoveMotion(subject=e.subject))
+        for subject in turn.added_subjects():
+            if turn.motion(subject) is not None:
+                turn.add(RemoveMotion(subject=subject))  # type: ignore[arg-type]
     m = c.search(P.AVOID_RE)
     if m:
         c.take(m)

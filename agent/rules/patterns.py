@@ -41,6 +41,8 @@ HALF_SPEED_RE = re.compile(r"\bhalf\s+(?:the\s+)?speed\b|\bhalf\s+as\s+fast\b")
 DOUBLE_SPEED_RE = re.compile(r"\bdouble\s+(?:the\s+)?speed\b")
 CAMERA_WORD_RE = _words(CW.CAMERA_WORDS)
 CAMERA_PATTERNS = tuple((re.compile(p), move, needs) for p, move, needs in CW.CAMERA_PATTERNS)
+# any of the camera patterns: one search tells whether the 32 need trying at all
+ANY_CAMERA_PATTERN_RE = re.compile("|".join(f"(?:{p})" for p, _, _ in CW.CAMERA_PATTERNS))
 CAMERA_FAMILY_RE = _words(tuple(CW.CAMERA_FAMILY))
 
 _NUMBER_WORD = V.alternation(k for k in V.NUMBER_WORDS if k not in ("a", "an"))

@@ -12,7 +12,7 @@ The words live in agent.vocabulary, their compiled patterns in agent.rules.patte
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from agent import template_words as TW
 from agent import vocabulary as V
@@ -21,15 +21,16 @@ from agent.edit_sets import last_wins
 from agent.edits import MAX_EDITS_PER_TURN, AddMotion, Edit, ParseResult, RemoveMotion, ScaleMotion, SetPrompt, SetTemplate
 from agent.plan import MotionPlan
 from agent.rules import patterns as P
+from agent.rules.end_and_batch_words import read_end_and_batch
 from agent.rules.clauses import Clause, Turn, is_meaningful, ordered, read_message, split_clauses, take_all
 from agent.rules.long_words import read_smoother_larger, read_story
 from agent.rules.meanings import read_meanings
 from agent.rules.motions import read_atmosphere, read_camera, read_motions, read_only
 from agent.rules.negatives import read_allow, read_negations
-from agent.rules.questions import read_question
-from agent.rules.references import read_bring_back, read_same_for, targets_of
+from agent.rules.questions import OTHER_QUESTION_RE, UNKNOWN_QUESTION, read_question
+from agent.rules.references import read_bring_back, read_compare, read_same_for, targets_of
 from agent.rules.settings_words import read_duration, read_guidance, read_prompt, read_seed, read_session, read_steps
-from agent.rules.template_choice import names_a_scene, read_template, template_for
+from agent.rules.template_choice import names_a_scene, read_template, template_for_text
 from agent.languages import writes_throughout
 from agent.spelling import read_note
 from agent.templates import DEFAULT_TEMPLATE
@@ -71,6 +72,7 @@ def parse(
         return ParseResult(edits=[SetPrompt(text=override.group("text").strip()[:2000])], planner="rules")
 
     text, lang, typos = read_message(raw)
+    compare, text = read_compare(text)
     reply_language = lang if writes_throughout(V.normalize(raw), lang) else "en"
     first_message = plan is None
     hands_in_view = (
@@ -81,7 +83,7 @@ def parse(
     )
     edits_head: list[Edit] = []
     if plan is None:
-        chosen = None if template_locked else template_for(text, hands_in_view=hands_in_view)
+        chosen = None if template_locked else template_for_text(text, hands_in_view=hands_in_view)
         if chosen:
             edits_head.append(SetTemplate(template=chosen))
         plan = default_plan(chosen or DEFAULT_TEMPLATE, seed=0)
@@ -92,7 +94,7 @@ def parse(
     if previous and (P.CONTINUATION_RE.search(text) or P.PRONOUN_RE.search(text)):
         turn.previous_targets = targets_of(previous)
     turn.previous_message = previous
-    turn.previous_edits = lambda: parse(previous, plan).edits if previous else []
+    turn.previous_edits = _once(lambda: parse(previous, plan).edits if previous else [])
 
     text, story_edits, story_notes = read_story(text, turn.plan)  # story order and pace (#12 §4), before the split
     turn.edits += story_edits
@@ -105,6 +107,8 @@ def parse(
 
     edits, conflicts = last_wins(ordered(turn.edits))
     turn.notes += conflicts
+    if turn.answers and not edits:
+        edits_head = []  # "what are the eyes doing?" first: a question, not a portrait to start
     edits = edits_head + edits
     if first_message and not names_a_scene(text) and P.GENERIC_RE.search(text):
         left_out = _only_what_is_named(turn.plan, edits)
@@ -119,11 +123,38 @@ def parse(
         elif not first_message and TW.says_hands_in_view(text):
             edits.insert(0, SetTemplate(template="portrait_dynamic"))
             turn.notes.append(HANDS_VISIBLE_NOTE)
+    if not turn.answers and not turn.cancel and compare is None and OTHER_QUESTION_RE.search(V.normalize(raw)):
+        # "why is the sky blue?": a question with no answer here is still not an edit (not "the sky moves")
+        turn.answers.append(UNKNOWN_QUESTION)
+        turn.unparsed.clear()
+        turn.notes.clear()
+        edits = []
     if len(edits) > MAX_EDITS_PER_TURN:
         turn.notes.append(f"that was a lot at once: I applied the first {MAX_EDITS_PER_TURN} changes")
         edits = edits[:MAX_EDITS_PER_TURN]
     return ParseResult(edits=edits, unparsed=turn.unparsed, notes=turn.notes, planner="rules", answers=turn.answers,
-                       cancel=turn.cancel, reply_language=reply_language)
+                       cancel=turn.cancel, reply_language=reply_language, compare=compare)
+
+
+def questions_only(message: str, plan: MotionPlan | None) -> ParseResult | None:
+    """The rule planner's result when the message only asks questions, is off-topic, says "nevermind" or asks to
+    compare two videos (no edits, nothing left unread), else None: every planner answers these the same way."""
+    result = parse(message, plan)
+    if (result.answers or result.cancel or result.compare) and not result.edits and not result.unparsed:
+        return result
+    return None
+
+
+def _once(compute: Callable[[], list[Edit]]) -> Callable[[], list[Edit]]:
+    """`compute` run at most once: "the same for the trees" said many times parses the last message once."""
+    done: list[list[Edit]] = []
+
+    def get() -> list[Edit]:
+        if not done:
+            done.append(compute())
+        return list(done[0])
+
+    return get
 
 
 def _only_what_is_named(plan: MotionPlan, edits: list[Edit]) -> list[Edit]:
@@ -137,26 +168,37 @@ ONLY_NAMED_NOTE = "only what you named moves: the template's own motions may be 
 
 
 def _parse_clause(c: Clause, turn: Turn, *, first_message: bool) -> None:
+    """The matchers in order; once every word of the clause is used, the rest have nothing to read (each needs
+    a word to match), so they are skipped."""
     if read_question(c, turn):
         return
     m = c.search(TW.HANDS_IN_VIEW)
     if m:
         c.take(m)  # "her hands are visible" is a fact about the picture, not a motion
     take_all(c, V.KEEP_REST)
-    read_session(c, turn)
-    read_seed(c, turn)
-    read_steps(c, turn)
-    read_guidance(c, turn)
-    read_smoother_larger(c, turn)  # #12 §5, before "smoother camera" (meanings) and "N frames" (duration)
-    read_meanings(c, turn)
+    # end frame, loop, variations (#12 §1, §3) first: before seeds, history, negations; smoother and larger
+    # (#12 §5) before "smoother camera" (meanings) and "N frames" (duration)
+    for matcher in (read_end_and_batch, read_session, read_seed, read_steps, read_guidance, read_smoother_larger,
+                    read_meanings):
+        matcher(c, turn)
+        if c.used_up():
+            return
     read_same_for(c, turn, turn.previous_edits)
     read_bring_back(c, turn)
     read_duration(c, turn)
     read_prompt(c, turn)
+    if c.used_up():
+        return
     camera_used = read_camera(c, turn)
+    if c.used_up():
+        return
     read_template(c, turn, first_message=first_message)
     read_allow(c, turn)
     read_negations(c, turn)
     read_only(c, turn)
+    if c.used_up():
+        return
     atmosphere_used = read_atmosphere(c, turn)
+    if c.used_up():
+        return
     read_motions(c, turn, others_used=camera_used or atmosphere_used, camera_used=camera_used)

@@ -10,8 +10,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from agent.compiler import camera_phrase, motion_phrase
+from agent import vocabulary as V
+from agent.compiler import PLURAL_SUBJECTS, camera_phrase, motion_phrase, pace_word, strength_word
+from agent.end_and_batch import end_frame_words
 from agent.plan import MotionPlan
+from agent.wording import GUIDANCE_LABELS, camera_words
 from agent.rules.clauses import Clause, Turn
 from agent.templates import get_template
 
@@ -62,12 +65,35 @@ def _duration(plan: MotionPlan) -> str:
 
 
 def _steps(plan: MotionPlan) -> str:
-    return (f"{plan.steps} steps, guidance {plan.guidance_scale:g} (high noise) and {plan.guidance_scale_2:g} "
-            "(low noise).")
+    early, late = GUIDANCE_LABELS.values()
+    return f"{plan.steps} steps; {early} {plan.guidance_scale:g}, {late} {plan.guidance_scale_2:g}."
+
+
+def _guidance(plan: MotionPlan) -> str:
+    early, late = GUIDANCE_LABELS.values()
+    return ("Prompt strength (the guidance scale) is how closely each step follows the prompt: higher follows it "
+            "more literally, lower leaves the model freer; the early steps set the layout and the motion, the late "
+            f"steps the detail. Now: {early} {plan.guidance_scale:g}, {late} {plan.guidance_scale_2:g} "
+            "(say “more guidance”, “less guidance” or “guidance 3”).")
 
 
 def _camera(plan: MotionPlan) -> str:
-    return f"{camera_phrase(plan)[0].upper()}{camera_phrase(plan)[1:]} (speed {plan.camera.speed:g}×)."
+    if plan.camera.move == "static":
+        return "The camera holds still (say “slow zoom in” or “pan left” to move it)."
+    words = camera_words(plan)
+    return f"{words[0].upper()}{words[1:]}: {camera_phrase(plan)}."
+
+
+def _motion(plan: MotionPlan, subject: str) -> str:
+    """An answer about one thing: what it does, at what pace and how strongly, in words."""
+    m = plan.motion(subject)
+    if m is None:
+        plural = subject in PLURAL_SUBJECTS
+        return (f"The {subject} {'do' if plural else 'does'} not move in this plan (say “the {subject} "
+                f"{'move' if plural else 'moves'}” to animate {'them' if plural else 'it'}).")
+    said = motion_phrase(m)
+    usual = "" if pace_word(m.speed) or strength_word(m.intensity) else ", at its usual pace and strength"
+    return f"{said[0].upper()}{said[1:]}{usual} (say “slower {subject}” or “subtler {subject}” to change it)."
 
 
 def _negatives(plan: MotionPlan) -> str:
@@ -76,12 +102,21 @@ def _negatives(plan: MotionPlan) -> str:
     return f"I keep these out of the video: {', '.join(plan.negative_terms)}."
 
 
+def _sentence_of(words: str) -> str:
+    return f"The clip {words}."
+
+
 _Q = r"(?:what|which|whats|what's)\s+(?:is\s+|are\s+)?(?:the\s+|my\s+|this\s+|your\s+)?"
 QUESTIONS: tuple[tuple[re.Pattern[str], Callable[[MotionPlan], str] | str], ...] = (
     (re.compile(r"\bwhat\s+(?:else\s+)?(?:can|could|do)\s+(?:you|i)\s+(?:do|say|ask|change|understand|make)\b"
                 r"|\bhow\s+(?:does\s+(?:this|it)\s+work|do\s+i\s+use\s+(?:this|you))\b|^\s*help\s*$|\bwho\s+are\s+you\b"
-                r"|\bwhat\s+are\s+(?:the\s+|your\s+)?(?:options|commands|features)\b|\bwhat\s+are\s+you\s*$"),
+                r"|\bwhat\s+are\s+(?:the\s+|your\s+)?(?:options|commands|features)\b|\bwhat\s+are\s+you\s*$"
+                r"|^\s*(?:can|could)\s+you\s+help(?:\s+me)?\s*(?:please)?\s*$|^\s*what\s+now\s*$"),
      CAPABILITIES),
+    (re.compile(r"\bwhat\s+(?:is|are|does|do)\s+(?:the\s+)?(?:guidance|cfg|prompt\s+strength)(?:\s+scales?)?"
+                r"(?:\s+(?:mean|do))?\s*$|\bwhat\s+(?:is|does)\s+(?:the\s+)?(?:guidance|cfg|prompt\s+strength)"
+                r"(?:\s+scale)?\s+(?:mean|do|for)\b|\bhow\s+does\s+(?:the\s+)?(?:guidance|prompt\s+strength)\s+work\b"),
+     _guidance),
     (re.compile(_Q + r"seed\b|\bseed\s+(?:is\s+)?(?:this|it|that|we\s+use|used)\b|\bwhich\s+seed\b"), _seed),
     (re.compile(r"\bwhy\s+(?:is|does|was|did)\s+(?:it|this|that|the\s+(?:render(?:ing)?|video|generation))\s+"
                 r"(?:so\s+)?(?:slow|take\s+(?:so\s+)?long|taking\s+(?:so\s+)?long)\b|\bwhy\s+(?:so|is\s+it\s+so)\s+slow\b"
@@ -96,8 +131,15 @@ QUESTIONS: tuple[tuple[re.Pattern[str], Callable[[MotionPlan], str] | str], ...]
                 r"|\bwhat\s+(?:will|is\s+going\s+to)\s+(?:move|happen)\b"), _summary),
     (re.compile(r"\bhow\s+long\s+is\s+(?:it|the\s+(?:clip|video))\b|" + _Q + r"(?:duration|length)\b"), _duration),
     (re.compile(r"\bhow\s+many\s+steps\b|" + _Q + r"(?:steps|guidance|cfg)\b"), _steps),
-    (re.compile(r"\bwhat\s+(?:is\s+)?the\s+camera\s+doing\b|" + _Q + r"camera(?:\s+move(?:ment)?)?\b"), _camera),
+    (re.compile(r"\bwhat\s+(?:is\s+)?the\s+camera\s+doing\b|" + _Q + r"camera(?:\s+move(?:ment)?)?\b"
+                r"|\b(?:is|does)\s+the\s+camera\s+(?:moving|move|still|static)\b"
+                r"|\bhow\s+(?:fast|slow|quickly)\s+(?:is|does)\s+the\s+camera\b"
+                r"|\bwhat\s+(?:kind\s+of\s+)?camera\s+(?:move|movement|motion)\b"), _camera),
     (re.compile(r"\bwhat\s+(?:are\s+you|am\s+i)\s+avoiding\b|" + _Q + r"negative(?:\s+prompt|\s+terms)?\b"), _negatives),
+    # end frame and loop (#12 §1)
+    (re.compile(r"\b(?:what|where|how)\s+(?:does|will)\s+(?:it|the\s+(?:clip|video))\s+(?:end|finish)\b"
+                r"|\b(?:does|will|is)\s+(?:it|the\s+(?:clip|video))\s+(?:a\s+)?loop(?:ing)?\b|" + _Q
+                + r"(?:end|last|final)\s+(?:frame|picture|image)\b"), lambda plan: _sentence_of(end_frame_words(plan))),
     (re.compile(r"\b(?:write|compose|make)\s+(?:me\s+)?(?:a|an|some)\s+(?:poem|story|song|essay|email|letter|haiku|"
                 r"joke|limerick|tweet|code|program|script|summary|recipe)\b|\btell\s+me\s+(?:a\s+)?(?:joke|story|fact)\b"
                 r"|\bweather\b|\brecipes?\b|\bwhat\s+time\s+is\s+it\b|\bcapital\s+of\b|\btranslate\b"
@@ -108,11 +150,36 @@ NEVERMIND_RE = re.compile(r"^\s*(?:oh\s+|ok\s+|okay\s+)?(?:never\s*mind|nvm|forg
                           r"ignore\s+(?:that|it|me)|no\s+thanks|doesn't\s+matter|does\s+not\s+matter)\s*$")
 
 
+_OWNER = r"(?:the\s+|her\s+|his\s+|its\s+|their\s+)?"
+_SUBJECT = V.alternation(V.SUBJECT_SYNONYMS)
+# "how fast is the hair?", "is the water moving?", "what are the clouds doing?": about one thing, not an edit
+MOTION_QUESTION_RE = re.compile(
+    r"\bhow\s+(?:fast|slow|slowly|quickly|quick|strong|strongly|much)\s+(?:is|are|does|do)\s+" + _OWNER
+    + r"(" + _SUBJECT + r")\b(?:\s+(?:move|moving|going|flowing))?\s*$"
+    r"|^\s*(?:is|are|does|do)\s+" + _OWNER + r"(" + _SUBJECT + r")\s+(?:moving|move|still|animated)\s*$"
+    r"|\bwhat\s+(?:is|are|does|do|will)\s+" + _OWNER + r"(" + _SUBJECT + r")\s+(?:doing|do)\s*$"
+)
+# a question the rules have no answer for ("why is the sky blue?"): answered with what can be asked, never an edit
+OTHER_QUESTION_RE = re.compile(r"^\s*(?:why(?!\s+not\b)|who|where|when|what(?!\s+(?:about|if)\b)|which"
+                               r"|how(?!\s+about\b))\b.*\?\s*$")
+UNKNOWN_QUESTION = ("I do not have an answer to that one, so nothing changed: ask me about this video (“what's the "
+                    "plan?”, “what camera move is this?”, “what seed is this?”, “why is it slow?”) or tell me what "
+                    "should move.")
+
+
 def read_question(c: Clause, turn: Turn) -> bool:
     """A question, an off-topic request or "nevermind" uses the whole clause; True when the clause was one."""
     if c.has(NEVERMIND_RE):
         c.take_all_text()
         turn.cancel = True
+        return True
+    m = c.search(MOTION_QUESTION_RE)
+    if m is not None:
+        c.take_all_text()
+        subject = V.SUBJECT_SYNONYMS[next(g for g in m.groups() if g)]
+        text = NO_PLAN_YET if turn.new else _motion(turn.plan, subject)
+        if text not in turn.answers:
+            turn.answers.append(text)
         return True
     for pattern, answer in QUESTIONS:
         if c.has(pattern):

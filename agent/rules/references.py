@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from functools import lru_cache
 
 from agent import template_words as TW
 from agent import vocabulary as V
-from agent.edits import AddMotion, Edit, RemoveMotion, ScaleMotion
+from agent.edits import AddMotion, CompareRequest, Edit, Recall, RemoveMotion, ScaleMotion
 from agent.rules import patterns as P
 from agent.rules.clauses import Clause, Turn
 from agent.templates import get_template
@@ -23,8 +24,48 @@ SAME_FOR_RE = re.compile(r"\b(?:do\s+)?(?:the\s+)?same\s+(?:thing\s+)?(?:for|wit
                          r"|\b(?:and\s+)?(?:the\s+)?\w+\s+too\s+please\b")
 _MOTION_EDITS = (AddMotion, RemoveMotion, ScaleMotion)
 
+# "compare #3 and #5", "compare the first and the second one", "#2 vs #4", "show #3 and #5 side by side"
+_ORD = V.alternation(V.ORDINALS)
+_GEN = V.alternation(V.GENERATION_NOUNS)
+_REF = (r"(?:#\s*(\d+)|\b(?:generation|video|clip|take|render|number)\s+#?\s*(\d+)\b"
+        r"|\b(" + _ORD + r")\b(?:\s+(?:" + _GEN + r")\b)?|\b(this(?:\s+one)?|it|the\s+current\s+one)\b)")
+REF_RE = re.compile(_REF)
+_R = r"(?:the\s+|my\s+)?" + re.sub(r"\((?!\?)", "(?:", _REF)  # the same reference, without groups
+COMPARE_RE = re.compile(
+    r"\b(?:compare|comparing)\s+" + _R + r"\s*(?:,|\band\b|\bwith\b|\bto\b|\bagainst\b|\bvs\b\.?|\bversus\b|&)\s*" + _R
+    + r"(?:\s+side\s+by\s+side)?"
+    r"|\b(?:show|play|put)\s+(?:me\s+)?" + _R + r"\s+and\s+" + _R + r"\s+side\s+by\s+side\b"
+    r"|(?<![\w#])" + _R + r"\s+(?:vs\.?|versus)\s+" + _R
+)
+
+
+def read_compare(text: str) -> tuple[CompareRequest | None, str]:
+    """A compare request in a (read) message, and the text without it (the rest is read as usual)."""
+    m = COMPARE_RE.search(text)
+    if m is None:
+        return None, text
+    refs = [_recall(r) for r in REF_RE.finditer(m.group(0))]
+    if len(refs) < 2:
+        return None, text
+    return CompareRequest(a=refs[0], b=refs[-1]), text[:m.start()] + " " * (m.end() - m.start()) + text[m.end():]
+
+
+def _recall(m: re.Match[str]) -> Recall:
+    number, numbered, ordinal, this = m.groups()
+    if number or numbered:
+        return Recall(generation_id=max(1, int(number or numbered)))
+    if ordinal:
+        return Recall(index=V.ORDINALS[ordinal])
+    return Recall(index=-1)  # "this one": the latest video
+
 
 def targets_of(message: str) -> list[str]:
+    """What a message was about (a fresh list; computed once per message, see `_targets`)."""
+    return list(_targets(message))
+
+
+@lru_cache(maxsize=32)
+def _targets(message: str) -> tuple[str, ...]:
     """What a message was about: the subjects it named (not the words that only say what the picture is,
     like "a cat" or "a forest"), else ["camera"] when it named the camera or a camera move, else []."""
     text = V.normalize(message)
@@ -35,11 +76,11 @@ def targets_of(message: str) -> list[str]:
         if (cue is None or cue[1] < 3) and s not in subjects:
             subjects.append(s)
     if subjects:
-        return subjects
+        return tuple(subjects)
     camera_move = any(p.search(text) for p, _, needs_camera in P.CAMERA_PATTERNS if not needs_camera)
     if P.CAMERA_WORD_RE.search(text) or P.CAMERA_FAMILY_RE.search(text) or camera_move:
-        return ["camera"]
-    return []
+        return ("camera",)
+    return ()
 
 
 def _named(c: Clause) -> list[str]:

@@ -72,14 +72,6 @@ def read_seed(c: Clause, turn: Turn) -> None:
         turn.add(SetSeed(policy="new"))
 
 
-def _current_steps(turn: Turn) -> int:
-    steps = turn.plan.steps
-    for e in turn.edits:
-        if isinstance(e, SetSteps):
-            steps = e.steps
-    return steps
-
-
 def read_steps(c: Clause, turn: Turn) -> None:
     m = c.search(P.STEPS_RE)
     if m:
@@ -101,7 +93,7 @@ def read_steps(c: Clause, turn: Turn) -> None:
         take_all(c, P.QUALITY_UP_RE)
         take_all(c, P.MILD_RE)
         take_all(c, P.STRONG_RE)
-        current = _current_steps(turn)
+        current = turn.steps()
         if current < QUALITY_STEPS[1]:  # first up to the top of a Lightning render's range, then on
             hi = QUALITY_STEPS[1]
         if current >= hi:
@@ -114,7 +106,7 @@ def read_steps(c: Clause, turn: Turn) -> None:
         take_all(c, P.QUALITY_DOWN_RE)
         take_all(c, P.MILD_RE)
         take_all(c, P.STRONG_RE)
-        current = _current_steps(turn)
+        current = turn.steps()
         if current <= lo:
             turn.notes.append(f"steps are already at the {lo} minimum (the fastest render)")
             return

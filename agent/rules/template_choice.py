@@ -21,7 +21,12 @@ _DYNAMIC_WORDS = re.compile(r"\b(?:dynamic|gestures?)\b")
 def template_for(message: str, *, hands_in_view: bool) -> str | None:
     """The template a message's words point at (None: no category words); the words of a history reference
     ("the cat video") do not count."""
-    return choose_template(_without_references(read_message(message)[0]), hands_in_view=hands_in_view)
+    return template_for_text(read_message(message)[0], hands_in_view=hands_in_view)
+
+
+def template_for_text(text: str, *, hands_in_view: bool) -> str | None:
+    """`template_for` of a message already read (`read_message`), so it is not read twice."""
+    return choose_template(_without_references(text), hands_in_view=hands_in_view)
 
 
 def _without_references(text: str) -> str:

@@ -4,6 +4,7 @@
 """
 
 from devtools.conversations.cases import CONVERSATIONS as CAREFUL
+from devtools.conversations.cases_end_and_batch import END_AND_BATCH
 from devtools.conversations.cases_held_out import HELD_OUT
 from devtools.conversations.cases_long import LONG
 from devtools.conversations.cases_meanings import MEANINGS
@@ -31,6 +32,7 @@ from devtools.conversations.harness import (
 
 # The carefully phrased conversations first, then the real-style ones by theme (sections of issue 14).
 REAL_STYLE = MEANINGS + SAFETY + QUESTIONS + REFERENCES + WORDS + HELD_OUT
+REAL_STYLE += END_AND_BATCH  # end frame, loop, variations (#12 §1, §3)
 CONVERSATIONS_LONG = LONG  # long videos, story, smoother, larger (#12)
 CONVERSATIONS = CAREFUL + REAL_STYLE + LONG
 

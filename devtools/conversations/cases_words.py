@@ -132,7 +132,7 @@ WORDS = (
       tags=("language",)),
     C("language: a Spanish word in an English message is read, the reply stays English",
       T("a dog", {}, []),
-      T("make the tail más rápido", {"motions.tail.speed": GT_PREV, "reply": ("contains", "sped up")},
+      T("make the tail más rápido", {"motions.tail.speed": GT_PREV, "reply": ("contains", "% faster")},
         ["motions.tail.speed"]),
       tags=("language",)),
 )

@@ -53,6 +53,7 @@ class Case:
     first_generation_id: int = 1
     tags: tuple[str, ...] = ()
     pictures: int = 0  # story mode: pictures uploaded before the first turn (keys PICTURE_KEYS[:pictures])
+    end_upload: str | None = None  # an end picture uploaded before the first turn (its media key, #12 §1)
 
 
 PICTURE_KEYS = tuple(c * 64 for c in "abcdef")  # stand-ins for the sha256 of six stored pictures
@@ -63,9 +64,9 @@ def T(say: str, expect: Expect | None = None, changed: Sequence[str] = (), rende
 
 
 def C(name: str, *turns: Turn, template: str | None = None, first_generation_id: int = 1,
-      tags: Sequence[str] = (), pictures: int = 0) -> Case:
+      tags: Sequence[str] = (), pictures: int = 0, end_upload: str | None = None) -> Case:
     return Case(name=name, turns=tuple(turns), template=template, first_generation_id=first_generation_id,
-                tags=tuple(tags), pictures=pictures)
+                tags=tuple(tags), pictures=pictures, end_upload=end_upload)
 
 
 ABSENT = "absent"
@@ -95,9 +96,10 @@ def flatten(plan: MotionPlan) -> dict[str, Any]:
         "duration_s": plan.duration_s, "steps": plan.steps, "guidance_scale": plan.guidance_scale,
         "guidance_scale_2": plan.guidance_scale_2, "seed": plan.seed, "seed_policy": plan.seed_policy,
         "negative_terms": tuple(plan.negative_terms), "prompt_override": plan.prompt_override,
-        # long videos, story, smoother (#12)
+        # long videos, story, smoother (#12 §2 §4 §5)
         "output_fps": plan.output_fps, "upscale": plan.upscale.describe() if plan.upscale else None,
         "story_images": tuple(plan.story_images),
+        "end_image": plan.end_image, "loop": plan.loop, "variations": plan.variations,  # #12 §1, §3
     })
     for i, t in enumerate(plan.transitions, start=1):
         out[f"transitions.{i}.pace"] = t.pace
@@ -171,16 +173,22 @@ def run_case(case: Case, planner: Any = None, rng_seed: int = 1234) -> tuple[lis
     from agent.session import new_conversation, plan_turn
 
     rng = random.Random(rng_seed)
+    from agent.end_and_batch import batch_plans
+
     state = new_conversation(template=case.template)
     if case.pictures:
         state = state.with_story_pictures(PICTURE_KEYS[:case.pictures])
+    if case.end_upload is not None:
+        state = state.with_end_upload(case.end_upload, "end.png")
     states, replies = [], []
     next_id = case.first_generation_id
     for turn in case.turns:
         state, reply = plan_turn(state, turn.say, planner=planner, rng=rng)
         if turn.render and state.plan is not None:
-            state = state.with_generation(next_id, state.plan, label=turn.say)
-            next_id += 1
+            batch = f"batch-{next_id}" if state.plan.variations > 1 else None  # a batch: one record per clip
+            for plan in batch_plans(state.plan):
+                state = state.with_generation(next_id, plan, label=turn.say, batch_id=batch)
+                next_id += 1
         states.append(state)
         replies.append(reply)
     return states, replies

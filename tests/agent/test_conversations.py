@@ -40,7 +40,8 @@ def test_every_edit_kind_is_exercised():
     assert ALL_OPS == {"set_template", "add_motion", "remove_motion", "scale_motion", "set_camera", "scale_camera",
                        "set_duration", "set_steps", "set_guidance", "seed", "add_negative", "remove_negative", "add_atmosphere",
                        "remove_atmosphere", "set_prompt", "undo", "reset", "recall",
-                       "set_output_fps", "set_upscale", "set_story", "scale_transition"}  # #12 §2 §4 §5
+                       "set_output_fps", "set_upscale", "set_story", "scale_transition",  # #12 §2 §4 §5
+                       "end_frame", "loop", "variations", "pick"}  # end frame, loop, variations (#12 §1, §3)
     assert seen == ALL_OPS
 
 

@@ -41,6 +41,16 @@ class Chat:
 
 
 @pytest.fixture
+def store(tmp_path, db_url):
+    """A real, empty store on each database (tests/conftest.py's db_url: SQLite and PostgreSQL)."""
+    from storage import open_store
+
+    s = open_store(url=db_url, home=tmp_path)
+    yield s
+    s.close()
+
+
+@pytest.fixture
 def chat(store):
     c = Chat(store)
     c.say("a cat blinking slowly")
@@ -139,3 +149,20 @@ def test_without_store_uses_state_generations():
     state, _ = plan_turn(state, "8 steps", rng=rng)
     state, reply = plan_turn(state, "same as #12", rng=rng)
     assert state.plan.steps == 4 and "#12" in reply.text
+
+
+def test_compare_two_generations_resolved_through_the_store(chat):
+    plan_before = chat.plan
+    reply = chat.say(f"compare #{chat.cat.id} and #{chat.land.id}")
+    assert reply.compare is not None and (reply.compare.a, reply.compare.b) == (chat.cat.id, chat.land.id)
+    assert chat.plan == plan_before  # nothing changed
+    assert "side by side" in reply.text and "Landscape" in reply.text  # the differences, in words
+    assert any(c.path == "template" for c in reply.compare.changes)
+    reply = chat.say("compare the second one with the last one")
+    assert (reply.compare.a, reply.compare.b) == (chat.land.id, chat.third.id)
+    assert "a different seed" in reply.text
+
+
+def test_compare_with_a_reference_that_points_nowhere_says_so(chat):
+    reply = chat.say(f"compare #{chat.cat.id} and #999")
+    assert reply.compare is None and "#999" in reply.text and "nothing to compare" in reply.text

@@ -19,7 +19,7 @@ ODD = [
     "rerun the tenth one", "prompt:", "prompt: " + "x" * 3000, "avoid " + "y" * 200, "no " + "z" * 100,
     "hair " * 200, "🙂🙂🙂", "ÄÖÜ ß", "\n\t", "((()))", "slower slower slower faster", "undo undo undo",
     "no no no", "not not not the hair", "only only the the hair", "the one with the", "go back to the video",
-    "turn " + "left " * 50, "a" * 5000, "0.000001 seconds", "1e9 seconds", "seed 0", "seed 2147483647",
+    "turn " + "left " * 50, "a" * 4000, "0.000001 seconds", "1e9 seconds", "seed 0", "seed 2147483647",
     "seed 2147483648", "12.5.3 seconds", "3..5 s", "make it 3 s and 4 s and 5 s",
 ]
 

@@ -63,5 +63,6 @@ def test_languages_are_told_and_read(message, english, lang):
 def test_the_reply_follows_only_a_message_written_throughout():
     assert writes_throughout(normalize("nueva semilla"), "es")
     assert not writes_throughout(normalize("make the tail move más rápido please"), "es")
-    assert translate_reply("Hair slowed to 0.6×, new seed 7.", "es") == "Pelo más lento: 0.6×, nueva semilla 7."
-    assert translate_reply("Hair slowed to 0.6×.", "en") == "Hair slowed to 0.6×."
+    assert translate_reply("Hair 40% slower, new seed 7.", "es") == "Pelo un 40% más lento, nueva semilla 7."
+    assert translate_reply("Tail moves 25% less.", "de") == "Schwanz bewegt sich 25 % weniger."
+    assert translate_reply("Hair 40% slower.", "en") == "Hair 40% slower."

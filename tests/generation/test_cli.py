@@ -28,10 +28,12 @@ def inputs(tmp_path, gh):
     return image, plan
 
 
-def test_render_as_a_subprocess(tmp_path, inputs):
+def test_render_as_a_subprocess(tmp_path, inputs, db_url):
     image, plan = inputs
     out = tmp_path / "clips" / "cat.mp4"
     env = {**os.environ, "PYTHONPATH": str(REPO), "VIVIDFLOW_HOME": str(tmp_path / "home")}
+    if db_url is not None:  # the same render, recorded in PostgreSQL
+        env["VIVIDFLOW_DB_URL"] = db_url
     proc = subprocess.run([sys.executable, "-m", "generation", "render", "--image", str(image), "--plan", str(plan),
                            "--backend", "preview", "--out", str(out)], cwd=REPO, env=env, capture_output=True,
                           text=True, timeout=120)
@@ -40,7 +42,7 @@ def test_render_as_a_subprocess(tmp_path, inputs):
     assert "rendering" in proc.stderr  # the progress bar
     info = probe_video(out)
     assert info["num_frames"] == 9 and info["metadata"]["plan"]["seed"] == 3
-    with open_store(home=tmp_path / "home") as store:
+    with open_store(url=db_url, home=tmp_path / "home") as store:
         rec = store.get_generation(1)
         assert rec.status == "succeeded" and rec.backend == "preview"
         assert Path(rec.video_path).read_bytes() == out.read_bytes()
@@ -132,8 +134,8 @@ def test_render_recovers_jobs_of_dead_processes_only(tmp_path, inputs, capsys):
         orphan = store.create_generation(None, plan_dict, img.id, "preview", "preview-warp-1")
         store.claim_generation(orphan.id)  # no owner: left by a process that is gone
         live = store.create_generation(None, plan_dict, img.id, "preview", "preview-warp-1",
-                                       owner=current_owner())  # held by a live process (this one)
-        store.claim_generation(live.id, owner=current_owner())
+                                       owner=current_owner(), lease_s=600)  # held under a live lease
+        store.claim_generation(live.id, owner=current_owner(), lease_s=600)
     assert main(["--home", home, "render", "--image", str(image), "--plan", str(plan)]) == 0
     assert f"marked generation(s) #{orphan.id} failed" in capsys.readouterr().err
     with open_store(home=home) as store:

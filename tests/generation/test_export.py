@@ -31,7 +31,7 @@ def test_export_uint8_and_probe(tmp_path, gh):
     assert info["codec"] == "h264" and info["pix_fmt"] == "yuv420p"
     assert (info["width"], info["height"], info["fps"], info["num_frames"]) == (96, 64, 16.0, 9)
     assert info["metadata"] == meta
-    assert sorted(os.listdir(tmp_path)) == sorted([f"{v.sha256}.mp4", f"{v.sha256}.jpg"])
+    assert sorted(os.listdir(tmp_path)) == sorted([f"{v.sha256}.mp4", f"{v.sha256}.jpg", f"{v.sha256}.preview.webp"])
     # the decoded first frame looks like the first input frame
     import imageio_ffmpeg
 
@@ -122,3 +122,48 @@ def test_streamed_frames_and_an_error_mid_stream(tmp_path, gh):
     with pytest.raises(Stop):
         export_video(broken(), tmp_path / "bad")
     assert os.listdir(tmp_path / "bad") == []
+
+
+def test_metadata_reaches_ffmpeg_through_a_file_not_the_command_line(tmp_path, monkeypatch):
+    """A comment larger than one command-line argument may be (128 KiB on Linux) is written whole, with the
+    characters ffmetadata escapes; no ffmpeg argument carries it, and no temporary file is left."""
+    import subprocess
+
+    calls = []
+    real_run = subprocess.run
+
+    def spy(cmd, *a, **kw):
+        calls.append(cmd)
+        return real_run(cmd, *a, **kw)
+
+    monkeypatch.setattr(export_mod.subprocess, "run", spy)
+    meta = {"prompt": "a=b; #c \\ d\nsecond line ü", "long": "x" * 200_000}
+    r = export_video(np.zeros((5, 32, 32, 3), np.uint8), tmp_path, metadata=meta, thumbnail_format=None)
+    assert calls and all(len(arg) < 4096 for cmd in calls for arg in cmd)
+    assert probe_video(r.video_path, count_frames=False)["metadata"] == meta
+    assert sorted(os.listdir(tmp_path)) == sorted(os.path.basename(x) for x in (r.video_path, r.preview_path) if x)
+
+
+def test_thumbnail_is_the_middle_frame_and_the_animated_preview_loops_at_clip_speed(tmp_path, gh):
+    """The gallery's card: the thumbnail is a frame from the middle of the video (the first one is the
+    input picture again), the hover preview a small looping WebP of evenly spaced frames."""
+    frames = _moving_frames(gh, n=60, h=64, w=96)
+    v = export_video(frames, tmp_path / "array", fps=16)
+    thumb = np.asarray(Image.open(v.thumbnail_path).convert("RGB"), int)
+    assert np.abs(thumb - frames[30].astype(int)).mean() < np.abs(thumb - frames[0].astype(int)).mean()
+    with Image.open(v.preview_path) as anim:
+        assert anim.format == "WEBP" and anim.is_animated and anim.size == (96, 64)
+        assert 10 <= anim.n_frames <= export_mod.PREVIEW_FRAMES
+        total_ms = 0
+        for i in range(anim.n_frames):
+            anim.seek(i)
+            anim.load()
+            total_ms += anim.info["duration"]
+    assert abs(total_ms - 1000 * 60 / 16) < 300  # plays as long as the clip
+    # a stream of unknown length (what the preview backend hands over), larger than the preview side
+    big = np.stack([np.full((400, 640, 3), i * 2, np.uint8) for i in range(100)])
+    s = export_video(iter(big), tmp_path / "stream", fps=16, thumbnail_format=None)
+    with Image.open(s.preview_path) as anim:
+        assert max(anim.size) <= export_mod.PREVIEW_SIDE and anim.n_frames <= export_mod.PREVIEW_FRAMES
+    no = export_video(frames, tmp_path / "none", animated_preview=False)
+    assert no.preview_path is None and not any(p.endswith(".webp") for p in os.listdir(tmp_path / "none"))

@@ -38,6 +38,7 @@ def _media_videos(store):
     return sorted(p for p in root.rglob("*.mp4"))
 
 
+@both_databases
 def test_preview_job_end_to_end(gen_store, cat):
     events = []
     with Runner(gen_store, {"preview": PreviewBackend(max_area=160 * 96)}) as runner:
@@ -295,6 +296,7 @@ def test_recovery_marks_interrupted_and_requeue_runs_them(gen_store, cat, gh):
     assert finals[0].attempts == 2 and fake.calls == [1, 2]
 
 
+@both_databases
 def test_devices_and_lanes(gen_store, cat, gh):
     """A slow job on the GPU lane does not hold up previews on the CPU lane."""
     gate = threading.Event()
@@ -326,16 +328,17 @@ def test_choose_module(monkeypatch):
     assert choose.model_id_for("preview") == "preview-warp-1"
 
 
+@both_databases
 def test_worker_survives_a_store_error_and_close_releases_waiters(gen_store, cat, gh, monkeypatch):
     runner = Runner(gen_store, {"preview": gh.FakeBackend()})
     real_claim = gen_store.claim_generation
     calls = []
 
-    def flaky_claim(job_id, owner=None):
+    def flaky_claim(job_id, owner=None, lease_s=None):
         calls.append(job_id)
         if len(calls) == 1:
             raise OSError("disk I/O error")
-        return real_claim(job_id, owner)
+        return real_claim(job_id, owner, lease_s)
 
     monkeypatch.setattr(gen_store, "claim_generation", flaky_claim)
     first = runner.submit(_plan(), cat, backend="preview")

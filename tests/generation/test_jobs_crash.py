@@ -1,4 +1,5 @@
-"""Reliability: SIGKILL a process mid-render, then start a runner again — nothing is lost or half-kept."""
+"""Reliability: SIGKILL a process mid-render, then start a runner again once its lease has run out — nothing
+is lost or half-kept."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,7 @@ import pytest
 from agent.plan import MotionPlan
 from generation.jobs import Runner
 from generation.preview import PreviewBackend
-from storage import DEFAULT_INTERRUPTED_MESSAGE, open_store
+from storage import open_store
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -38,7 +40,7 @@ CHILD = textwrap.dedent(
 
     home, image, plan = sys.argv[1:4]
     store = open_store(home=home)
-    runner = Runner(store, {"preview": SlowPreview(max_area=320 * 192)}, progress_interval_s=0.05)
+    runner = Runner(store, {"preview": SlowPreview(max_area=320 * 192)}, progress_interval_s=0.05, lease_s=0.5)
     record = runner.submit(open(plan).read(), image, backend="preview")
     print(record.id, flush=True)
     runner.wait(record.id)
@@ -96,12 +98,15 @@ def test_sigkill_mid_render_then_recover_and_requeue(tmp_path, gh):
         assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     finally:
         con.close()
-    # a new runner marks it interrupted, removes the half-written files, and a requeue succeeds
+    # once its lease (0.5 s) has run out, a new runner marks it interrupted, removes the half-written files,
+    # and a requeue succeeds
     store = open_store(home=home)
+    lease_end = store.get_generation(job_id).lease_expires_at
+    time.sleep(max(0.0, (lease_end - datetime.now(UTC)).total_seconds()) + 0.05)
     with Runner(store, {"preview": PreviewBackend(max_area=320 * 192)}) as runner:
         assert runner.interrupted == [job_id]
         rec = store.get_generation(job_id)
-        assert rec.status == "failed" and rec.error == DEFAULT_INTERRUPTED_MESSAGE
+        assert rec.status == "failed" and rec.error.startswith("interrupted: its worker stopped renewing its lease")
         assert not any(staging_root.rglob("*.mp4"))
         runner.requeue(job_id)
         final = runner.wait(job_id, timeout=120)

@@ -1,11 +1,11 @@
-"""Two live processes on one store: a runner starting in one never fails the live jobs of the other;
-once the other is SIGKILLed, the next runner fails its jobs as interrupted and a requeue runs them."""
+"""Two live processes on one store: a runner in one never fails the live jobs of the other (their lease is
+renewed); once the other is SIGKILLed, the runner that keeps running recovers its jobs within two lease
+periods — no /proc, no host names: the lease alone — and a requeue runs them."""
 
 from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -20,6 +20,8 @@ from generation.jobs import Runner
 from storage import DEFAULT_INTERRUPTED_MESSAGE, open_store
 
 REPO = Path(__file__).resolve().parents[2]
+LEASE_S = 0.5  # B's lease (it recovers every LEASE_S / 2)
+A_LEASE_S = 1.0  # A's: short, but long enough that A renews in time on a loaded test machine
 
 # Process A: a real runner whose backend writes half a video, then holds the job (running) until it is
 # killed; a second job waits behind it (queued).
@@ -46,9 +48,9 @@ CHILD = textwrap.dedent(
                 time.sleep(0.05)
             raise GenerationCancelled("cancelled")
 
-    home, image, plan = sys.argv[1:4]
+    home, image, plan, lease_s = sys.argv[1:5]
     store = open_store(home=home)
-    runner = Runner(store, {"preview": Stuck()}, progress_interval_s=0.05)
+    runner = Runner(store, {"preview": Stuck()}, progress_interval_s=0.05, lease_s=float(lease_s))
     a = runner.submit(open(plan).read(), image, backend="preview")
     b = runner.submit(open(plan).read(), image, backend="preview")
     print(a.id, b.id, runner.owner, flush=True)
@@ -67,13 +69,6 @@ def _wait_for(what, check, timeout=60.0, proc=None):
         time.sleep(0.02)
 
 
-def _dead_owner() -> str:
-    """The owner id of a process that has exited (spawned and reaped)."""
-    proc = subprocess.Popen([sys.executable, "-c", "pass"])
-    proc.wait()
-    return f"{socket.gethostname()}:{proc.pid}:1@00000000:0badc0de"
-
-
 def test_a_second_process_leaves_live_jobs_alone_and_recovers_them_once_killed(tmp_path, gh):
     home = tmp_path / "home"
     image = tmp_path / "cat.png"
@@ -83,7 +78,8 @@ def test_a_second_process_leaves_live_jobs_alone_and_recovers_them_once_killed(t
     plan_file = tmp_path / "plan.json"
     plan_file.write_text(plan.to_json())
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    child = subprocess.Popen([sys.executable, "-c", CHILD, str(home), str(image), str(plan_file)], cwd=REPO,
+    argv = [sys.executable, "-c", CHILD, str(home), str(image), str(plan_file), str(A_LEASE_S)]
+    child = subprocess.Popen(argv, cwd=REPO,
                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         a_run, a_queued, a_owner = child.stdout.readline().split()
@@ -101,21 +97,28 @@ def test_a_second_process_leaves_live_jobs_alone_and_recovers_them_once_killed(t
         assert a_owner.split(":")[1] == str(child.pid)
         assert {store.get_generation(i).owner for i in (a_run, a_queued)} == {a_owner}
 
-        # what a third, dead process left: a running job and its half-written staging folder
+        # what a third process left when it died in another container: a running job whose lease ran out, and
+        # its half-written staging folder (its host name says nothing about it: only the lease counts)
         img_id = store.get_generation(a_run).source_image_id
-        dead = store.create_generation(None, plan.to_dict(), img_id, "preview", "fake-1", owner=_dead_owner())
-        store.claim_generation(dead.id, owner=dead.owner)
+        dead = store.create_generation(None, plan.to_dict(), img_id, "preview", "fake-1", owner="gone-box:1:0badc0de",
+                                       lease_s=0.1)
+        store.claim_generation(dead.id, owner=dead.owner, lease_s=0.1)
         dead_staging = staging_root / f"job-{dead.id}-deadbeef"
         dead_staging.mkdir()
         (dead_staging / ".tmp-export-x.mp4").write_bytes(b"\0" * 100)
+        time.sleep(0.15)
 
-        # process B (this one) starts a runner, like the app starting while A renders
+        # process B (this one) starts a runner, like the app starting while A renders; it keeps running
         fake = gh.FakeBackend()
-        with Runner(store, {"preview": fake}) as runner_b:
-            assert runner_b.interrupted == [dead.id]
-            assert store.get_generation(dead.id).error == DEFAULT_INTERRUPTED_MESSAGE
-            assert not dead_staging.exists()
-            # ... and A's jobs are untouched and A keeps working on its running one
+        runner_b = Runner(store, {"preview": fake}, lease_s=LEASE_S)
+        try:
+            # the dead job is recovered by B's start or by A's periodic recovery, whichever comes first
+            _wait_for("the dead job's recovery", lambda: store.get_generation(dead.id).status == "failed", timeout=5)
+            assert runner_b.interrupted in ([dead.id], [])
+            assert store.get_generation(dead.id).error.startswith("interrupted: its worker stopped renewing")
+            _wait_for("the dead job's staging folder to go", lambda: not dead_staging.exists(), timeout=5)
+            # ... and A's jobs are untouched and A keeps working on its running one, over several of B's
+            # recovery passes (every LEASE_S / 2)
             assert a_staging.is_dir() and any(a_staging.iterdir())
             seen = store.get_generation(a_run).progress.updated_at
             _wait_for("A's next progress write", lambda: store.get_generation(a_run).progress.updated_at > seen,
@@ -126,32 +129,37 @@ def test_a_second_process_leaves_live_jobs_alone_and_recovers_them_once_killed(t
             assert runner_b.wait(mine.id, 30).status == "succeeded"
             assert store.get_generation(mine.id).owner == runner_b.owner != a_owner
 
-        # `python -m generation render` while A renders: it recovers too, and must leave A alone
-        assert cli(["--home", str(home), "render", "--image", str(image), "--plan", str(plan_file),
-                    "--backend", "preview"]) == 0
-        assert [store.get_generation(i).status for i in (a_run, a_queued)] == ["running", "queued"]
-        assert child.poll() is None
+            # `python -m generation render` while A renders: it recovers too, and must leave A alone
+            assert cli(["--home", str(home), "render", "--image", str(image), "--plan", str(plan_file),
+                        "--backend", "preview"]) == 0
+            time.sleep(2 * LEASE_S)  # two more lease periods of B's recovery
+            assert [store.get_generation(i).status for i in (a_run, a_queued)] == ["running", "queued"]
+            assert child.poll() is None
 
-        child.send_signal(signal.SIGKILL)
-        child.wait(10)
+            child.send_signal(signal.SIGKILL)
+            killed_at = time.monotonic()
+            child.wait(10)
+
+            # A is gone: B, still running, fails both of its jobs as interrupted within two of A's lease periods
+            # (a quarter second allowed for a loaded machine), removes A's half-written files ...
+            _wait_for("B to recover A's jobs", lambda: {store.get_generation(i).status for i in (a_run, a_queued)}
+                      == {"failed"}, timeout=10)
+            elapsed = time.monotonic() - killed_at
+            assert elapsed <= 2 * A_LEASE_S + 0.25, f"recovered {elapsed:.2f} s after the kill"
+            assert store.get_generation(a_run).error.startswith("interrupted: its worker stopped renewing its lease")
+            assert store.get_generation(a_queued).error == DEFAULT_INTERRUPTED_MESSAGE
+            _wait_for("A's staging folder to go", lambda: not a_staging.exists(), timeout=5)
+            # ... and a requeue runs them
+            requeued = [runner_b.requeue(i) for i in (a_run, a_queued)]
+            assert [r.owner for r in requeued] == [runner_b.owner] * 2
+            finals = [runner_b.wait(i, 30) for i in (a_run, a_queued)]
+        finally:
+            runner_b.close(cancel_running=True)
     finally:
         if child.poll() is None:
             child.kill()
             child.wait()
     assert child.returncode == -signal.SIGKILL
-
-    # A is gone: the next runner fails both of its jobs as interrupted, removes A's half-written files,
-    # and a requeue runs them
-    fake = gh.FakeBackend()
-    with Runner(store, {"preview": fake}) as runner_c:
-        assert runner_c.interrupted == [a_run, a_queued]
-        for i in (a_run, a_queued):
-            rec = store.get_generation(i)
-            assert rec.status == "failed" and rec.error == DEFAULT_INTERRUPTED_MESSAGE
-        assert not a_staging.exists()
-        requeued = runner_c.requeue_interrupted()
-        assert [r.owner for r in requeued] == [runner_c.owner] * 2
-        finals = [runner_c.wait(i, 30) for i in (a_run, a_queued)]
     assert [f.status for f in finals] == ["succeeded", "succeeded"], [f.error for f in finals]
     assert finals[0].attempts == 2 and finals[1].attempts == 1 and Path(finals[0].video_path).is_file()
     store.close()

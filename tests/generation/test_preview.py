@@ -299,7 +299,8 @@ def test_generate_exports_mp4_with_plan_metadata_and_progress(tmp_path, gh):
     assert res.backend == "preview" and res.num_frames == 17 and os.path.exists(res.thumbnail_path)
     assert set(res.timings) >= {"render_s", "render_encode_wall_s", "total_s"}
     assert res.params["motions"][0]["subject"] == "water"
-    assert sorted(os.listdir(tmp_path)) == sorted([os.path.basename(res.video_path), os.path.basename(res.thumbnail_path)])
+    assert sorted(os.listdir(tmp_path)) == sorted(
+        os.path.basename(p) for p in (res.video_path, res.thumbnail_path, res.preview_path))
 
 
 def test_no_picture_is_refused_in_one_sentence(tmp_path):
@@ -327,3 +328,17 @@ def test_cancel_between_frames_exports_nothing(tmp_path, gh, at):
         PreviewBackend(max_area=SMALL).generate(plan(), gh.photo("chelsea"), listen, token, out_dir=tmp_path)
     assert not tmp_path.exists() or os.listdir(tmp_path) == []
     assert len([e for e in events if isinstance(e, Progress) and e.stage == "rendering"]) <= max(at, 0) + 1
+
+
+@pytest.mark.parametrize("move", ["zoom_in", "zoom_out", "pan_right", "tilt_up", "static"])
+def test_a_separable_camera_renders_the_same_pixels_as_the_general_sampler(gh, move):
+    """The fast path (zoom, pan, tilt or a still camera, nothing else moving) is bit-identical to the general one."""
+    from generation.image import preprocess
+
+    rgb = np.asarray(preprocess(gh.photo("astronaut", 200), max_area=SMALL))
+    scene = Scene(plan(camera={"move": move, "speed": 2.0}, template="product", duration_s=0.5), rgb)
+    for i in (0, scene.n // 2, scene.n - 1):
+        sx, sy = scene.camera(scene.xs, scene.ys, i / (scene.n - 1))
+        general = scene.sampler(np.broadcast_to(sx, (scene.h, scene.w)), np.broadcast_to(sy, (scene.h, scene.w)))
+        assert np.array_equal(scene.sampler.separable(sx, sy), general), (move, i)
+        assert np.array_equal(scene.frame(i).transpose(2, 0, 1).reshape(3, -1), general), (move, i)

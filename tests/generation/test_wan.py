@@ -100,9 +100,9 @@ def test_generate_writes_h264_mp4_with_plan_metadata(backend, tmp_path, duration
     assert meta["plan"] == plan.to_dict()
     assert meta["seed"] == plan.seed and meta["model_id"] == result.model_id
     assert meta["quantization"]["mode"] == "none" and meta["loras"] == []
-    assert Path(result.thumbnail_path).is_file()
+    assert Path(result.thumbnail_path).is_file() and Path(result.preview_path).is_file()  # + the gallery's WebP
     assert sorted(p.name for p in files_in(tmp_path)) == sorted(
-        [Path(result.video_path).name, Path(result.thumbnail_path).name]
+        [Path(result.video_path).name, Path(result.thumbnail_path).name, Path(result.preview_path).name]
     )
 
 

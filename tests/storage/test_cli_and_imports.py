@@ -64,22 +64,26 @@ def test_storage_source_imports_nothing_of_ours():
                     f"{path.name}: {stripped}")
 
 
-def test_recover_marks_dead_and_unowned_jobs_and_all_with_flag(tmp_path, make_plan):
+def test_recover_marks_expired_and_unowned_jobs_and_all_with_flag(tmp_path, make_plan):
+    import time
+
     from storage.owner import current_owner
 
     home = tmp_path / "home"
     with open_store(home=home) as store:
         unowned = store.create_generation(None, make_plan(), None, "preview", "m").id
-        foreign = store.create_generation(None, make_plan(), None, "preview", "m", owner="other-host:12:34:ab").id
-        mine = store.create_generation(None, make_plan(), None, "preview", "m", owner=current_owner()).id
+        gone = store.create_generation(None, make_plan(), None, "preview", "m", owner="old-container:12:ab",
+                                       lease_s=0.1).id  # its lease runs out: whatever host it was on
+        mine = store.create_generation(None, make_plan(), None, "preview", "m", owner=current_owner(),
+                                       lease_s=600).id  # a live lease
+    time.sleep(0.2)
     proc = run(["-m", "storage", "recover"], home)
     assert proc.returncode == 0, proc.stderr
-    assert f"#{unowned}" in proc.stdout and f"#{foreign}" not in proc.stdout
+    assert f"#{unowned}" in proc.stdout and f"#{gone}" in proc.stdout and f"#{mine}" not in proc.stdout
     with open_store(home=home) as store:
-        # this test process is alive: its job stays; the other host's job cannot be checked, so it stays too
-        assert [store.get_generation(i).status for i in (unowned, foreign, mine)] == ["failed", "queued", "queued"]
+        assert [store.get_generation(i).status for i in (unowned, gone, mine)] == ["failed", "failed", "queued"]
     proc = run(["-m", "storage", "recover", "--all"], home)
-    assert proc.returncode == 0 and f"#{foreign}" in proc.stdout and f"#{mine}" in proc.stdout
+    assert proc.returncode == 0 and f"#{mine}" in proc.stdout
     with open_store(home=home) as store:
-        assert {store.get_generation(i).status for i in (unowned, foreign, mine)} == {"failed"}
+        assert {store.get_generation(i).status for i in (unowned, gone, mine)} == {"failed"}
     assert "nothing to recover" in run(["-m", "storage", "recover"], home).stdout

@@ -31,8 +31,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 EXPECTED_COLUMNS = {
     "schema_migrations": ["version", "name", "applied_at"],
-    "conversations": ["id", "title", "created_at", "updated_at"],
-    "messages": ["id", "conversation_id", "role", "text", "plan", "meta", "created_at"],
+    "conversations": ["id", "title", "created_at", "updated_at", "user_id", "shared"],  # migration 5
+    "messages": ["id", "conversation_id", "role", "text", "plan", "meta", "created_at", "user_id"],
     "source_images": [
         "id", "sha256", "media_key", "width", "height", "format", "size_bytes", "filename", "created_at",
     ],
@@ -45,6 +45,8 @@ EXPECTED_COLUMNS = {
         "timings", "params", "video_path", "thumbnail_path", "created_at", "started_at", "finished_at",
         "owner",  # migration 2
         "heartbeat_at", "lease_expires_at", "lease_retries",  # migration 4
+        "user_id", "shared",  # migration 5
+        "batch_id",  # migration 6 (#12 §3)
     ],
 }
 
@@ -56,6 +58,8 @@ EXPECTED_GENERATION_INDEXES = {
     "ix_generations_seed": ["seed"],
     "ix_generations_conversation_id": ["conversation_id"],
     "ix_generations_parent_id": ["parent_id"],
+    "ix_generations_user_id": ["user_id", "status"],
+    "ix_generations_batch_id": ["batch_id"],
 }
 
 
@@ -150,8 +154,6 @@ def test_older_database_is_upgraded_and_keeps_its_rows(tmp_path, make_plan):
 
 def test_a_real_version_1_database_gets_the_owner_column_and_keeps_its_rows(tmp_path, make_plan):
     """A database as VividFlow 1 left it (only migration 1 applied, rows written with plain SQL)."""
-    from storage.owner import owner_alive
-
     home = tmp_path / "home"
     home.mkdir()
     engine = make_engine(f"sqlite:///{home / 'vividflow.db'}")
@@ -177,8 +179,8 @@ def test_a_real_version_1_database_gets_the_owner_column_and_keeps_its_rows(tmp_
         assert all(g.owner is None and g.plan == make_plan() and g.conversation_id == 1 for g in old)
         assert old[0].video_path == store.media.root / "ab" / "cd.mp4"
         assert store.get_conversation(1).title == "old"
-        # version-1 jobs have no owner: recovery treats them as left by a dead process
-        assert store.mark_interrupted(is_alive=owner_alive) == [2, 3]
+        # version-1 jobs have no owner and no lease: recovery treats them as left by a dead process
+        assert store.recover().interrupted == [2, 3]
         assert store.requeue(2, owner="h:1:2:a").owner == "h:1:2:a"
     with engine.connect() as c:
         rows = c.execute(text("SELECT version, name FROM schema_migrations ORDER BY version")).all()
@@ -255,3 +257,26 @@ def test_two_processes_opening_a_fresh_database_at_once_migrate_it_once(engine, 
         versions = c.execute(text("SELECT version FROM schema_migrations ORDER BY version")).scalars().all()
         runs = c.execute(text("SELECT count(*) FROM migration_runs")).scalar()
     assert versions == list(range(1, len(MIGRATIONS) + 2)) and runs == 1
+
+
+def test_a_version_5_database_gets_the_batch_column_and_keeps_its_rows(tmp_path, make_plan):
+    """Migration 6 (#12 §3) on a database with a generation in it: the row keeps everything (its user and shared
+    flag from migration 5 included), batch_id is NULL, and new rows of one batch are found together."""
+    from storage import open_store
+
+    url = f"sqlite:///{tmp_path / 'v5.db'}"
+    engine = make_engine(url)
+    migrate(engine, MIGRATIONS[:5])
+    with engine.begin() as c:
+        c.execute(text("INSERT INTO generations (plan, backend, model_id, status, attempts, cancel_requested, "
+                       "lease_retries, created_at, user_id, shared) "
+                       "VALUES ('{}', 'preview', 'm', 'failed', 0, 0, 0, '2026-01-01', 'ann', 1)"))
+    engine.dispose()
+    with open_store(url=url, home=tmp_path) as store:
+        assert store.info().schema_version == LATEST_VERSION
+        old = store.get_generation(1)
+        assert old.batch_id is None and old.status == "failed" and old.user_id == "ann" and old.shared
+        made = [store.create_generation(None, make_plan(seed=s), None, "preview", "m", batch_id="b1") for s in (1, 2)]
+        store.create_generation(None, make_plan(seed=3), None, "preview", "m")
+        assert [r.id for r in store.list_batch("b1")] == [r.id for r in made]
+        assert [r.seed for r in store.list_batch("b1")] == [1, 2]

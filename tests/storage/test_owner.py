@@ -1,116 +1,25 @@
-"""Job owners: the owner id of a process, whether it is alive, and recovery that fails only dead owners' jobs."""
+"""Job owners and leases: the owner id says who holds a job; liveness is the lease alone (no /proc, no host
+names), so recovery ends the jobs whose lease ran out, from any host or container, and never a live one."""
 
 from __future__ import annotations
 
 import os
 import socket
-import subprocess
-import sys
 import time
 
 import pytest
 
 from storage import DEFAULT_INTERRUPTED_MESSAGE, InvalidFieldError
-from storage import owner as owner_mod
-from storage.owner import current_owner, owner_alive, process_start
+from storage.owner import current_owner
 
 HOST = socket.gethostname()
-HAS_PROC = os.path.exists("/proc/self/stat")
-needs_proc = pytest.mark.skipif(not HAS_PROC, reason="no /proc on this system")
-
-
-@pytest.fixture
-def sleeper():
-    """A live child process (reaped at the end)."""
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    yield proc
-    if proc.poll() is None:
-        proc.kill()
-    proc.wait()
-
-
-def owner_of(pid: int, start: str | None) -> str:
-    return f"{HOST}:{pid}:{start or ''}:0123abcd"
 
 
 def test_current_owner_names_this_host_and_process():
     owner = current_owner()
-    host, pid, start, nonce = owner.rsplit(":", 3)
+    host, pid, nonce = owner.rsplit(":", 2)
     assert host == HOST and int(pid) == os.getpid() and len(nonce) == 8
     assert current_owner() == owner  # stable within the process
-    if HAS_PROC:
-        ticks, _, boot = start.partition("@")
-        assert ticks.isdigit() and int(ticks) > 0 and start == process_start(os.getpid())
-        assert boot == open("/proc/sys/kernel/random/boot_id").read().strip()[:8]
-    assert owner_alive(owner)
-
-
-def test_own_pid_with_another_start_or_nonce_is_an_earlier_process():
-    """Same pid as ours but not our id: an earlier process whose pid we got (pid 1 in a restarted container)."""
-    host, pid, start, nonce = current_owner().rsplit(":", 3)
-    assert not owner_alive(f"{host}:{pid}:{start}:ffffffff" if nonce != "ffffffff" else f"{host}:{pid}:{start}:0")
-    assert not owner_alive(f"{host}:{pid}:1@{start.partition('@')[2]}:{nonce}")
-
-
-@needs_proc
-def test_a_live_child_is_alive_and_dead_once_killed_and_reaped(sleeper):
-    start = process_start(sleeper.pid)
-    assert start is not None
-    owner = owner_of(sleeper.pid, start)
-    assert owner_alive(owner)
-    sleeper.kill()
-    sleeper.wait()
-    assert not owner_alive(owner)
-
-
-def test_a_process_that_exited_is_not_alive():
-    proc = subprocess.Popen([sys.executable, "-c", "pass"])
-    proc.wait()  # exited and reaped: the pid names nobody (or, rarely, an unrelated new process)
-    assert not owner_alive(owner_of(proc.pid, "1@00000000"))
-
-
-@needs_proc
-def test_a_zombie_is_not_alive(sleeper):
-    owner = owner_of(sleeper.pid, process_start(sleeper.pid))
-    sleeper.kill()  # not reaped yet: a zombie until wait()
-    deadline = time.monotonic() + 10
-    while open(f"/proc/{sleeper.pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z":
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
-    assert not owner_alive(owner)
-
-
-@needs_proc
-def test_a_reused_pid_with_another_start_time_is_not_alive(sleeper):
-    """The pid exists, but it is a later process than the one that took the job."""
-    start = process_start(sleeper.pid)
-    ticks, _, boot = start.partition("@")
-    assert not owner_alive(owner_of(sleeper.pid, f"{int(ticks) - 1}@{boot}"))
-    assert not owner_alive(owner_of(sleeper.pid, f"{ticks}@{'0' * 8 if boot != '0' * 8 else '1' * 8}"))  # reboot
-    assert owner_alive(owner_of(sleeper.pid, start))
-
-
-def test_another_host_is_treated_as_alive():
-    assert owner_alive(f"not-{HOST}.example:1:123@abc:0123abcd")
-    assert owner_alive(f"not-{HOST}.example:99999999::0123abcd")
-
-
-def test_an_unreadable_owner_id_is_treated_as_alive(caplog):
-    assert owner_alive("someone else")
-    assert "not hostname:pid:start:nonce" in caplog.text
-
-
-def test_without_proc_only_the_pid_is_checked(monkeypatch, sleeper, tmp_path):
-    monkeypatch.setattr(owner_mod, "PROC", tmp_path / "no-proc")
-    monkeypatch.setattr(owner_mod, "_current", None)
-    owner = current_owner()
-    host, pid, start, nonce = owner.rsplit(":", 3)
-    assert (host, int(pid), start) == (HOST, os.getpid(), "") and owner_alive(owner)
-    assert not owner_alive(f"{HOST}:{os.getpid()}::{nonce[::-1] if nonce != nonce[::-1] else '0'}")
-    assert owner_alive(owner_of(sleeper.pid, None))  # os.kill(pid, 0) finds it
-    sleeper.kill()
-    sleeper.wait()
-    assert not owner_alive(owner_of(sleeper.pid, None))
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this system")
@@ -126,21 +35,31 @@ def test_a_forked_child_gets_its_own_owner_id():
     with os.fdopen(r) as f:
         child = f.read()
     os.waitpid(pid, 0)
-    assert child != parent and child.rsplit(":", 3)[1] == str(pid)
-    assert not owner_alive(child)  # it has exited
+    assert child != parent and child.rsplit(":", 2)[1] == str(pid)
+
+
+def test_owner_module_reads_no_proc_and_no_host_liveness():
+    """Liveness is the lease: nothing in storage judges a process from /proc, pids or host names."""
+    import storage.owner as owner_mod
+    import storage.recovery as recovery_mod
+
+    for mod in (owner_mod, recovery_mod):
+        text = open(mod.__file__).read()
+        assert "/proc" not in text.replace("no ``/proc``", "") and "os.kill" not in text
+    assert not hasattr(owner_mod, "owner_alive")
 
 
 # --- the store ----------------------------------------------------------------------------------------
 
 
 def test_owner_is_set_by_create_claim_and_requeue(store, conv, make_plan):
-    g = store.create_generation(conv.id, make_plan(), None, "preview", "m", owner="h:1:2:a")
-    assert g.owner == "h:1:2:a" and store.get_generation(g.id).owner == "h:1:2:a"
-    assert store.claim_generation(g.id, owner="h:3:4:b").owner == "h:3:4:b"
+    g = store.create_generation(conv.id, make_plan(), None, "preview", "m", owner="h:1:a")
+    assert g.owner == "h:1:a" and store.get_generation(g.id).owner == "h:1:a"
+    assert store.claim_generation(g.id, owner="h:3:b").owner == "h:3:b"
     store.finish_generation(g.id, "failed", error="boom")
-    assert store.get_generation(g.id).owner == "h:3:4:b"  # who last held it
-    assert store.requeue(g.id, owner="h:5:6:c").owner == "h:5:6:c"
-    assert store.claim_next(owner="h:7:8:d").owner == "h:7:8:d"
+    assert store.get_generation(g.id).owner == "h:3:b"  # who last held it
+    assert store.requeue(g.id, owner="h:5:c").owner == "h:5:c"
+    assert store.claim_next(owner="h:7:d").owner == "h:7:d"
     store.finish_generation(g.id, "cancelled")
     assert store.requeue(g.id).owner is None  # nobody known
     assert store.claim_generation(g.id).owner is None
@@ -158,53 +77,65 @@ def test_owner_is_validated(store, conv, make_plan, bad):
     assert store.get_generation(g.id).status == "queued"
 
 
-def test_mark_interrupted_with_is_alive_fails_only_dead_or_unknown_owners(store, conv, make_plan):
-    def gen(owner, claim=False):
-        g = store.create_generation(conv.id, make_plan(), None, "preview", "m", owner=owner)
+def test_a_lease_needs_a_process_owner_and_a_sane_length(store, conv, make_plan):
+    with pytest.raises(InvalidFieldError, match="lease needs an owner"):
+        store.create_generation(conv.id, make_plan(), None, "preview", "m", lease_s=30)
+    with pytest.raises(InvalidFieldError, match="lease_s"):
+        store.create_generation(conv.id, make_plan(), None, "preview", "m", owner="h:1:a", lease_s=0)
+
+
+def test_recovery_ends_expired_or_missing_leases_only_whatever_the_host(store, conv, make_plan):
+    def gen(owner, lease_s=None, claim=False):
+        g = store.create_generation(conv.id, make_plan(), None, "preview", "m", owner=owner, lease_s=lease_s)
         if claim:
-            store.claim_generation(g.id, owner=owner)
+            store.claim_generation(g.id, owner=owner, lease_s=lease_s)
         return g.id
 
-    live_q, live_r = gen("live"), gen("live", claim=True)
-    dead_q, dead_r = gen("dead"), gen("dead", claim=True)
-    none_q, none_r = gen(None), gen(None, claim=True)
-    asked: list[str] = []
+    # live leases, on this host and on a host (or container) nobody here can see: never touched
+    live_q, live_r = gen(f"{HOST}:1:a", 60), gen(f"{HOST}:1:a", 60, claim=True)
+    far_q, far_r = gen("renamed-container:1:b", 60), gen("renamed-container:1:b", 60, claim=True)
+    # leases that run out: a process that died, here or in another container
+    dead_q, dead_r = gen(f"{HOST}:2:c", 0.1), gen("old-container:1:d", 0.1, claim=True)
+    # no lease at all: no known owner, or written before leases
+    none_q, legacy_r = gen(None), gen("h:9:e", claim=True)
+    time.sleep(0.25)
+    done = store.recover()
+    assert done.interrupted == sorted([dead_q, dead_r, none_q, legacy_r]) and done.requeued == []
+    for i in (dead_q, none_q, legacy_r):
+        assert store.get_generation(i).error == DEFAULT_INTERRUPTED_MESSAGE
+    lost = store.get_generation(dead_r)
+    assert lost.status == "failed" and lost.error.startswith("interrupted: its worker stopped renewing its lease")
+    assert "old-container:1:d" in lost.error
+    assert [store.get_generation(i).status for i in (live_q, live_r, far_q, far_r)] == [
+        "queued", "running", "queued", "running"]
+    assert store.recover().interrupted == []
+    # without expired_only: everything active (a caller that knows no VividFlow process runs: `recover --all`)
+    assert store.mark_interrupted("stopped") == [live_q, live_r, far_q, far_r]
 
-    def is_alive(owner: str) -> bool:
-        asked.append(owner)
-        return owner == "live"
 
-    ids = store.mark_interrupted(is_alive=is_alive)
-    assert ids == sorted([dead_q, dead_r, none_q, none_r])
-    assert sorted(asked) == ["dead", "live"]  # once per owner, never for None
-    for i in ids:
-        rec = store.get_generation(i)
-        assert rec.status == "failed" and rec.error == DEFAULT_INTERRUPTED_MESSAGE
-    assert [store.get_generation(i).status for i in (live_q, live_r)] == ["queued", "running"]
-    assert store.mark_interrupted(is_alive=is_alive) == []
-    # without is_alive: everything active, as before (a caller that knows no other process runs)
-    assert store.mark_interrupted("stopped") == [live_q, live_r]
-
-
-def test_mark_interrupted_spares_a_job_claimed_by_a_live_owner_meanwhile(store, conv, make_plan):
-    """Between the read of owners and the write, a live process claims a job of a dead owner: it stays."""
-    g = store.create_generation(conv.id, make_plan(), None, "preview", "m", owner="dead")
-    other = store.create_generation(conv.id, make_plan(), None, "preview", "m", owner="dead")
-
-    def is_alive(owner: str) -> bool:
-        store.claim_generation(g.id, owner="live")  # happens while recovery is deciding
-        return owner == "live"
-
-    assert store.mark_interrupted(is_alive=is_alive) == [other.id]
-    assert store.get_generation(g.id).status == "running"
+def test_renewal_keeps_a_job_alive_and_reports_lost_ones(store, conv, make_plan):
+    a = store.create_generation(conv.id, make_plan(), None, "preview", "m", owner="me:1:a", lease_s=0.2)
+    b = store.create_generation(conv.id, make_plan(), None, "preview", "m", owner="me:1:a", lease_s=0.2)
+    store.claim_generation(b.id, owner="me:1:a", lease_s=0.2)
+    other = store.create_generation(conv.id, make_plan(), None, "preview", "m", owner="you:1:b", lease_s=0.2)
+    for _ in range(4):  # renewed every 0.1 s for 0.4 s: twice the lease, and still alive
+        time.sleep(0.1)
+        held = store.renew_leases([a.id, b.id, other.id], "me:1:a", 0.2)
+        assert sorted(held) == [a.id, b.id]  # not someone else's
+    assert store.recover().interrupted == [other.id]
+    assert [store.get_generation(i).status for i in (a.id, b.id)] == ["queued", "running"]
+    store.request_cancel(b.id)
+    assert store.renew_leases([b.id], "me:1:a", 0.2)[b.id].cancel_requested  # the holder learns of the cancel
+    store.finish_generation(b.id, "cancelled", owner="me:1:a")
+    assert store.renew_leases([a.id, b.id], "me:1:a", 0.2).keys() == {a.id}  # b ended: no longer held
 
 
 def test_release_queued_clears_the_owner_of_queued_jobs_only(store, conv, make_plan):
-    a = store.create_generation(conv.id, make_plan(), None, "preview", "m", owner="me")
-    b = store.create_generation(conv.id, make_plan(), None, "preview", "m", owner="me")
-    c = store.create_generation(conv.id, make_plan(), None, "preview", "m", owner="someone")
-    store.claim_generation(b.id, owner="me")
+    a = store.create_generation(conv.id, make_plan(), None, "preview", "m", owner="me", lease_s=60)
+    b = store.create_generation(conv.id, make_plan(), None, "preview", "m", owner="me", lease_s=60)
+    c = store.create_generation(conv.id, make_plan(), None, "preview", "m", owner="someone", lease_s=60)
+    store.claim_generation(b.id, owner="me", lease_s=60)
     assert store.release_queued([a.id, b.id, c.id], "me") == [a.id]
     assert [store.get_generation(i).owner for i in (a.id, b.id, c.id)] == [None, "me", "someone"]
     assert store.release_queued([], "me") == []
-    assert store.mark_interrupted(is_alive=lambda o: True) == [a.id]
+    assert store.recover().interrupted == [a.id]

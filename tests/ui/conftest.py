@@ -67,8 +67,16 @@ def store():
     return store_for(str(Path(os.environ["VIVIDFLOW_HOME"]).resolve()))
 
 
+def key(at, base: str) -> str:
+    """A per-conversation widget key ("pp.template", "upload", …) in the open conversation's scope
+    (ui.widgets.scoped: after "New chat" or "Branch into chat" the widgets have new keys)."""
+    n = at.session_state["ui.scope"] if "ui.scope" in at.session_state else 0
+    return base if not n else f"{base}@{n}"
+
+
 def upload(at, data: bytes | None = None, name: str = "astronaut.png", mime: str = "image/png"):
-    at.file_uploader(key="upload").set_value((name, data if data is not None else photo_bytes(), mime)).run()
+    uploader = at.file_uploader(key=key(at, "upload"))
+    uploader.set_value((name, data if data is not None else photo_bytes(), mime)).run()
     return at
 
 
@@ -92,7 +100,7 @@ def wait_terminal(generation_id: int, timeout: float = 60.0):
 
 def finished_generation(template: str = "portrait_subtle", *, prompt_word: str = "", status: str = "succeeded",
                         backend: str = "preview", parent_id: int | None = None, seed: int = 7,
-                        with_files: bool = True):
+                        with_files: bool = True, user: str = "local", shared: bool = False):
     """A generation record made straight in the store (no rendering): queued → running → `status`,
     with a small (not playable) video file and a real JPEG thumbnail in the media folder."""
     from agent.compiler import default_plan
@@ -103,7 +111,9 @@ def finished_generation(template: str = "portrait_subtle", *, prompt_word: str =
         plan = plan.with_changes(prompt_override=f"{plan.prompt} {prompt_word}", prompt=f"{plan.prompt} {prompt_word}")
     image = s.add_image(photo_bytes(max_side=64), filename="astronaut.png")
     g = s.create_generation(None, plan.to_dict(), image.id, backend, "preview-warp-1" if backend == "preview" else "wan",
-                            parent_id=parent_id, width=624, height=624)
+                            parent_id=parent_id, width=624, height=624, user=user)
+    if shared:
+        s.share_generation(g.id)
     if status == "cancelled":
         s.cancel_queued(g.id)
         return s.get_generation(g.id)
@@ -128,6 +138,6 @@ def kit():
     import types
 
     return types.SimpleNamespace(
-        photo_bytes=photo_bytes, new_session=new_session, store=store, upload=upload, chat=chat,
+        photo_bytes=photo_bytes, key=key, new_session=new_session, store=store, upload=upload, chat=chat,
         wait_terminal=wait_terminal, finished_generation=finished_generation, GALLERY=GALLERY,
     )

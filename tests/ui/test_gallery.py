@@ -152,7 +152,7 @@ def test_branch_into_chat_opens_plan_and_picture_in_a_new_conversation(kit):
     assert studio.image is not None and studio.image.id == g.source_image_id
     assert studio.base_generation_id == g.id
     # the next render from this chat is a child of the branched generation
-    assert at.selectbox(key="pp.template").value == "landscape"
+    assert at.selectbox(key=kit.key(at, "pp.template")).value == "landscape"
     at.button(key="res.generate").click().run()
     new = kit.store().get_generation(at.session_state["studio"].active_job_id)
     assert new.parent_id == g.id and new.conversation_id == studio.conversation_id

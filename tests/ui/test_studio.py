@@ -217,7 +217,16 @@ def test_cancel_queued_and_running(app, kit):
     assert any("Cancelled" in i.value for i in at.info)
 
 
-def test_history_survives_a_restart(app, kit):
+@pytest.fixture
+def on_each_database(db_url, monkeypatch):
+    """The studio's store on SQLite, then on PostgreSQL (set before the `app` fixture starts the page)."""
+    if db_url is not None:
+        monkeypatch.setenv("VIVIDFLOW_DB_URL", db_url)
+    return db_url
+
+
+def test_history_survives_a_restart(on_each_database, app, kit):
+    assert kit.store().url.startswith("postgresql" if on_each_database else "sqlite")
     at = kit.upload(app)
     at = kit.chat(at, "make her hair flow in the wind, slow zoom in")
     at = kit.chat(at, "make it 2 seconds")
@@ -241,7 +250,7 @@ def test_new_chat_and_reopen_a_conversation(app, kit):
     assert at.session_state["studio"].image is not None  # the picture is kept
     at = kit.chat(at, "slow zoom in on the mountains")
     assert at.session_state["studio"].conversation_id != first_conv
-    at.selectbox(key="sb.conversation").set_value(first_conv).run()
+    at.selectbox(key=kit.key(at, "sb.conversation")).set_value(first_conv).run()
     assert not at.exception
     assert at.session_state["studio"].conversation_id == first_conv
     assert any("dog" in t for _, t in _chat_texts(at))
@@ -264,6 +273,8 @@ def test_enhance_prompt_only_with_the_llm_and_its_result_is_an_edit(app, kit, mo
 
     at = kit.chat(app, "make her hair flow in the wind")
     assert not any(b.key == "pp.enhance" for b in at.button)  # the LLM is off by default
+    monkeypatch.setenv("VIVIDFLOW_LLM_MODEL", "smollm2")  # the model is configured, never typed in the page
+    at = kit.new_session()
     seen = []
 
     def fake_enhance(plan, *, planner=None):
@@ -271,7 +282,6 @@ def test_enhance_prompt_only_with_the_llm_and_its_result_is_an_edit(app, kit, mo
         return "Cinematic close-up, her hair streaming in a warm breeze, golden light, slow push-in."
 
     monkeypatch.setattr(planner_llm, "enhance_prompt", fake_enhance)
-    at.text_input(key="sb.llm_model").set_value("smollm2").run()
     at.button(key="pp.enhance").click().run()
     assert not at.exception
     assert seen and seen[0][1] is not None  # the configured model, not the environment's default
