@@ -80,3 +80,13 @@ def test_story_transitions_pass_the_next_picture_as_last_image(backend, tmp_path
     alone, _ = backend.render_segment(plan(duration_s=0.5), pictures[0])
     ending, _ = backend.render_segment(plan(duration_s=0.5), pictures[0], last_image=pictures[1])
     assert alone.shape == ending.shape and not np.array_equal(alone, ending)
+
+
+def test_a_chained_loop_ends_its_last_segment_on_the_first_picture_through_last_image(backend, tmp_path):
+    spy = Spy(backend)
+    first = picture(0)
+    result = segments.generate(spy, plan(duration_s=1.0, loop=True), first, out_dir=tmp_path, max_segment_frames=13)
+    assert len(spy.calls) == 2 and spy.calls[0]["kw"]["last_image"] is None
+    assert np.array_equal(np.asarray(spy.calls[1]["kw"]["last_image"]), np.asarray(first))  # same size: as given
+    assert [r.get("last_image") for r in result.params["segments"]] == [None, True]
+    assert result.params["end_frame"] == "loop"
