@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from agent.edits import ParseResult, Planner, apply
     from agent.history import GenerationRef
-    from agent.plan import Camera, Motion, MotionPlan, PlanError, frames_for
+    from agent.plan import Camera, Motion, MotionPlan, PlanError, frames_for, segment_lengths
     from agent.replies import FieldChange, Reply, plan_diff
     from agent.rules import RulePlanner
     from agent.session import MAX_MESSAGE_CHARS, ConversationState, MessageTooLong, new_conversation, plan_turn
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 _WHERE = {
     "ParseResult": "agent.edits", "Planner": "agent.edits", "apply": "agent.edits",
     "Camera": "agent.plan", "Motion": "agent.plan", "MotionPlan": "agent.plan", "PlanError": "agent.plan",
-    "frames_for": "agent.plan", "RulePlanner": "agent.rules", "GenerationRef": "agent.history",
+    "frames_for": "agent.plan", "segment_lengths": "agent.plan", "RulePlanner": "agent.rules", "GenerationRef": "agent.history",
     "FieldChange": "agent.replies", "Reply": "agent.replies", "plan_diff": "agent.replies",
     "ConversationState": "agent.session", "new_conversation": "agent.session", "plan_turn": "agent.session",
     "MAX_MESSAGE_CHARS": "agent.session", "MessageTooLong": "agent.session",
@@ -62,4 +62,5 @@ __all__ = [
     "new_conversation",
     "plan_diff",
     "plan_turn",
+    "segment_lengths",
 ]
