@@ -7,7 +7,7 @@ Run: .venv/bin/streamlit run streamlit_app.py
 import streamlit as st
 
 from agent.plan import MAX_MESSAGE_CHARS
-from ui import auth, boundary, chat, create, end_and_batch, plan_panel, result, services, sidebar
+from ui import auth, boundary, chat, compare, create, end_and_batch, plan_panel, result, services, sidebar
 
 # the page icon is an emoji: Streamlit draws it as an inline SVG (a Material icon is fetched from the internet)
 st.set_page_config(page_title="VividFlow studio", page_icon="🎬", layout="wide")
@@ -37,6 +37,7 @@ def studio_page() -> None:
     with log:
         progress_shown = chat.render(ctx.studio, progress=lambda job_id: result.show_progress(ctx, job_id))
     with work:
+        compare.render_from_chat(ctx.store)  # "compare #3 and #5" in the chat
         picture, video = st.columns([2, 3])
         with picture:
             create.render(ctx.studio, max_area=ctx.max_area)

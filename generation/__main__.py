@@ -17,8 +17,8 @@ serves the database's shared queue (storage.leases: jobs the studio queues under
 SIGTERM or Ctrl-C, printing a line per job; any number of workers on any hosts may share one database
 (PostgreSQL for more than one host; media on a folder every host mounts, VIVIDFLOW_MEDIA_ROOT).
 `ray-workers` starts such workers as Ray actors, one per GPU of the cluster (generation.ray_workers). Like the app's
-runner, they first mark jobs left queued/running by processes that are gone as interrupted; the live
-jobs of a running app or of another render are left alone.
+runner, they first mark jobs whose lease ran out (their process died, anywhere) as interrupted; the live
+jobs of a running app or of another render keep renewing their leases and are left alone.
 `--plan` is a JSON file (or - for stdin) of at most 1 MB; `--out` is never a file of the data folder, a
 device or a folder, and an existing file is replaced only with `--force` (through a temporary file beside it).
 Exit status: 0 succeeded, 1 failed or internal error (details in the log), 2 bad input, 130 cancelled (Ctrl-C);

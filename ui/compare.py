@@ -14,6 +14,9 @@ import streamlit as st
 from storage import GenerationRecord, NotFoundError, Store
 
 from ui.format import backend_label, markdown_table, motion_summary, plan_differences, template_title
+from ui.widgets import scoped
+
+FROM_CHAT = "chat.compare"  # (a, b) asked for in the chat ("compare #3 and #5"), per conversation
 
 SYNC_JS = """
 <div style="display:flex;justify-content:center"><button type="button" id="{prefix}-play"
@@ -96,3 +99,23 @@ def show_compare(store: Store, gen_a_id: int, gen_b_id: int, *, key: str = "cmp"
         else:
             st.info("Same plan, seed and backend: only the render itself differs.")
         st.html(SYNC_JS.format(prefix=key), unsafe_allow_javascript=True)
+
+
+def ask_from_chat(a: int, b: int) -> None:
+    """Remember a compare the chat asked for (the reply's `compare`); the studio page draws it."""
+    st.session_state[scoped(FROM_CHAT)] = (a, b)
+
+
+def _close_from_chat() -> None:
+    st.session_state.pop(scoped(FROM_CHAT), None)
+
+
+def render_from_chat(store: Store) -> None:
+    """The compare the chat asked for, with a Close button; nothing when none was asked for."""
+    pair = st.session_state.get(scoped(FROM_CHAT))
+    if pair is None:
+        return
+    with st.container(border=True):
+        st.button("Close the comparison", icon=":material/close:", key=scoped("chat.compare_close"),
+                  on_click=_close_from_chat)
+        show_compare(store, *pair, key="chat-cmp")

@@ -14,7 +14,7 @@ from agent.plan import MotionPlan
 from generation.config import GenerationConfig
 from storage import LOCAL_USER, GenerationRecord, StorageError, Store, open_store
 
-from ui import create, plan_panel
+from ui import compare, create, plan_panel
 from ui.auth import current_user
 from ui.format import backend_label
 from ui.gallery import GalleryActions
@@ -242,6 +242,8 @@ class Context:
         except StudioError as e:
             st.session_state[ACTION_ERROR] = str(e)
             return
+        if reply.compare is not None:  # "compare #3 and #5": the page shows both side by side
+            compare.ask_from_chat(reply.compare.a, reply.compare.b)
         if (
             not any(e.op == "pick" for e in reply.edits)  # picking a clip of a batch renders nothing (#12 §3)
             and self.studio.base_generation_id is not None

@@ -112,3 +112,21 @@ def test_deleting_a_generation_deletes_its_animated_preview(kit):
     assert preview.is_file()
     s.delete_generation(g.id, remove_files=True)
     assert not preview.exists() and not g.video_path.exists()
+
+
+def test_compare_asked_in_the_chat_plays_both_beside_the_conversation(kit):
+    """"compare #a and #b" in the chat: the studio shows the two side by side (the reply's `compare`), the plan
+    is unchanged, and Close takes the comparison away."""
+    a = _rendered(kit, "portrait_subtle", 1, hair_speed=0.48)
+    b = _rendered(kit, "portrait_subtle", 1, hair_speed=0.9)
+    at = kit.new_session()
+    kit.upload(at)
+    kit.chat(at, "make her hair flow in the wind")
+    plan_before = at.session_state["studio"].plan
+    kit.chat(at, f"compare #{a.id} and #{b.id}")
+    assert any(h.value == f"Compare #{a.id} and #{b.id}" for h in at.subheader)
+    assert len(at.get("video")) == 2
+    assert at.session_state["studio"].plan == plan_before
+    close = next(bt for bt in at.button if bt.label == "Close the comparison")
+    close.click().run()
+    assert not any(h.value.startswith("Compare #") for h in at.subheader)
