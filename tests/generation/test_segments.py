@@ -287,3 +287,30 @@ def test_story_transitions_of_half_a_second_keep_the_frame_count(backend, astron
     assert [r["frames"] for r in result.params["segments"]] == [9, 13, 13] and result.num_frames == plan.num_frames == 25
     with pytest.raises(ValueError, match="at least 13 frames"):
         segment_lengths(29, max_frames=9)
+
+
+@pytest.mark.parametrize("kind", ["long", "loop", "smoother", "larger"])
+def test_each_kind_of_video_reruns_bit_for_bit_through_the_runner(gen_store, gh, kind):
+    """#12 acceptance: history rerun reproduces a long (segmented) video, a loop, an interpolated and an upscaled
+    one bit for bit on the preview backend (the story, end-picture and batch kinds have their own tests)."""
+    from agent.plan import Upscale
+    from generation.jobs import Runner
+
+    changes = {"long": dict(seconds=6.0), "loop": dict(seconds=1.0, loop=True),
+               "smoother": dict(seconds=1.0, output_fps=32), "larger": dict(seconds=1.0, upscale=Upscale(factor=2))}
+    opts = changes[kind]
+    plan = long_plan(opts.pop("seconds"), **opts)
+    image = gen_store.add_image(gh.encode(gh.photo("astronaut", SIDE)))
+    with Runner(gen_store, {"preview": PreviewBackend(max_area=SIDE * SIDE, threads=1)}) as runner:
+        first = runner.wait(runner.submit(plan, image.id, backend="preview").id, timeout=120)
+        again = runner.wait(runner.submit(MotionPlan.from_dict(first.plan), image.id, backend="preview").id,
+                            timeout=120)
+    assert first.status == again.status == "succeeded", (first.error, again.error)
+    assert Path(first.video_path).read_bytes() == Path(again.video_path).read_bytes()
+    info = probe_video(first.video_path)
+    if kind == "long":
+        assert first.params["segment_count"] == 2 and info["num_frames"] == frames_for(6.0)
+    elif kind == "smoother":
+        assert info["fps"] == 32.0
+    elif kind == "larger":
+        assert info["width"] == 2 * first.width
