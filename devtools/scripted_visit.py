@@ -35,6 +35,8 @@ ASKS = [  # (a first message, a refinement that renders at once from the result)
     ("steam rises gently, 1 second", "faster steam, zoom out"),
     ("clouds drift, push in slowly, 0.5 seconds", "half a second, orbit left"),
 ]
+NEWEST_ID_JS = """() => Math.max(0, ...Array.from(document.querySelectorAll('[data-testid=stMarkdownContainer] strong'))
+    .map(e => (e.textContent.match(/^#(\\d+)$/) || [])[1]).filter(Boolean).map(Number))"""
 QUESTIONS = ["what can you do?", "what seed is this?", "why is it slow?"]
 
 
@@ -87,12 +89,20 @@ class Visitor:
             f"() => document.querySelectorAll('.st-key-chat_log [data-testid=stChatMessage]').length >= {before + 2}")
         self.tally.turns += 1
 
+    def open_uploader(self) -> None:
+        """Open "Use another picture" when it is there and closed (a click on an open one would close it, and
+        hide the error it shows)."""
+        closed = self.page.evaluate(
+            """() => { const d = Array.from(document.querySelectorAll('details'))
+                                      .find(x => x.textContent.includes('Use another picture'));
+                       return Boolean(d && !d.open); }""")
+        if closed:
+            self.page.get_by_text("Use another picture").first.click()
+
     def upload(self, picture: Path) -> None:
         from playwright.sync_api import expect
 
-        more = self.page.get_by_text("Use another picture")
-        if more.count():
-            more.first.click()
+        self.open_uploader()
         self.page.locator("input[type=file]").first.set_input_files(str(picture))
         expect(self.page.get_by_text(f"Picture: {picture.name}", exact=False).first).to_be_visible()
 
@@ -104,22 +114,16 @@ class Visitor:
         self.upload(good)
 
     def upload_raw(self, path: Path) -> None:
-        more = self.page.get_by_text("Use another picture")
-        if more.count():
-            more.first.click()
+        self.open_uploader()
         self.page.locator("input[type=file]").first.set_input_files(str(path))
 
-    def wait_render(self, before: int) -> None:
-        """Until the newest result's id is past `before` (renders counted from the ids shown)."""
-        self.page.wait_for_function(
-            """(before) => { const ids = Array.from(document.querySelectorAll('[data-testid=stMarkdownContainer] strong'))
-                                          .map(e => (e.textContent.match(/^#(\\d+)$/) || [])[1]).filter(Boolean).map(Number);
-                             return ids.length && Math.max(...ids) > before; }""", arg=before, timeout=RENDER_S * 1000)
-
     def newest_id(self) -> int:
-        return self.page.evaluate(
-            """() => Math.max(0, ...Array.from(document.querySelectorAll('[data-testid=stMarkdownContainer] strong'))
-                                   .map(e => (e.textContent.match(/^#(\\d+)$/) || [])[1]).filter(Boolean).map(Number))""")
+        """The largest result number (**#N**) on the page, 0 when none."""
+        return self.page.evaluate(NEWEST_ID_JS)
+
+    def wait_render(self, before: int) -> None:
+        """Until a result numbered past `before` shows (renders are counted from the numbers shown)."""
+        self.page.wait_for_function(f"() => ({NEWEST_ID_JS})() > {int(before)}", timeout=RENDER_S * 1000)
 
     def generate(self) -> None:
         before = self.newest_id()
