@@ -262,6 +262,9 @@ def test_create_chat_generate_play_and_gallery(server, photo):
             page.get_by_role("link", name="Gallery").click()
             expect(page.get_by_role("heading", name="Gallery")).to_be_visible()
             expect(page.get_by_text("#2", exact=False).first).to_be_visible()
+            page.wait_for_function(  # both cards' stills are on the page (a loaded machine draws them one by one)
+                """() => Array.from(document.querySelectorAll("[class*='st-key-g-media-'] img"))
+                              .filter(i => !i.src.startsWith('data:') && i.complete).length >= 2""")
             stills = _thumbs(page)
             assert len(stills) == 2 and stills[0] != stills[1], stills
             card = page.locator("[class*='st-key-g-card-']").first
