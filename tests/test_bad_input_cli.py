@@ -405,22 +405,44 @@ def test_bad_input_is_one_clear_line_and_writes_nothing(case, tmp_path, monkeypa
     assert not [p for p in home.rglob("*") if ".tmp" in p.name] if home.exists() else True
 
 
-BENCHES = sorted(p.stem for p in (REPO / "bench").glob("*.py"))
+# the benches and the development scripts that go through the CLI boundary (devtools/scripted_visit.py)
+SCRIPTS = sorted([f"bench/{p.name}" for p in (REPO / "bench").glob("*.py")] +
+                 [f"devtools/{p.name}" for p in (REPO / "devtools").glob("*.py") if "run_cli(" in p.read_text()])
 
 
-@pytest.mark.parametrize("bench", BENCHES)
-def test_a_bench_refuses_bad_arguments_with_one_error_line(bench, capsys):
-    spec = importlib.util.spec_from_file_location(f"bench_{bench}", REPO / "bench" / f"{bench}.py")
+def _load_script(script: str):
+    spec = importlib.util.spec_from_file_location("script_" + script.replace("/", "_")[:-3], REPO / script)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     try:
         spec.loader.exec_module(module)
-        assert run_cli(module.main, ["--no-such-option", "1"], prog=f"bench/{bench}.py") == 2
     finally:
         sys.modules.pop(spec.name, None)
+    return module
+
+
+def test_the_development_scripts_are_among_the_checked_ones():
+    assert "devtools/scripted_visit.py" in SCRIPTS and "bench/agent_bench.py" in SCRIPTS
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_a_bench_refuses_bad_arguments_with_one_error_line(script, capsys):
+    module = _load_script(script)
+    assert run_cli(module.main, ["--no-such-option", "1"], prog=script) == 2
     lines = capsys.readouterr().err.splitlines()
     assert lines[0].startswith("usage:") and lines[-1].endswith("error: unrecognized arguments: --no-such-option 1")
     assert len(lines) <= 8
+
+
+@pytest.mark.parametrize("minutes", ["0", "-1", "ten"])
+def test_the_scripted_visit_refuses_a_bad_length_before_starting_anything(minutes, capsys, tmp_path):
+    module = _load_script("devtools/scripted_visit.py")
+    assert run_cli(module.main, ["--minutes", minutes, "--keep", str(tmp_path / "visit")],
+                   prog="devtools/scripted_visit.py") == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[-1].startswith("devtools/scripted_visit.py: error: argument --minutes") or \
+        "--minutes must be more than 0" in lines[-1], lines
+    assert not (tmp_path / "visit").exists()  # no server started, no folder made
 
 
 # --- real processes -----------------------------------------------------------------------------------

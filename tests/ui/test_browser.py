@@ -15,104 +15,32 @@ import contextlib
 import http.server
 import os
 import re
-import shutil
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
-import types
-import urllib.request
 from pathlib import Path
 
 import pytest
+
+from devtools.browser import CHROMIUM_FLAGS, find_chromium, missing_browser_parts, streamlit_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tmp" / "artifacts"
-CHROMIUM = os.environ.get("VIVIDFLOW_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--autoplay-policy=no-user-gesture-required",
-]
-SERVER_START_S = 60
+CHROMIUM = find_chromium(os.environ.get("VIVIDFLOW_CHROMIUM"))
 RENDER_S = 90
 
 
 def _require_browser() -> None:
-    missing = []
-    if not (Path(CHROMIUM).is_file() and os.access(CHROMIUM, os.X_OK)):
-        missing.append(f"Chromium ({CHROMIUM})")
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        missing.append("the playwright package")
-    if missing:
+    if missing := missing_browser_parts(CHROMIUM):
         why = "missing " + " and ".join(missing)
         if os.environ.get("VIVIDFLOW_REQUIRE_BROWSER") == "1":
             pytest.fail(f"VIVIDFLOW_REQUIRE_BROWSER=1 but {why} (apt-get install -y chromium chromium-driver)")
         pytest.skip(why)
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_healthy(url: str, proc: subprocess.Popen, log_path: Path) -> None:
-    deadline = time.monotonic() + SERVER_START_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"streamlit exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.3)
-    raise AssertionError(f"streamlit did not answer on {url} within {SERVER_START_S} s:\n{log_path.read_text()[-3000:]}")
-
-
-@contextlib.contextmanager
-def _streamlit(tmp_path: Path, *, address: str | None = None, env: dict[str, str] | None = None):
-    """`streamlit run streamlit_app.py` with its own data folder, stopped by PID at the end. Without `address`
-    it listens where the shipped .streamlit/config.toml says (as the README's command does)."""
-    port = _free_port()
-    home = tmp_path / "home"
-    log_path = tmp_path / "streamlit.log"
-    env = {**os.environ, "VIVIDFLOW_HOME": str(home), "VIVIDFLOW_BACKEND": "preview", "HF_HUB_OFFLINE": "1",
-           **(env or {})}
-    env.pop("STREAMLIT_SERVER_ADDRESS", None)
-    cmd = [
-        sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"),
-        "--server.port", str(port), "--server.headless", "true",
-        "--browser.gatherUsageStats", "false",  # the shipped .streamlit/config.toml: no file watcher
-        *(["--server.address", address] if address else []),
-    ]
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(url, proc, log_path)
-        yield types.SimpleNamespace(url=url, home=home, log_path=log_path, pid=proc.pid, port=port)
-    finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
+_streamlit = streamlit_server  # the studio as the README starts it (devtools/browser.py)
 
 
 @pytest.fixture
@@ -132,6 +60,7 @@ def photo(tmp_path) -> Path:
     Image.fromarray(data.astronaut()).save(path)
     Image.fromarray(data.chelsea()).save(tmp_path / "cat.png")  # a second picture, for the new chat
     (tmp_path / "notes.png").write_text("a text file renamed .png")  # a bad file
+    Image.fromarray(data.coffee()).resize((160, 120)).save(tmp_path / "coffee.png")  # an end picture
     return path
 
 
@@ -333,6 +262,9 @@ def test_create_chat_generate_play_and_gallery(server, photo):
             page.get_by_role("link", name="Gallery").click()
             expect(page.get_by_role("heading", name="Gallery")).to_be_visible()
             expect(page.get_by_text("#2", exact=False).first).to_be_visible()
+            page.wait_for_function(  # both cards' stills are on the page (a loaded machine draws them one by one)
+                """() => Array.from(document.querySelectorAll("[class*='st-key-g-media-'] img"))
+                              .filter(i => !i.src.startsWith('data:') && i.complete).length >= 2""")
             stills = _thumbs(page)
             assert len(stills) == 2 and stills[0] != stills[1], stills
             card = page.locator("[class*='st-key-g-card-']").first
@@ -447,9 +379,11 @@ def test_the_password_gate_in_a_real_browser(tmp_path):
         assert "Traceback" not in srv.log_path.read_text()
 
 
-def test_loop_then_a_batch_of_variations_and_pick_one(server, photo):
-    """#12 §1, §3 in the browser: "seamless loop" from the chat, Generate, "give me 2 variations" renders a batch
-    shown as a grid, and "Use this one" makes a clip the plan to refine."""
+def test_loop_end_picture_and_batches_of_variations(server, photo):
+    """#12 §1, §3 in the browser, one session: "seamless loop" from the chat, Generate; "give me 2 variations"
+    renders a batch shown as a grid and "Use this one" makes a clip the plan to refine; an end picture from the
+    "End frame" uploader and "end on this picture" render a clip that ends on it; "give me 4 variations" renders
+    a grid of 4 clips. Every clip lasts 0.5 s."""
     from playwright.sync_api import expect, sync_playwright
 
     url, log_path = server.url, server.log_path
@@ -473,6 +407,31 @@ def test_loop_then_a_batch_of_variations_and_pick_one(server, photo):
             _shot(page, "7-studio-variations")
             page.get_by_role("button", name="Use this one").nth(1).click()
             expect(page.get_by_text("Picked variation 2 of 2", exact=False)).to_be_visible()
+
+            # the end picture: the "End frame" uploader keeps it; the chat uses it and renders (#4) at once
+            page.get_by_text("End frame (optional)").click()
+            end_frame = page.get_by_test_id("stExpander").filter(has_text="A picture the clip ends on")
+            end_frame.locator("input[type=file]").set_input_files(str(photo.parent / "coffee.png"))
+            expect(end_frame.get_by_text("Say “end on this picture” to end the clip on it.")).to_be_visible()
+            box.fill("don't loop, end on this picture")
+            box.press("Enter")
+            expect(page.get_by_text("ends on the end picture you uploaded", exact=False).first).to_be_visible()
+            expect(page.get_by_text("#4", exact=True).first).to_be_visible(timeout=RENDER_S * 1000)  # the new result
+            expect(page.get_by_text("End frame (optional) · used")).to_be_visible()
+            expect(end_frame.get_by_text("The clip ends on this picture.")).to_be_visible()
+            _shot(page, "8-studio-end-picture")
+
+            # a batch of 4 from the chat: one grid of 4 clips, each playable and each with "Use this one"
+            box.fill("give me 4 variations")
+            box.press("Enter")
+            expect(page.get_by_text("Render #5–#8 (4 variations)", exact=False)).to_be_visible(timeout=RENDER_S * 1000)
+            expect(page.get_by_role("button", name="Use this one")).to_have_count(4, timeout=RENDER_S * 1000)
+            page.wait_for_function("() => document.querySelectorAll('video').length === 4",
+                                   timeout=RENDER_S * 1000)  # every clip of the grid finished
+            captions = page.get_by_test_id("stCaptionContainer").all_inner_texts()
+            seeds = [m.group(1) for t in captions if (m := re.fullmatch(r"#\d+ · seed (\d+)", t.strip()))]
+            assert len(seeds) == 4 and len(set(seeds)) == 4, " | ".join(captions)  # 4 clips, 4 different seeds
+            _shot(page, "9-studio-batch-of-4")
         finally:
             browser.close()
     assert "Traceback" not in log_path.read_text(), log_path.read_text()[-3000:]
