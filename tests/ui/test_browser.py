@@ -383,7 +383,7 @@ def test_loop_end_picture_and_batches_of_variations(server, photo):
     """#12 §1, §3 in the browser, one session: "seamless loop" from the chat, Generate; "give me 2 variations"
     renders a batch shown as a grid and "Use this one" makes a clip the plan to refine; an end picture from the
     "End frame" uploader and "end on this picture" render a clip that ends on it; "give me 4 variations" renders
-    a grid of 4 clips. Every clip lasts 0.5 s."""
+    a grid of 4 clips (every clip so far lasts 0.5 s); "make it 12 seconds" renders a 12 s video in segments."""
     from playwright.sync_api import expect, sync_playwright
 
     url, log_path = server.url, server.log_path
@@ -432,6 +432,17 @@ def test_loop_end_picture_and_batches_of_variations(server, photo):
             seeds = [m.group(1) for t in captions if (m := re.fullmatch(r"#\d+ · seed (\d+)", t.strip()))]
             assert len(seeds) == 4 and len(set(seeds)) == 4, " | ".join(captions)  # 4 clips, 4 different seeds
             _shot(page, "9-studio-batch-of-4")
+
+            # a 12 s video from the chat: chained segments, one MP4 that plays 12 s (#12 §2); it renders at once
+            page.get_by_role("button", name="Use this one").first.click()
+            expect(page.get_by_text("Picked variation 1 of 4", exact=False)).to_be_visible()
+            box.fill("don't end on that picture, make it 12 seconds")
+            box.press("Enter")
+            expect(page.get_by_text("renders as 3 segments", exact=False).first).to_be_visible()
+            page.wait_for_function(
+                "() => Array.from(document.querySelectorAll('video')).some(v => Math.abs(v.duration - 12) < 0.2)",
+                timeout=RENDER_S * 1000)
+            _shot(page, "10-studio-12-seconds")
         finally:
             browser.close()
     assert "Traceback" not in log_path.read_text(), log_path.read_text()[-3000:]
