@@ -170,9 +170,14 @@ class WorkerMixin:
             with self._lock:
                 if self._closed:
                     return
+            from storage.errors import StorageError
+
             try:
                 self.recover()
-            except Exception:  # the database is away: try again next time (logged)
+            except StorageError as e:  # the database is away or busy (one sentence): try again next time
+                log.warning("recovery of jobs whose lease ran out failed: %s; trying again later", e)
+                self._last_recovery = time.monotonic()
+            except Exception:  # a bug: its traceback goes to the log file
                 log.exception("recovery of jobs whose lease ran out failed; trying again later")
                 self._last_recovery = time.monotonic()
 
