@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,25 +85,32 @@ def clear_error() -> None:
     st.session_state.pop(ERROR, None)
 
 
-def _on_upload(studio: Studio, key: str) -> None:
-    """The uploader's callback: runs before the page is drawn, so a new picture is the one in use (and
-    a bad file's error shows) in the same run that shows the file in the uploader."""
+def take_upload(studio: Studio, key: str, *, seen: str, error: str,
+                use: Callable[[CheckedUpload], None]) -> None:
+    """An uploader's callback body: runs before the page is drawn, so a new picture is in use (and a bad file's
+    error shows) in the same run that shows the file in the uploader. `seen` and `error` are the session keys
+    of the file last taken and of the (file id, message) of a file that could not be used."""
     if not is_current(studio):
         return
     uploaded = st.session_state.get(key)
     if uploaded is None:  # the person removed the file: its error goes with it
-        clear_error()
+        st.session_state.pop(error, None)
         return
-    if st.session_state.get(SEEN) == uploaded.file_id:
+    if st.session_state.get(seen) == uploaded.file_id:
         return
-    st.session_state[SEEN] = uploaded.file_id
+    st.session_state[seen] = uploaded.file_id
     try:
         checked = check_upload(uploaded.getvalue(), uploaded.name)
     except UploadError as e:
-        st.session_state[ERROR] = (uploaded.file_id, str(e))
+        st.session_state[error] = (uploaded.file_id, str(e))
         return
-    clear_error()
-    studio.set_image(checked.data, checked.filename, checked.width, checked.height, checked.format)
+    st.session_state.pop(error, None)
+    use(checked)
+
+
+def _on_upload(studio: Studio, key: str) -> None:
+    take_upload(studio, key, seen=SEEN, error=ERROR,
+                use=lambda c: studio.set_image(c.data, c.filename, c.width, c.height, c.format))
 
 
 def upload_error() -> str | None:

@@ -30,26 +30,11 @@ SEEN = K + "seen"  # the file id last taken from the uploader
 
 
 def _on_end_upload(studio: Studio, key: str) -> None:
-    """The uploader's callback (as ui.create's): runs before the page is drawn, so the chat line of the new end
-    picture and the expander's state show in the same run."""
-    from ui.create import UploadError, check_upload
+    """The end-frame uploader's callback (ui.create.take_upload, as for the first picture)."""
+    from ui.create import take_upload
 
-    if not is_current(studio):
-        return
-    uploaded = st.session_state.get(key)
-    if uploaded is None:
-        st.session_state.pop(ERROR, None)
-        return
-    if st.session_state.get(SEEN) == uploaded.file_id:
-        return
-    st.session_state[SEEN] = uploaded.file_id
-    try:
-        checked = check_upload(uploaded.getvalue(), uploaded.name)
-    except UploadError as e:
-        st.session_state[ERROR] = (uploaded.file_id, str(e))
-        return
-    st.session_state.pop(ERROR, None)
-    studio.set_end_image(checked.data, checked.filename, checked.width, checked.height, checked.format)
+    take_upload(studio, key, seen=SEEN, error=ERROR,
+                use=lambda c: studio.set_end_image(c.data, c.filename, c.width, c.height, c.format))
 
 
 def _on_remove(studio: Studio) -> None:
