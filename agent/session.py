@@ -248,17 +248,12 @@ def plan_turn(
             template = state.template_lock or plan.template
             plan = default_plan(template, seed=plan.seed)
             recalled.append(f"started over from the {template} template")
-        elif isinstance(edit, Recall):
-            found, why = recall(edit, state.generations, state.conversation_id, store,
-                                plans=state.history + ((state.plan,) if state.plan is not None else ()))
-            if found is None:
-                notes.append(why)
+        elif isinstance(edit, (Recall, PickVariation)):  # "like #12", "I like the third one" (#12 §3)
+            plans = state.history + ((state.plan,) if state.plan is not None else ())
+            if isinstance(edit, Recall):
+                found, why = recall(edit, state.generations, state.conversation_id, store, plans=plans)
             else:
-                plan = found[1]
-                recalled.append(found[0])
-        elif isinstance(edit, PickVariation):  # "I like the third one" (#12 §3)
-            found, why = pick(edit.index, state.generations, state.conversation_id, store,
-                              plans=state.history + ((state.plan,) if state.plan is not None else ()))
+                found, why = pick(edit.index, state.generations, state.conversation_id, store, plans=plans)
             if found is None:
                 notes.append(why)
             else:
